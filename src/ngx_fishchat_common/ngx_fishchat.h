@@ -1,0 +1,157 @@
+
+/*
+ * FishChat for nginx: the shared core of the suite.
+ *
+ * The core module (ngx_fishchat_module) owns what every role shares:
+ * the node's identity, the Redis link of each worker, the counters zone
+ * and the frame codec of the seed's wire protocol.
+ */
+
+
+#ifndef _NGX_FISHCHAT_H_INCLUDED_
+#define _NGX_FISHCHAT_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
+
+
+#define NGX_FISHCHAT_VERSION        "0.1.0"
+
+#define NGX_FISHCHAT_MAX_ARGS       8
+
+
+/* errors a client can cause; stable codes, see docs/protocol.md */
+
+typedef enum {
+    NGX_FISHCHAT_ERR_BAD_FRAME = 0,
+    NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+    NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+    NGX_FISHCHAT_ERR_BAD_ARGS,
+    NGX_FISHCHAT_ERR_TIMEOUT,
+    NGX_FISHCHAT_ERR_NO_MSG_SERVER,
+    NGX_FISHCHAT_ERR_REDIS,
+    NGX_FISHCHAT_ERR_LAST
+} ngx_fishchat_err_e;
+
+
+/* frame parser */
+
+typedef struct {
+    ngx_uint_t                  state;
+    uint32_t                    length;
+    size_t                      max;
+    size_t                      have;
+    u_char                     *buf;
+    unsigned                    owned:1;
+} ngx_fishchat_parser_t;
+
+
+/* ngx_fishchat_parse_frame() results besides NGX_OK, NGX_AGAIN, NGX_ERROR */
+#define NGX_FISHCHAT_FRAME_EMPTY      -10
+#define NGX_FISHCHAT_FRAME_TOO_LARGE  -11
+
+
+/* a decoded frame: CmdName and Args point into root */
+
+typedef struct {
+    ngx_str_t                   cmd;
+    ngx_uint_t                  nargs;
+    ngx_str_t                   args[NGX_FISHCHAT_MAX_ARGS];
+    void                       *root;
+} ngx_fishchat_msg_t;
+
+
+/* counters of one server block in one worker, in the shared zone */
+
+typedef struct {
+    ngx_atomic_t                active;
+    ngx_atomic_t                accepted;
+    ngx_atomic_t                frames_in;
+    ngx_atomic_t                frames_out;
+    ngx_atomic_t                bytes_in;
+    ngx_atomic_t                bytes_out;
+    ngx_atomic_t                errors;
+    ngx_atomic_t                error[NGX_FISHCHAT_ERR_LAST];
+} ngx_fishchat_counters_t;
+
+
+typedef struct {
+    ngx_pid_t                   pid;
+    time_t                      started;
+} ngx_fishchat_slot_t;
+
+
+/* Redis */
+
+typedef struct ngx_fishchat_redis_s  ngx_fishchat_redis_t;
+typedef struct ngx_fishchat_redis_req_s  ngx_fishchat_redis_req_t;
+
+/* reply is NULL when the command failed: Redis down, timeout, queue full */
+typedef void (*ngx_fishchat_redis_handler_pt)(redisReply *reply, void *data);
+
+
+typedef struct {
+    ngx_str_t                   name;
+    ngx_str_t                   advertise;
+
+    ngx_url_t                  *redis;
+    ngx_str_t                   redis_password;
+    ngx_int_t                   redis_db;
+    ngx_str_t                   redis_prefix;
+    ngx_msec_t                  redis_timeout;
+    ngx_uint_t                  redis_queue;
+
+    size_t                      frame_max;
+
+    ngx_array_t                 servers;      /* ngx_str_t: counters labels */
+    ngx_shm_zone_t             *zone;
+    size_t                      slot_size;
+} ngx_fishchat_conf_t;
+
+
+extern ngx_module_t  ngx_fishchat_module;
+
+
+ngx_fishchat_conf_t *ngx_fishchat_get_conf(ngx_cycle_t *cycle);
+ngx_fishchat_conf_t *ngx_fishchat_conf(ngx_conf_t *cf);
+
+/* counters */
+ngx_int_t ngx_fishchat_counters_add(ngx_conf_t *cf, char *role,
+    ngx_uint_t *index);
+ngx_fishchat_counters_t *ngx_fishchat_counters(ngx_uint_t index);
+u_char *ngx_fishchat_zone_slot(ngx_shm_zone_t *zone, ngx_uint_t n,
+    ngx_fishchat_slot_t **slot);
+
+/* frames */
+void ngx_fishchat_parser_init(ngx_fishchat_parser_t *p, size_t max);
+ngx_int_t ngx_fishchat_parse_frame(ngx_fishchat_parser_t *p, ngx_buf_t *b,
+    ngx_str_t *frame, ngx_log_t *log);
+void ngx_fishchat_parser_free(ngx_fishchat_parser_t *p);
+ngx_int_t ngx_fishchat_msg_decode(ngx_str_t *frame, ngx_fishchat_msg_t *m,
+    u_char *err, size_t errlen);
+void ngx_fishchat_msg_free(ngx_fishchat_msg_t *m);
+size_t ngx_fishchat_frame_size(ngx_str_t *cmd, ngx_str_t *args,
+    ngx_uint_t nargs);
+u_char *ngx_fishchat_frame_write(u_char *p, ngx_str_t *cmd, ngx_str_t *args,
+    ngx_uint_t nargs);
+ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
+    ngx_str_t *args, ngx_uint_t nargs);
+ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
+    ngx_str_t *text);
+ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
+
+/* Redis */
+ngx_fishchat_redis_t *ngx_fishchat_redis_link(void);
+ngx_fishchat_redis_req_t *ngx_fishchat_redis_command(
+    ngx_fishchat_redis_t *link, ngx_fishchat_redis_handler_pt handler,
+    void *data, int argc, const char **argv, const size_t *argvlen);
+void ngx_fishchat_redis_cancel(ngx_fishchat_redis_req_t *req);
+ngx_uint_t ngx_fishchat_redis_up(ngx_fishchat_redis_t *link);
+ngx_int_t ngx_fishchat_redis_start(ngx_cycle_t *cycle);
+void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
+
+
+#endif /* _NGX_FISHCHAT_H_INCLUDED_ */

@@ -1,0 +1,814 @@
+
+/*
+ * FishChat for nginx: Redis on nginx's event loop.
+ *
+ * Each worker keeps one hiredis async context for commands, attached to an
+ * nginx connection so that its socket is watched by the worker's event
+ * module (level-triggered: hiredis reads at most one buffer per call).
+ * Written against the async API that hiredis 0.14 (Debian 12) and 1.x both
+ * have: the connect timeout, the per-command timeout and the queue kept
+ * while Redis is down are done here.
+ *
+ * A command is formatted at once; while the link is not up it waits in a
+ * bounded queue and is sent on reconnect.  Every command has a timer: on
+ * expiry its handler gets NULL, and a command that was already sent marks
+ * the link as stuck, so the link is dropped and made anew.  The handler of
+ * a command is called exactly once (reply, or NULL on any failure) unless
+ * the command was cancelled; hiredis always calls back every command it
+ * took, so a request is freed only then.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_event.h>
+#include "ngx_fishchat.h"
+
+
+#define NGX_FISHCHAT_REDIS_DOWN        0
+#define NGX_FISHCHAT_REDIS_CONNECTING  1
+#define NGX_FISHCHAT_REDIS_UP          2
+
+#define NGX_FISHCHAT_REDIS_BACKOFF_MIN  100
+#define NGX_FISHCHAT_REDIS_BACKOFF_MAX  5000
+
+#define NGX_FISHCHAT_REDIS_FREE_MAX     256
+
+
+struct ngx_fishchat_redis_req_s {
+    ngx_queue_t                     queue;
+    ngx_fishchat_redis_t           *link;
+    ngx_fishchat_redis_handler_pt   handler;
+    void                           *data;
+    char                           *cmd;
+    size_t                          len;
+    ngx_event_t                     timer;
+    unsigned                        sent:1;
+    unsigned                        done:1;
+};
+
+
+struct ngx_fishchat_redis_s {
+    redisAsyncContext              *ac;
+    ngx_connection_t               *conn;
+    ngx_fishchat_conf_t            *conf;
+    ngx_log_t                      *log;
+
+    ngx_event_t                     retry;
+    ngx_msec_t                      backoff;
+    ngx_msec_t                      connect_start;
+    ngx_uint_t                      state;
+    ngx_uint_t                      handshake;
+
+    ngx_queue_t                     waiting;
+    ngx_uint_t                      nwaiting;
+    ngx_queue_t                     sent;
+    ngx_queue_t                     free;
+    ngx_uint_t                      nfree;
+
+    ngx_msec_t                      rtt;
+
+    unsigned                        failed:1;
+    unsigned                        exiting:1;
+};
+
+
+static void ngx_fishchat_redis_connect(ngx_fishchat_redis_t *link);
+static void ngx_fishchat_redis_retry_handler(ngx_event_t *ev);
+static void ngx_fishchat_redis_schedule(ngx_fishchat_redis_t *link,
+    const char *why);
+static void ngx_fishchat_redis_read_handler(ngx_event_t *ev);
+static void ngx_fishchat_redis_write_handler(ngx_event_t *ev);
+static void ngx_fishchat_redis_add_read(void *privdata);
+static void ngx_fishchat_redis_del_read(void *privdata);
+static void ngx_fishchat_redis_add_write(void *privdata);
+static void ngx_fishchat_redis_del_write(void *privdata);
+static void ngx_fishchat_redis_cleanup(void *privdata);
+static void ngx_fishchat_redis_connected(const redisAsyncContext *ac,
+    int status);
+static void ngx_fishchat_redis_disconnected(const redisAsyncContext *ac,
+    int status);
+static void ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link);
+static void ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_req_t *req);
+static void ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_fishchat_redis_timeout(ngx_event_t *ev);
+static void ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req);
+
+
+static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
+
+
+ngx_fishchat_redis_t *
+ngx_fishchat_redis_link(void)
+{
+    return ngx_fishchat_redis_main;
+}
+
+
+ngx_uint_t
+ngx_fishchat_redis_up(ngx_fishchat_redis_t *link)
+{
+    return link && link->state == NGX_FISHCHAT_REDIS_UP;
+}
+
+
+/*
+ * Called from the init_process of every role that needs Redis (after the
+ * event module has set up the worker); the first call makes the link.
+ */
+
+ngx_int_t
+ngx_fishchat_redis_start(ngx_cycle_t *cycle)
+{
+    ngx_fishchat_conf_t   *fcf;
+    ngx_fishchat_redis_t  *link;
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    if (ngx_fishchat_redis_main || fcf == NULL || fcf->redis == NULL) {
+        return NGX_OK;
+    }
+
+    link = ngx_pcalloc(cycle->pool, sizeof(ngx_fishchat_redis_t));
+    if (link == NULL) {
+        return NGX_ERROR;
+    }
+
+    link->conf = fcf;
+    link->log = cycle->log;
+
+    ngx_queue_init(&link->waiting);
+    ngx_queue_init(&link->sent);
+    ngx_queue_init(&link->free);
+
+    link->retry.handler = ngx_fishchat_redis_retry_handler;
+    link->retry.data = link;
+    link->retry.log = cycle->log;
+    link->retry.cancelable = 1;
+
+    link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
+
+    ngx_fishchat_redis_main = link;
+
+    ngx_fishchat_redis_connect(link);
+
+    return NGX_OK;
+}
+
+
+void
+ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_queue_t               *q;
+    ngx_fishchat_redis_t      *link;
+    ngx_fishchat_redis_req_t  *req;
+
+    link = ngx_fishchat_redis_main;
+
+    if (link == NULL) {
+        return;
+    }
+
+    link->exiting = 1;
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    /* nobody is waiting for the answers any more */
+
+    for (q = ngx_queue_head(&link->sent);
+         q != ngx_queue_sentinel(&link->sent);
+         q = ngx_queue_next(q))
+    {
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+        req->handler = NULL;
+    }
+
+    while (!ngx_queue_empty(&link->waiting)) {
+        q = ngx_queue_head(&link->waiting);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+        req->handler = NULL;
+        ngx_queue_remove(q);
+        ngx_fishchat_redis_free_req(req);
+    }
+
+    link->nwaiting = 0;
+
+    if (link->ac) {
+        redisAsyncFree(link->ac);
+        link->ac = NULL;
+    }
+
+    while (!ngx_queue_empty(&link->free)) {
+        q = ngx_queue_head(&link->free);
+        ngx_queue_remove(q);
+        ngx_free(ngx_queue_data(q, ngx_fishchat_redis_req_t, queue));
+    }
+
+    ngx_fishchat_redis_main = NULL;
+}
+
+
+static void
+ngx_fishchat_redis_connect(ngx_fishchat_redis_t *link)
+{
+    int                   n;
+    ngx_url_t            *u;
+    ngx_connection_t     *c;
+    redisAsyncContext    *ac;
+    ngx_fishchat_conf_t  *fcf;
+    u_char                host[NGX_SOCKADDR_STRLEN + 1];
+
+    fcf = link->conf;
+    u = fcf->redis;
+
+    if (u->family == AF_UNIX) {
+        n = ngx_min(u->host.len, NGX_SOCKADDR_STRLEN);
+        ngx_cpystrn(host, u->host.data, n + 1);
+        ac = redisAsyncConnectUnix((char *) host);
+
+    } else {
+        n = ngx_min(u->host.len, NGX_SOCKADDR_STRLEN);
+        ngx_cpystrn(host, u->host.data, n + 1);
+        ac = redisAsyncConnect((char *) host, u->port);
+    }
+
+    if (ac == NULL) {
+        ngx_fishchat_redis_schedule(link, "out of memory");
+        return;
+    }
+
+    if (ac->err) {
+        ngx_fishchat_redis_schedule(link, ac->errstr);
+        redisAsyncFree(ac);
+        return;
+    }
+
+    c = ngx_get_connection(ac->c.fd, link->log);
+    if (c == NULL) {
+        redisAsyncFree(ac);
+        ngx_fishchat_redis_schedule(link, "no free connection");
+        return;
+    }
+
+    c->data = link;
+    c->read->handler = ngx_fishchat_redis_read_handler;
+    c->write->handler = ngx_fishchat_redis_write_handler;
+    c->read->log = link->log;
+    c->write->log = link->log;
+    c->log = link->log;
+
+    link->ac = ac;
+    link->conn = c;
+    link->state = NGX_FISHCHAT_REDIS_CONNECTING;
+    link->connect_start = ngx_current_msec;
+
+    ac->data = link;
+    ac->ev.data = link;
+    ac->ev.addRead = ngx_fishchat_redis_add_read;
+    ac->ev.delRead = ngx_fishchat_redis_del_read;
+    ac->ev.addWrite = ngx_fishchat_redis_add_write;
+    ac->ev.delWrite = ngx_fishchat_redis_del_write;
+    ac->ev.cleanup = ngx_fishchat_redis_cleanup;
+
+    redisAsyncSetConnectCallback(ac, ngx_fishchat_redis_connected);
+    redisAsyncSetDisconnectCallback(ac, ngx_fishchat_redis_disconnected);
+
+    /* the handshake; its last reply tells the link is up */
+
+    link->handshake = 0;
+
+    if (fcf->redis_password.len) {
+        redisAsyncCommand(ac, ngx_fishchat_redis_handshake, link, "AUTH %b",
+                          fcf->redis_password.data,
+                          fcf->redis_password.len);
+        link->handshake++;
+    }
+
+    if (fcf->redis_db) {
+        redisAsyncCommand(ac, ngx_fishchat_redis_handshake, link,
+                          "SELECT %d", (int) fcf->redis_db);
+        link->handshake++;
+    }
+
+    redisAsyncCommand(ac, ngx_fishchat_redis_handshake, link, "PING");
+    link->handshake++;
+
+    /* the connect timeout */
+    ngx_add_timer(&link->retry, fcf->redis_timeout);
+}
+
+
+static void
+ngx_fishchat_redis_schedule(ngx_fishchat_redis_t *link, const char *why)
+{
+    ngx_url_t   *u;
+    ngx_uint_t   level;
+
+    link->state = NGX_FISHCHAT_REDIS_DOWN;
+
+    if (link->exiting) {
+        return;
+    }
+
+    u = link->conf->redis;
+
+    /* one warning when the link goes down, quieter retries after it */
+
+    level = link->failed ? NGX_LOG_INFO : NGX_LOG_WARN;
+
+    ngx_log_error(level, link->log, 0,
+                  "fishchat: redis %V is unavailable: %s, retrying in %M ms",
+                  &u->url, why ? why : "connection closed", link->backoff);
+
+    link->failed = 1;
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    ngx_add_timer(&link->retry, link->backoff);
+
+    link->backoff = ngx_min(link->backoff * 2, NGX_FISHCHAT_REDIS_BACKOFF_MAX);
+}
+
+
+static void
+ngx_fishchat_redis_retry_handler(ngx_event_t *ev)
+{
+    ngx_fishchat_redis_t  *link;
+    redisAsyncContext     *ac;
+
+    link = ev->data;
+
+    if (link->exiting) {
+        return;
+    }
+
+    if (link->state == NGX_FISHCHAT_REDIS_CONNECTING && link->ac) {
+
+        /* connect or handshake took too long */
+
+        ac = link->ac;
+        link->ac = NULL;
+
+        /* the retry is scheduled here, not by the disconnect callback */
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);
+
+        ngx_fishchat_redis_schedule(link, "connect timed out");
+        return;
+    }
+
+    if (link->state == NGX_FISHCHAT_REDIS_DOWN) {
+        ngx_fishchat_redis_connect(link);
+    }
+}
+
+
+static void
+ngx_fishchat_redis_read_handler(ngx_event_t *ev)
+{
+    ngx_connection_t      *c;
+    ngx_fishchat_redis_t  *link;
+
+    c = ev->data;
+    link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleRead(link->ac);
+    }
+}
+
+
+static void
+ngx_fishchat_redis_write_handler(ngx_event_t *ev)
+{
+    ngx_connection_t      *c;
+    ngx_fishchat_redis_t  *link;
+
+    c = ev->data;
+    link = c->data;
+
+    if (link->ac) {
+        redisAsyncHandleWrite(link->ac);
+    }
+}
+
+
+static void
+ngx_fishchat_redis_add_read(void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    if (link->conn && !link->conn->read->active) {
+        if (ngx_add_event(link->conn->read, NGX_READ_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, link->log, 0,
+                          "fishchat: redis read event failed");
+        }
+    }
+}
+
+
+static void
+ngx_fishchat_redis_del_read(void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    if (link->conn && link->conn->read->active) {
+        (void) ngx_del_event(link->conn->read, NGX_READ_EVENT, 0);
+    }
+}
+
+
+static void
+ngx_fishchat_redis_add_write(void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    if (link->conn && !link->conn->write->active) {
+        if (ngx_add_event(link->conn->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
+            ngx_log_error(NGX_LOG_ALERT, link->log, 0,
+                          "fishchat: redis write event failed");
+        }
+    }
+}
+
+
+static void
+ngx_fishchat_redis_del_write(void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    if (link->conn && link->conn->write->active) {
+        (void) ngx_del_event(link->conn->write, NGX_WRITE_EVENT, 0);
+    }
+}
+
+
+/* hiredis frees its context and is about to close the socket */
+
+static void
+ngx_fishchat_redis_cleanup(void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    ngx_connection_t  *c;
+
+    c = link->conn;
+
+    if (c == NULL) {
+        return;
+    }
+
+    if (c->read->active) {
+        (void) ngx_del_event(c->read, NGX_READ_EVENT, 0);
+    }
+
+    if (c->write->active) {
+        (void) ngx_del_event(c->write, NGX_WRITE_EVENT, 0);
+    }
+
+    if (c->read->posted) {
+        ngx_delete_posted_event(c->read);
+    }
+
+    if (c->write->posted) {
+        ngx_delete_posted_event(c->write);
+    }
+
+    c->fd = (ngx_socket_t) -1;
+    ngx_free_connection(c);
+
+    link->conn = NULL;
+}
+
+
+static void
+ngx_fishchat_redis_connected(const redisAsyncContext *ac, int status)
+{
+    ngx_fishchat_redis_t  *link = ac->data;
+
+    if (status == REDIS_OK) {
+        return;
+    }
+
+    /* hiredis frees the context after this */
+
+    link->ac = NULL;
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    ngx_fishchat_redis_schedule(link, ac->errstr);
+}
+
+
+static void
+ngx_fishchat_redis_disconnected(const redisAsyncContext *ac, int status)
+{
+    ngx_fishchat_redis_t  *link = ac->data;
+
+    link->ac = NULL;
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    ngx_fishchat_redis_schedule(link, ac->err ? ac->errstr : NULL);
+}
+
+
+static void
+ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_fishchat_redis_t  *link = privdata;
+
+    ngx_uint_t   level;
+    redisReply  *reply = r;
+
+    if (reply == NULL || link->exiting) {
+        /* the context is going away; the callbacks above say why */
+        return;
+    }
+
+    if (reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_ERR, link->log, 0,
+                      "fishchat: redis %V refused the handshake: %*s",
+                      &link->conf->redis->url, (size_t) reply->len,
+                      reply->str);
+
+        /* retried after the backoff: the password may be fixed meanwhile */
+        redisAsyncDisconnect(ac);
+        return;
+    }
+
+    if (--link->handshake) {
+        return;
+    }
+
+    if (link->retry.timer_set) {
+        ngx_del_timer(&link->retry);
+    }
+
+    link->state = NGX_FISHCHAT_REDIS_UP;
+    link->rtt = ngx_current_msec - link->connect_start;
+    link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
+
+    level = link->failed ? NGX_LOG_NOTICE : NGX_LOG_INFO;
+
+    ngx_log_error(level, link->log, 0,
+                  "fishchat: redis %V is up", &link->conf->redis->url);
+
+    link->failed = 0;
+
+    ngx_fishchat_redis_flush(link);
+}
+
+
+static void
+ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link)
+{
+    ngx_queue_t               *q;
+    ngx_fishchat_redis_req_t  *req;
+
+    while (!ngx_queue_empty(&link->waiting)
+           && link->state == NGX_FISHCHAT_REDIS_UP)
+    {
+        q = ngx_queue_head(&link->waiting);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+
+        ngx_queue_remove(q);
+        link->nwaiting--;
+
+        ngx_fishchat_redis_send(link, req);
+    }
+}
+
+
+static void
+ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_req_t *req)
+{
+    if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
+                                   req->cmd, req->len)
+        != REDIS_OK)
+    {
+        /* the context is disconnecting */
+        req->done = 1;
+
+        if (req->timer.timer_set) {
+            ngx_del_timer(&req->timer);
+        }
+
+        if (req->handler) {
+            req->handler(NULL, req->data);
+        }
+
+        ngx_fishchat_redis_free_req(req);
+        return;
+    }
+
+    redisFreeCommand(req->cmd);
+    req->cmd = NULL;
+    req->sent = 1;
+
+    ngx_queue_insert_tail(&link->sent, &req->queue);
+}
+
+
+/*
+ * Sends a command, or queues it while the link is not up.  Returns NULL
+ * when the command can't be taken (no Redis configured, queue full, out of
+ * memory): the handler is not called then.  Otherwise the handler is
+ * called once, later, with the reply or NULL; the request pointer must be
+ * forgotten from then on, or passed to ngx_fishchat_redis_cancel() before.
+ */
+
+ngx_fishchat_redis_req_t *
+ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_handler_pt handler, void *data, int argc,
+    const char **argv, const size_t *argvlen)
+{
+    int                        len;
+    ngx_queue_t               *q;
+    ngx_fishchat_redis_req_t  *req;
+
+    if (link == NULL || link->exiting) {
+        return NULL;
+    }
+
+    if (link->state != NGX_FISHCHAT_REDIS_UP
+        && link->nwaiting >= link->conf->redis_queue)
+    {
+        ngx_log_error(NGX_LOG_INFO, link->log, 0,
+                      "fishchat: redis queue is full (%ui commands)",
+                      link->nwaiting);
+        return NULL;
+    }
+
+    if (!ngx_queue_empty(&link->free)) {
+        q = ngx_queue_head(&link->free);
+        ngx_queue_remove(q);
+        link->nfree--;
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+
+    } else {
+        req = ngx_alloc(sizeof(ngx_fishchat_redis_req_t), link->log);
+        if (req == NULL) {
+            return NULL;
+        }
+    }
+
+    ngx_memzero(req, sizeof(ngx_fishchat_redis_req_t));
+
+    len = redisFormatCommandArgv(&req->cmd, argc, argv, argvlen);
+    if (len < 0) {
+        ngx_free(req);
+        return NULL;
+    }
+
+    req->len = len;
+    req->link = link;
+    req->handler = handler;
+    req->data = data;
+
+    req->timer.handler = ngx_fishchat_redis_timeout;
+    req->timer.data = req;
+    req->timer.log = link->log;
+    req->timer.cancelable = 1;
+
+    ngx_add_timer(&req->timer, link->conf->redis_timeout);
+
+    if (link->state == NGX_FISHCHAT_REDIS_UP) {
+        ngx_fishchat_redis_send(link, req);
+        return req;
+    }
+
+    ngx_queue_insert_tail(&link->waiting, &req->queue);
+    link->nwaiting++;
+
+    return req;
+}
+
+
+void
+ngx_fishchat_redis_cancel(ngx_fishchat_redis_req_t *req)
+{
+    ngx_fishchat_redis_t  *link;
+
+    link = req->link;
+
+    req->handler = NULL;
+    req->data = NULL;
+
+    if (req->timer.timer_set) {
+        ngx_del_timer(&req->timer);
+    }
+
+    if (!req->sent) {
+        ngx_queue_remove(&req->queue);
+        link->nwaiting--;
+        ngx_fishchat_redis_free_req(req);
+        return;
+    }
+
+    /* hiredis calls back later; the request is freed then */
+    req->done = 1;
+}
+
+
+static void
+ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_fishchat_redis_req_t  *req = privdata;
+
+    ngx_queue_remove(&req->queue);
+
+    if (!req->done) {
+        req->done = 1;
+
+        if (req->timer.timer_set) {
+            ngx_del_timer(&req->timer);
+        }
+
+        if (req->handler) {
+            req->handler(r, req->data);
+        }
+    }
+
+    ngx_fishchat_redis_free_req(req);
+}
+
+
+static void
+ngx_fishchat_redis_timeout(ngx_event_t *ev)
+{
+    ngx_fishchat_redis_t      *link;
+    redisAsyncContext         *ac;
+    ngx_fishchat_redis_req_t  *req;
+
+    req = ev->data;
+    link = req->link;
+
+    ngx_log_error(NGX_LOG_WARN, link->log, 0,
+                  "fishchat: redis command timed out after %M ms%s",
+                  link->conf->redis_timeout,
+                  req->sent ? ", reconnecting" : " in the queue");
+
+    req->done = 1;
+
+    if (req->handler) {
+        req->handler(NULL, req->data);
+        req->handler = NULL;
+    }
+
+    if (!req->sent) {
+        ngx_queue_remove(&req->queue);
+        link->nwaiting--;
+        ngx_fishchat_redis_free_req(req);
+        return;
+    }
+
+    /* a command was sent and never answered: the link is stuck */
+
+    if (link->ac && link->state == NGX_FISHCHAT_REDIS_UP) {
+        ac = link->ac;
+        link->ac = NULL;
+        ac->onDisconnect = NULL;
+        redisAsyncFree(ac);
+        ngx_fishchat_redis_schedule(link, "command timed out");
+    }
+}
+
+
+static void
+ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req)
+{
+    ngx_fishchat_redis_t  *link;
+
+    link = req->link;
+
+    if (req->cmd) {
+        redisFreeCommand(req->cmd);
+        req->cmd = NULL;
+    }
+
+    if (req->timer.timer_set) {
+        ngx_del_timer(&req->timer);
+    }
+
+    if (link->exiting || link->nfree >= NGX_FISHCHAT_REDIS_FREE_MAX) {
+        ngx_free(req);
+        return;
+    }
+
+    ngx_queue_insert_head(&link->free, &req->queue);
+    link->nfree++;
+}

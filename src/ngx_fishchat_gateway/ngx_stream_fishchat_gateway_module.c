@@ -1,0 +1,1158 @@
+
+/*
+ * FishChat for nginx: the gateway role.
+ *
+ * A client sends REQ_MSG_SERVER [id] and gets SELECT_MSG_SERVER_FOR_CLIENT
+ * <host:port>, then the gateway closes: the seed's exchange.  The address
+ * comes from a static list or from the heartbeats that msg nodes keep in
+ * Redis; the heartbeats are read by every worker on a timer, never per
+ * request.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include <jansson.h>
+#include "ngx_fishchat.h"
+
+
+#define NGX_STREAM_FISHCHAT_GW_LEAST_CONN   0
+#define NGX_STREAM_FISHCHAT_GW_ROUND_ROBIN  1
+#define NGX_STREAM_FISHCHAT_GW_HASH         2
+
+#define NGX_STREAM_FISHCHAT_GW_BUFFER       1024
+#define NGX_STREAM_FISHCHAT_GW_LINGER       5000
+#define NGX_STREAM_FISHCHAT_GW_MAX_NODES    1024
+
+
+typedef struct {
+    ngx_str_t                       addr;
+    ngx_msec_t                      expires;
+    ngx_int_t                       load;
+} ngx_stream_fishchat_gw_node_t;
+
+
+typedef struct {
+    ngx_msec_t                      refresh;
+    ngx_flag_t                      heartbeat;    /* any server uses them */
+} ngx_stream_fishchat_gw_main_conf_t;
+
+
+typedef struct {
+    ngx_flag_t                      enabled;
+    ngx_array_t                    *servers;      /* ngx_str_t */
+    ngx_uint_t                      policy;
+    ngx_flag_t                      heartbeat;
+    ngx_msec_t                      timeout;
+    ngx_uint_t                      counters;
+    ngx_uint_t                      rr;           /* per worker */
+} ngx_stream_fishchat_gw_srv_conf_t;
+
+
+typedef struct {
+    ngx_fishchat_parser_t           parser;
+    ngx_buf_t                      *in;
+    ngx_buf_t                      *out;
+    ngx_fishchat_counters_t        *counters;
+    ngx_uint_t                      frames_out;
+} ngx_stream_fishchat_gw_ctx_t;
+
+
+/* the heartbeat cache of this worker */
+
+typedef struct {
+    ngx_pool_t                     *pool;
+    ngx_stream_fishchat_gw_node_t  *nodes;
+    ngx_uint_t                      nnodes;
+    ngx_event_t                     timer;
+    ngx_fishchat_redis_req_t       *req;
+    ngx_str_t                       beat_key;
+    ngx_str_t                       load_key;
+} ngx_stream_fishchat_gw_cache_t;
+
+
+static void ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s);
+static void ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx);
+static ngx_int_t ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m);
+static ngx_int_t ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr);
+static void ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_err_e err,
+    const char *fmt, ...);
+static void ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_buf_t *b);
+static void ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev);
+static void ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev);
+static void ngx_stream_fishchat_gw_cleanup(void *data);
+
+static void ngx_stream_fishchat_gw_refresh(ngx_event_t *ev);
+static void ngx_stream_fishchat_gw_refreshed(redisReply *reply, void *data);
+
+static void *ngx_stream_fishchat_gw_create_main_conf(ngx_conf_t *cf);
+static char *ngx_stream_fishchat_gw_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+static void *ngx_stream_fishchat_gw_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_stream_fishchat_gw_merge_srv_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static char *ngx_stream_fishchat_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_stream_fishchat_gw_servers(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static ngx_int_t ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle);
+static void ngx_stream_fishchat_gw_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_conf_enum_t  ngx_stream_fishchat_gw_policies[] = {
+    { ngx_string("least_conn"), NGX_STREAM_FISHCHAT_GW_LEAST_CONN },
+    { ngx_string("round_robin"), NGX_STREAM_FISHCHAT_GW_ROUND_ROBIN },
+    { ngx_string("hash"), NGX_STREAM_FISHCHAT_GW_HASH },
+    { ngx_null_string, 0 }
+};
+
+
+static ngx_command_t  ngx_stream_fishchat_gateway_commands[] = {
+
+    { ngx_string("fishchat_gateway"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_NOARGS,
+      ngx_stream_fishchat_gateway,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fishchat_gateway_servers"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_1MORE,
+      ngx_stream_fishchat_gw_servers,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fishchat_gateway_policy"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_gw_srv_conf_t, policy),
+      &ngx_stream_fishchat_gw_policies },
+
+    { ngx_string("fishchat_gateway_heartbeat"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_FLAG,
+      ngx_conf_set_flag_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_gw_srv_conf_t, heartbeat),
+      NULL },
+
+    { ngx_string("fishchat_gateway_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_gw_srv_conf_t, timeout),
+      NULL },
+
+    { ngx_string("fishchat_gateway_refresh"),
+      NGX_STREAM_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_MAIN_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_gw_main_conf_t, refresh),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_stream_module_t  ngx_stream_fishchat_gateway_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    NULL,                                  /* postconfiguration */
+
+    ngx_stream_fishchat_gw_create_main_conf, /* create main configuration */
+    ngx_stream_fishchat_gw_init_main_conf, /* init main configuration */
+
+    ngx_stream_fishchat_gw_create_srv_conf, /* create server configuration */
+    ngx_stream_fishchat_gw_merge_srv_conf  /* merge server configuration */
+};
+
+
+ngx_module_t  ngx_stream_fishchat_gateway_module = {
+    NGX_MODULE_V1,
+    &ngx_stream_fishchat_gateway_module_ctx, /* module context */
+    ngx_stream_fishchat_gateway_commands,  /* module directives */
+    NGX_STREAM_MODULE,                     /* module type */
+    NULL,                                  /* init master */
+    ngx_stream_fishchat_gw_init_module,    /* init module */
+    ngx_stream_fishchat_gw_init_process,   /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_stream_fishchat_gw_exit_process,   /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+static ngx_str_t  ngx_stream_fishchat_gw_req_cmd =
+    ngx_string("REQ_MSG_SERVER");
+static ngx_str_t  ngx_stream_fishchat_gw_select_cmd =
+    ngx_string("SELECT_MSG_SERVER_FOR_CLIENT");
+
+
+/*
+ * KEYS[1]: the heartbeat sorted set (address -> expiry, unix ms),
+ * KEYS[2]: the load hash (address -> JSON).  Returns address, remaining
+ * milliseconds and load JSON of every live node, by Redis's clock.
+ */
+
+static char  ngx_stream_fishchat_gw_script[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', "
+                            "'WITHSCORES', 'LIMIT', 0, " "1024" ") "
+    "local r = {} "
+    "for i = 1, #live, 2 do "
+        "r[#r + 1] = live[i] "
+        "r[#r + 1] = string.format('%d', tonumber(live[i + 1]) - now) "
+        "r[#r + 1] = redis.call('HGET', KEYS[2], live[i]) or '' "
+    "end "
+    "return r";
+
+
+static ngx_stream_fishchat_gw_cache_t  ngx_stream_fishchat_gw_cache;
+
+
+static void
+ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
+{
+    ngx_connection_t                   *c;
+    ngx_pool_cleanup_t                 *cln;
+    ngx_fishchat_conf_t                *fcf;
+    ngx_stream_fishchat_gw_ctx_t       *ctx;
+    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
+    c = s->connection;
+    c->log->action = "reading gateway request";
+
+    gscf = ngx_stream_get_module_srv_conf(s,
+                                          ngx_stream_fishchat_gateway_module);
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_fishchat_gw_ctx_t));
+    if (ctx == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ctx->in = ngx_create_temp_buf(c->pool, NGX_STREAM_FISHCHAT_GW_BUFFER);
+    if (ctx->in == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_fishchat_parser_init(&ctx->parser, fcf->frame_max);
+
+    ctx->counters = ngx_fishchat_counters(gscf->counters);
+    ctx->counters->accepted++;
+    ctx->counters->active++;
+
+    cln->handler = ngx_stream_fishchat_gw_cleanup;
+    cln->data = ctx;
+
+    ngx_stream_set_ctx(s, ctx, ngx_stream_fishchat_gateway_module);
+
+    c->read->handler = ngx_stream_fishchat_gw_read_handler;
+    c->write->handler = ngx_stream_fishchat_gw_write_handler;
+
+    ngx_add_timer(c->read, gscf->timeout);
+
+    ngx_stream_fishchat_gw_read_handler(c->read);
+}
+
+
+static void
+ngx_stream_fishchat_gw_cleanup(void *data)
+{
+    ngx_stream_fishchat_gw_ctx_t  *ctx = data;
+
+    ctx->counters->active--;
+    ngx_fishchat_parser_free(&ctx->parser);
+}
+
+
+static void
+ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
+{
+    ssize_t                        n;
+    ngx_int_t                      rc;
+    ngx_buf_t                     *b;
+    ngx_connection_t              *c;
+    ngx_stream_session_t          *s;
+    ngx_stream_fishchat_gw_ctx_t  *ctx;
+
+    c = rev->data;
+    s = c->data;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+
+    if (rev->timedout) {
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_TIMEOUT,
+                                     "no request in time");
+        return;
+    }
+
+    b = ctx->in;
+
+    for ( ;; ) {
+
+        b->pos = b->start;
+        b->last = b->start;
+
+        n = c->recv(c, b->last, b->end - b->last);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "fishchat gateway: client closed the connection "
+                          "before its request");
+            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            return;
+        }
+
+        b->last += n;
+        ctx->counters->bytes_in += n;
+
+        rc = ngx_stream_fishchat_gw_process(s, ctx);
+
+        if (rc != NGX_AGAIN) {
+            /* answered, or finalized */
+            return;
+        }
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx)
+{
+    ngx_int_t           rc;
+    ngx_str_t           frame;
+    ngx_fishchat_msg_t  m;
+    u_char              err[128];
+
+    rc = ngx_fishchat_parse_frame(&ctx->parser, ctx->in, &frame,
+                                  s->connection->log);
+
+    switch (rc) {
+
+    case NGX_AGAIN:
+        return NGX_AGAIN;
+
+    case NGX_FISHCHAT_FRAME_EMPTY:
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
+                                     "empty frame");
+        return NGX_DONE;
+
+    case NGX_FISHCHAT_FRAME_TOO_LARGE:
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+                                     "frame of %uD bytes is over the "
+                                     "maximum of %uz",
+                                     ctx->parser.length, ctx->parser.max);
+        return NGX_DONE;
+
+    case NGX_OK:
+        break;
+
+    default:
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    ctx->counters->frames_in++;
+
+    if (ngx_fishchat_msg_decode(&frame, &m, err, sizeof(err)) != NGX_OK) {
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
+                                     "%s", err);
+        return NGX_DONE;
+    }
+
+    rc = ngx_stream_fishchat_gw_request(s, ctx, &m);
+
+    ngx_fishchat_msg_free(&m);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m)
+{
+    ngx_buf_t                          *b;
+    ngx_str_t                           addr, *id;
+    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
+    if (m->cmd.len != ngx_stream_fishchat_gw_req_cmd.len
+        || ngx_strncmp(m->cmd.data, ngx_stream_fishchat_gw_req_cmd.data,
+                       m->cmd.len) != 0)
+    {
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                     "unknown command \"%*s\"",
+                                     ngx_min(m->cmd.len, 64), m->cmd.data);
+        return NGX_DONE;
+    }
+
+    if (m->nargs > 1 || (m->nargs == 1 && m->args[0].len > 256)) {
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                     "REQ_MSG_SERVER takes an optional "
+                                     "client id of up to 256 bytes");
+        return NGX_DONE;
+    }
+
+    gscf = ngx_stream_get_module_srv_conf(s,
+                                          ngx_stream_fishchat_gateway_module);
+
+    id = (m->nargs == 1 && m->args[0].len) ? &m->args[0] : NULL;
+
+    if (ngx_stream_fishchat_gw_choose(s, gscf, id, &addr) != NGX_OK) {
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
+                                     "no live msg server");
+        return NGX_DONE;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
+                   "fishchat gateway: selected %V", &addr);
+
+    b = ngx_fishchat_frame_buf(s->connection->pool,
+                               &ngx_stream_fishchat_gw_select_cmd, &addr, 1);
+    if (b == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return NGX_DONE;
+    }
+
+    ngx_stream_fishchat_gw_reply(s, ctx, b);
+
+    return NGX_DONE;
+}
+
+
+static ngx_uint_t
+ngx_stream_fishchat_gw_listed(ngx_stream_fishchat_gw_srv_conf_t *gscf,
+    ngx_str_t *addr)
+{
+    ngx_str_t   *server;
+    ngx_uint_t   i;
+
+    if (gscf->servers == NULL) {
+        return 1;
+    }
+
+    server = gscf->servers->elts;
+
+    for (i = 0; i < gscf->servers->nelts; i++) {
+        if (server[i].len == addr->len
+            && ngx_strncmp(server[i].data, addr->data, addr->len) == 0)
+        {
+            return 1;
+        }
+    }
+
+    return 0;
+}
+
+
+/*
+ * The candidates are the live nodes of the heartbeat cache (restricted to
+ * the static list if there is one), or the static list when heartbeats are
+ * off.  least_conn takes the smallest load and rotates among equals;
+ * hash uses rendezvous hashing, so that a key moves only when its node
+ * goes away.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr)
+{
+    uint32_t                        hash, best_hash;
+    ngx_int_t                       best_load;
+    ngx_str_t                      *key, *server;
+    ngx_uint_t                      i, n, k, best, start;
+    ngx_stream_fishchat_gw_node_t  *node, *cand[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
+    ngx_stream_fishchat_gw_node_t   statics[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
+
+    n = 0;
+
+    if (gscf->heartbeat) {
+        node = ngx_stream_fishchat_gw_cache.nodes;
+
+        for (i = 0; i < ngx_stream_fishchat_gw_cache.nnodes; i++) {
+            if ((ngx_msec_int_t) (node[i].expires - ngx_current_msec) > 0
+                && ngx_stream_fishchat_gw_listed(gscf, &node[i].addr))
+            {
+                cand[n++] = &node[i];
+            }
+        }
+
+    } else if (gscf->servers) {
+        server = gscf->servers->elts;
+
+        for (i = 0; i < gscf->servers->nelts; i++) {
+            statics[n].addr = server[i];
+            statics[n].load = 0;
+            cand[n] = &statics[n];
+            n++;
+        }
+    }
+
+    if (n == 0) {
+        return NGX_DECLINED;
+    }
+
+    start = gscf->rr++ % n;
+
+    switch (gscf->policy) {
+
+    case NGX_STREAM_FISHCHAT_GW_ROUND_ROBIN:
+        best = start;
+        break;
+
+    case NGX_STREAM_FISHCHAT_GW_HASH:
+        key = id ? id : &s->connection->addr_text;
+        best = 0;
+        best_hash = 0;
+
+        for (i = 0; i < n; i++) {
+            ngx_crc32_init(hash);
+            ngx_crc32_update(&hash, key->data, key->len);
+            ngx_crc32_update(&hash, (u_char *) "\0", 1);
+            ngx_crc32_update(&hash, cand[i]->addr.data, cand[i]->addr.len);
+            ngx_crc32_final(hash);
+
+            if (i == 0 || hash > best_hash) {
+                best = i;
+                best_hash = hash;
+            }
+        }
+
+        break;
+
+    default: /* NGX_STREAM_FISHCHAT_GW_LEAST_CONN */
+        best = start;
+        best_load = cand[start]->load;
+
+        for (i = 1; i < n; i++) {
+            k = (start + i) % n;
+
+            if (cand[k]->load < best_load) {
+                best = k;
+                best_load = cand[k]->load;
+            }
+        }
+
+        /* until the next heartbeat, count the client we send there */
+        cand[best]->load++;
+    }
+
+    *addr = cand[best]->addr;
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_err_e err,
+    const char *fmt, ...)
+{
+    u_char     *p;
+    va_list     args;
+    ngx_buf_t  *b;
+    ngx_str_t   text;
+    u_char      buf[256];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    text.data = buf;
+    text.len = p - buf;
+
+    ctx->counters->errors++;
+    ctx->counters->error[err]++;
+
+    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
+                  "fishchat gateway: %V: %V", ngx_fishchat_err_code(err),
+                  &text);
+
+    b = ngx_fishchat_error_buf(s->connection->pool, err, &text);
+    if (b == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    ngx_stream_fishchat_gw_reply(s, ctx, b);
+}
+
+
+/* send one frame, then close gracefully */
+
+static void
+ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_buf_t *b)
+{
+    ngx_connection_t                   *c;
+    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
+    c = s->connection;
+    c->log->action = "sending gateway reply";
+
+    gscf = ngx_stream_get_module_srv_conf(s,
+                                          ngx_stream_fishchat_gateway_module);
+
+    ctx->out = b;
+
+    /* whatever else the client sends is read and dropped from now on */
+    c->read->handler = ngx_stream_fishchat_gw_linger_handler;
+
+    if (c->read->timer_set) {
+        ngx_del_timer(c->read);
+    }
+
+    c->write->handler = ngx_stream_fishchat_gw_write_handler;
+
+    ngx_add_timer(c->write, gscf->timeout);
+
+    ngx_stream_fishchat_gw_write_handler(c->write);
+}
+
+
+static void
+ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev)
+{
+    ssize_t                        n;
+    ngx_buf_t                     *b;
+    ngx_connection_t              *c;
+    ngx_stream_session_t          *s;
+    ngx_stream_fishchat_gw_ctx_t  *ctx;
+
+    c = wev->data;
+    s = c->data;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+
+    if (ctx == NULL || ctx->out == NULL) {
+        return;
+    }
+
+    if (wev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
+                      "fishchat gateway: client timed out reading the reply");
+        ngx_stream_finalize_session(s, NGX_STREAM_OK);
+        return;
+    }
+
+    b = ctx->out;
+
+    while (b->pos < b->last) {
+        n = c->send(c, b->pos, b->last - b->pos);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_stream_finalize_session(s,
+                                            NGX_STREAM_INTERNAL_SERVER_ERROR);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            return;
+        }
+
+        b->pos += n;
+        ctx->counters->bytes_out += n;
+    }
+
+    ctx->counters->frames_out++;
+    ctx->out = NULL;
+
+    if (wev->timer_set) {
+        ngx_del_timer(wev);
+    }
+
+    /*
+     * Lingering close: shut the write side down and drop what the client
+     * still sends until it closes, so that unread input never turns the
+     * close into a reset that could destroy the reply in flight.
+     */
+
+    if (ngx_shutdown_socket(c->fd, NGX_WRITE_SHUTDOWN) == -1) {
+        ngx_stream_finalize_session(s, NGX_STREAM_OK);
+        return;
+    }
+
+    ngx_add_timer(c->read, NGX_STREAM_FISHCHAT_GW_LINGER);
+
+    ngx_stream_fishchat_gw_linger_handler(c->read);
+}
+
+
+static void
+ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev)
+{
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_stream_session_t          *s;
+    ngx_stream_fishchat_gw_ctx_t  *ctx;
+
+    c = rev->data;
+    s = c->data;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+
+    if (ctx->out) {
+        /* the reply is not out yet: lingering starts after it */
+        return;
+    }
+
+    if (rev->timedout) {
+        ngx_stream_finalize_session(s, NGX_STREAM_OK);
+        return;
+    }
+
+    do {
+        n = c->recv(c, ctx->in->start, ctx->in->end - ctx->in->start);
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            return;
+        }
+
+    } while (n > 0);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/* the heartbeat cache */
+
+static void
+ngx_stream_fishchat_gw_refresh(ngx_event_t *ev)
+{
+    ngx_stream_fishchat_gw_cache_t  *cache;
+    const char                      *argv[5];
+    size_t                           argvlen[5];
+
+    cache = &ngx_stream_fishchat_gw_cache;
+
+    if (ngx_exiting || ngx_terminate || ngx_quit) {
+        return;
+    }
+
+    if (cache->req == NULL) {
+        argv[0] = "EVAL";
+        argvlen[0] = 4;
+        argv[1] = ngx_stream_fishchat_gw_script;
+        argvlen[1] = sizeof(ngx_stream_fishchat_gw_script) - 1;
+        argv[2] = "2";
+        argvlen[2] = 1;
+        argv[3] = (const char *) cache->beat_key.data;
+        argvlen[3] = cache->beat_key.len;
+        argv[4] = (const char *) cache->load_key.data;
+        argvlen[4] = cache->load_key.len;
+
+        cache->req = ngx_fishchat_redis_command(ngx_fishchat_redis_link(),
+                                                ngx_stream_fishchat_gw_refreshed,
+                                                cache, 5, argv, argvlen);
+    }
+
+    ngx_add_timer(ev, (ngx_msec_t) (uintptr_t) ev->data);
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_load(redisReply *r)
+{
+    json_t        *root, *v;
+    ngx_int_t      load;
+    json_error_t   err;
+
+    if (r->type != REDIS_REPLY_STRING || r->len == 0) {
+        return 0;
+    }
+
+    root = json_loadb(r->str, r->len, 0, &err);
+    if (root == NULL) {
+        return 0;
+    }
+
+    v = json_object_get(root, "sessions");
+    load = json_is_integer(v) ? (ngx_int_t) json_integer_value(v) : 0;
+
+    json_decref(root);
+
+    return load;
+}
+
+
+static void
+ngx_stream_fishchat_gw_refreshed(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_gw_cache_t *cache = data;
+
+    size_t                          i, n;
+    ngx_int_t                       ttl;
+    ngx_pool_t                     *pool;
+    redisReply                    **e;
+    ngx_stream_fishchat_gw_node_t  *nodes;
+
+    cache->req = NULL;
+
+    if (reply == NULL) {
+        /* the link says why; the cached heartbeats expire on their own */
+        return;
+    }
+
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, 0,
+                      "fishchat gateway: reading heartbeats failed: %*s",
+                      reply->type == REDIS_REPLY_ERROR ? (size_t) reply->len
+                                                       : (size_t) 0,
+                      reply->str);
+        return;
+    }
+
+    n = reply->elements / 3;
+    e = reply->element;
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return;
+    }
+
+    nodes = ngx_palloc(pool, (n ? n : 1)
+                             * sizeof(ngx_stream_fishchat_gw_node_t));
+    if (nodes == NULL) {
+        ngx_destroy_pool(pool);
+        return;
+    }
+
+    for (i = 0; i < n; i++) {
+        if (e[3 * i]->type != REDIS_REPLY_STRING
+            || e[3 * i + 1]->type != REDIS_REPLY_STRING)
+        {
+            ngx_destroy_pool(pool);
+            return;
+        }
+
+        nodes[i].addr.len = e[3 * i]->len;
+        nodes[i].addr.data = ngx_pnalloc(pool, e[3 * i]->len);
+        if (nodes[i].addr.data == NULL) {
+            ngx_destroy_pool(pool);
+            return;
+        }
+
+        ngx_memcpy(nodes[i].addr.data, e[3 * i]->str, e[3 * i]->len);
+
+        ttl = ngx_atoi((u_char *) e[3 * i + 1]->str, e[3 * i + 1]->len);
+        if (ttl == NGX_ERROR) {
+            ttl = 0;
+        }
+
+        nodes[i].expires = ngx_current_msec + ttl;
+        nodes[i].load = ngx_stream_fishchat_gw_load(e[3 * i + 2]);
+    }
+
+    if (cache->pool) {
+        ngx_destroy_pool(cache->pool);
+    }
+
+    cache->pool = pool;
+    cache->nodes = nodes;
+    cache->nnodes = ngx_min(n, NGX_STREAM_FISHCHAT_GW_MAX_NODES);
+}
+
+
+/* configuration */
+
+static void *
+ngx_stream_fishchat_gw_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_stream_fishchat_gw_main_conf_t  *gmcf;
+
+    gmcf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_fishchat_gw_main_conf_t));
+    if (gmcf == NULL) {
+        return NULL;
+    }
+
+    gmcf->refresh = NGX_CONF_UNSET_MSEC;
+
+    return gmcf;
+}
+
+
+static char *
+ngx_stream_fishchat_gw_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_stream_fishchat_gw_main_conf_t  *gmcf = conf;
+
+    ngx_conf_init_msec_value(gmcf->refresh, 1000);
+
+    if (gmcf->refresh == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_gateway_refresh\" must not be 0");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_stream_fishchat_gw_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
+    gscf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_fishchat_gw_srv_conf_t));
+    if (gscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     gscf->enabled = 0;
+     *     gscf->rr = 0;
+     */
+
+    gscf->servers = NGX_CONF_UNSET_PTR;
+    gscf->policy = NGX_CONF_UNSET_UINT;
+    gscf->heartbeat = NGX_CONF_UNSET;
+    gscf->timeout = NGX_CONF_UNSET_MSEC;
+
+    return gscf;
+}
+
+
+static char *
+ngx_stream_fishchat_gw_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_stream_fishchat_gw_srv_conf_t *prev = parent;
+    ngx_stream_fishchat_gw_srv_conf_t *conf = child;
+
+    ngx_stream_fishchat_gw_main_conf_t  *gmcf;
+
+    ngx_conf_merge_ptr_value(conf->servers, prev->servers, NULL);
+    ngx_conf_merge_uint_value(conf->policy, prev->policy,
+                              NGX_STREAM_FISHCHAT_GW_LEAST_CONN);
+    ngx_conf_merge_value(conf->heartbeat, prev->heartbeat, 0);
+    ngx_conf_merge_msec_value(conf->timeout, prev->timeout, 10000);
+
+    if (!conf->enabled) {
+        return NGX_CONF_OK;
+    }
+
+    if (!conf->heartbeat && conf->servers == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_gateway\" needs "
+                           "\"fishchat_gateway_servers\" or "
+                           "\"fishchat_gateway_heartbeat on\"");
+        return NGX_CONF_ERROR;
+    }
+
+    if (conf->heartbeat) {
+        gmcf = ngx_stream_conf_get_module_main_conf(cf,
+                                          ngx_stream_fishchat_gateway_module);
+        gmcf->heartbeat = 1;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_stream_fishchat_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_fishchat_gw_srv_conf_t *gscf = conf;
+
+    ngx_stream_core_srv_conf_t  *cscf;
+
+    if (gscf->enabled) {
+        return "is duplicate";
+    }
+
+    if (ngx_fishchat_counters_add(cf, "gateway", &gscf->counters) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    gscf->enabled = 1;
+
+    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
+    cscf->handler = ngx_stream_fishchat_gw_handler;
+
+    return NGX_CONF_OK;
+}
+
+
+static char *
+ngx_stream_fishchat_gw_servers(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_stream_fishchat_gw_srv_conf_t *gscf = conf;
+
+    ngx_str_t   *value, *server;
+    ngx_url_t    u;
+    ngx_uint_t   i;
+
+    if (gscf->servers == NGX_CONF_UNSET_PTR) {
+        gscf->servers = ngx_array_create(cf->pool, 4, sizeof(ngx_str_t));
+        if (gscf->servers == NULL) {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    value = cf->args->elts;
+
+    for (i = 1; i < cf->args->nelts; i++) {
+
+        ngx_memzero(&u, sizeof(ngx_url_t));
+
+        u.url = value[i];
+        u.no_resolve = 1;
+
+        if (ngx_parse_url(cf->pool, &u) != NGX_OK || u.no_port
+            || u.host.len == 0 || u.family == AF_UNIX)
+        {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "invalid msg server \"%V\": "
+                               "\"host:port\" expected", &value[i]);
+            return NGX_CONF_ERROR;
+        }
+
+        if (gscf->servers->nelts >= NGX_STREAM_FISHCHAT_GW_MAX_NODES) {
+            return "has too many servers";
+        }
+
+        server = ngx_array_push(gscf->servers);
+        if (server == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        *server = value[i];
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle)
+{
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_stream_fishchat_gw_main_conf_t  *gmcf;
+
+    gmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                          ngx_stream_fishchat_gateway_module);
+
+    if (gmcf == NULL || !gmcf->heartbeat) {
+        return NGX_OK;
+    }
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    if (fcf->redis == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"fishchat_gateway_heartbeat on\" needs "
+                      "\"fishchat_redis\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
+{
+    u_char                              *p;
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_stream_fishchat_gw_cache_t      *cache;
+    ngx_stream_fishchat_gw_main_conf_t  *gmcf;
+
+    gmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                          ngx_stream_fishchat_gateway_module);
+
+    if (gmcf == NULL || !gmcf->heartbeat) {
+        return NGX_OK;
+    }
+
+    if (ngx_fishchat_redis_start(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fcf = ngx_fishchat_get_conf(cycle);
+    cache = &ngx_stream_fishchat_gw_cache;
+
+    ngx_memzero(cache, sizeof(ngx_stream_fishchat_gw_cache_t));
+
+    p = ngx_pnalloc(cycle->pool, 2 * (fcf->redis_prefix.len
+                                      + sizeof("{nodes}:beat")));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    cache->beat_key.data = p;
+    p = ngx_sprintf(p, "%V{nodes}:beat", &fcf->redis_prefix);
+    cache->beat_key.len = p - cache->beat_key.data;
+
+    cache->load_key.data = p;
+    p = ngx_sprintf(p, "%V{nodes}:load", &fcf->redis_prefix);
+    cache->load_key.len = p - cache->load_key.data;
+
+    cache->timer.handler = ngx_stream_fishchat_gw_refresh;
+    cache->timer.data = (void *) (uintptr_t) gmcf->refresh;
+    cache->timer.log = cycle->log;
+    cache->timer.cancelable = 1;
+
+    ngx_stream_fishchat_gw_refresh(&cache->timer);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_gw_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_stream_fishchat_gw_cache_t  *cache;
+
+    cache = &ngx_stream_fishchat_gw_cache;
+
+    /* the Redis link may be gone already, and its requests with it */
+
+    if (cache->req && ngx_fishchat_redis_link()) {
+        ngx_fishchat_redis_cancel(cache->req);
+        cache->req = NULL;
+    }
+
+    if (cache->timer.timer_set) {
+        ngx_del_timer(&cache->timer);
+    }
+
+    if (cache->pool) {
+        ngx_destroy_pool(cache->pool);
+        cache->pool = NULL;
+    }
+}
