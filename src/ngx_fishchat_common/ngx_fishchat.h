@@ -33,6 +33,12 @@ typedef enum {
     NGX_FISHCHAT_ERR_TIMEOUT,
     NGX_FISHCHAT_ERR_NO_MSG_SERVER,
     NGX_FISHCHAT_ERR_REDIS,
+    NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+    NGX_FISHCHAT_ERR_FORBIDDEN,
+    NGX_FISHCHAT_ERR_INBOX_FULL,
+    NGX_FISHCHAT_ERR_RATE_LIMITED,
+    NGX_FISHCHAT_ERR_KICKED,
+    NGX_FISHCHAT_ERR_SLOW_READER,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -69,6 +75,8 @@ typedef struct {
 typedef struct {
     ngx_atomic_t                active;
     ngx_atomic_t                accepted;
+    ngx_atomic_t                sessions;
+    ngx_atomic_t                messages;
     ngx_atomic_t                frames_in;
     ngx_atomic_t                frames_out;
     ngx_atomic_t                bytes_in;
@@ -92,6 +100,19 @@ typedef struct ngx_fishchat_redis_req_s  ngx_fishchat_redis_req_t;
 /* reply is NULL when the command failed: Redis down, timeout, queue full */
 typedef void (*ngx_fishchat_redis_handler_pt)(redisReply *reply, void *data);
 
+/* a message on a subscribed channel */
+typedef void (*ngx_fishchat_redis_message_pt)(ngx_str_t *payload,
+    void *data);
+
+/* the subscriber link is up again after it was down: messages were lost */
+typedef void (*ngx_fishchat_redis_resync_pt)(void *data);
+
+
+typedef struct {
+    ngx_str_t                   body;
+    u_char                      sha[40];
+} ngx_fishchat_redis_script_t;
+
 
 typedef struct {
     ngx_str_t                   name;
@@ -106,6 +127,7 @@ typedef struct {
 
     size_t                      frame_max;
 
+    ngx_array_t                 scripts;      /* ngx_fishchat_redis_script_t * */
     ngx_array_t                 servers;      /* ngx_str_t: counters labels */
     ngx_shm_zone_t             *zone;
     size_t                      slot_size;
@@ -142,6 +164,7 @@ ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
 ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
+ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 
 /* Redis */
 ngx_fishchat_redis_t *ngx_fishchat_redis_link(void);
@@ -151,6 +174,15 @@ ngx_fishchat_redis_req_t *ngx_fishchat_redis_command(
 void ngx_fishchat_redis_cancel(ngx_fishchat_redis_req_t *req);
 ngx_uint_t ngx_fishchat_redis_up(ngx_fishchat_redis_t *link);
 ngx_int_t ngx_fishchat_redis_start(ngx_cycle_t *cycle);
+ngx_fishchat_redis_script_t *ngx_fishchat_redis_script(ngx_conf_t *cf,
+    char *body);
+ngx_fishchat_redis_req_t *ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
+    void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
+ngx_int_t ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle,
+    ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
+    ngx_fishchat_redis_resync_pt resync, void *data);
+ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
 void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
 
 

@@ -41,7 +41,13 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("BAD_ARGS"),
     ngx_string("TIMEOUT"),
     ngx_string("NO_MSG_SERVER"),
-    ngx_string("REDIS_UNAVAILABLE")
+    ngx_string("REDIS_UNAVAILABLE"),
+    ngx_string("NOT_LOGGED_IN"),
+    ngx_string("FORBIDDEN"),
+    ngx_string("INBOX_FULL"),
+    ngx_string("RATE_LIMITED"),
+    ngx_string("KICKED"),
+    ngx_string("SLOW_READER")
 };
 
 

@@ -174,6 +174,13 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
         return NULL;
     }
 
+    if (ngx_array_init(&fcf->scripts, cycle->pool, 4,
+                       sizeof(ngx_fishchat_redis_script_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
     return fcf;
 }
 
@@ -507,4 +514,33 @@ ngx_fishchat_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_fishchat_worker_counters = NULL;
+}
+
+
+/* random bytes from the kernel, for seeds */
+
+ngx_int_t
+ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log)
+{
+    ssize_t       n;
+    ngx_fd_t      fd;
+
+    fd = ngx_open_file("/dev/urandom", NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      ngx_open_file_n " \"/dev/urandom\" failed");
+        return NGX_ERROR;
+    }
+
+    n = read(fd, buf, len);
+
+    ngx_close_file(fd);
+
+    if (n != (ssize_t) len) {
+        ngx_log_error(NGX_LOG_ALERT, log, ngx_errno,
+                      "read(\"/dev/urandom\") failed");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
 }

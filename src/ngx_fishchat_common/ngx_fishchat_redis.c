@@ -22,6 +22,7 @@
 #include <ngx_config.h>
 #include <ngx_core.h>
 #include <ngx_event.h>
+#include <ngx_sha1.h>
 #include "ngx_fishchat.h"
 
 
@@ -48,6 +49,13 @@ struct ngx_fishchat_redis_req_s {
 };
 
 
+typedef struct {
+    ngx_str_t                       name;
+    ngx_fishchat_redis_message_pt   handler;
+    void                           *data;
+} ngx_fishchat_redis_channel_t;
+
+
 struct ngx_fishchat_redis_s {
     redisAsyncContext              *ac;
     ngx_connection_t               *conn;
@@ -68,6 +76,13 @@ struct ngx_fishchat_redis_s {
 
     ngx_msec_t                      rtt;
 
+    /* the subscriber link */
+    ngx_array_t                     channels;
+    ngx_fishchat_redis_resync_pt    resync;
+    void                           *resync_data;
+
+    unsigned                        subscriber:1;
+    unsigned                        was_up:1;
     unsigned                        failed:1;
     unsigned                        exiting:1;
 };
@@ -97,9 +112,17 @@ static void ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_timeout(ngx_event_t *ev);
 static void ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req);
+static ngx_fishchat_redis_t *ngx_fishchat_redis_create(ngx_cycle_t *cycle,
+    ngx_uint_t subscriber);
+static void ngx_fishchat_redis_close(ngx_fishchat_redis_t *link);
+static void ngx_fishchat_redis_message(redisAsyncContext *ac, void *r,
+    void *privdata);
+static void ngx_fishchat_redis_send_subscribe(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_channel_t *ch);
 
 
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
+static ngx_fishchat_redis_t  *ngx_fishchat_redis_sub;
 
 
 ngx_fishchat_redis_t *
@@ -124,8 +147,7 @@ ngx_fishchat_redis_up(ngx_fishchat_redis_t *link)
 ngx_int_t
 ngx_fishchat_redis_start(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t   *fcf;
-    ngx_fishchat_redis_t  *link;
+    ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_fishchat_get_conf(cycle);
 
@@ -133,13 +155,92 @@ ngx_fishchat_redis_start(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    link = ngx_pcalloc(cycle->pool, sizeof(ngx_fishchat_redis_t));
+    ngx_fishchat_redis_main = ngx_fishchat_redis_create(cycle, 0);
+
+    return ngx_fishchat_redis_main ? NGX_OK : NGX_ERROR;
+}
+
+
+/*
+ * Subscribes this worker to a channel on its subscriber link (a link in
+ * subscribe mode can't send commands, so it is a link of its own).  After
+ * the link was down and is up again, "resync" is called: messages
+ * published meanwhile were lost.
+ */
+
+ngx_int_t
+ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle, ngx_str_t *channel,
+    ngx_fishchat_redis_message_pt handler, ngx_fishchat_redis_resync_pt resync,
+    void *data)
+{
+    ngx_fishchat_conf_t           *fcf;
+    ngx_fishchat_redis_t          *link;
+    ngx_fishchat_redis_channel_t  *ch;
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    if (fcf == NULL || fcf->redis == NULL) {
+        return NGX_DECLINED;
+    }
+
+    link = ngx_fishchat_redis_sub;
+
     if (link == NULL) {
+        link = ngx_fishchat_redis_create(cycle, 1);
+        if (link == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_fishchat_redis_sub = link;
+    }
+
+    ch = ngx_array_push(&link->channels);
+    if (ch == NULL) {
         return NGX_ERROR;
     }
 
-    link->conf = fcf;
+    ch->name.data = ngx_pstrdup(cycle->pool, channel);
+    if (ch->name.data == NULL) {
+        return NGX_ERROR;
+    }
+
+    ch->name.len = channel->len;
+    ch->handler = handler;
+    ch->data = data;
+
+    if (resync) {
+        link->resync = resync;
+        link->resync_data = data;
+    }
+
+    if (link->state == NGX_FISHCHAT_REDIS_UP) {
+        ngx_fishchat_redis_send_subscribe(link, ch);
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_fishchat_redis_t *
+ngx_fishchat_redis_create(ngx_cycle_t *cycle, ngx_uint_t subscriber)
+{
+    ngx_fishchat_redis_t  *link;
+
+    link = ngx_pcalloc(cycle->pool, sizeof(ngx_fishchat_redis_t));
+    if (link == NULL) {
+        return NULL;
+    }
+
+    link->conf = ngx_fishchat_get_conf(cycle);
     link->log = cycle->log;
+    link->subscriber = subscriber;
+
+    if (ngx_array_init(&link->channels, cycle->pool, 4,
+                       sizeof(ngx_fishchat_redis_channel_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
 
     ngx_queue_init(&link->waiting);
     ngx_queue_init(&link->sent);
@@ -152,26 +253,39 @@ ngx_fishchat_redis_start(ngx_cycle_t *cycle)
 
     link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
 
-    ngx_fishchat_redis_main = link;
-
     ngx_fishchat_redis_connect(link);
 
-    return NGX_OK;
+    return link;
+}
+
+
+ngx_msec_t
+ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link)
+{
+    return link ? link->rtt : 0;
 }
 
 
 void
 ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle)
 {
-    ngx_queue_t               *q;
-    ngx_fishchat_redis_t      *link;
-    ngx_fishchat_redis_req_t  *req;
-
-    link = ngx_fishchat_redis_main;
-
-    if (link == NULL) {
-        return;
+    if (ngx_fishchat_redis_sub) {
+        ngx_fishchat_redis_close(ngx_fishchat_redis_sub);
+        ngx_fishchat_redis_sub = NULL;
     }
+
+    if (ngx_fishchat_redis_main) {
+        ngx_fishchat_redis_close(ngx_fishchat_redis_main);
+        ngx_fishchat_redis_main = NULL;
+    }
+}
+
+
+static void
+ngx_fishchat_redis_close(ngx_fishchat_redis_t *link)
+{
+    ngx_queue_t               *q;
+    ngx_fishchat_redis_req_t  *req;
 
     link->exiting = 1;
 
@@ -209,20 +323,20 @@ ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle)
         ngx_queue_remove(q);
         ngx_free(ngx_queue_data(q, ngx_fishchat_redis_req_t, queue));
     }
-
-    ngx_fishchat_redis_main = NULL;
 }
 
 
 static void
 ngx_fishchat_redis_connect(ngx_fishchat_redis_t *link)
 {
-    int                   n;
-    ngx_url_t            *u;
-    ngx_connection_t     *c;
-    redisAsyncContext    *ac;
-    ngx_fishchat_conf_t  *fcf;
-    u_char                host[NGX_SOCKADDR_STRLEN + 1];
+    int                            n;
+    ngx_url_t                     *u;
+    ngx_uint_t                     i;
+    ngx_connection_t              *c;
+    redisAsyncContext             *ac;
+    ngx_fishchat_conf_t           *fcf;
+    ngx_fishchat_redis_script_t  **script;
+    u_char                         host[NGX_SOCKADDR_STRLEN + 1];
 
     fcf = link->conf;
     u = fcf->redis;
@@ -296,6 +410,17 @@ ngx_fishchat_redis_connect(ngx_fishchat_redis_t *link)
         link->handshake++;
     }
 
+    if (!link->subscriber) {
+        script = fcf->scripts.elts;
+
+        for (i = 0; i < fcf->scripts.nelts; i++) {
+            redisAsyncCommand(ac, ngx_fishchat_redis_handshake, link,
+                              "SCRIPT LOAD %b", script[i]->body.data,
+                              script[i]->body.len);
+            link->handshake++;
+        }
+    }
+
     redisAsyncCommand(ac, ngx_fishchat_redis_handshake, link, "PING");
     link->handshake++;
 
@@ -323,8 +448,10 @@ ngx_fishchat_redis_schedule(ngx_fishchat_redis_t *link, const char *why)
     level = link->failed ? NGX_LOG_INFO : NGX_LOG_WARN;
 
     ngx_log_error(level, link->log, 0,
-                  "fishchat: redis %V is unavailable: %s, retrying in %M ms",
-                  &u->url, why ? why : "connection closed", link->backoff);
+                  "fishchat: redis %V is unavailable (%s link): %s, "
+                  "retrying in %M ms", &u->url,
+                  link->subscriber ? "subscriber" : "command",
+                  why ? why : "connection closed", link->backoff);
 
     link->failed = 1;
 
@@ -530,8 +657,9 @@ ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_fishchat_redis_t  *link = privdata;
 
-    ngx_uint_t   level;
-    redisReply  *reply = r;
+    ngx_uint_t                     i, level;
+    redisReply                    *reply = r;
+    ngx_fishchat_redis_channel_t  *ch;
 
     if (reply == NULL || link->exiting) {
         /* the context is going away; the callbacks above say why */
@@ -564,11 +692,65 @@ ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
     level = link->failed ? NGX_LOG_NOTICE : NGX_LOG_INFO;
 
     ngx_log_error(level, link->log, 0,
-                  "fishchat: redis %V is up", &link->conf->redis->url);
+                  "fishchat: redis %V is up (%s link)",
+                  &link->conf->redis->url,
+                  link->subscriber ? "subscriber" : "command");
 
     link->failed = 0;
 
-    ngx_fishchat_redis_flush(link);
+    if (!link->subscriber) {
+        ngx_fishchat_redis_flush(link);
+        return;
+    }
+
+    ch = link->channels.elts;
+
+    for (i = 0; i < link->channels.nelts; i++) {
+        ngx_fishchat_redis_send_subscribe(link, &ch[i]);
+    }
+
+    if (link->was_up && link->resync) {
+        link->resync(link->resync_data);
+    }
+
+    link->was_up = 1;
+}
+
+
+static void
+ngx_fishchat_redis_send_subscribe(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_channel_t *ch)
+{
+    redisAsyncCommand(link->ac, ngx_fishchat_redis_message, ch,
+                      "SUBSCRIBE %b", ch->name.data, ch->name.len);
+}
+
+
+static void
+ngx_fishchat_redis_message(redisAsyncContext *ac, void *r, void *privdata)
+{
+    ngx_fishchat_redis_channel_t *ch = privdata;
+
+    ngx_str_t    payload;
+    redisReply  *reply = r;
+
+    if (reply == NULL
+        || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements != 3
+        || reply->element[0]->type != REDIS_REPLY_STRING
+        || reply->element[2]->type != REDIS_REPLY_STRING
+        || reply->element[0]->len != sizeof("message") - 1
+        || ngx_strncmp(reply->element[0]->str, "message",
+                       sizeof("message") - 1) != 0)
+    {
+        /* a subscribe confirmation, or the link is going away */
+        return;
+    }
+
+    payload.data = (u_char *) reply->element[2]->str;
+    payload.len = reply->element[2]->len;
+
+    ch->handler(&payload, ch->data);
 }
 
 
@@ -640,7 +822,7 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     ngx_queue_t               *q;
     ngx_fishchat_redis_req_t  *req;
 
-    if (link == NULL || link->exiting) {
+    if (link == NULL || link->exiting || link->subscriber) {
         return NULL;
     }
 
@@ -811,4 +993,74 @@ ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req)
 
     ngx_queue_insert_head(&link->free, &req->queue);
     link->nfree++;
+}
+
+
+/* a Lua script, loaded at every connect and run with EVALSHA */
+
+ngx_fishchat_redis_script_t *
+ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
+{
+    u_char                        digest[20];
+    ngx_sha1_t                    sha1;
+    ngx_fishchat_conf_t          *fcf;
+    ngx_fishchat_redis_script_t  *script, **p;
+
+    fcf = ngx_fishchat_conf(cf);
+
+    script = ngx_palloc(cf->pool, sizeof(ngx_fishchat_redis_script_t));
+    if (script == NULL) {
+        return NULL;
+    }
+
+    script->body.data = (u_char *) body;
+    script->body.len = ngx_strlen(body);
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, script->body.data, script->body.len);
+    ngx_sha1_final(digest, &sha1);
+
+    ngx_hex_dump(script->sha, digest, 20);
+
+    p = ngx_array_push(&fcf->scripts);
+    if (p == NULL) {
+        return NULL;
+    }
+
+    *p = script;
+
+    return script;
+}
+
+
+#define NGX_FISHCHAT_REDIS_MAX_ARGS  16
+
+ngx_fishchat_redis_req_t *
+ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
+    void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
+{
+    u_char       nk[NGX_INT_T_LEN];
+    size_t       argvlen[NGX_FISHCHAT_REDIS_MAX_ARGS + 3];
+    ngx_uint_t   i;
+    const char  *argv[NGX_FISHCHAT_REDIS_MAX_ARGS + 3];
+
+    if (nargs > NGX_FISHCHAT_REDIS_MAX_ARGS) {
+        return NULL;
+    }
+
+    argv[0] = "EVALSHA";
+    argvlen[0] = sizeof("EVALSHA") - 1;
+    argv[1] = (const char *) script->sha;
+    argvlen[1] = 40;
+    argv[2] = (const char *) nk;
+    argvlen[2] = ngx_sprintf(nk, "%ui", nkeys) - nk;
+
+    for (i = 0; i < nargs; i++) {
+        argv[i + 3] = (const char *) args[i].data;
+        argvlen[i + 3] = args[i].len;
+    }
+
+    return ngx_fishchat_redis_command(link, handler, data, nargs + 3, argv,
+                                      argvlen);
 }

@@ -72,15 +72,22 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "bad_args",
     "timeout",
     "no_msg_server",
-    "redis_unavailable"
+    "redis_unavailable",
+    "not_logged_in",
+    "forbidden",
+    "inbox_full",
+    "rate_limited",
+    "kicked",
+    "slow_reader"
 };
 
 
 #define NGX_HTTP_FISHCHAT_MONITOR_SERVER_LEN                                 \
-    (sizeof("{\"server\":\"\",\"active\":,\"accepted\":,\"frames_in\":,"     \
+    (sizeof("{\"server\":\"\",\"active\":,\"accepted\":,\"sessions\":,"    \
+            "\"messages\":,\"frames_in\":,"                                  \
             "\"frames_out\":,\"bytes_in\":,\"bytes_out\":,\"errors\":,"      \
             "\"error\":{}},") - 1                                            \
-     + 8 * NGX_ATOMIC_T_LEN                                                  \
+     + 10 * NGX_ATOMIC_T_LEN                                                 \
      + NGX_FISHCHAT_ERR_LAST * (sizeof("\"\":,") + 20 + NGX_ATOMIC_T_LEN))
 
 #define NGX_HTTP_FISHCHAT_MONITOR_WORKER_LEN                                 \
@@ -202,7 +209,8 @@ ngx_http_fishchat_monitor_json(u_char *p, ngx_fishchat_conf_t *fcf)
                             "\"frames_in\":%A,\"frames_out\":%A,"
                             "\"bytes_in\":%A,\"bytes_out\":%A,"
                             "\"errors\":%A,\"error\":{",
-                            c->active, c->accepted, c->frames_in,
+                            c->active, c->accepted, c->sessions,
+                            c->messages, c->frames_in,
                             c->frames_out, c->bytes_in, c->bytes_out,
                             c->errors);
 

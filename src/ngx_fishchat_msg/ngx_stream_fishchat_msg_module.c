@@ -1,0 +1,2118 @@
+
+/*
+ * FishChat for nginx: the msg server role.
+ *
+ * Client sessions of the seed protocol: login (SEND_CLIENT_ID), keepalive
+ * (SEND_PING), 1:1 messages (SEND_MESSAGE_P2P, RESP_MESSAGE_P2P, P2P_ACK)
+ * with at-least-once delivery through an inbox in Redis, and the opt-in
+ * replies (HELLO) that seed clients never see.
+ *
+ * A message costs the sender one Redis round trip: one script stores it
+ * in the recipient's inbox and, when the recipient is connected to another
+ * worker or node, publishes it to that worker's channel.  Each worker
+ * subscribes to its own channel (named after its pid) and writes what
+ * arrives there to its sessions.  An acknowledged message leaves the inbox;
+ * the rest is delivered again at the next login.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include "ngx_fishchat.h"
+
+
+#define NGX_STREAM_FISHCHAT_MSG_ID_MAX      128
+#define NGX_STREAM_FISHCHAT_MSG_UUID_LEN    36
+#define NGX_STREAM_FISHCHAT_MSG_READ_SIZE   16384
+#define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
+
+
+typedef struct {
+    ngx_flag_t                      enabled;
+    ngx_str_t                       advertise;
+    ngx_msec_t                      keepalive;
+    ngx_uint_t                      inbox_max;
+    ngx_msec_t                      inbox_ttl;
+    ngx_uint_t                      rate;
+    ngx_uint_t                      burst;
+    size_t                          send_buffer;
+    ngx_uint_t                      counters;
+    ngx_stream_core_srv_conf_t     *cscf;
+} ngx_stream_fishchat_msg_srv_conf_t;
+
+
+typedef struct {
+    ngx_msec_t                      heartbeat;
+    ngx_array_t                     servers;  /* msg_srv_conf_t * */
+    ngx_fishchat_redis_script_t    *login;
+    ngx_fishchat_redis_script_t    *send;
+    ngx_fishchat_redis_script_t    *ack;
+    ngx_fishchat_redis_script_t    *logout;
+    ngx_fishchat_redis_script_t    *beat;
+} ngx_stream_fishchat_msg_main_conf_t;
+
+
+typedef struct ngx_stream_fishchat_msg_out_s  ngx_stream_fishchat_msg_out_t;
+
+struct ngx_stream_fishchat_msg_out_s {
+    ngx_stream_fishchat_msg_out_t  *next;
+    u_char                         *pos;
+    u_char                         *last;
+    u_char                          data[1];
+};
+
+
+typedef struct {
+    ngx_str_node_t                  node;       /* node.str is the id */
+    ngx_stream_session_t           *s;
+    ngx_connection_t               *c;
+    ngx_stream_fishchat_msg_srv_conf_t  *conf;
+    ngx_fishchat_counters_t        *counters;
+    ngx_fishchat_parser_t           parser;
+
+    uint64_t                        sid;
+
+    ngx_stream_fishchat_msg_out_t  *out;
+    ngx_stream_fishchat_msg_out_t  *out_last;
+    size_t                          out_bytes;
+
+    ngx_stream_fishchat_msg_out_t  *held;       /* arrived during login */
+    ngx_stream_fishchat_msg_out_t  *held_last;
+
+    ngx_queue_t                     reqs;
+
+    ngx_msec_t                      rate_last;
+    ngx_uint_t                      rate_tokens;   /* thousandths */
+    ngx_uint_t                      rate_strikes;
+
+    unsigned                        optin:1;
+    unsigned                        logging_in:1;
+    unsigned                        logged_in:1;
+    unsigned                        in_table:1;
+    unsigned                        closed:1;
+
+    u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
+} ngx_stream_fishchat_msg_session_t;
+
+
+/* a Redis command under way for a session */
+
+typedef struct {
+    ngx_queue_t                     queue;
+    ngx_stream_fishchat_msg_session_t  *sess;
+    ngx_fishchat_redis_req_t       *req;
+    ngx_str_t                       ref;
+    ngx_str_t                       to;
+    ngx_str_t                       frame;
+    u_char                          uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
+    u_char                          data[1];
+} ngx_stream_fishchat_msg_call_t;
+
+
+static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
+static void ngx_stream_fishchat_msg_cleanup(void *data);
+static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
+static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
+static ngx_int_t ngx_stream_fishchat_msg_frame(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
+static ngx_int_t ngx_stream_fishchat_msg_hello(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static ngx_int_t ngx_stream_fishchat_msg_login(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static void ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_ping(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static ngx_int_t ngx_stream_fishchat_msg_p2p(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_ack(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_refuse(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
+    ngx_uint_t fatal, const char *fmt, ...);
+static ngx_int_t ngx_stream_fishchat_msg_reply(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
+    ngx_uint_t nargs);
+static ngx_int_t ngx_stream_fishchat_msg_write(
+    ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
+static void ngx_stream_fishchat_msg_close(
+    ngx_stream_fishchat_msg_session_t *sess);
+static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
+    ngx_stream_fishchat_msg_session_t *sess, size_t size);
+static void ngx_stream_fishchat_msg_call_done(
+    ngx_stream_fishchat_msg_call_t *call);
+static ngx_int_t ngx_stream_fishchat_msg_valid_id(ngx_str_t *id);
+static ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind,
+    ngx_str_t *id, char *suffix);
+static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_msg_find(
+    ngx_str_t *id);
+static void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
+static void ngx_stream_fishchat_msg_deliver(
+    ngx_stream_fishchat_msg_session_t *sess, u_char *frame, size_t len);
+static void ngx_stream_fishchat_msg_uuid(u_char *p);
+static void ngx_stream_fishchat_msg_beat(ngx_event_t *ev);
+
+static void *ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf);
+static char *ngx_stream_fishchat_msg_init_main_conf(ngx_conf_t *cf,
+    void *conf);
+static void *ngx_stream_fishchat_msg_create_srv_conf(ngx_conf_t *cf);
+static char *ngx_stream_fishchat_msg_merge_srv_conf(ngx_conf_t *cf,
+    void *parent, void *child);
+static ngx_int_t ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf);
+static char *ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static char *ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+static ngx_int_t ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle);
+static ngx_int_t ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle);
+static void ngx_stream_fishchat_msg_exit_process(ngx_cycle_t *cycle);
+
+
+static ngx_command_t  ngx_stream_fishchat_msg_commands[] = {
+
+    { ngx_string("fishchat_msg"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_NOARGS,
+      ngx_stream_fishchat_msg,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fishchat_msg_advertise"),
+      NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, advertise),
+      NULL },
+
+    { ngx_string("fishchat_msg_keepalive_timeout"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, keepalive),
+      NULL },
+
+    { ngx_string("fishchat_msg_inbox_max"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, inbox_max),
+      NULL },
+
+    { ngx_string("fishchat_msg_inbox_ttl"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, inbox_ttl),
+      NULL },
+
+    { ngx_string("fishchat_msg_rate"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_stream_fishchat_msg_rate,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
+    { ngx_string("fishchat_msg_send_buffer"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_size_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, send_buffer),
+      NULL },
+
+    { ngx_string("fishchat_msg_heartbeat"),
+      NGX_STREAM_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_STREAM_MAIN_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, heartbeat),
+      NULL },
+
+      ngx_null_command
+};
+
+
+static ngx_stream_module_t  ngx_stream_fishchat_msg_module_ctx = {
+    NULL,                                  /* preconfiguration */
+    ngx_stream_fishchat_msg_postconfiguration, /* postconfiguration */
+
+    ngx_stream_fishchat_msg_create_main_conf, /* create main configuration */
+    ngx_stream_fishchat_msg_init_main_conf, /* init main configuration */
+
+    ngx_stream_fishchat_msg_create_srv_conf, /* create server configuration */
+    ngx_stream_fishchat_msg_merge_srv_conf /* merge server configuration */
+};
+
+
+ngx_module_t  ngx_stream_fishchat_msg_module = {
+    NGX_MODULE_V1,
+    &ngx_stream_fishchat_msg_module_ctx,   /* module context */
+    ngx_stream_fishchat_msg_commands,      /* module directives */
+    NGX_STREAM_MODULE,                     /* module type */
+    NULL,                                  /* init master */
+    ngx_stream_fishchat_msg_init_module,   /* init module */
+    ngx_stream_fishchat_msg_init_process,  /* init process */
+    NULL,                                  /* init thread */
+    NULL,                                  /* exit thread */
+    ngx_stream_fishchat_msg_exit_process,  /* exit process */
+    NULL,                                  /* exit master */
+    NGX_MODULE_V1_PADDING
+};
+
+
+/*
+ * KEYS: presence, inbox order, inbox messages.
+ * ARGV: node, worker channel, client address, msg server, session id,
+ * login time, id, how many pending messages to return.
+ * Takes the presence over (and tells the worker that had it to close its
+ * session), returns the pending messages oldest first.
+ */
+
+static char  ngx_stream_fishchat_msg_login_lua[] =
+    "local old = redis.call('HMGET', KEYS[1], 'ch', 'sid') "
+    "redis.call('HSET', KEYS[1], 'node', ARGV[1], 'ch', ARGV[2], "
+               "'addr', ARGV[3], 'srv', ARGV[4], 'sid', ARGV[5], "
+               "'since', ARGV[6]) "
+    "if old[1] and old[1] ~= ARGV[2] then "
+        "redis.call('PUBLISH', old[1], 'K' .. ARGV[7] .. '\\n' .. ARGV[5]) "
+    "end "
+    "local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[8]) - 1) "
+    "if #ids == 0 then return {} end "
+    "return redis.call('HMGET', KEYS[3], unpack(ids))";
+
+/*
+ * KEYS: inbox order, inbox messages, presence of the recipient.
+ * ARGV: uuid, delivery frame, inbox max, inbox ttl (ms), the sender's
+ * worker channel, recipient id.
+ */
+
+static char  ngx_stream_fishchat_msg_send_lua[] =
+    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then "
+        "return 'FULL' "
+    "end "
+    "local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1) "
+    "redis.call('ZADD', KEYS[1], seq, ARGV[1]) "
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
+    "local ch = redis.call('HGET', KEYS[3], 'ch') "
+    "if not ch then return 'OFFLINE' end "
+    "if ch == ARGV[5] then return 'LOCAL' end "
+    "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "
+    "return 'ROUTED'";
+
+/* KEYS: inbox order, inbox messages; ARGV: uuid */
+
+static char  ngx_stream_fishchat_msg_ack_lua[] =
+    "local n = redis.call('ZREM', KEYS[1], ARGV[1]) "
+    "redis.call('HDEL', KEYS[2], ARGV[1]) "
+    "if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end "
+    "return n";
+
+/* KEYS: presence; ARGV: session id */
+
+static char  ngx_stream_fishchat_msg_logout_lua[] =
+    "if redis.call('HGET', KEYS[1], 'sid') == ARGV[1] then "
+        "return redis.call('DEL', KEYS[1]) "
+    "end "
+    "return 0";
+
+/*
+ * KEYS: heartbeats, loads; ARGV: address, ttl (ms), load JSON.
+ * Heartbeats dead for a minute are removed.
+ */
+
+static char  ngx_stream_fishchat_msg_beat_lua[] =
+    "local t = redis.call('TIME') "
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
+    "redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1]) "
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[3]) "
+    "local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - 60000, "
+                            "'LIMIT', 0, 100) "
+    "if #dead > 0 then "
+        "redis.call('ZREM', KEYS[1], unpack(dead)) "
+        "redis.call('HDEL', KEYS[2], unpack(dead)) "
+    "end "
+    "return 1";
+
+
+static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
+    ngx_string("RESP_MESSAGE_P2P");
+
+
+/* the state of this worker */
+
+typedef struct {
+    ngx_rbtree_t                    sessions;
+    ngx_rbtree_node_t               sentinel;
+    ngx_str_t                       channel;
+    ngx_event_t                     beat;
+    uint64_t                        serial;
+    uint64_t                        rnd[2];
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+    ngx_fishchat_conf_t            *fcf;
+    u_char                         *scratch;
+    size_t                          scratch_size;
+    u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
+} ngx_stream_fishchat_msg_worker_t;
+
+
+static ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
+
+
+/* sessions */
+
+static void
+ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s)
+{
+    ngx_connection_t                    *c;
+    ngx_pool_cleanup_t                  *cln;
+    ngx_stream_fishchat_msg_session_t   *sess;
+    ngx_stream_fishchat_msg_srv_conf_t  *mscf;
+
+    c = s->connection;
+    c->log->action = "serving fishchat session";
+
+    mscf = ngx_stream_get_module_srv_conf(s, ngx_stream_fishchat_msg_module);
+
+    if (ngx_stream_fishchat_msg_worker == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sess = ngx_pcalloc(c->pool, sizeof(ngx_stream_fishchat_msg_session_t));
+    if (sess == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    cln = ngx_pool_cleanup_add(c->pool, 0);
+    if (cln == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sess->s = s;
+    sess->c = c;
+    sess->conf = mscf;
+    sess->counters = ngx_fishchat_counters(mscf->counters);
+    sess->sid = ++ngx_stream_fishchat_msg_worker->serial;
+    sess->rate_tokens = mscf->burst * 1000;
+    sess->rate_last = ngx_current_msec;
+
+    ngx_queue_init(&sess->reqs);
+    ngx_fishchat_parser_init(&sess->parser,
+                             ngx_stream_fishchat_msg_worker->fcf->frame_max);
+
+    sess->counters->accepted++;
+    sess->counters->active++;
+
+    cln->handler = ngx_stream_fishchat_msg_cleanup;
+    cln->data = sess;
+
+    ngx_stream_set_ctx(s, sess, ngx_stream_fishchat_msg_module);
+
+    c->read->handler = ngx_stream_fishchat_msg_read_handler;
+    c->write->handler = ngx_stream_fishchat_msg_write_handler;
+
+    ngx_add_timer(c->read, mscf->keepalive);
+
+    ngx_stream_fishchat_msg_read_handler(c->read);
+}
+
+
+/* everything a session holds is let go here, whatever closed it */
+
+static void
+ngx_stream_fishchat_msg_cleanup(void *data)
+{
+    ngx_stream_fishchat_msg_session_t *sess = data;
+
+    ngx_str_t                            args[2], key;
+    ngx_queue_t                         *q;
+    ngx_stream_fishchat_msg_out_t       *out, *next;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    u_char                              *p, sid[NGX_INT64_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    sess->closed = 1;
+    sess->counters->active--;
+
+    while (!ngx_queue_empty(&sess->reqs)) {
+        q = ngx_queue_head(&sess->reqs);
+        call = ngx_queue_data(q, ngx_stream_fishchat_msg_call_t, queue);
+
+        if (call->req && ngx_fishchat_redis_link()) {
+            ngx_fishchat_redis_cancel(call->req);
+        }
+
+        ngx_stream_fishchat_msg_call_done(call);
+    }
+
+    if (sess->in_table && w) {
+        ngx_rbtree_delete(&w->sessions, &sess->node.node);
+        sess->in_table = 0;
+
+        if (sess->logged_in) {
+            sess->counters->sessions--;
+        }
+
+        /* presence goes, unless a newer login took it over meanwhile */
+
+        p = w->scratch;
+
+        key = ngx_stream_fishchat_msg_key(&p, "client:", &sess->node.str,
+                                           "");
+        args[0] = key;
+        args[1].data = sid;
+        args[1].len = ngx_sprintf(sid, "%uL", sess->sid) - sid;
+
+        (void) ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                       w->mmcf->logout, NULL, NULL, 1, 2,
+                                       args);
+    }
+
+    for (out = sess->out; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    for (out = sess->held; out; out = next) {
+        next = out->next;
+        ngx_free(out);
+    }
+
+    sess->out = NULL;
+    sess->held = NULL;
+
+    ngx_fishchat_parser_free(&sess->parser);
+}
+
+
+static void
+ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess)
+{
+    if (sess->closed) {
+        return;
+    }
+
+    sess->closed = 1;
+
+    ngx_stream_finalize_session(sess->s, NGX_STREAM_OK);
+}
+
+
+static void
+ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
+{
+    ssize_t                              n;
+    ngx_int_t                            rc;
+    ngx_buf_t                            b;
+    ngx_str_t                            frame;
+    ngx_connection_t                    *c;
+    ngx_stream_session_t                *s;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    ngx_stream_fishchat_msg_session_t   *sess;
+
+    c = rev->data;
+    s = c->data;
+    sess = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_msg_module);
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (c->close) {
+        /* worker_shutdown_timeout */
+        ngx_stream_fishchat_msg_close(sess);
+        return;
+    }
+
+    if (rev->timedout) {
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "fishchat msg: no frame for %M ms, closing",
+                      sess->conf->keepalive);
+        ngx_stream_fishchat_msg_close(sess);
+        return;
+    }
+
+    for ( ;; ) {
+
+        n = c->recv(c, w->read, NGX_STREAM_FISHCHAT_MSG_READ_SIZE);
+
+        if (n == NGX_AGAIN) {
+            break;
+        }
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "fishchat msg: client closed the connection");
+            ngx_stream_fishchat_msg_close(sess);
+            return;
+        }
+
+        sess->counters->bytes_in += n;
+
+        ngx_memzero(&b, sizeof(ngx_buf_t));
+        b.pos = w->read;
+        b.last = w->read + n;
+
+        for ( ;; ) {
+            rc = ngx_fishchat_parse_frame(&sess->parser, &b, &frame, c->log);
+
+            if (rc == NGX_AGAIN) {
+                break;
+            }
+
+            if (rc == NGX_FISHCHAT_FRAME_EMPTY) {
+                (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_BAD_FRAME, 1,
+                                            "empty frame");
+                return;
+            }
+
+            if (rc == NGX_FISHCHAT_FRAME_TOO_LARGE) {
+                (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+                                            1, "frame of %uD bytes is over "
+                                            "the maximum of %uz",
+                                            sess->parser.length,
+                                            sess->parser.max);
+                return;
+            }
+
+            if (rc != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+                return;
+            }
+
+            sess->counters->frames_in++;
+
+            if (ngx_stream_fishchat_msg_frame(sess, &frame) != NGX_OK) {
+                return;
+            }
+        }
+
+        if (c->read->timer_set) {
+            ngx_del_timer(c->read);
+        }
+
+        ngx_add_timer(c->read, sess->conf->keepalive);
+    }
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_stream_fishchat_msg_close(sess);
+    }
+}
+
+
+#define ngx_stream_fishchat_msg_is(m, name)                                  \
+    ((m)->cmd.len == sizeof(name) - 1                                        \
+     && ngx_strncmp((m)->cmd.data, name, sizeof(name) - 1) == 0)
+
+
+/* NGX_OK: go on reading; anything else: the session is closed */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *frame)
+{
+    ngx_int_t           rc;
+    ngx_fishchat_msg_t  m;
+    u_char              err[128];
+
+    if (ngx_fishchat_msg_decode(frame, &m, err, sizeof(err)) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_FRAME,
+                                              1, "%s", err);
+    }
+
+    if (ngx_stream_fishchat_msg_is(&m, "SEND_MESSAGE_P2P")) {
+        rc = ngx_stream_fishchat_msg_p2p(sess, &m);
+
+    } else if (ngx_stream_fishchat_msg_is(&m, "P2P_ACK")) {
+        rc = ngx_stream_fishchat_msg_ack(sess, &m);
+
+    } else if (ngx_stream_fishchat_msg_is(&m, "SEND_PING")) {
+        rc = ngx_stream_fishchat_msg_ping(sess, &m);
+
+    } else if (ngx_stream_fishchat_msg_is(&m, "SEND_CLIENT_ID")) {
+        rc = ngx_stream_fishchat_msg_login(sess, &m);
+
+    } else if (ngx_stream_fishchat_msg_is(&m, "HELLO")) {
+        rc = ngx_stream_fishchat_msg_hello(sess, &m);
+
+    } else {
+        rc = ngx_stream_fishchat_msg_refuse(sess,
+                                            sess->logged_in
+                                            ? NGX_FISHCHAT_ERR_UNKNOWN_COMMAND
+                                            : NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                            1, "unknown command \"%*s\"",
+                                            ngx_min(m.cmd.len, 64),
+                                            m.cmd.data);
+    }
+
+    ngx_fishchat_msg_free(&m);
+
+    return rc;
+}
+
+
+/* HELLO <version>: the client takes the replies seed clients never get */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_hello(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    ngx_str_t  args[3];
+    u_char     pid[NGX_INT64_LEN];
+
+    if (m->nargs != 1 || m->args[0].len != 1 || m->args[0].data[0] != '1') {
+        sess->optin = 1;
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "HELLO takes the protocol "
+                                              "version, "
+                                              NGX_STREAM_FISHCHAT_MSG_VERSION);
+    }
+
+    sess->optin = 1;
+
+    args[0] = m->args[0];
+    args[1] = ngx_stream_fishchat_msg_worker->fcf->name;
+    args[2].data = pid;
+    args[2].len = ngx_sprintf(pid, "%P", ngx_pid) - pid;
+
+    return ngx_stream_fishchat_msg_reply(sess, "HELLO", args, 3);
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    u_char                              *p;
+    ngx_str_t                            args[11], *id;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    ngx_stream_fishchat_msg_session_t   *old;
+    u_char                               sid[NGX_INT64_LEN];
+    u_char                               now[NGX_INT64_LEN];
+    u_char                               max[NGX_INT_T_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (m->nargs != 1 || ngx_stream_fishchat_msg_valid_id(&m->args[0])
+                         != NGX_OK)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "SEND_CLIENT_ID takes an id "
+                                              "of 1 to 128 bytes without "
+                                              "white space, control "
+                                              "characters or braces");
+    }
+
+    id = &m->args[0];
+
+    if (sess->logged_in || sess->logging_in) {
+        if (id->len == sess->node.str.len
+            && ngx_strncmp(id->data, sess->node.str.data, id->len) == 0)
+        {
+            /* the same login again: nothing to do */
+            return NGX_OK;
+        }
+
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "already logged in as "
+                                              "\"%V\"", &sess->node.str);
+    }
+
+    /* a session of the same id on this worker is replaced */
+
+    old = ngx_stream_fishchat_msg_find(id);
+
+    if (old) {
+        ngx_log_error(NGX_LOG_INFO, old->c->log, 0,
+                      "fishchat msg: \"%V\" logged in again, closing this "
+                      "session", &old->node.str);
+
+        (void) ngx_stream_fishchat_msg_refuse(old, NGX_FISHCHAT_ERR_KICKED, 1,
+                                              "logged in elsewhere");
+    }
+
+    ngx_memcpy(sess->id, id->data, id->len);
+    sess->node.str.data = sess->id;
+    sess->node.str.len = id->len;
+    sess->node.node.key = ngx_crc32_short(sess->id, id->len);
+
+    ngx_rbtree_insert(&w->sessions, &sess->node.node);
+    sess->in_table = 1;
+    sess->logging_in = 1;
+
+    call = ngx_stream_fishchat_msg_call(sess, 0);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_stream_fishchat_msg_key(&p, "client:", id, "");
+    args[1] = ngx_stream_fishchat_msg_key(&p, "inbox:", id, "");
+    args[2] = ngx_stream_fishchat_msg_key(&p, "inbox:", id, ":m");
+    args[3] = w->fcf->name;
+    args[4] = w->channel;
+    args[5] = sess->c->addr_text;
+    args[6] = sess->conf->advertise;
+    args[7].data = sid;
+    args[7].len = ngx_sprintf(sid, "%uL", sess->sid) - sid;
+    args[8].data = now;
+    args[8].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+                  - now;
+    args[9] = *id;
+    args[10].data = max;
+    args[10].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->login,
+                                        ngx_stream_fishchat_msg_logged_in,
+                                        call, 3, 11, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+
+        ngx_rbtree_delete(&w->sessions, &sess->node.node);
+        sess->in_table = 0;
+        sess->logging_in = 0;
+
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_REDIS, 1,
+                                              "can't log in: Redis is "
+                                              "unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    size_t                               i;
+    ngx_str_t                            args[3];
+    redisReply                          *e;
+    ngx_stream_fishchat_msg_out_t       *held, *next;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    ngx_stream_fishchat_msg_session_t   *sess;
+    u_char                               pid[NGX_INT64_LEN];
+
+    sess = call->sess;
+    w = ngx_stream_fishchat_msg_worker;
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    sess->logging_in = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+                          "fishchat msg: login script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        ngx_rbtree_delete(&w->sessions, &sess->node.node);
+        sess->in_table = 0;
+
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 1,
+                                              "can't log in: Redis is "
+                                              "unavailable");
+        return;
+    }
+
+    sess->logged_in = 1;
+    sess->counters->sessions++;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, sess->c->log, 0,
+                   "fishchat msg: \"%V\" logged in", &sess->node.str);
+
+    if (sess->optin) {
+        args[0] = sess->node.str;
+        args[1] = w->fcf->name;
+        args[2].data = pid;
+        args[2].len = ngx_sprintf(pid, "%P", ngx_pid) - pid;
+
+        if (ngx_stream_fishchat_msg_reply(sess, "LOGIN_OK", args, 3)
+            != NGX_OK)
+        {
+            return;
+        }
+    }
+
+    /* what waited in the inbox, oldest first, then what came meanwhile */
+
+    for (i = 0; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (ngx_stream_fishchat_msg_write(sess, (u_char *) e->str, e->len)
+            != NGX_OK)
+        {
+            return;
+        }
+
+        sess->counters->frames_out++;
+    }
+
+    for (held = sess->held; held; held = next) {
+        next = held->next;
+        sess->held = next;
+
+        if (ngx_stream_fishchat_msg_write(sess, held->pos,
+                                          held->last - held->pos)
+            != NGX_OK)
+        {
+            ngx_free(held);
+            return;
+        }
+
+        sess->counters->frames_out++;
+        ngx_free(held);
+    }
+
+    sess->held_last = NULL;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_ping(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    if (m->nargs > 1) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "SEND_PING takes at most "
+                                              "one argument");
+    }
+
+    if (!sess->optin) {
+        return NGX_OK;
+    }
+
+    return ngx_stream_fishchat_msg_reply(sess, "PONG", NULL, 0);
+}
+
+
+/* the token bucket of fishchat_msg_rate; NGX_OK when the frame may pass */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_rate_check(ngx_stream_fishchat_msg_session_t *sess)
+{
+    ngx_msec_int_t                       ms;
+    ngx_stream_fishchat_msg_srv_conf_t  *mscf;
+
+    mscf = sess->conf;
+
+    if (mscf->rate == 0) {
+        return NGX_OK;
+    }
+
+    ms = (ngx_msec_int_t) (ngx_current_msec - sess->rate_last);
+    sess->rate_last = ngx_current_msec;
+
+    if (ms > 0) {
+        sess->rate_tokens += (ngx_uint_t) ms * mscf->rate;
+
+        if (sess->rate_tokens > mscf->burst * 1000) {
+            sess->rate_tokens = mscf->burst * 1000;
+        }
+    }
+
+    if (sess->rate_tokens >= 1000) {
+        sess->rate_tokens -= 1000;
+        sess->rate_strikes = 0;
+        return NGX_OK;
+    }
+
+    return NGX_DECLINED;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    u_char                              *p;
+    size_t                               size;
+    ngx_str_t                            args[9], dargs[3], frame, *to;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    u_char                               max[NGX_INT_T_LEN];
+    u_char                               ttl[NGX_INT64_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "SEND_MESSAGE_P2P before "
+                                              "login");
+    }
+
+    if (m->nargs != 3 && m->nargs != 4) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "SEND_MESSAGE_P2P takes to, "
+                                              "message, from and an "
+                                              "optional reference");
+    }
+
+    to = &m->args[0];
+
+    if (ngx_stream_fishchat_msg_valid_id(to) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "invalid recipient id");
+    }
+
+    if (m->args[2].len != sess->node.str.len
+        || ngx_strncmp(m->args[2].data, sess->node.str.data,
+                       m->args[2].len) != 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              1, "\"from\" is not the "
+                                              "logged-in id");
+    }
+
+    if (m->nargs == 4 && m->args[3].len > NGX_STREAM_FISHCHAT_MSG_ID_MAX) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "reference over 128 bytes");
+    }
+
+    if (ngx_stream_fishchat_msg_rate_check(sess) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                   NGX_FISHCHAT_ERR_RATE_LIMITED,
+                                   !sess->optin
+                                   || ++sess->rate_strikes > sess->conf->burst,
+                                   "over %ui messages a second",
+                                   sess->conf->rate);
+    }
+
+    /* the delivery frame, made once: stored, published and written */
+
+    dargs[0] = m->args[1];
+    dargs[1] = m->args[2];
+    dargs[2].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+
+    size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
+                                   3);
+
+    call = ngx_stream_fishchat_msg_call(sess, size + to->len
+                                              + (m->nargs == 4
+                                                 ? m->args[3].len : 0));
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    ngx_stream_fishchat_msg_uuid(call->uuid);
+    dargs[2].data = call->uuid;
+
+    frame.data = call->data;
+    p = ngx_fishchat_frame_write(frame.data,
+                                 &ngx_stream_fishchat_msg_resp_p2p, dargs, 3);
+    frame.len = p - frame.data;
+
+    call->frame = frame;
+
+    call->to.data = p;
+    call->to.len = to->len;
+    p = ngx_cpymem(p, to->data, to->len);
+
+    if (m->nargs == 4) {
+        call->ref.data = p;
+        call->ref.len = m->args[3].len;
+        ngx_memcpy(p, m->args[3].data, m->args[3].len);
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_stream_fishchat_msg_key(&p, "inbox:", to, "");
+    args[1] = ngx_stream_fishchat_msg_key(&p, "inbox:", to, ":m");
+    args[2] = ngx_stream_fishchat_msg_key(&p, "client:", to, "");
+    args[3] = dargs[2];
+    args[4] = frame;
+    args[5].data = max;
+    args[5].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+    args[6].data = ttl;
+    args[6].len = ngx_sprintf(ttl, "%M", sess->conf->inbox_ttl) - ttl;
+    args[7] = w->channel;
+    args[8] = call->to;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->send,
+                                        ngx_stream_fishchat_msg_stored,
+                                        call, 3, 9, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "message not accepted: Redis "
+                                              "is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_str_t                            args[2];
+    ngx_stream_fishchat_msg_session_t   *sess, *to;
+
+    sess = call->sess;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_STATUS))
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+                          "fishchat msg: send script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        ngx_stream_fishchat_msg_call_done(call);
+
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "message not accepted: Redis "
+                                              "is unavailable");
+        return;
+    }
+
+    if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
+        ngx_stream_fishchat_msg_call_done(call);
+
+        (void) ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_INBOX_FULL,
+                                              !sess->optin,
+                                              "the inbox of the recipient "
+                                              "is full");
+        return;
+    }
+
+    sess->counters->messages++;
+
+    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
+        to = ngx_stream_fishchat_msg_find(&call->to);
+
+        if (to) {
+            ngx_stream_fishchat_msg_deliver(to, call->frame.data,
+                                            call->frame.len);
+        }
+    }
+
+    if (sess->optin) {
+        args[0] = call->ref;
+        args[1].data = call->uuid;
+        args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+
+        ngx_stream_fishchat_msg_call_done(call);
+
+        (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
+        return;
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    u_char                              *p;
+    ngx_str_t                            args[3];
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "P2P_ACK before login");
+    }
+
+    if (m->nargs != 2
+        || m->args[1].len != NGX_STREAM_FISHCHAT_MSG_UUID_LEN)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "P2P_ACK takes the id and "
+                                              "a uuid");
+    }
+
+    if (m->args[0].len != sess->node.str.len
+        || ngx_strncmp(m->args[0].data, sess->node.str.data,
+                       m->args[0].len) != 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              1, "P2P_ACK for another id");
+    }
+
+    call = ngx_stream_fishchat_msg_call(sess, 0);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_stream_fishchat_msg_key(&p, "inbox:", &sess->node.str, "");
+    args[1] = ngx_stream_fishchat_msg_key(&p, "inbox:", &sess->node.str,
+                                           ":m");
+    args[2] = m->args[1];
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->ack,
+                                        ngx_stream_fishchat_msg_acked,
+                                        call, 2, 3, args);
+    if (call->req == NULL) {
+        /* not lost: the message comes again at the next login */
+        ngx_stream_fishchat_msg_call_done(call);
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: ack not recorded: Redis is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, call->sess->c->log, 0,
+                      "fishchat msg: ack not recorded: %s",
+                      reply ? "script failed" : "Redis is unavailable");
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+}
+
+
+/*
+ * A refusal: an ERROR frame for clients that opted in, an info line in the
+ * log, and the close when "fatal" (always for seed clients, which would
+ * take any frame for a delivery).  Returns NGX_OK when the session goes on.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_err_e err, ngx_uint_t fatal, const char *fmt, ...)
+{
+    u_char     *p;
+    va_list     args;
+    ngx_str_t   text, eargs[2];
+    u_char      buf[256];
+
+    va_start(args, fmt);
+    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    va_end(args);
+
+    text.data = buf;
+    text.len = p - buf;
+
+    sess->counters->errors++;
+    sess->counters->error[err]++;
+
+    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                  "fishchat msg: %V: %V%s", ngx_fishchat_err_code(err), &text,
+                  fatal ? ", closing" : "");
+
+    if (sess->optin) {
+        eargs[0] = *ngx_fishchat_err_code(err);
+        eargs[1] = text;
+
+        if (ngx_stream_fishchat_msg_reply(sess, "ERROR", eargs, 2) != NGX_OK) {
+            return NGX_ERROR;
+        }
+    }
+
+    if (fatal) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd, ngx_str_t *args, ngx_uint_t nargs)
+{
+    size_t                             size;
+    u_char                            *buf, *last;
+    ngx_int_t                          rc;
+    ngx_str_t                          name;
+    u_char                             small[512];
+
+    name.data = (u_char *) cmd;
+    name.len = ngx_strlen(cmd);
+
+    size = ngx_fishchat_frame_size(&name, args, nargs);
+
+    if (size <= sizeof(small)) {
+        buf = small;
+
+    } else {
+        buf = ngx_alloc(size, sess->c->log);
+        if (buf == NULL) {
+            ngx_stream_fishchat_msg_close(sess);
+            return NGX_ERROR;
+        }
+    }
+
+    last = ngx_fishchat_frame_write(buf, &name, args, nargs);
+
+    rc = ngx_stream_fishchat_msg_write(sess, buf, last - buf);
+
+    if (buf != small) {
+        ngx_free(buf);
+    }
+
+    return rc;
+}
+
+
+/* a delivery from the inbox, another session or another worker */
+
+static void
+ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
+    u_char *frame, size_t len)
+{
+    ngx_stream_fishchat_msg_out_t  *held;
+
+    if (sess->closed) {
+        return;
+    }
+
+    if (sess->logging_in) {
+        /* after the inbox, to keep the order */
+        held = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len,
+                         sess->c->log);
+        if (held == NULL) {
+            return;
+        }
+
+        held->next = NULL;
+        held->pos = held->data;
+        held->last = ngx_cpymem(held->data, frame, len);
+
+        if (sess->held_last) {
+            sess->held_last->next = held;
+
+        } else {
+            sess->held = held;
+        }
+
+        sess->held_last = held;
+        return;
+    }
+
+    if (!sess->logged_in) {
+        return;
+    }
+
+    if (ngx_stream_fishchat_msg_write(sess, frame, len) == NGX_OK) {
+        sess->counters->frames_out++;
+    }
+}
+
+
+/*
+ * Writes at once what the socket takes and queues the rest, up to
+ * fishchat_msg_send_buffer: a reader slower than that is disconnected
+ * (what it did not acknowledge stays in its inbox).  Returns NGX_ERROR
+ * when the session was closed.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
+    u_char *data, size_t len)
+{
+    ssize_t                         n;
+    ngx_connection_t               *c;
+    ngx_stream_fishchat_msg_out_t  *out;
+
+    c = sess->c;
+
+    if (sess->closed) {
+        return NGX_ERROR;
+    }
+
+    if (sess->out == NULL) {
+        while (len) {
+            n = c->send(c, data, len);
+
+            if (n == NGX_AGAIN) {
+                break;
+            }
+
+            if (n == NGX_ERROR) {
+                ngx_stream_fishchat_msg_close(sess);
+                return NGX_ERROR;
+            }
+
+            sess->counters->bytes_out += n;
+            data += n;
+            len -= n;
+        }
+
+        if (len == 0) {
+            return NGX_OK;
+        }
+    }
+
+    if (sess->out_bytes + len > sess->conf->send_buffer) {
+        sess->counters->errors++;
+        sess->counters->error[NGX_FISHCHAT_ERR_SLOW_READER]++;
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "fishchat msg: SLOW_READER: over %uz bytes waiting to "
+                      "be sent, closing", sess->conf->send_buffer);
+
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    out = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len, c->log);
+    if (out == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    out->next = NULL;
+    out->pos = out->data;
+    out->last = ngx_cpymem(out->data, data, len);
+
+    if (sess->out_last) {
+        sess->out_last->next = out;
+
+    } else {
+        sess->out = out;
+    }
+
+    sess->out_last = out;
+    sess->out_bytes += len;
+
+    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
+{
+    ssize_t                              n;
+    ngx_connection_t                    *c;
+    ngx_stream_session_t                *s;
+    ngx_stream_fishchat_msg_out_t       *out;
+    ngx_stream_fishchat_msg_session_t   *sess;
+
+    c = wev->data;
+    s = c->data;
+    sess = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_msg_module);
+
+    if (sess == NULL || sess->closed) {
+        return;
+    }
+
+    while (sess->out) {
+        out = sess->out;
+
+        n = c->send(c, out->pos, out->last - out->pos);
+
+        if (n == NGX_AGAIN) {
+            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+            }
+
+            return;
+        }
+
+        if (n == NGX_ERROR) {
+            ngx_stream_fishchat_msg_close(sess);
+            return;
+        }
+
+        sess->counters->bytes_out += n;
+        sess->out_bytes -= n;
+        out->pos += n;
+
+        if (out->pos == out->last) {
+            sess->out = out->next;
+
+            if (sess->out == NULL) {
+                sess->out_last = NULL;
+            }
+
+            ngx_free(out);
+        }
+    }
+}
+
+
+static ngx_stream_fishchat_msg_call_t *
+ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
+    size_t size)
+{
+    ngx_stream_fishchat_msg_call_t  *call;
+
+    call = ngx_alloc(sizeof(ngx_stream_fishchat_msg_call_t) + size,
+                     sess->c->log);
+    if (call == NULL) {
+        return NULL;
+    }
+
+    ngx_memzero(call, sizeof(ngx_stream_fishchat_msg_call_t));
+
+    call->sess = sess;
+    ngx_queue_insert_tail(&sess->reqs, &call->queue);
+
+    return call;
+}
+
+
+static void
+ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
+{
+    ngx_queue_remove(&call->queue);
+    ngx_free(call);
+}
+
+
+/*
+ * Ids go into key names: 1 to 128 bytes, no white space or control
+ * characters, and no braces (they would break the Redis Cluster hash tag).
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_valid_id(ngx_str_t *id)
+{
+    size_t  i;
+
+    if (id->len == 0 || id->len > NGX_STREAM_FISHCHAT_MSG_ID_MAX) {
+        return NGX_DECLINED;
+    }
+
+    for (i = 0; i < id->len; i++) {
+        if (id->data[i] <= ' ' || id->data[i] == 0x7f
+            || id->data[i] == '{' || id->data[i] == '}')
+        {
+            return NGX_DECLINED;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
+/* <prefix><kind>{<id>}<suffix>, written at *p */
+
+static ngx_str_t
+ngx_stream_fishchat_msg_key(u_char **p, char *kind, ngx_str_t *id,
+    char *suffix)
+{
+    ngx_str_t  key;
+
+    key.data = *p;
+    *p = ngx_sprintf(*p, "%V%s{%V}%s",
+                     &ngx_stream_fishchat_msg_worker->fcf->redis_prefix,
+                     kind, id, suffix);
+    key.len = *p - key.data;
+
+    return key;
+}
+
+
+static ngx_stream_fishchat_msg_session_t *
+ngx_stream_fishchat_msg_find(ngx_str_t *id)
+{
+    ngx_str_node_t  *node;
+
+    node = ngx_str_rbtree_lookup(&ngx_stream_fishchat_msg_worker->sessions,
+                                 id, ngx_crc32_short(id->data, id->len));
+
+    return (ngx_stream_fishchat_msg_session_t *) node;
+}
+
+
+/*
+ * The channel of this worker:
+ *     D<id>\n<frame>     deliver the frame to the session of <id>
+ *     K<id>\n<sid>       <id> logged in elsewhere: close its session here
+ */
+
+static void
+ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
+{
+    u_char                             *nl, *last;
+    uint64_t                            sid;
+    ngx_str_t                           id;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    if (payload->len < 3) {
+        return;
+    }
+
+    last = payload->data + payload->len;
+
+    nl = ngx_strlchr(payload->data + 1, last, '\n');
+    if (nl == NULL) {
+        return;
+    }
+
+    id.data = payload->data + 1;
+    id.len = nl - id.data;
+
+    sess = ngx_stream_fishchat_msg_find(&id);
+
+    if (sess == NULL) {
+        /* gone: the message waits in the inbox for the next login */
+        return;
+    }
+
+    switch (payload->data[0]) {
+
+    case 'D':
+        ngx_stream_fishchat_msg_deliver(sess, nl + 1, last - nl - 1);
+        break;
+
+    case 'K':
+        sid = 0;
+
+        for (nl++; nl < last && *nl >= '0' && *nl <= '9'; nl++) {
+            sid = sid * 10 + (*nl - '0');
+        }
+
+        if (sid != sess->sid) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_KICKED, 1,
+                                                  "logged in elsewhere");
+        }
+
+        break;
+    }
+}
+
+
+/* a version 4 uuid from a per-worker xorshift128+ seeded at start */
+
+static void
+ngx_stream_fishchat_msg_uuid(u_char *p)
+{
+    uint64_t                           x, y, r[2];
+    ngx_uint_t                         i;
+    ngx_stream_fishchat_msg_worker_t  *w;
+    u_char                             b[16];
+    static u_char                      hex[] = "0123456789abcdef";
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    for (i = 0; i < 2; i++) {
+        x = w->rnd[0];
+        y = w->rnd[1];
+        w->rnd[0] = y;
+        x ^= x << 23;
+        w->rnd[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+        r[i] = w->rnd[1] + y;
+    }
+
+    ngx_memcpy(b, r, 16);
+
+    b[6] = (b[6] & 0x0f) | 0x40;
+    b[8] = (b[8] & 0x3f) | 0x80;
+
+    for (i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10) {
+            *p++ = '-';
+        }
+
+        *p++ = hex[b[i] >> 4];
+        *p++ = hex[b[i] & 0xf];
+    }
+}
+
+
+/* heartbeats of every msg server of this node, from every worker */
+
+static void
+ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
+{
+    u_char                               *p, *counters;
+    ngx_str_t                             args[5];
+    ngx_uint_t                            i, k;
+    ngx_atomic_int_t                      sessions;
+    ngx_fishchat_slot_t                  *slot;
+    ngx_stream_fishchat_msg_worker_t     *w;
+    ngx_stream_fishchat_msg_srv_conf_t  **mscf;
+    u_char                                ttl[NGX_INT_T_LEN];
+    u_char                                load[256];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (ngx_exiting || ngx_quit || ngx_terminate) {
+        return;
+    }
+
+    mscf = w->mmcf->servers.elts;
+
+    for (i = 0; i < w->mmcf->servers.nelts; i++) {
+
+        sessions = 0;
+
+        for (k = 0; w->fcf->zone && k < NGX_MAX_PROCESSES; k++) {
+            counters = ngx_fishchat_zone_slot(w->fcf->zone, k, &slot);
+
+            if (counters && slot->pid) {
+                sessions += ((ngx_fishchat_counters_t *) counters
+                             + mscf[i]->counters)->sessions;
+            }
+        }
+
+        p = w->scratch;
+
+        args[0].data = p;
+        p = ngx_sprintf(p, "%V{nodes}:beat", &w->fcf->redis_prefix);
+        args[0].len = p - args[0].data;
+
+        args[1].data = p;
+        p = ngx_sprintf(p, "%V{nodes}:load", &w->fcf->redis_prefix);
+        args[1].len = p - args[1].data;
+
+        args[2] = mscf[i]->advertise;
+
+        args[3].data = ttl;
+        args[3].len = ngx_sprintf(ttl, "%M", 3 * w->mmcf->heartbeat) - ttl;
+
+        args[4].data = load;
+        p = ngx_sprintf(load, "{\"node\":\"");
+        p = (u_char *) ngx_escape_json(p, w->fcf->name.data,
+                                       ngx_min(w->fcf->name.len, 64));
+        p = ngx_sprintf(p, "\",\"sessions\":%A}", sessions);
+        args[4].len = p - load;
+
+        (void) ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                       w->mmcf->beat, NULL, NULL, 2, 5, args);
+    }
+
+    ngx_add_timer(ev, w->mmcf->heartbeat);
+}
+
+
+/* configuration */
+
+static void *
+ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf)
+{
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+
+    mmcf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_fishchat_msg_main_conf_t));
+    if (mmcf == NULL) {
+        return NULL;
+    }
+
+    if (ngx_array_init(&mmcf->servers, cf->pool, 2,
+                       sizeof(ngx_stream_fishchat_msg_srv_conf_t *))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    mmcf->heartbeat = NGX_CONF_UNSET_MSEC;
+
+    return mmcf;
+}
+
+
+static char *
+ngx_stream_fishchat_msg_init_main_conf(ngx_conf_t *cf, void *conf)
+{
+    ngx_stream_fishchat_msg_main_conf_t *mmcf = conf;
+
+    ngx_conf_init_msec_value(mmcf->heartbeat, 2000);
+
+    if (mmcf->heartbeat < 10) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_msg_heartbeat\" must be at least 10ms");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_stream_fishchat_msg_create_srv_conf(ngx_conf_t *cf)
+{
+    ngx_stream_fishchat_msg_srv_conf_t  *mscf;
+
+    mscf = ngx_pcalloc(cf->pool, sizeof(ngx_stream_fishchat_msg_srv_conf_t));
+    if (mscf == NULL) {
+        return NULL;
+    }
+
+    /*
+     * set by ngx_pcalloc():
+     *
+     *     mscf->enabled = 0;
+     *     mscf->advertise = { 0, NULL };
+     *     mscf->cscf = NULL;
+     */
+
+    mscf->keepalive = NGX_CONF_UNSET_MSEC;
+    mscf->inbox_max = NGX_CONF_UNSET_UINT;
+    mscf->inbox_ttl = NGX_CONF_UNSET_MSEC;
+    mscf->rate = NGX_CONF_UNSET_UINT;
+    mscf->burst = NGX_CONF_UNSET_UINT;
+    mscf->send_buffer = NGX_CONF_UNSET_SIZE;
+
+    return mscf;
+}
+
+
+static char *
+ngx_stream_fishchat_msg_merge_srv_conf(ngx_conf_t *cf, void *parent,
+    void *child)
+{
+    ngx_stream_fishchat_msg_srv_conf_t *prev = parent;
+    ngx_stream_fishchat_msg_srv_conf_t *conf = child;
+
+    ngx_conf_merge_msec_value(conf->keepalive, prev->keepalive, 100000);
+    ngx_conf_merge_uint_value(conf->inbox_max, prev->inbox_max, 1000);
+    ngx_conf_merge_msec_value(conf->inbox_ttl, prev->inbox_ttl,
+                              7 * 24 * 3600 * 1000);
+    ngx_conf_merge_uint_value(conf->rate, prev->rate, 100);
+    ngx_conf_merge_uint_value(conf->burst, prev->burst, conf->rate);
+    ngx_conf_merge_size_value(conf->send_buffer, prev->send_buffer,
+                              1024 * 1024);
+
+    if (conf->burst == 0) {
+        conf->burst = 1;
+    }
+
+    if (conf->inbox_max == 0 || conf->inbox_ttl == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_msg_inbox_max\" and "
+                           "\"fishchat_msg_inbox_ttl\" must not be 0");
+        return NGX_CONF_ERROR;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+/* the address clients are given: fishchat_msg_advertise, or the listen */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf)
+{
+    u_char                               *p;
+    in_port_t                             port;
+    ngx_uint_t                            i, j, k, l;
+    ngx_fishchat_conf_t                  *fcf;
+    ngx_stream_conf_addr_t               *addr;
+    ngx_stream_conf_port_t               *ports;
+    ngx_stream_core_srv_conf_t          **cscfp;
+    ngx_stream_core_main_conf_t          *cmcf;
+    ngx_stream_fishchat_msg_srv_conf_t  **mscf;
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+
+    mmcf = ngx_stream_conf_get_module_main_conf(cf,
+                                                ngx_stream_fishchat_msg_module);
+    cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
+    fcf = ngx_fishchat_conf(cf);
+
+    mscf = mmcf->servers.elts;
+
+    for (i = 0; i < mmcf->servers.nelts; i++) {
+
+        if (mscf[i]->advertise.len) {
+            continue;
+        }
+
+        ports = cmcf->ports ? cmcf->ports->elts : NULL;
+
+        for (j = 0; ports && j < cmcf->ports->nelts; j++) {
+            addr = ports[j].addrs.elts;
+
+            for (k = 0; k < ports[j].addrs.nelts; k++) {
+                cscfp = addr[k].servers.elts;
+
+                for (l = 0; l < addr[k].servers.nelts; l++) {
+                    if (cscfp[l] != mscf[i]->cscf) {
+                        continue;
+                    }
+
+                    if (!addr[k].opt.wildcard) {
+                        mscf[i]->advertise = addr[k].opt.addr_text;
+                        goto found;
+                    }
+
+                    port = ngx_inet_get_port(addr[k].opt.sockaddr);
+
+                    p = ngx_pnalloc(cf->pool, NGX_MAXHOSTNAMELEN
+                                              + sizeof(":65535"));
+                    if (p == NULL) {
+                        return NGX_ERROR;
+                    }
+
+                    mscf[i]->advertise.data = p;
+                    mscf[i]->advertise.len =
+                        ngx_snprintf(p, NGX_MAXHOSTNAMELEN + sizeof(":65535"),
+                                     "%V:%d",
+                                     fcf->advertise.len ? &fcf->advertise
+                                                        : &cf->cycle->hostname,
+                                     (int) port)
+                        - p;
+                    goto found;
+                }
+            }
+        }
+
+        ngx_log_error(NGX_LOG_EMERG, cf->log, 0,
+                      "a \"fishchat_msg\" server has no \"listen\"");
+        return NGX_ERROR;
+
+    found:
+
+        continue;
+    }
+
+    return NGX_OK;
+}
+
+
+static char *
+ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_fishchat_msg_srv_conf_t *mscf = conf;
+
+    ngx_stream_core_srv_conf_t            *cscf;
+    ngx_stream_fishchat_msg_srv_conf_t   **p;
+    ngx_stream_fishchat_msg_main_conf_t   *mmcf;
+
+    if (mscf->enabled) {
+        return "is duplicate";
+    }
+
+    if (ngx_fishchat_counters_add(cf, "msg", &mscf->counters) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    mscf->enabled = 1;
+
+    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
+    cscf->handler = ngx_stream_fishchat_msg_handler;
+    mscf->cscf = cscf;
+
+    mmcf = ngx_stream_conf_get_module_main_conf(cf,
+                                                ngx_stream_fishchat_msg_module);
+
+    if (mmcf->login == NULL) {
+        mmcf->login = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_login_lua);
+        mmcf->send = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_send_lua);
+        mmcf->ack = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_ack_lua);
+        mmcf->logout = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_logout_lua);
+        mmcf->beat = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_beat_lua);
+
+        if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
+            || mmcf->logout == NULL || mmcf->beat == NULL)
+        {
+            return NGX_CONF_ERROR;
+        }
+    }
+
+    p = ngx_array_push(&mmcf->servers);
+    if (p == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    *p = mscf;
+
+    return NGX_CONF_OK;
+}
+
+
+/* fishchat_msg_rate number [burst=number]: messages a second, 0 is off */
+
+static char *
+ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_stream_fishchat_msg_srv_conf_t *mscf = conf;
+
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (mscf->rate != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    n = ngx_atoi(value[1].data, value[1].len);
+    if (n == NGX_ERROR || n > 1000000) {
+        return "invalid rate";
+    }
+
+    mscf->rate = n;
+
+    if (cf->args->nelts == 3) {
+        if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
+            return "invalid parameter";
+        }
+
+        n = ngx_atoi(value[2].data + 6, value[2].len - 6);
+        if (n == NGX_ERROR || n == 0 || n > 1000000) {
+            return "invalid burst";
+        }
+
+        mscf->burst = n;
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle)
+{
+    ngx_fishchat_conf_t                  *fcf;
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+
+    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                ngx_stream_fishchat_msg_module);
+
+    if (mmcf == NULL || mmcf->servers.nelts == 0) {
+        return NGX_OK;
+    }
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    if (fcf->redis == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"fishchat_msg\" needs \"fishchat_redis\"");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
+{
+    u_char                               *p;
+    ngx_fishchat_conf_t                  *fcf;
+    ngx_stream_fishchat_msg_worker_t     *w;
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+
+    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                ngx_stream_fishchat_msg_module);
+
+    if (mmcf == NULL || mmcf->servers.nelts == 0) {
+        return NGX_OK;
+    }
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    w = ngx_pcalloc(cycle->pool, sizeof(ngx_stream_fishchat_msg_worker_t));
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->mmcf = mmcf;
+    w->fcf = fcf;
+
+    ngx_rbtree_init(&w->sessions, &w->sentinel, ngx_str_rbtree_insert_value);
+
+    w->scratch_size = 4 * (fcf->redis_prefix.len
+                           + NGX_STREAM_FISHCHAT_MSG_ID_MAX + 64);
+    w->scratch = ngx_palloc(cycle->pool, w->scratch_size);
+    if (w->scratch == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_pnalloc(cycle->pool, fcf->redis_prefix.len + fcf->name.len
+                                 + sizeof("w::") + NGX_INT64_LEN);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    w->channel.data = p;
+    w->channel.len = ngx_sprintf(p, "%Vw:%V:%P", &fcf->redis_prefix,
+                                 &fcf->name, ngx_pid)
+                     - p;
+
+    if (ngx_fishchat_get_random(w->rnd, sizeof(w->rnd), cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    ngx_stream_fishchat_msg_worker = w;
+
+    if (ngx_fishchat_redis_start(cycle) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_fishchat_redis_subscribe(cycle, &w->channel,
+                                     ngx_stream_fishchat_msg_channel, NULL,
+                                     w)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    w->beat.handler = ngx_stream_fishchat_msg_beat;
+    w->beat.data = w;
+    w->beat.log = cycle->log;
+    w->beat.cancelable = 1;
+
+    ngx_stream_fishchat_msg_beat(&w->beat);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL) {
+        return;
+    }
+
+    if (w->beat.timer_set) {
+        ngx_del_timer(&w->beat);
+    }
+
+    ngx_stream_fishchat_msg_worker = NULL;
+}
