@@ -105,6 +105,7 @@ typedef struct {
     ngx_str_t                       ref;
     ngx_str_t                       to;
     ngx_str_t                       frame;
+    ngx_uint_t                      resync;
     u_char                          uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
     u_char                          data[1];
 } ngx_stream_fishchat_msg_call_t;
@@ -120,6 +121,9 @@ static ngx_int_t ngx_stream_fishchat_msg_hello(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static ngx_int_t ngx_stream_fishchat_msg_login(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
+static ngx_int_t ngx_stream_fishchat_msg_presence(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_uint_t resync);
+static void ngx_stream_fishchat_msg_resync(void *data);
 static void ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_ping(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
@@ -688,14 +692,9 @@ static ngx_int_t
 ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_msg_t *m)
 {
-    u_char                              *p;
-    ngx_str_t                            args[11], *id;
-    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_str_t                            *id;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *old;
-    u_char                               sid[NGX_INT64_LEN];
-    u_char                               now[NGX_INT64_LEN];
-    u_char                               max[NGX_INT_T_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -744,13 +743,55 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
 
     ngx_rbtree_insert(&w->sessions, &sess->node.node);
     sess->in_table = 1;
-    sess->logging_in = 1;
+
+    if (ngx_stream_fishchat_msg_presence(sess, 0) != NGX_OK) {
+        if (sess->closed) {
+            return NGX_ERROR;
+        }
+
+        ngx_rbtree_delete(&w->sessions, &sess->node.node);
+        sess->in_table = 0;
+        sess->logging_in = 0;
+
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_REDIS, 1,
+                                              "can't log in: Redis is "
+                                              "unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * Runs the login script for the session: at login, and again for every
+ * session of the worker after its subscriber link was down (messages
+ * published meanwhile were lost, and presence with them if Redis
+ * restarted): the inbox is delivered anew then.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_uint_t resync)
+{
+    u_char                              *p;
+    ngx_str_t                            args[11], *id;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    u_char                               sid[NGX_INT64_LEN];
+    u_char                               now[NGX_INT64_LEN];
+    u_char                               max[NGX_INT_T_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+    id = &sess->node.str;
 
     call = ngx_stream_fishchat_msg_call(sess, 0);
     if (call == NULL) {
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
+
+    call->resync = resync;
 
     p = w->scratch;
 
@@ -776,18 +817,43 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
                                         call, 3, 11, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
-
-        ngx_rbtree_delete(&w->sessions, &sess->node.node);
-        sess->in_table = 0;
-        sess->logging_in = 0;
-
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_REDIS, 1,
-                                              "can't log in: Redis is "
-                                              "unavailable");
+        return NGX_DECLINED;
     }
 
+    sess->logging_in = 1;
+
     return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_resync(void *data)
+{
+    ngx_rbtree_node_t                  *node, *root, *sentinel;
+    ngx_stream_fishchat_msg_worker_t   *w = data;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sentinel = w->sessions.sentinel;
+    root = w->sessions.root;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_NOTICE, ngx_cycle->log, 0,
+                  "fishchat msg: subscriptions were down, delivering the "
+                  "inboxes of this worker's sessions again");
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&w->sessions, node))
+    {
+        sess = (ngx_stream_fishchat_msg_session_t *) node;
+
+        if (sess->logged_in && !sess->logging_in && !sess->closed) {
+            (void) ngx_stream_fishchat_msg_presence(sess, 1);
+        }
+    }
 }
 
 
@@ -798,6 +864,7 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
 
     size_t                               i;
     ngx_str_t                            args[3];
+    ngx_uint_t                           resync;
     redisReply                          *e;
     ngx_stream_fishchat_msg_out_t       *held, *next;
     ngx_stream_fishchat_msg_worker_t    *w;
@@ -805,6 +872,7 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     u_char                               pid[NGX_INT64_LEN];
 
     sess = call->sess;
+    resync = call->resync;
     w = ngx_stream_fishchat_msg_worker;
 
     ngx_stream_fishchat_msg_call_done(call);
@@ -818,6 +886,14 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
                           (size_t) reply->len, reply->str);
         }
 
+        if (resync) {
+            /* still logged in here; the inbox comes at the next login */
+            ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                          "fishchat msg: resync of \"%V\" failed",
+                          &sess->node.str);
+            goto held;
+        }
+
         ngx_rbtree_delete(&w->sessions, &sess->node.node);
         sess->in_table = 0;
 
@@ -825,6 +901,10 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
                                               "can't log in: Redis is "
                                               "unavailable");
         return;
+    }
+
+    if (resync) {
+        goto inbox;
     }
 
     sess->logged_in = 1;
@@ -846,6 +926,8 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
         }
     }
 
+inbox:
+
     /* what waited in the inbox, oldest first, then what came meanwhile */
 
     for (i = 0; i < reply->elements; i++) {
@@ -863,6 +945,8 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
 
         sess->counters->frames_out++;
     }
+
+held:
 
     for (held = sess->held; held; held = next) {
         next = held->next;
@@ -2081,8 +2165,8 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_fishchat_redis_subscribe(cycle, &w->channel,
-                                     ngx_stream_fishchat_msg_channel, NULL,
-                                     w)
+                                     ngx_stream_fishchat_msg_channel,
+                                     ngx_stream_fishchat_msg_resync, w)
         != NGX_OK)
     {
         return NGX_ERROR;
