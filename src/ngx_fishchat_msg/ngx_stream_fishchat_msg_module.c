@@ -1083,7 +1083,9 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
 
     dargs[0] = m->args[1];
     dargs[1] = m->args[2];
-    dargs[2].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+
+    /* a stand-in of the same size until the uuid is made */
+    ngx_str_set(&dargs[2], "00000000-0000-4000-8000-000000000000");
 
     size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
                                    3);
