@@ -153,7 +153,7 @@ static ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind,
 static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_msg_find(
     ngx_str_t *id);
 static void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
-static void ngx_stream_fishchat_msg_deliver(
+static ngx_int_t ngx_stream_fishchat_msg_deliver(
     ngx_stream_fishchat_msg_session_t *sess, u_char *frame, size_t len);
 static void ngx_stream_fishchat_msg_uuid(u_char *p);
 static void ngx_stream_fishchat_msg_beat(ngx_event_t *ev);
@@ -1190,12 +1190,22 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
     sess->counters->messages++;
 
+    /* the call is taken off the session: a write may close the session */
+
+    ngx_queue_remove(&call->queue);
+
     if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
         to = ngx_stream_fishchat_msg_find(&call->to);
 
-        if (to) {
-            ngx_stream_fishchat_msg_deliver(to, call->frame.data,
-                                            call->frame.len);
+        if (to
+            && ngx_stream_fishchat_msg_deliver(to, call->frame.data,
+                                               call->frame.len)
+               != NGX_OK
+            && to == sess)
+        {
+            /* a message to oneself, and the session is gone */
+            ngx_free(call);
+            return;
         }
     }
 
@@ -1204,13 +1214,10 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
         args[1].data = call->uuid;
         args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
 
-        ngx_stream_fishchat_msg_call_done(call);
-
         (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
-        return;
     }
 
-    ngx_stream_fishchat_msg_call_done(call);
+    ngx_free(call);
 }
 
 
@@ -1375,16 +1382,19 @@ ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-/* a delivery from the inbox, another session or another worker */
+/*
+ * A delivery from another session or another worker.  Returns NGX_ERROR
+ * when the session was closed by it (a slow reader).
+ */
 
-static void
+static ngx_int_t
 ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
     u_char *frame, size_t len)
 {
     ngx_stream_fishchat_msg_out_t  *held;
 
     if (sess->closed) {
-        return;
+        return NGX_ERROR;
     }
 
     if (sess->logging_in) {
@@ -1392,7 +1402,7 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
         held = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len,
                          sess->c->log);
         if (held == NULL) {
-            return;
+            return NGX_OK;
         }
 
         held->next = NULL;
@@ -1407,16 +1417,20 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
         }
 
         sess->held_last = held;
-        return;
+        return NGX_OK;
     }
 
     if (!sess->logged_in) {
-        return;
+        return NGX_OK;
     }
 
-    if (ngx_stream_fishchat_msg_write(sess, frame, len) == NGX_OK) {
-        sess->counters->frames_out++;
+    if (ngx_stream_fishchat_msg_write(sess, frame, len) != NGX_OK) {
+        return NGX_ERROR;
     }
+
+    sess->counters->frames_out++;
+
+    return NGX_OK;
 }
 
 
@@ -1680,7 +1694,7 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
     switch (payload->data[0]) {
 
     case 'D':
-        ngx_stream_fishchat_msg_deliver(sess, nl + 1, last - nl - 1);
+        (void) ngx_stream_fishchat_msg_deliver(sess, nl + 1, last - nl - 1);
         break;
 
     case 'K':
