@@ -78,7 +78,8 @@ redis_wait 1 ZCARD ${PREFIX}inbox:{carol}
     fishchat_msg;
     fishchat_msg_inbox_max 1;
 --- scenario
-client alice "@bob one\n@bob two\n/ping\n" "ok <uuid>\nerror INBOX_FULL the inbox of the recipient is full\npong\n"
+client alice "@bob one\n@bob two\n" "ok <uuid>\nerror INBOX_FULL the inbox of the recipient is full\n"
+client alice "/ping\n" "pong\n"
 --- no_error_log
 [error]
 [alert]
