@@ -15,7 +15,8 @@
  * UTF-8, rejects NUL characters in strings and trailing garbage, and decodes
  * from a buffer that is not NUL-terminated (json_loadb).  Replies have one
  * fixed shape and are encoded here directly, escaped as Go's json.Encoder
- * of the seed does (HTML characters and U+2028/U+2029 included).
+ * of the seed does (HTML characters and U+2028/U+2029 included, invalid
+ * UTF-8 replaced).
  */
 
 
@@ -259,39 +260,101 @@ ngx_fishchat_msg_free(ngx_fishchat_msg_t *m)
 }
 
 
+/*
+ * The length of the valid UTF-8 sequence of 2 to 4 bytes at p, or 0: no
+ * overlong forms, no surrogates, nothing past U+10FFFF.
+ */
+
+static size_t
+ngx_fishchat_utf8_len(u_char *p, u_char *last)
+{
+    size_t    len, i;
+    uint32_t  u, min;
+
+    if (*p >= 0xc2 && *p <= 0xdf) {
+        len = 2;
+        u = *p & 0x1f;
+        min = 0x80;
+
+    } else if (*p >= 0xe0 && *p <= 0xef) {
+        len = 3;
+        u = *p & 0x0f;
+        min = 0x800;
+
+    } else if (*p >= 0xf0 && *p <= 0xf4) {
+        len = 4;
+        u = *p & 0x07;
+        min = 0x10000;
+
+    } else {
+        return 0;
+    }
+
+    if ((size_t) (last - p) < len) {
+        return 0;
+    }
+
+    for (i = 1; i < len; i++) {
+        if ((p[i] & 0xc0) != 0x80) {
+            return 0;
+        }
+
+        u = (u << 6) | (p[i] & 0x3f);
+    }
+
+    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
+        return 0;
+    }
+
+    return len;
+}
+
+
+/*
+ * Escaped as Go's json.Encoder does: besides '"', '\' and control
+ * characters, '<', '>', '&', U+2028 and U+2029; a byte that is not part of
+ * valid UTF-8 becomes U+FFFD, so that a reply is always valid JSON.
+ */
+
 static size_t
 ngx_fishchat_json_escape_len(ngx_str_t *s)
 {
     u_char  *p, *last;
-    size_t   n;
+    size_t   n, len;
 
-    n = s->len;
+    n = 0;
     last = s->data + s->len;
 
     for (p = s->data; p < last; p++) {
 
+        if (*p >= 0x80) {
+            len = ngx_fishchat_utf8_len(p, last);
+
+            if (len == 0) {
+                n += sizeof("\\ufffd") - 1;
+                continue;
+            }
+
+            /* U+2028, U+2029 */
+            n += (len == 3 && p[0] == 0xe2 && p[1] == 0x80
+                  && (p[2] & 0xfe) == 0xa8)
+                 ? sizeof("\\u2028") - 1 : len;
+            p += len - 1;
+            continue;
+        }
+
         switch (*p) {
 
         case '"': case '\\': case '\n': case '\r': case '\t':
-            n += 1;
+            n += 2;
             break;
 
         case '<': case '>': case '&':
-            n += 5;
-            break;
-
-        case 0xe2:
-            /* U+2028, U+2029: 3 bytes become 6 */
-            if (last - p >= 3 && p[1] == 0x80 && (p[2] & 0xfe) == 0xa8) {
-                n += 3;
-                p += 2;
-            }
+            n += 6;
             break;
 
         default:
-            if (*p < 0x20) {
-                n += 5;
-            }
+            n += (*p < 0x20) ? 6 : 1;
         }
     }
 
@@ -303,11 +366,34 @@ static u_char *
 ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s)
 {
     u_char         *p, *last;
+    size_t          len;
     static u_char   hex[] = "0123456789abcdef";
 
     last = s->data + s->len;
 
     for (p = s->data; p < last; p++) {
+
+        if (*p >= 0x80) {
+            len = ngx_fishchat_utf8_len(p, last);
+
+            if (len == 0) {
+                dst = ngx_cpymem(dst, "\\ufffd", sizeof("\\ufffd") - 1);
+                continue;
+            }
+
+            if (len == 3 && p[0] == 0xe2 && p[1] == 0x80
+                && (p[2] & 0xfe) == 0xa8)
+            {
+                dst = ngx_cpymem(dst, "\\u202", sizeof("\\u202") - 1);
+                *dst++ = (p[2] == 0xa8) ? '8' : '9';
+
+            } else {
+                dst = ngx_cpymem(dst, p, len);
+            }
+
+            p += len - 1;
+            continue;
+        }
 
         switch (*p) {
 
@@ -332,17 +418,6 @@ ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s)
             dst = ngx_cpymem(dst, "\\u00", 4);
             *dst++ = hex[*p >> 4];
             *dst++ = hex[*p & 0xf];
-            break;
-
-        case 0xe2:
-            if (last - p >= 3 && p[1] == 0x80 && (p[2] & 0xfe) == 0xa8) {
-                dst = ngx_cpymem(dst, "\\u202", 5);
-                *dst++ = (p[2] == 0xa8) ? '8' : '9';
-                p += 2;
-                break;
-            }
-
-            *dst++ = *p;
             break;
 
         default:
