@@ -948,6 +948,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               max[NGX_INT_T_LEN];
     u_char                               ttl[NGX_INT64_LEN];
+    u_char                               uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -995,10 +996,16 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
                                    sess->conf->rate);
     }
 
-    /* the delivery frame, made once: stored, published and written */
+    /*
+     * the delivery frame, made once: stored, published and written;
+     * the uuid is made first, as the size counts the bytes to escape
+     */
+
+    ngx_stream_fishchat_msg_uuid(uuid);
 
     dargs[0] = m->args[1];
     dargs[1] = m->args[2];
+    dargs[2].data = uuid;
     dargs[2].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
 
     size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
@@ -1012,7 +1019,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_ERROR;
     }
 
-    ngx_stream_fishchat_msg_uuid(call->uuid);
+    ngx_memcpy(call->uuid, uuid, NGX_STREAM_FISHCHAT_MSG_UUID_LEN);
     dargs[2].data = call->uuid;
 
     frame.data = call->data;
