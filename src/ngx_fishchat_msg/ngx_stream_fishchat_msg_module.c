@@ -1111,6 +1111,23 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
     sess->counters->messages++;
 
+    /*
+     * Either write may close a session, the sender's included (a message
+     * to oneself over the send buffer), and a closed session frees its
+     * calls: the call is taken off the session's list first and freed
+     * last, and the sender is not looked at after its reply.
+     */
+
+    ngx_queue_remove(&call->queue);
+
+    if (sess->optin) {
+        args[0] = call->ref;
+        args[1].data = call->uuid;
+        args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+
+        (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
+    }
+
     if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
         to = ngx_stream_fishchat_msg_find(&call->to);
 
@@ -1120,18 +1137,7 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
         }
     }
 
-    if (sess->optin) {
-        args[0] = call->ref;
-        args[1].data = call->uuid;
-        args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
-
-        ngx_stream_fishchat_msg_call_done(call);
-
-        (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
-        return;
-    }
-
-    ngx_stream_fishchat_msg_call_done(call);
+    ngx_free(call);
 }
 
 
