@@ -82,6 +82,9 @@ typedef struct {
 
     ngx_queue_t                     reqs;
 
+    u_char                         *stash;      /* read during login */
+    size_t                          stash_len;
+
     ngx_msec_t                      rate_last;
     ngx_uint_t                      rate_tokens;   /* thousandths */
     ngx_uint_t                      rate_strikes;
@@ -90,6 +93,7 @@ typedef struct {
     unsigned                        logging_in:1;
     unsigned                        logged_in:1;
     unsigned                        in_table:1;
+    unsigned                        eof:1;
     unsigned                        closed:1;
 
     u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
@@ -114,6 +118,9 @@ static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
+static ngx_int_t ngx_stream_fishchat_msg_parse(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_buf_t *b);
+static ngx_int_t ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev);
 static ngx_int_t ngx_stream_fishchat_msg_frame(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
 static ngx_int_t ngx_stream_fishchat_msg_hello(
@@ -487,6 +494,11 @@ ngx_stream_fishchat_msg_cleanup(void *data)
     sess->out = NULL;
     sess->held = NULL;
 
+    if (sess->stash) {
+        ngx_free(sess->stash);
+        sess->stash = NULL;
+    }
+
     ngx_fishchat_parser_free(&sess->parser);
 }
 
@@ -510,7 +522,6 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     ssize_t                              n;
     ngx_int_t                            rc;
     ngx_buf_t                            b;
-    ngx_str_t                            frame;
     ngx_connection_t                    *c;
     ngx_stream_session_t                *s;
     ngx_stream_fishchat_msg_worker_t    *w;
@@ -535,6 +546,19 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         return;
     }
 
+    if (sess->logging_in || sess->eof) {
+        /*
+         * what follows a login is read once the login is done; after the
+         * end of the input only the replies are waited for
+         */
+
+        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return;
+    }
+
     for ( ;; ) {
 
         n = c->recv(c, w->read, NGX_STREAM_FISHCHAT_MSG_READ_SIZE);
@@ -543,10 +567,33 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
             break;
         }
 
-        if (n == NGX_ERROR || n == 0) {
+        if (n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "fishchat msg: client closed the connection");
             ngx_stream_fishchat_msg_close(sess);
+            return;
+        }
+
+        if (n == 0) {
+            /*
+             * the end of the client's input (maybe a half-close): what it
+             * sent is answered, then the session is closed
+             */
+
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "fishchat msg: client closed the connection");
+
+            sess->eof = 1;
+
+            if (ngx_queue_empty(&sess->reqs) && sess->out == NULL) {
+                ngx_stream_fishchat_msg_close(sess);
+                return;
+            }
+
+            if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+            }
+
             return;
         }
 
@@ -556,40 +603,10 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         b.pos = w->read;
         b.last = w->read + n;
 
-        for ( ;; ) {
-            rc = ngx_fishchat_parse_frame(&sess->parser, &b, &frame, c->log);
+        rc = ngx_stream_fishchat_msg_parse(sess, &b);
 
-            if (rc == NGX_AGAIN) {
-                break;
-            }
-
-            if (rc == NGX_FISHCHAT_FRAME_EMPTY) {
-                (void) ngx_stream_fishchat_msg_refuse(sess,
-                                            NGX_FISHCHAT_ERR_BAD_FRAME, 1,
-                                            "empty frame");
-                return;
-            }
-
-            if (rc == NGX_FISHCHAT_FRAME_TOO_LARGE) {
-                (void) ngx_stream_fishchat_msg_refuse(sess,
-                                            NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
-                                            1, "frame of %uD bytes is over "
-                                            "the maximum of %uz",
-                                            sess->parser.length,
-                                            sess->parser.max);
-                return;
-            }
-
-            if (rc != NGX_OK) {
-                ngx_stream_fishchat_msg_close(sess);
-                return;
-            }
-
-            sess->counters->frames_in++;
-
-            if (ngx_stream_fishchat_msg_frame(sess, &frame) != NGX_OK) {
-                return;
-            }
+        if (rc == NGX_ERROR) {
+            return;
         }
 
         if (c->read->timer_set) {
@@ -597,11 +614,107 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         }
 
         ngx_add_timer(c->read, sess->conf->keepalive);
+
+        if (rc == NGX_AGAIN) {
+            /* a login is under way: the rest is read after it */
+
+            if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+            }
+
+            return;
+        }
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_stream_fishchat_msg_close(sess);
     }
+}
+
+
+/*
+ * The frames in b.  NGX_OK: b is used up; NGX_AGAIN: a login began, and
+ * the rest of b is kept to be served after it, in order; NGX_ERROR: the
+ * session is closed.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_parse(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_buf_t *b)
+{
+    size_t     n;
+    ngx_int_t  rc;
+    ngx_str_t  frame;
+
+    for ( ;; ) {
+        rc = ngx_fishchat_parse_frame(&sess->parser, b, &frame,
+                                      sess->c->log);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_OK;
+        }
+
+        if (rc == NGX_FISHCHAT_FRAME_EMPTY) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_BAD_FRAME, 1,
+                                            "empty frame");
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_FISHCHAT_FRAME_TOO_LARGE) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+                                            1, "frame of %uD bytes is over "
+                                            "the maximum of %uz",
+                                            sess->parser.length,
+                                            sess->parser.max);
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+            return NGX_ERROR;
+        }
+
+        sess->counters->frames_in++;
+
+        if (ngx_stream_fishchat_msg_frame(sess, &frame) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (!sess->logging_in) {
+            continue;
+        }
+
+        n = b->last - b->pos;
+
+        if (n) {
+            sess->stash = ngx_alloc(n, sess->c->log);
+            if (sess->stash == NULL) {
+                ngx_stream_fishchat_msg_close(sess);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(sess->stash, b->pos, n);
+            sess->stash_len = n;
+            b->pos = b->last;
+        }
+
+        return NGX_AGAIN;
+    }
+}
+
+
+/* as ngx_http_block_reading(): level-triggered methods would call again */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev)
+{
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        return ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -797,6 +910,9 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     ngx_stream_fishchat_msg_call_t *call = data;
 
     size_t                               i;
+    u_char                              *stash;
+    ngx_int_t                            rc;
+    ngx_buf_t                            b;
     ngx_str_t                            args[3];
     redisReply                          *e;
     ngx_stream_fishchat_msg_out_t       *held, *next;
@@ -881,6 +997,27 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     }
 
     sess->held_last = NULL;
+
+    /* what the client sent after its login, then what it sends now */
+
+    if (sess->stash) {
+        ngx_memzero(&b, sizeof(ngx_buf_t));
+        b.pos = sess->stash;
+        b.last = sess->stash + sess->stash_len;
+
+        stash = sess->stash;
+        sess->stash = NULL;
+
+        rc = ngx_stream_fishchat_msg_parse(sess, &b);
+
+        ngx_free(stash);
+
+        if (rc == NGX_ERROR) {
+            return;
+        }
+    }
+
+    ngx_post_event(sess->c->read, &ngx_posted_events);
 }
 
 
@@ -1079,6 +1216,11 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
     sess = call->sess;
 
+    if (sess->eof) {
+        /* the client's input ended: see if all is answered afterwards */
+        ngx_post_event(sess->c->write, &ngx_posted_events);
+    }
+
     if (reply == NULL
         || (reply->type != REDIS_REPLY_STRING
             && reply->type != REDIS_REPLY_STATUS))
@@ -1206,6 +1348,10 @@ static void
 ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
+
+    if (call->sess->eof) {
+        ngx_post_event(call->sess->c->write, &ngx_posted_events);
+    }
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_INFO, call->sess->c->log, 0,
@@ -1480,6 +1626,11 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
 
             ngx_free(out);
         }
+    }
+
+    if (sess->eof && ngx_queue_empty(&sess->reqs)) {
+        /* everything the client sent before its end is answered */
+        ngx_stream_fishchat_msg_close(sess);
     }
 }
 
