@@ -104,7 +104,8 @@ typedef struct {
 
 typedef struct {
     ngx_queue_t                     queue;
-    ngx_stream_fishchat_msg_session_t  *sess;
+    ngx_stream_fishchat_msg_session_t  *sess;   /* NULL: the sender left */
+    ngx_fishchat_counters_t        *counters;
     ngx_fishchat_redis_req_t       *req;
     ngx_str_t                       ref;
     ngx_str_t                       to;
@@ -452,6 +453,17 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         call = ngx_queue_data(q, ngx_stream_fishchat_msg_call_t, queue);
 
         if (call->req && ngx_fishchat_redis_link()) {
+
+            if (call->frame.len) {
+                /*
+                 * a message on its way to Redis is stored whatever becomes
+                 * of its sender, and must reach a recipient on this worker
+                 */
+                ngx_queue_remove(q);
+                call->sess = NULL;
+                continue;
+            }
+
             ngx_fishchat_redis_cancel(call->req);
         }
 
@@ -1216,9 +1228,22 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    if (sess->eof) {
-        /* the client's input ended: see if all is answered afterwards */
-        ngx_post_event(sess->c->write, &ngx_posted_events);
+    /*
+     * Either write below may close a session, the sender's included (a
+     * message to oneself over the send buffer), and a closed session
+     * frees its calls: the call is taken off the session's list first and
+     * freed last, and the sender is not looked at after its reply.  A
+     * sender that left meanwhile gets nothing, but a recipient here still
+     * gets the message.
+     */
+
+    if (sess) {
+        ngx_queue_remove(&call->queue);
+
+        if (sess->eof) {
+            /* the client's input ended: all may be answered after this */
+            ngx_post_event(sess->c->write, &ngx_posted_events);
+        }
     }
 
     if (reply == NULL
@@ -1226,43 +1251,42 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
             && reply->type != REDIS_REPLY_STATUS))
     {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+            ngx_log_error(NGX_LOG_ERR,
+                          sess ? sess->c->log : ngx_cycle->log, 0,
                           "fishchat msg: send script failed: %*s",
                           (size_t) reply->len, reply->str);
         }
 
-        ngx_stream_fishchat_msg_call_done(call);
+        ngx_free(call);
 
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "message not accepted: Redis "
-                                              "is unavailable");
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_REDIS,
+                                                  !sess->optin,
+                                                  "message not accepted: "
+                                                  "Redis is unavailable");
+        }
+
         return;
     }
 
     if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
-        ngx_stream_fishchat_msg_call_done(call);
+        ngx_free(call);
 
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_INBOX_FULL,
-                                              !sess->optin,
-                                              "the inbox of the recipient "
-                                              "is full");
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_INBOX_FULL,
+                                                  !sess->optin,
+                                                  "the inbox of the "
+                                                  "recipient is full");
+        }
+
         return;
     }
 
-    sess->counters->messages++;
+    call->counters->messages++;
 
-    /*
-     * Either write may close a session, the sender's included (a message
-     * to oneself over the send buffer), and a closed session frees its
-     * calls: the call is taken off the session's list first and freed
-     * last, and the sender is not looked at after its reply.
-     */
-
-    ngx_queue_remove(&call->queue);
-
-    if (sess->optin) {
+    if (sess && sess->optin) {
         args[0] = call->ref;
         args[1].data = call->uuid;
         args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
@@ -1650,6 +1674,7 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
     ngx_memzero(call, sizeof(ngx_stream_fishchat_msg_call_t));
 
     call->sess = sess;
+    call->counters = sess->counters;
     ngx_queue_insert_tail(&sess->reqs, &call->queue);
 
     return call;
