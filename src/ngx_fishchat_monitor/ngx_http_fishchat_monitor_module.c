@@ -206,6 +206,7 @@ ngx_http_fishchat_monitor_json(u_char *p, ngx_fishchat_conf_t *fcf)
             p = ngx_sprintf(p, "{\"server\":\"");
             p = (u_char *) ngx_escape_json(p, label[k].data, label[k].len);
             p = ngx_sprintf(p, "\",\"active\":%A,\"accepted\":%A,"
+                            "\"sessions\":%A,\"messages\":%A,"
                             "\"frames_in\":%A,\"frames_out\":%A,"
                             "\"bytes_in\":%A,\"bytes_out\":%A,"
                             "\"errors\":%A,\"error\":{",
