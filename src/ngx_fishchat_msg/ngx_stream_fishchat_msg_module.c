@@ -1468,6 +1468,10 @@ ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
         ngx_free(buf);
     }
 
+    if (rc == NGX_OK) {
+        sess->counters->frames_out++;
+    }
+
     return rc;
 }
 
