@@ -2267,6 +2267,19 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    /*
+     * session ids are compared between workers and nodes (a login
+     * elsewhere closes every session of the id but the new one, a logout
+     * removes the presence only if it is still its own): each worker
+     * counts from a random start, so that they do not meet
+     */
+
+    if (ngx_fishchat_get_random(&w->serial, sizeof(w->serial), cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
     ngx_stream_fishchat_msg_worker = w;
 
     if (ngx_fishchat_redis_start(cycle) != NGX_OK) {
