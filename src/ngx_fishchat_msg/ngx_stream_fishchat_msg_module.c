@@ -82,6 +82,9 @@ typedef struct {
 
     ngx_queue_t                     reqs;
 
+    u_char                         *stash;      /* read during login */
+    size_t                          stash_len;
+
     ngx_msec_t                      rate_last;
     ngx_uint_t                      rate_tokens;   /* thousandths */
     ngx_uint_t                      rate_strikes;
@@ -90,6 +93,7 @@ typedef struct {
     unsigned                        logging_in:1;
     unsigned                        logged_in:1;
     unsigned                        in_table:1;
+    unsigned                        eof:1;
     unsigned                        closed:1;
 
     u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
@@ -100,7 +104,8 @@ typedef struct {
 
 typedef struct {
     ngx_queue_t                     queue;
-    ngx_stream_fishchat_msg_session_t  *sess;
+    ngx_stream_fishchat_msg_session_t  *sess;   /* NULL: the sender left */
+    ngx_fishchat_counters_t        *counters;
     ngx_fishchat_redis_req_t       *req;
     ngx_str_t                       ref;
     ngx_str_t                       to;
@@ -115,6 +120,9 @@ static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
+static ngx_int_t ngx_stream_fishchat_msg_parse(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_buf_t *b);
+static ngx_int_t ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev);
 static ngx_int_t ngx_stream_fishchat_msg_frame(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
 static ngx_int_t ngx_stream_fishchat_msg_hello(
@@ -449,6 +457,17 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         call = ngx_queue_data(q, ngx_stream_fishchat_msg_call_t, queue);
 
         if (call->req && ngx_fishchat_redis_link()) {
+
+            if (call->frame.len) {
+                /*
+                 * a message on its way to Redis is stored whatever becomes
+                 * of its sender, and must reach a recipient on this worker
+                 */
+                ngx_queue_remove(q);
+                call->sess = NULL;
+                continue;
+            }
+
             ngx_fishchat_redis_cancel(call->req);
         }
 
@@ -491,6 +510,11 @@ ngx_stream_fishchat_msg_cleanup(void *data)
     sess->out = NULL;
     sess->held = NULL;
 
+    if (sess->stash) {
+        ngx_free(sess->stash);
+        sess->stash = NULL;
+    }
+
     ngx_fishchat_parser_free(&sess->parser);
 }
 
@@ -514,7 +538,6 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     ssize_t                              n;
     ngx_int_t                            rc;
     ngx_buf_t                            b;
-    ngx_str_t                            frame;
     ngx_connection_t                    *c;
     ngx_stream_session_t                *s;
     ngx_stream_fishchat_msg_worker_t    *w;
@@ -539,6 +562,19 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         return;
     }
 
+    if (sess->logging_in || sess->eof) {
+        /*
+         * what follows a login is read once the login is done; after the
+         * end of the input only the replies are waited for
+         */
+
+        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return;
+    }
+
     for ( ;; ) {
 
         n = c->recv(c, w->read, NGX_STREAM_FISHCHAT_MSG_READ_SIZE);
@@ -547,10 +583,33 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
             break;
         }
 
-        if (n == NGX_ERROR || n == 0) {
+        if (n == NGX_ERROR) {
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "fishchat msg: client closed the connection");
             ngx_stream_fishchat_msg_close(sess);
+            return;
+        }
+
+        if (n == 0) {
+            /*
+             * the end of the client's input (maybe a half-close): what it
+             * sent is answered, then the session is closed
+             */
+
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "fishchat msg: client closed the connection");
+
+            sess->eof = 1;
+
+            if (ngx_queue_empty(&sess->reqs) && sess->out == NULL) {
+                ngx_stream_fishchat_msg_close(sess);
+                return;
+            }
+
+            if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+            }
+
             return;
         }
 
@@ -560,40 +619,10 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         b.pos = w->read;
         b.last = w->read + n;
 
-        for ( ;; ) {
-            rc = ngx_fishchat_parse_frame(&sess->parser, &b, &frame, c->log);
+        rc = ngx_stream_fishchat_msg_parse(sess, &b);
 
-            if (rc == NGX_AGAIN) {
-                break;
-            }
-
-            if (rc == NGX_FISHCHAT_FRAME_EMPTY) {
-                (void) ngx_stream_fishchat_msg_refuse(sess,
-                                            NGX_FISHCHAT_ERR_BAD_FRAME, 1,
-                                            "empty frame");
-                return;
-            }
-
-            if (rc == NGX_FISHCHAT_FRAME_TOO_LARGE) {
-                (void) ngx_stream_fishchat_msg_refuse(sess,
-                                            NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
-                                            1, "frame of %uD bytes is over "
-                                            "the maximum of %uz",
-                                            sess->parser.length,
-                                            sess->parser.max);
-                return;
-            }
-
-            if (rc != NGX_OK) {
-                ngx_stream_fishchat_msg_close(sess);
-                return;
-            }
-
-            sess->counters->frames_in++;
-
-            if (ngx_stream_fishchat_msg_frame(sess, &frame) != NGX_OK) {
-                return;
-            }
+        if (rc == NGX_ERROR) {
+            return;
         }
 
         if (c->read->timer_set) {
@@ -601,11 +630,107 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
         }
 
         ngx_add_timer(c->read, sess->conf->keepalive);
+
+        if (rc == NGX_AGAIN) {
+            /* a login is under way: the rest is read after it */
+
+            if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+                ngx_stream_fishchat_msg_close(sess);
+            }
+
+            return;
+        }
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_stream_fishchat_msg_close(sess);
     }
+}
+
+
+/*
+ * The frames in b.  NGX_OK: b is used up; NGX_AGAIN: a login began, and
+ * the rest of b is kept to be served after it, in order; NGX_ERROR: the
+ * session is closed.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_parse(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_buf_t *b)
+{
+    size_t     n;
+    ngx_int_t  rc;
+    ngx_str_t  frame;
+
+    for ( ;; ) {
+        rc = ngx_fishchat_parse_frame(&sess->parser, b, &frame,
+                                      sess->c->log);
+
+        if (rc == NGX_AGAIN) {
+            return NGX_OK;
+        }
+
+        if (rc == NGX_FISHCHAT_FRAME_EMPTY) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_BAD_FRAME, 1,
+                                            "empty frame");
+            return NGX_ERROR;
+        }
+
+        if (rc == NGX_FISHCHAT_FRAME_TOO_LARGE) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                            NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+                                            1, "frame of %uD bytes is over "
+                                            "the maximum of %uz",
+                                            sess->parser.length,
+                                            sess->parser.max);
+            return NGX_ERROR;
+        }
+
+        if (rc != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+            return NGX_ERROR;
+        }
+
+        sess->counters->frames_in++;
+
+        if (ngx_stream_fishchat_msg_frame(sess, &frame) != NGX_OK) {
+            return NGX_ERROR;
+        }
+
+        if (!sess->logging_in) {
+            continue;
+        }
+
+        n = b->last - b->pos;
+
+        if (n) {
+            sess->stash = ngx_alloc(n, sess->c->log);
+            if (sess->stash == NULL) {
+                ngx_stream_fishchat_msg_close(sess);
+                return NGX_ERROR;
+            }
+
+            ngx_memcpy(sess->stash, b->pos, n);
+            sess->stash_len = n;
+            b->pos = b->last;
+        }
+
+        return NGX_AGAIN;
+    }
+}
+
+
+/* as ngx_http_block_reading(): level-triggered methods would call again */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev)
+{
+    if ((ngx_event_flags & NGX_USE_LEVEL_EVENT) && rev->active) {
+        return ngx_del_event(rev, NGX_READ_EVENT, 0);
+    }
+
+    return NGX_OK;
 }
 
 
@@ -863,6 +988,9 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     ngx_stream_fishchat_msg_call_t *call = data;
 
     size_t                               i;
+    u_char                              *stash;
+    ngx_int_t                            rc;
+    ngx_buf_t                            b;
     ngx_str_t                            args[3];
     ngx_uint_t                           resync;
     redisReply                          *e;
@@ -965,6 +1093,27 @@ held:
     }
 
     sess->held_last = NULL;
+
+    /* what the client sent after its login, then what it sends now */
+
+    if (sess->stash) {
+        ngx_memzero(&b, sizeof(ngx_buf_t));
+        b.pos = sess->stash;
+        b.last = sess->stash + sess->stash_len;
+
+        stash = sess->stash;
+        sess->stash = NULL;
+
+        rc = ngx_stream_fishchat_msg_parse(sess, &b);
+
+        ngx_free(stash);
+
+        if (rc == NGX_ERROR) {
+            return;
+        }
+    }
+
+    ngx_post_event(sess->c->read, &ngx_posted_events);
 }
 
 
@@ -1032,6 +1181,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               max[NGX_INT_T_LEN];
     u_char                               ttl[NGX_INT64_LEN];
+    u_char                               uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -1079,13 +1229,17 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
                                    sess->conf->rate);
     }
 
-    /* the delivery frame, made once: stored, published and written */
+    /*
+     * the delivery frame, made once: stored, published and written;
+     * the uuid is made first, as the size counts the bytes to escape
+     */
+
+    ngx_stream_fishchat_msg_uuid(uuid);
 
     dargs[0] = m->args[1];
     dargs[1] = m->args[2];
-
-    /* a stand-in of the same size until the uuid is made */
-    ngx_str_set(&dargs[2], "00000000-0000-4000-8000-000000000000");
+    dargs[2].data = uuid;
+    dargs[2].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
 
     size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
                                    3);
@@ -1098,7 +1252,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_ERROR;
     }
 
-    ngx_stream_fishchat_msg_uuid(call->uuid);
+    ngx_memcpy(call->uuid, uuid, NGX_STREAM_FISHCHAT_MSG_UUID_LEN);
     dargs[2].data = call->uuid;
 
     frame.data = call->data;
@@ -1158,63 +1312,79 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
     sess = call->sess;
 
+    /*
+     * Either write below may close a session, the sender's included (a
+     * message to oneself over the send buffer), and a closed session
+     * frees its calls: the call is taken off the session's list first and
+     * freed last, and the sender is not looked at after its reply.  A
+     * sender that left meanwhile gets nothing, but a recipient here still
+     * gets the message.
+     */
+
+    if (sess) {
+        ngx_queue_remove(&call->queue);
+
+        if (sess->eof) {
+            /* the client's input ended: all may be answered after this */
+            ngx_post_event(sess->c->write, &ngx_posted_events);
+        }
+    }
+
     if (reply == NULL
         || (reply->type != REDIS_REPLY_STRING
             && reply->type != REDIS_REPLY_STATUS))
     {
         if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+            ngx_log_error(NGX_LOG_ERR,
+                          sess ? sess->c->log : ngx_cycle->log, 0,
                           "fishchat msg: send script failed: %*s",
                           (size_t) reply->len, reply->str);
         }
 
-        ngx_stream_fishchat_msg_call_done(call);
+        ngx_free(call);
 
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "message not accepted: Redis "
-                                              "is unavailable");
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_REDIS,
+                                                  !sess->optin,
+                                                  "message not accepted: "
+                                                  "Redis is unavailable");
+        }
+
         return;
     }
 
     if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
-        ngx_stream_fishchat_msg_call_done(call);
+        ngx_free(call);
 
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_INBOX_FULL,
-                                              !sess->optin,
-                                              "the inbox of the recipient "
-                                              "is full");
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_INBOX_FULL,
+                                                  !sess->optin,
+                                                  "the inbox of the "
+                                                  "recipient is full");
+        }
+
         return;
     }
 
-    sess->counters->messages++;
+    call->counters->messages++;
 
-    /* the call is taken off the session: a write may close the session */
-
-    ngx_queue_remove(&call->queue);
-
-    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
-        to = ngx_stream_fishchat_msg_find(&call->to);
-
-        if (to
-            && ngx_stream_fishchat_msg_deliver(to, call->frame.data,
-                                               call->frame.len)
-               != NGX_OK
-            && to == sess)
-        {
-            /* a message to oneself, and the session is gone */
-            ngx_free(call);
-            return;
-        }
-    }
-
-    if (sess->optin) {
+    if (sess && sess->optin) {
         args[0] = call->ref;
         args[1].data = call->uuid;
         args[1].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
 
         (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
+    }
+
+    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
+        to = ngx_stream_fishchat_msg_find(&call->to);
+
+        if (to) {
+            (void) ngx_stream_fishchat_msg_deliver(to, call->frame.data,
+                                                   call->frame.len);
+        }
     }
 
     ngx_free(call);
@@ -1286,6 +1456,10 @@ static void
 ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
+
+    if (call->sess->eof) {
+        ngx_post_event(call->sess->c->write, &ngx_posted_events);
+    }
 
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
         ngx_log_error(NGX_LOG_INFO, call->sess->c->log, 0,
@@ -1376,6 +1550,10 @@ ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
 
     if (buf != small) {
         ngx_free(buf);
+    }
+
+    if (rc == NGX_OK) {
+        sess->counters->frames_out++;
     }
 
     return rc;
@@ -1568,6 +1746,11 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
             ngx_free(out);
         }
     }
+
+    if (sess->eof && ngx_queue_empty(&sess->reqs)) {
+        /* everything the client sent before its end is answered */
+        ngx_stream_fishchat_msg_close(sess);
+    }
 }
 
 
@@ -1586,6 +1769,7 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
     ngx_memzero(call, sizeof(ngx_stream_fishchat_msg_call_t));
 
     call->sess = sess;
+    call->counters = sess->counters;
     ngx_queue_insert_tail(&sess->reqs, &call->queue);
 
     return call;
@@ -2169,6 +2353,19 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
                      - p;
 
     if (ngx_fishchat_get_random(w->rnd, sizeof(w->rnd), cycle->log)
+        != NGX_OK)
+    {
+        return NGX_ERROR;
+    }
+
+    /*
+     * session ids are compared between workers and nodes (a login
+     * elsewhere closes every session of the id but the new one, a logout
+     * removes the presence only if it is still its own): each worker
+     * counts from a random start, so that they do not meet
+     */
+
+    if (ngx_fishchat_get_random(&w->serial, sizeof(w->serial), cycle->log)
         != NGX_OK)
     {
         return NGX_ERROR;
