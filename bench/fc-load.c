@@ -60,6 +60,7 @@
 #define FC_SWEEP_NS         (200 * FC_MS)
 #define FC_QUIET_NS         (500 * FC_MS)
 #define FC_LOG_MAX          5
+#define FC_BACKOFF_NS       (100 * FC_MS)
 
 /* latency histogram: exact below 256 us, then 128 steps per power of 2 */
 #define FC_HIST_SIZE        (256 + 40 * 128)
@@ -262,6 +263,7 @@ struct fc_conn_s {
     long                worker;       /* pid from LOGIN_OK */
     int64_t             deadline;     /* of the connect and login */
     int64_t             next_ping;
+    int64_t             hold;         /* no sending before, after a refusal */
     char               *in;
     size_t              in_len;
     size_t              in_size;
@@ -332,6 +334,7 @@ typedef struct {
     uint64_t            last_delivery;
     fc_uuid_t          *uuids;
     uint64_t            uuid_mask;
+    uint64_t            uuid_count;
     unsigned            relogin:1;
 
     fc_stats_t          st;
@@ -599,6 +602,79 @@ fc_uuid_parse(const char *s, size_t len, uint64_t *hi, uint64_t *lo)
 }
 
 
+static uint64_t
+fc_uuid_hash(uint64_t hi, uint64_t lo)
+{
+    uint64_t  h;
+
+    h = (hi ^ (lo * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
+
+    return h ^ (h >> 29);
+}
+
+
+static int
+fc_uuid_init(uint64_t want)
+{
+    uint64_t  size;
+
+    size = 1024;
+
+    while (size < 2 * want) {
+        size *= 2;
+    }
+
+    fc.uuids = calloc(size, sizeof(fc_uuid_t));
+    if (fc.uuids == NULL) {
+        return -1;
+    }
+
+    fc.uuid_mask = size - 1;
+    fc.uuid_count = 0;
+
+    return 0;
+}
+
+
+/* doubles the table when it is half full */
+
+static int
+fc_uuid_grow(void)
+{
+    uint64_t    i, h, mask;
+    fc_uuid_t  *old, *u;
+
+    old = fc.uuids;
+    mask = fc.uuid_mask;
+
+    if (fc_uuid_init(mask + 1) != 0) {
+        fc.uuids = old;
+        fc.uuid_mask = mask;
+        return -1;
+    }
+
+    for (i = 0; i <= mask; i++) {
+        if (!old[i].used) {
+            continue;
+        }
+
+        for (h = fc_uuid_hash(old[i].hi, old[i].lo); ; h++) {
+            u = &fc.uuids[h & fc.uuid_mask];
+
+            if (!u->used) {
+                *u = old[i];
+                fc.uuid_count++;
+                break;
+            }
+        }
+    }
+
+    free(old);
+
+    return 0;
+}
+
+
 static fc_uuid_t *
 fc_uuid_find(const char *s, size_t len, int add)
 {
@@ -609,10 +685,13 @@ fc_uuid_find(const char *s, size_t len, int add)
         return NULL;
     }
 
-    h = (hi ^ (lo * 0x9e3779b97f4a7c15ULL)) * 0xff51afd7ed558ccdULL;
-    h ^= h >> 29;
+    if (add && 2 * (fc.uuid_count + 1) > fc.uuid_mask + 1
+        && fc_uuid_grow() != 0)
+    {
+        return NULL;
+    }
 
-    for ( ;; ) {
+    for (h = fc_uuid_hash(hi, lo); ; h++) {
         u = &fc.uuids[h & fc.uuid_mask];
 
         if (!u->used) {
@@ -623,14 +702,13 @@ fc_uuid_find(const char *s, size_t len, int add)
             u->used = 1;
             u->hi = hi;
             u->lo = lo;
+            fc.uuid_count++;
             return u;
         }
 
         if (u->hi == hi && u->lo == lo) {
             return u;
         }
-
-        h++;
     }
 }
 
@@ -1412,19 +1490,57 @@ fc_sending(void)
 }
 
 
-/* a message was answered (ACCEPTED or a refusal): send the next one */
+/*
+ * A message was answered (ACCEPTED or a refusal): flat out, the next one
+ * goes at once, or after a pause when it was a refusal.
+ */
 
 static void
-fc_answered(fc_conn_t *c, int64_t now)
+fc_answered(fc_conn_t *c, int64_t now, int refused)
 {
     if (c->inflight) {
         c->inflight--;
     }
 
+    if (refused) {
+        c->hold = now + FC_BACKOFF_NS;
+        return;
+    }
+
     if (fc_conf.rate == 0 && fc_sending() && c->inflight < fc_conf.window
-        && (fc.phase != FC_PH_RUN || now < fc.we))
+        && now >= c->hold && (fc.phase != FC_PH_RUN || now < fc.we))
     {
         fc_p2p_send(c, now);
+    }
+}
+
+
+/* flat out: windows that a refusal left short are filled again */
+
+static void
+fc_refill(int64_t now)
+{
+    uint32_t    i;
+    fc_conn_t  *c;
+
+    if (fc_conf.rate != 0 || !fc_sending()
+        || (fc.phase == FC_PH_RUN && now >= fc.we))
+    {
+        return;
+    }
+
+    for (i = 0; i < fc.nconns; i++) {
+        c = &fc.conns[i];
+
+        while (c->state == FC_READY && c->hold && now >= c->hold
+               && c->inflight < fc_conf.window && fc_sending())
+        {
+            fc_p2p_send(c, now);
+        }
+
+        if (c->hold && now >= c->hold) {
+            c->hold = 0;
+        }
     }
 }
 
@@ -1463,7 +1579,21 @@ fc_delivery(fc_conn_t *c, fc_msg_t *m, int64_t now)
         }
     }
 
-    if (fc_conf.mode == FC_OFFLINE) {
+    if (fc_conf.mode == FC_P2P) {
+        u = fc_uuid_find(m->arg[2], m->len[2], 1);
+
+        if (u == NULL) {
+            fc.st.unknown++;
+
+        } else if (u->seen) {
+            fc.st.duplicates++;
+
+        } else {
+            u->seen = 1;
+            fc.st.unique++;
+        }
+
+    } else if (fc_conf.mode == FC_OFFLINE) {
         fc.last_delivery = (uint64_t) now;
 
         u = fc_uuid_find(m->arg[2], m->len[2], 0);
@@ -1574,7 +1704,7 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
             fc_log("ACCEPTED with a bad uuid");
         }
 
-        fc_answered(c, now);
+        fc_answered(c, now, 0);
         return;
     }
 
@@ -1603,7 +1733,7 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
         {
             /* a message was refused, the session goes on */
             fc.st.refused++;
-            fc_answered(c, now);
+            fc_answered(c, now, 1);
         }
 
         return;
@@ -2206,7 +2336,6 @@ fc_child(unsigned k, int ctl, int res)
     int                  n, i, timeout;
     int64_t              now;
     uint32_t             j, count;
-    uint64_t             size;
     struct rlimit        rl;
     fc_conn_t           *c;
     struct epoll_event   ev, events[FC_EVENTS];
@@ -2271,20 +2400,13 @@ fc_child(unsigned k, int ctl, int res)
 
     fc.st.conns = count;
 
-    if (fc_conf.mode == FC_OFFLINE) {
-        size = 1024;
-
-        while (size < 2 * (uint64_t) fc_conf.n) {
-            size *= 2;
-        }
-
-        fc.uuids = calloc(size, sizeof(fc_uuid_t));
-        if (fc.uuids == NULL) {
-            fprintf(stderr, "fc-load: out of memory\n");
-            _exit(FC_EXIT_SETUP);
-        }
-
-        fc.uuid_mask = size - 1;
+    if (fc_conf.mode != FC_IDLE
+        && fc_uuid_init(fc_conf.mode == FC_OFFLINE ? (uint64_t) fc_conf.n
+                                                   : 65536)
+           != 0)
+    {
+        fprintf(stderr, "fc-load: out of memory\n");
+        _exit(FC_EXIT_SETUP);
     }
 
     if (fc_conf.rate > 0) {
@@ -2371,6 +2493,7 @@ fc_child(unsigned k, int ctl, int res)
         if (now >= fc.next_sweep) {
             fc.next_sweep = now + FC_SWEEP_NS;
             fc_sweep(now);
+            fc_refill(now);
         }
 
         fc_flush_dirty();
@@ -3217,10 +3340,10 @@ fc_parent(void)
 
     case FC_P2P:
         secs = fc_conf.secs;
-        lost = fc_total.accepted > fc_total.delivered
-               ? fc_total.accepted - fc_total.delivered : 0;
-        extra = fc_total.delivered > fc_total.accepted
-                ? fc_total.delivered - fc_total.accepted : 0;
+        lost = fc_total.accepted > fc_total.unique
+               ? fc_total.accepted - fc_total.unique : 0;
+        extra = fc_total.unique > fc_total.accepted
+                ? fc_total.unique - fc_total.accepted : 0;
 
         if (fc_conf.rate > 0) {
             printf("  %-12s %.0f messages/s, window %u a session, "
@@ -3262,13 +3385,15 @@ fc_parent(void)
         }
 
         printf("  %-12s sent %" PRIu64 ", accepted %" PRIu64 ", refused %"
-               PRIu64 ", delivered %" PRIu64 ", not delivered %" PRIu64
-               "\n", "in all", fc_total.sent, fc_total.accepted,
-               fc_total.refused, fc_total.delivered, lost);
+               PRIu64 "; delivered %" PRIu64 " (%" PRIu64 " uuids, %"
+               PRIu64 " delivered again); not delivered %" PRIu64 "\n",
+               "in all", fc_total.sent, fc_total.accepted, fc_total.refused,
+               fc_total.delivered, fc_total.unique, fc_total.duplicates,
+               lost);
 
         if (extra) {
-            printf("  %-12s %" PRIu64 " more deliveries than ACCEPTED: "
-                   "refused messages were stored and delivered anyway\n",
+            printf("  %-12s %" PRIu64 " more uuids delivered than ACCEPTED "
+                   "frames: refused messages were stored and delivered\n",
                    "WARNING", extra);
         }
 
@@ -3281,7 +3406,8 @@ fc_parent(void)
                " acc_p99_us=%" PRIu64 " nginx_cpu=%.2f redis_cpu=%.2f"
                " load_cpu=%.2f nginx_wait_ms=%.0f redis_wait_ms=%.0f"
                " load_wait_ms=%.0f behind=%" PRIu64 " undelivered=%" PRIu64
-               " refused=%" PRIu64 " delivered_unaccepted=%" PRIu64,
+               " refused=%" PRIu64 " duplicates=%" PRIu64
+               " delivered_unaccepted=%" PRIu64,
                fc_conf.n, fc_conf.procs, fc_conf.rate, fc_conf.window,
                secs, (double) fc_total.w_sent / secs,
                (double) fc_total.w_accepted / secs,
@@ -3298,7 +3424,8 @@ fc_parent(void)
                (double) (cpu1.wwait - cpu0.wwait) / FC_MS / secs,
                (double) (cpu1.rwait - cpu0.rwait) / FC_MS / secs,
                (double) fc_total.wait_ns / FC_MS / secs,
-               fc_total.behind, lost, fc_total.refused, extra);
+               fc_total.behind, lost, fc_total.refused, fc_total.duplicates,
+               extra);
         fc_result_errors();
         printf("\n");
 

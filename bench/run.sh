@@ -252,7 +252,9 @@ for mode in $MODES; do
     esac
 done
 
-nginx_stop
+if [ -z "$KEEP" ]; then
+    nginx_stop
+fi
 
 # --- the medians -----------------------------------------------------------
 
