@@ -142,6 +142,7 @@ typedef struct {
     double              warmup;
     unsigned            procs;
     unsigned            conc;
+    unsigned            sources;
     double              conn_timeout;
     double              limit;
     double              drain;
@@ -1236,11 +1237,17 @@ fc_id(char *buf, uint32_t idx)
 
 /* connections: set-up and close */
 
+/*
+ * With many connections to one address from one source address, the
+ * kernel's search for a free ephemeral port in connect() takes most of the
+ * time; on loopback the connections are spread over 127.0.0.1 ... N.
+ */
+
 static int
 fc_connect(fc_conn_t *c)
 {
     int                  fd, one, rc;
-    struct sockaddr_in  *sin;
+    struct sockaddr_in  *sin, src;
 
     fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd == -1) {
@@ -1250,6 +1257,23 @@ fc_connect(fc_conn_t *c)
 
     one = 1;
     (void) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+
+    if (fc_conf.sources > 1) {
+        memset(&src, 0, sizeof(struct sockaddr_in));
+        src.sin_family = AF_INET;
+        src.sin_addr.s_addr = htonl(0x7f000001 + c->idx % fc_conf.sources);
+
+        (void) setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one,
+                          sizeof(one));
+
+        if (bind(fd, (struct sockaddr *) &src, sizeof(struct sockaddr_in))
+            == -1)
+        {
+            fc_log("bind() failed: %s", strerror(errno));
+            close(fd);
+            return -1;
+        }
+    }
 
     sin = &fc_conf.servers[c->server];
 
@@ -1751,10 +1775,10 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
 
         c->state = FC_READY;
         c->worker = m.nargs >= 3 ? (long) fc_atou(m.arg[2], m.len[2]) : 0;
+        /* the first ping somewhere in the first interval: spread out */
         c->next_ping = now + (int64_t) (fc_conf.ping * FC_SEC
                                         * (double) (fc_random() % 1000)
                                         / 1000.0);
-        c->next_ping += (int64_t) (fc_conf.ping * FC_SEC);
 
         fc.connecting--;
         fc.st.logged_in++;
@@ -3122,7 +3146,7 @@ fc_parent(void)
     pid_t      pid;
     int64_t    now, start, until;
     unsigned   i, j, nworkers;
-    uint64_t   rss_before, rss_after, n, lost, extra;
+    uint64_t   rss_before, rss_after, n, lost, extra, lcpu0, lcpu1;
     double     secs, login_secs;
     fc_cpu_t   cpu0, cpu1;
     char       line[64];
@@ -3148,6 +3172,9 @@ fc_parent(void)
     cpu0.redis = fc_conf.redis_pidfile
                  ? fc_read_pidfile(fc_conf.redis_pidfile) : 0;
     cpu1 = cpu0;
+
+    fc_cpu_sample(&cpu0);
+    lcpu0 = 0;
 
     fflush(stdout);
     fflush(stderr);
@@ -3217,6 +3244,19 @@ fc_parent(void)
                login_secs > 0 ? (double) fc_ready_logged / login_secs : 0);
 
         if (fc_conf.mode == FC_IDLE) {
+            fc_cpu_sample(&cpu1);
+            lcpu1 = 0;
+
+            for (i = 0; i < fc_conf.procs; i++) {
+                lcpu1 += fc_proc_cpu(fc_children[i].pid);
+            }
+
+            printf("  %-12s nginx workers %.2f s, redis %.2f s, fc-load "
+                   "%.2f s of CPU while logging in\n", "cpu",
+                   (double) (cpu1.wcpu - cpu0.wcpu) / FC_SEC,
+                   (double) (cpu1.rcpu - cpu0.rcpu) / FC_SEC,
+                   (double) (lcpu1 - lcpu0) / FC_SEC);
+
             for (i = 0; i < nworkers; i++) {
                 rss_after += fc_proc_rss(workers[i]);
             }
@@ -3535,6 +3575,8 @@ fc_usage(void)
         "  -W SECS      p2p warm-up, not counted (1)\n"
         "  -P PROCS     processes (1); sessions are split between them\n"
         "  -c CONC      connects + logins under way a process (256)\n"
+        "  -b N         source addresses 127.0.0.1 ... N; the default is 16\n"
+        "               when every server is on 127.0.0.0/8, else 1\n"
         "  -C SECS      connect + login timeout (15)\n"
         "  -D SECS      drain timeout (p2p, offline) (30)\n"
         "  -T SECS      overall time limit (depends on the mode)\n"
@@ -3595,9 +3637,10 @@ fc_parse_servers(char *list)
 int
 main(int argc, char **argv)
 {
-    int      ch, limit_set;
-    char    *servers, *mode;
-    double   v;
+    int       ch, limit_set;
+    char     *servers, *mode;
+    unsigned  i;
+    double    v;
 
     if (argc < 2 || argv[1][0] == '-') {
         fc_usage();
@@ -3638,7 +3681,8 @@ main(int argc, char **argv)
 
     optind = 2;
 
-    while ((ch = getopt(argc, argv, "s:n:m:r:w:t:W:P:c:C:D:T:i:l:x:p:k:h"))
+    while ((ch = getopt(argc, argv,
+                        "s:n:m:r:w:t:W:P:c:b:C:D:T:i:l:x:p:k:h"))
            != -1)
     {
         v = optarg ? strtod(optarg, NULL) : 0;
@@ -3679,6 +3723,10 @@ main(int argc, char **argv)
 
         case 'c':
             fc_conf.conc = (unsigned) v;
+            break;
+
+        case 'b':
+            fc_conf.sources = (unsigned) v;
             break;
 
         case 'C':
@@ -3735,6 +3783,21 @@ main(int argc, char **argv)
 
     if (fc_conf.n <= 0) {
         fprintf(stderr, "fc-load: -n is needed\n");
+        return FC_EXIT_SETUP;
+    }
+
+    if (fc_conf.sources == 0) {
+        fc_conf.sources = 16;
+
+        for (i = 0; i < fc_conf.nservers; i++) {
+            if ((ntohl(fc_conf.servers[i].sin_addr.s_addr) >> 24) != 127) {
+                fc_conf.sources = 1;
+            }
+        }
+    }
+
+    if (fc_conf.sources > 254) {
+        fprintf(stderr, "fc-load: -b is at most 254\n");
         return FC_EXIT_SETUP;
     }
 

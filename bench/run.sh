@@ -14,7 +14,7 @@
 # Logs, configuration and RESULT lines: var/bench/<date>/.
 #
 # Knobs (environment): RUNS (3), MODES ("idle p2p offline"),
-# IDLE_N (30000), IDLE_PROCS (2), IDLE_HOLD (10),
+# IDLE_N (30000), IDLE_PROCS (2), IDLE_HOLD (25),
 # P2P_N (1000), P2P_WINDOW (4), P2P_SECS (10), P2P_RATE (half the
 # measured maximum), OFFLINE_K (100000), OFFLINE_M (1000),
 # NGINX (build/nginx/sbin/nginx), KEEP=1 leaves nginx and Redis running.
@@ -27,7 +27,7 @@ RUNS=${RUNS:-3}
 MODES=${MODES:-"idle p2p offline"}
 IDLE_N=${IDLE_N:-30000}
 IDLE_PROCS=${IDLE_PROCS:-2}
-IDLE_HOLD=${IDLE_HOLD:-10}
+IDLE_HOLD=${IDLE_HOLD:-25}
 P2P_N=${P2P_N:-1000}
 P2P_WINDOW=${P2P_WINDOW:-4}
 P2P_SECS=${P2P_SECS:-10}
