@@ -3063,9 +3063,10 @@ fc_print_errors(void)
         }
     }
 
-    printf("%s; closed by the server %" PRIu64 ", bad frames %" PRIu64
-           ", unexpected frames %" PRIu64 ", timeouts %" PRIu64 "\n",
-           any ? "" : " none", fc_total.closed, fc_total.bad_frames,
+    printf("%s; failed logins %" PRIu64 ", closed by the server %" PRIu64
+           ", bad frames %" PRIu64 ", unexpected frames %" PRIu64
+           ", timeouts %" PRIu64 "\n", any ? "" : " none",
+           fc_total.login_failed, fc_total.closed, fc_total.bad_frames,
            fc_total.unexpected, fc_total.timeouts);
 }
 
@@ -3274,7 +3275,7 @@ fc_parent(void)
 
             fflush(stdout);
 
-            if (rc == FC_EXIT_OK) {
+            if (rc == FC_EXIT_OK && fc_ready_logged) {
                 (void) fc_parent_wait(FC_WANT_NOTHING,
                                       fc_now() + (int64_t) (fc_conf.secs
                                                             * FC_SEC));
@@ -3349,8 +3350,11 @@ fc_parent(void)
     switch (fc_conf.mode) {
 
     case FC_IDLE:
-        printf("  %-12s %.0f s, %" PRIu64 " pings, %" PRIu64 " pongs\n",
-               "held", fc_conf.secs, fc_total.pings, fc_total.pongs);
+        if (fc_ready_logged) {
+            printf("  %-12s %.0f s, %" PRIu64 " pings, %" PRIu64 " pongs\n",
+                   "held", fc_conf.secs, fc_total.pings, fc_total.pongs);
+        }
+
         fc_print_workers();
         fc_print_errors();
 
