@@ -8,7 +8,7 @@ REDIS_PORT ?= 6379
 PROVE_ARGS ?= -r t/
 DYN_TESTS  ?= t/gateway*.t
 
-.PHONY: all deps build build-dynamic run stop test test-dynamic clean
+.PHONY: all deps build build-dynamic run stop test test-dynamic bench bench-run clean
 
 all: build
 
@@ -46,6 +46,13 @@ test-dynamic: build-dynamic
 	TEST_NGINX_LOAD_MODULES="$(CURDIR)/build/dynamic/modules/ngx_fishchat_module.so $$(ls $(CURDIR)/build/dynamic/modules/ngx_*fishchat*.so | grep -v '/ngx_fishchat_module.so')" \
 	    prove -I t/lib $(DYN_TESTS); \
 	rc=$$?; util/redis.sh stop test; exit $$rc
+
+# the load generator, and the benchmark of bench/README.md
+bench:
+	@$(MAKE) -s -C bench
+
+bench-run: build bench
+	@bench/run.sh
 
 clean:
 	rm -rf build/objs-static build/objs-dynamic build/nginx build/dynamic t/servroot
