@@ -742,3 +742,44 @@ no_frame s2
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 10: the subscriber link goes down: members catch up when it is back; positions are saved without a logout
+--- stream_server_config
+    fishchat_msg;
+--- scenario_timeout: 10
+--- scenario
+connect a
+send a HELLO 1
+recv a HELLO 1 * *
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * *
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+connect b
+send b HELLO 1
+recv b HELLO 1 * *
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * *
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+send a SEND_MESSAGE_TOPIC room before m1
+recv_any a ACCEPTED m1 * | RESP_MESSAGE_TOPIC room before alice *
+recv b RESP_MESSAGE_TOPIC room before alice *
+# the workers reconnect after 100 ms: this message finds no subscriber
+redis CLIENT KILL TYPE pubsub
+send a SEND_MESSAGE_TOPIC room "while the link was down" m2
+recv_any a ACCEPTED m2 * | RESP_MESSAGE_TOPIC room "while the link was down" alice *
+recv b RESP_MESSAGE_TOPIC room "while the link was down" alice $a_ACCEPTED_1
+wait_log subscribed again, its members catch up
+send a SEND_MESSAGE_TOPIC room after m3
+recv_any a ACCEPTED m3 * | RESP_MESSAGE_TOPIC room after alice *
+recv b RESP_MESSAGE_TOPIC room after alice $a_ACCEPTED_1
+no_frame b
+# saved within a few seconds, both still logged in
+redis_wait 3 HGET ${PREFIX}topic:{room}:members bob
+redis_wait 3 HGET ${PREFIX}topic:{room}:members alice
+--- no_error_log
+[error]
+[alert]
