@@ -168,6 +168,28 @@ Test::FishChat::add_step(recv_tail => sub {
     }
 });
 
+# login NAME ID: seed client NAME logs in as ID.  A seed client gets no
+# reply to wait for, and a command sent before the server has the login
+# is refused: wait for the server's (debug) log line of the login.
+Test::FishChat::add_step(login => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $id) = $sc->tokens($rest);
+    my $re = qr/fishchat msg: "\Q$id\E" logged in/;
+    my $before = () = $sc->error_log_since_start =~ /$re/g;
+
+    $sc->send($name, frame('SEND_CLIENT_ID', $id));
+
+    my $deadline = $sc->deadline;
+
+    while (1) {
+        my $n = () = $sc->error_log_since_start =~ /$re/g;
+        return if $n > $before;
+        die "no login of \"$id\" in the error log\n"
+            if Time::HiRes::time() > $deadline;
+        Time::HiRes::sleep(0.02);   # polling the log, bounded
+    }
+});
+
 my $node2_pid;
 my $node2_dir;
 
@@ -363,22 +385,19 @@ recv c ERROR BAD_ARGS "SEND_MESSAGE_TOPIC takes 2 to 3 arguments"
 closed c
 # seed clients: no frame they would not understand, the close instead
 connect s
-send s SEND_CLIENT_ID sam
-redis_wait 1 EXISTS ${PREFIX}client:{sam}
+login s sam
 send s SEND_MESSAGE_TOPIC room "let me in"
 closed s
 close s
 redis_wait 0 EXISTS ${PREFIX}client:{sam}
 connect s
-send s SEND_CLIENT_ID sam
-redis_wait 1 EXISTS ${PREFIX}client:{sam}
+login s sam
 send s JOIN_TOPIC nowhere sam
 closed s
 close s
 redis_wait 0 EXISTS ${PREFIX}client:{sam}
 connect s
-send s SEND_CLIENT_ID sam
-redis_wait 1 EXISTS ${PREFIX}client:{sam}
+login s sam
 send s TOPIC_MEMBERS room
 closed s
 redis_expect alice HKEYS ${PREFIX}topic:{room}:members
@@ -394,12 +413,10 @@ redis_expect alice HKEYS ${PREFIX}topic:{room}:members
     fishchat_msg_advertise 127.0.0.1:19001;
 --- scenario
 connect b
-send b SEND_CLIENT_ID tB
-redis_wait 1 EXISTS ${PREFIX}client:{tB}
+login b tB
 send b CREATE_TOPIC room1
 connect a
-send a SEND_CLIENT_ID tA
-redis_wait 1 EXISTS ${PREFIX}client:{tA}
+login a tA
 redis_wait 1 EXISTS ${PREFIX}topic:{room1}
 send a JOIN_TOPIC room1 tA
 recv_exact a 00000047 {"CmdName":"LOCATE_TOPIC_MSG_ADDR","Args":["127.0.0.1:19001","room1"]}
@@ -432,8 +449,7 @@ recv a LOGIN_OK alice * *
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 connect b
-send b SEND_CLIENT_ID bob
-redis_wait 1 EXISTS ${PREFIX}client:{bob}
+login b bob
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR 127.0.0.1:$TEST_NGINX_STREAM_PORT room
 send a SEND_MESSAGE_TOPIC room "hi \"all\" <3" m1
