@@ -335,7 +335,7 @@ recv d PONG
 --- error_log
 fishchat msg: NOT_LOGGED_IN: SEND_MESSAGE_P2P before login, closing
 fishchat msg: NOT_LOGGED_IN: P2P_ACK before login, closing
-fishchat msg: NOT_LOGGED_IN: unknown command "JOIN_TOPIC", closing
+fishchat msg: NOT_LOGGED_IN: JOIN_TOPIC before login, closing
 --- no_error_log
 [error]
 [alert]
@@ -422,6 +422,8 @@ recv c6 HELLO 1 * *
 send c6 SEND_CLIENT_ID u6
 recv c6 LOGIN_OK u6 * *
 send c6 CREATE_TOPIC room1
+recv c6 TOPIC_CREATED room1
+send c6 NO_SUCH_COMMAND
 recv c6 ERROR UNKNOWN_COMMAND *
 closed c6
 send w SEND_PING
@@ -430,7 +432,7 @@ recv w PONG
 fishchat msg: BAD_ARGS: SEND_CLIENT_ID takes an id
 fishchat msg: BAD_ARGS: SEND_MESSAGE_P2P takes to, message, from
 fishchat msg: BAD_ARGS: P2P_ACK takes the id and a uuid
-fishchat msg: UNKNOWN_COMMAND: unknown command "CREATE_TOPIC", closing
+fishchat msg: UNKNOWN_COMMAND: unknown command "NO_SUCH_COMMAND", closing
 --- no_error_log
 [error]
 [alert]

@@ -39,6 +39,9 @@ typedef enum {
     NGX_FISHCHAT_ERR_RATE_LIMITED,
     NGX_FISHCHAT_ERR_KICKED,
     NGX_FISHCHAT_ERR_SLOW_READER,
+    NGX_FISHCHAT_ERR_TOPIC_EXISTS,
+    NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
+    NGX_FISHCHAT_ERR_NOT_MEMBER,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -104,7 +107,10 @@ typedef void (*ngx_fishchat_redis_handler_pt)(redisReply *reply, void *data);
 typedef void (*ngx_fishchat_redis_message_pt)(ngx_str_t *payload,
     void *data);
 
-/* the subscriber link is up again after it was down: messages were lost */
+/*
+ * A subscription is confirmed: again after the link was down (messages
+ * were lost meanwhile), or each time (ngx_fishchat_redis_subscribe_ready)
+ */
 typedef void (*ngx_fishchat_redis_resync_pt)(void *data);
 
 
@@ -182,6 +188,10 @@ ngx_fishchat_redis_req_t *ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
 ngx_int_t ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle,
     ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
     ngx_fishchat_redis_resync_pt resync, void *data);
+ngx_int_t ngx_fishchat_redis_subscribe_ready(ngx_cycle_t *cycle,
+    ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
+    ngx_fishchat_redis_resync_pt ready, void *data);
+void ngx_fishchat_redis_unsubscribe(ngx_str_t *channel);
 ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
 void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
 

@@ -48,7 +48,10 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("INBOX_FULL"),
     ngx_string("RATE_LIMITED"),
     ngx_string("KICKED"),
-    ngx_string("SLOW_READER")
+    ngx_string("SLOW_READER"),
+    ngx_string("TOPIC_EXISTS"),
+    ngx_string("NO_SUCH_TOPIC"),
+    ngx_string("NOT_MEMBER")
 };
 
 

@@ -35,6 +35,11 @@
 
 #define NGX_FISHCHAT_REDIS_FREE_MAX     256
 
+/* a channel on the subscriber link */
+#define NGX_FISHCHAT_REDIS_SUB_IDLE     0   /* not sent on this connection */
+#define NGX_FISHCHAT_REDIS_SUB_SENT     1   /* SUBSCRIBE sent */
+#define NGX_FISHCHAT_REDIS_SUB_LEAVING  2   /* UNSUBSCRIBE sent, unconfirmed */
+
 
 struct ngx_fishchat_redis_req_s {
     ngx_queue_t                     queue;
@@ -49,10 +54,24 @@ struct ngx_fishchat_redis_req_s {
 };
 
 
+/*
+ * A channel stays allocated until Redis confirmed its UNSUBSCRIBE: hiredis
+ * keeps a pointer to it (the privdata of its callback) until then.  Its
+ * handlers are cleared at once, so that the caller may free its data.
+ */
+
 typedef struct {
-    ngx_str_t                       name;
+    ngx_str_node_t                  node;      /* node.str: the name */
+    ngx_queue_t                     queue;
+    ngx_fishchat_redis_t           *link;
     ngx_fishchat_redis_message_pt   handler;
+    ngx_fishchat_redis_resync_pt    ready;
     void                           *data;
+    ngx_uint_t                      state;
+    unsigned                        every:1;      /* ready at each confirm */
+    unsigned                        confirmed:1;
+    unsigned                        again:1;      /* wanted while leaving */
+    u_char                          name[1];
 } ngx_fishchat_redis_channel_t;
 
 
@@ -77,12 +96,11 @@ struct ngx_fishchat_redis_s {
     ngx_msec_t                      rtt;
 
     /* the subscriber link */
-    ngx_array_t                     channels;
-    ngx_fishchat_redis_resync_pt    resync;
-    void                           *resync_data;
+    ngx_rbtree_t                    channels;
+    ngx_rbtree_node_t               channels_sentinel;
+    ngx_queue_t                     channel_list;
 
     unsigned                        subscriber:1;
-    unsigned                        was_up:1;
     unsigned                        failed:1;
     unsigned                        exiting:1;
 };
@@ -119,6 +137,13 @@ static void ngx_fishchat_redis_message(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_send_subscribe(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_channel_t *ch);
+static ngx_int_t ngx_fishchat_redis_sub_add(ngx_cycle_t *cycle,
+    ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
+    ngx_fishchat_redis_resync_pt ready, void *data, ngx_uint_t every);
+static ngx_fishchat_redis_channel_t *ngx_fishchat_redis_sub_find(
+    ngx_fishchat_redis_t *link, ngx_str_t *name);
+static void ngx_fishchat_redis_sub_free(ngx_fishchat_redis_channel_t *ch);
+static void ngx_fishchat_redis_sub_reset(ngx_fishchat_redis_t *link);
 
 
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
@@ -163,15 +188,43 @@ ngx_fishchat_redis_start(ngx_cycle_t *cycle)
 
 /*
  * Subscribes this worker to a channel on its subscriber link (a link in
- * subscribe mode can't send commands, so it is a link of its own).  After
- * the link was down and is up again, "resync" is called: messages
- * published meanwhile were lost.
+ * subscribe mode can't send commands, so it is a link of its own).  When
+ * the subscription is confirmed again after the link was down, "resync"
+ * is called: messages published meanwhile were lost.
  */
 
 ngx_int_t
 ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle, ngx_str_t *channel,
     ngx_fishchat_redis_message_pt handler, ngx_fishchat_redis_resync_pt resync,
     void *data)
+{
+    return ngx_fishchat_redis_sub_add(cycle, channel, handler, resync, data,
+                                      0);
+}
+
+
+/*
+ * The same, for channels that come and go while the worker runs: "ready"
+ * is called each time Redis confirms the subscription, the first time
+ * included.  Every message published after that arrives (until the link
+ * goes down, and then "ready" comes again); what was published before
+ * must be read some other way.  A channel is subscribed once however often
+ * this is called: callers count their own references.
+ */
+
+ngx_int_t
+ngx_fishchat_redis_subscribe_ready(ngx_cycle_t *cycle, ngx_str_t *channel,
+    ngx_fishchat_redis_message_pt handler, ngx_fishchat_redis_resync_pt ready,
+    void *data)
+{
+    return ngx_fishchat_redis_sub_add(cycle, channel, handler, ready, data, 1);
+}
+
+
+static ngx_int_t
+ngx_fishchat_redis_sub_add(ngx_cycle_t *cycle, ngx_str_t *channel,
+    ngx_fishchat_redis_message_pt handler, ngx_fishchat_redis_resync_pt ready,
+    void *data, ngx_uint_t every)
 {
     ngx_fishchat_conf_t           *fcf;
     ngx_fishchat_redis_t          *link;
@@ -194,30 +247,147 @@ ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle, ngx_str_t *channel,
         ngx_fishchat_redis_sub = link;
     }
 
-    ch = ngx_array_push(&link->channels);
+    ch = ngx_fishchat_redis_sub_find(link, channel);
+
+    if (ch) {
+        ch->handler = handler;
+        ch->ready = ready;
+        ch->data = data;
+        ch->every = every;
+
+        if (ch->state == NGX_FISHCHAT_REDIS_SUB_LEAVING) {
+            /* subscribed again when Redis confirmed the UNSUBSCRIBE */
+            ch->again = 1;
+            ch->confirmed = 0;
+        }
+
+        return NGX_OK;
+    }
+
+    ch = ngx_alloc(sizeof(ngx_fishchat_redis_channel_t) + channel->len,
+                   cycle->log);
     if (ch == NULL) {
         return NGX_ERROR;
     }
 
-    ch->name.data = ngx_pstrdup(cycle->pool, channel);
-    if (ch->name.data == NULL) {
-        return NGX_ERROR;
-    }
+    ngx_memzero(ch, sizeof(ngx_fishchat_redis_channel_t));
 
-    ch->name.len = channel->len;
+    ngx_memcpy(ch->name, channel->data, channel->len);
+    ch->node.str.data = ch->name;
+    ch->node.str.len = channel->len;
+    ch->node.node.key = ngx_crc32_short(ch->name, channel->len);
+
+    ch->link = link;
     ch->handler = handler;
+    ch->ready = ready;
     ch->data = data;
+    ch->every = every;
+    ch->state = NGX_FISHCHAT_REDIS_SUB_IDLE;
 
-    if (resync) {
-        link->resync = resync;
-        link->resync_data = data;
-    }
+    ngx_rbtree_insert(&link->channels, &ch->node.node);
+    ngx_queue_insert_tail(&link->channel_list, &ch->queue);
 
     if (link->state == NGX_FISHCHAT_REDIS_UP) {
         ngx_fishchat_redis_send_subscribe(link, ch);
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * Nothing published to the channel reaches its handler any more; Redis is
+ * told with UNSUBSCRIBE.
+ */
+
+void
+ngx_fishchat_redis_unsubscribe(ngx_str_t *channel)
+{
+    ngx_fishchat_redis_t          *link;
+    ngx_fishchat_redis_channel_t  *ch;
+
+    link = ngx_fishchat_redis_sub;
+
+    if (link == NULL) {
+        return;
+    }
+
+    ch = ngx_fishchat_redis_sub_find(link, channel);
+
+    if (ch == NULL) {
+        return;
+    }
+
+    ch->handler = NULL;
+    ch->ready = NULL;
+    ch->data = NULL;
+
+    if (ch->state == NGX_FISHCHAT_REDIS_SUB_LEAVING) {
+        ch->again = 0;
+        return;
+    }
+
+    if (ch->state == NGX_FISHCHAT_REDIS_SUB_SENT
+        && link->ac && link->state == NGX_FISHCHAT_REDIS_UP
+        && redisAsyncCommand(link->ac, NULL, NULL, "UNSUBSCRIBE %b",
+                             ch->name, ch->node.str.len)
+           == REDIS_OK)
+    {
+        ch->state = NGX_FISHCHAT_REDIS_SUB_LEAVING;
+        return;
+    }
+
+    /* never subscribed on this connection */
+
+    ngx_fishchat_redis_sub_free(ch);
+}
+
+
+static ngx_fishchat_redis_channel_t *
+ngx_fishchat_redis_sub_find(ngx_fishchat_redis_t *link, ngx_str_t *name)
+{
+    return (ngx_fishchat_redis_channel_t *)
+               ngx_str_rbtree_lookup(&link->channels, name,
+                                     ngx_crc32_short(name->data, name->len));
+}
+
+
+static void
+ngx_fishchat_redis_sub_free(ngx_fishchat_redis_channel_t *ch)
+{
+    ngx_rbtree_delete(&ch->link->channels, &ch->node.node);
+    ngx_queue_remove(&ch->queue);
+    ngx_free(ch);
+}
+
+
+/*
+ * The subscriber connection is gone (hiredis has called back every
+ * channel with NULL already): nothing is subscribed any more, and the
+ * channels that were leaving are gone.
+ */
+
+static void
+ngx_fishchat_redis_sub_reset(ngx_fishchat_redis_t *link)
+{
+    ngx_queue_t                   *q, *next;
+    ngx_fishchat_redis_channel_t  *ch;
+
+    for (q = ngx_queue_head(&link->channel_list);
+         q != ngx_queue_sentinel(&link->channel_list);
+         q = next)
+    {
+        next = ngx_queue_next(q);
+        ch = ngx_queue_data(q, ngx_fishchat_redis_channel_t, queue);
+
+        if (ch->state == NGX_FISHCHAT_REDIS_SUB_LEAVING && !ch->again) {
+            ngx_fishchat_redis_sub_free(ch);
+            continue;
+        }
+
+        ch->state = NGX_FISHCHAT_REDIS_SUB_IDLE;
+        ch->again = 0;
+    }
 }
 
 
@@ -235,12 +405,9 @@ ngx_fishchat_redis_create(ngx_cycle_t *cycle, ngx_uint_t subscriber)
     link->log = cycle->log;
     link->subscriber = subscriber;
 
-    if (ngx_array_init(&link->channels, cycle->pool, 4,
-                       sizeof(ngx_fishchat_redis_channel_t))
-        != NGX_OK)
-    {
-        return NULL;
-    }
+    ngx_rbtree_init(&link->channels, &link->channels_sentinel,
+                    ngx_str_rbtree_insert_value);
+    ngx_queue_init(&link->channel_list);
 
     ngx_queue_init(&link->waiting);
     ngx_queue_init(&link->sent);
@@ -316,6 +483,14 @@ ngx_fishchat_redis_close(ngx_fishchat_redis_t *link)
     if (link->ac) {
         redisAsyncFree(link->ac);
         link->ac = NULL;
+    }
+
+    /* hiredis has called back every channel: they can go */
+
+    while (!ngx_queue_empty(&link->channel_list)) {
+        q = ngx_queue_head(&link->channel_list);
+        ngx_fishchat_redis_sub_free(
+                      ngx_queue_data(q, ngx_fishchat_redis_channel_t, queue));
     }
 
     while (!ngx_queue_empty(&link->free)) {
@@ -439,6 +614,10 @@ ngx_fishchat_redis_schedule(ngx_fishchat_redis_t *link, const char *why)
 
     if (link->exiting) {
         return;
+    }
+
+    if (link->subscriber) {
+        ngx_fishchat_redis_sub_reset(link);
     }
 
     u = link->conf->redis;
@@ -657,7 +836,8 @@ ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_fishchat_redis_t  *link = privdata;
 
-    ngx_uint_t                     i, level;
+    ngx_uint_t                     level;
+    ngx_queue_t                   *q;
     redisReply                    *reply = r;
     ngx_fishchat_redis_channel_t  *ch;
 
@@ -703,17 +883,16 @@ ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
         return;
     }
 
-    ch = link->channels.elts;
+    for (q = ngx_queue_head(&link->channel_list);
+         q != ngx_queue_sentinel(&link->channel_list);
+         q = ngx_queue_next(q))
+    {
+        ch = ngx_queue_data(q, ngx_fishchat_redis_channel_t, queue);
 
-    for (i = 0; i < link->channels.nelts; i++) {
-        ngx_fishchat_redis_send_subscribe(link, &ch[i]);
+        if (ch->state == NGX_FISHCHAT_REDIS_SUB_IDLE) {
+            ngx_fishchat_redis_send_subscribe(link, ch);
+        }
     }
-
-    if (link->was_up && link->resync) {
-        link->resync(link->resync_data);
-    }
-
-    link->was_up = 1;
 }
 
 
@@ -721,36 +900,100 @@ static void
 ngx_fishchat_redis_send_subscribe(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_channel_t *ch)
 {
-    redisAsyncCommand(link->ac, ngx_fishchat_redis_message, ch,
-                      "SUBSCRIBE %b", ch->name.data, ch->name.len);
+    if (redisAsyncCommand(link->ac, ngx_fishchat_redis_message, ch,
+                          "SUBSCRIBE %b", ch->name, ch->node.str.len)
+        == REDIS_OK)
+    {
+        ch->state = NGX_FISHCHAT_REDIS_SUB_SENT;
+    }
+
+    /* otherwise the context is going away: sent again on reconnect */
 }
 
+
+#define ngx_fishchat_redis_is(e, name)                                       \
+    ((e)->len == sizeof(name) - 1                                            \
+     && ngx_strncasecmp((u_char *) (e)->str, (u_char *) name,               \
+                        sizeof(name) - 1) == 0)
+
+
+/*
+ * Everything hiredis hands over for a channel: its messages, and the
+ * confirmations of SUBSCRIBE and UNSUBSCRIBE (NULL when the link goes).
+ */
 
 static void
 ngx_fishchat_redis_message(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_fishchat_redis_channel_t *ch = privdata;
 
-    ngx_str_t    payload;
-    redisReply  *reply = r;
+    ngx_str_t              payload;
+    redisReply            *reply = r, *type;
+    ngx_fishchat_redis_t  *link;
 
     if (reply == NULL
         || reply->type != REDIS_REPLY_ARRAY
         || reply->elements != 3
-        || reply->element[0]->type != REDIS_REPLY_STRING
-        || reply->element[2]->type != REDIS_REPLY_STRING
-        || reply->element[0]->len != sizeof("message") - 1
-        || ngx_strncmp(reply->element[0]->str, "message",
-                       sizeof("message") - 1) != 0)
+        || reply->element[0]->type != REDIS_REPLY_STRING)
     {
-        /* a subscribe confirmation, or the link is going away */
         return;
     }
 
-    payload.data = (u_char *) reply->element[2]->str;
-    payload.len = reply->element[2]->len;
+    type = reply->element[0];
 
-    ch->handler(&payload, ch->data);
+    if (ngx_fishchat_redis_is(type, "message")) {
+
+        if (ch->handler == NULL
+            || reply->element[2]->type != REDIS_REPLY_STRING)
+        {
+            /* left, or leaving */
+            return;
+        }
+
+        payload.data = (u_char *) reply->element[2]->str;
+        payload.len = reply->element[2]->len;
+
+        ch->handler(&payload, ch->data);
+        return;
+    }
+
+    if (ngx_fishchat_redis_is(type, "subscribe")) {
+
+        if (ch->state != NGX_FISHCHAT_REDIS_SUB_SENT) {
+            return;
+        }
+
+        if (ch->ready && (ch->every || ch->confirmed)) {
+            ch->confirmed = 1;
+            ch->ready(ch->data);
+            return;
+        }
+
+        ch->confirmed = 1;
+        return;
+    }
+
+    if (ngx_fishchat_redis_is(type, "unsubscribe")) {
+
+        if (ch->state != NGX_FISHCHAT_REDIS_SUB_LEAVING) {
+            return;
+        }
+
+        link = ch->link;
+
+        if (ch->again) {
+            ch->again = 0;
+            ch->state = NGX_FISHCHAT_REDIS_SUB_IDLE;
+
+            if (link->ac && link->state == NGX_FISHCHAT_REDIS_UP) {
+                ngx_fishchat_redis_send_subscribe(link, ch);
+            }
+
+            return;
+        }
+
+        ngx_fishchat_redis_sub_free(ch);
+    }
 }
 
 

@@ -78,7 +78,10 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "inbox_full",
     "rate_limited",
     "kicked",
-    "slow_reader"
+    "slow_reader",
+    "topic_exists",
+    "no_such_topic",
+    "not_member"
 };
 
 

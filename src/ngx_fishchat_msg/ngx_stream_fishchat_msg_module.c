@@ -20,100 +20,7 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
-
-
-#define NGX_STREAM_FISHCHAT_MSG_ID_MAX      128
-#define NGX_STREAM_FISHCHAT_MSG_UUID_LEN    36
-#define NGX_STREAM_FISHCHAT_MSG_READ_SIZE   16384
-#define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
-
-
-typedef struct {
-    ngx_flag_t                      enabled;
-    ngx_str_t                       advertise;
-    ngx_msec_t                      keepalive;
-    ngx_uint_t                      inbox_max;
-    ngx_msec_t                      inbox_ttl;
-    ngx_uint_t                      rate;
-    ngx_uint_t                      burst;
-    size_t                          send_buffer;
-    ngx_uint_t                      counters;
-    ngx_stream_core_srv_conf_t     *cscf;
-} ngx_stream_fishchat_msg_srv_conf_t;
-
-
-typedef struct {
-    ngx_msec_t                      heartbeat;
-    ngx_array_t                     servers;  /* msg_srv_conf_t * */
-    ngx_fishchat_redis_script_t    *login;
-    ngx_fishchat_redis_script_t    *send;
-    ngx_fishchat_redis_script_t    *ack;
-    ngx_fishchat_redis_script_t    *logout;
-    ngx_fishchat_redis_script_t    *beat;
-} ngx_stream_fishchat_msg_main_conf_t;
-
-
-typedef struct ngx_stream_fishchat_msg_out_s  ngx_stream_fishchat_msg_out_t;
-
-struct ngx_stream_fishchat_msg_out_s {
-    ngx_stream_fishchat_msg_out_t  *next;
-    u_char                         *pos;
-    u_char                         *last;
-    u_char                          data[1];
-};
-
-
-typedef struct {
-    ngx_str_node_t                  node;       /* node.str is the id */
-    ngx_stream_session_t           *s;
-    ngx_connection_t               *c;
-    ngx_stream_fishchat_msg_srv_conf_t  *conf;
-    ngx_fishchat_counters_t        *counters;
-    ngx_fishchat_parser_t           parser;
-
-    uint64_t                        sid;
-
-    ngx_stream_fishchat_msg_out_t  *out;
-    ngx_stream_fishchat_msg_out_t  *out_last;
-    size_t                          out_bytes;
-
-    ngx_stream_fishchat_msg_out_t  *held;       /* arrived during login */
-    ngx_stream_fishchat_msg_out_t  *held_last;
-
-    ngx_queue_t                     reqs;
-
-    u_char                         *stash;      /* read during login */
-    size_t                          stash_len;
-
-    ngx_msec_t                      rate_last;
-    ngx_uint_t                      rate_tokens;   /* thousandths */
-    ngx_uint_t                      rate_strikes;
-
-    unsigned                        optin:1;
-    unsigned                        logging_in:1;
-    unsigned                        logged_in:1;
-    unsigned                        in_table:1;
-    unsigned                        eof:1;
-    unsigned                        closed:1;
-
-    u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
-} ngx_stream_fishchat_msg_session_t;
-
-
-/* a Redis command under way for a session */
-
-typedef struct {
-    ngx_queue_t                     queue;
-    ngx_stream_fishchat_msg_session_t  *sess;   /* NULL: the sender left */
-    ngx_fishchat_counters_t        *counters;
-    ngx_fishchat_redis_req_t       *req;
-    ngx_str_t                       ref;
-    ngx_str_t                       to;
-    ngx_str_t                       frame;
-    ngx_uint_t                      resync;
-    u_char                          uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
-    u_char                          data[1];
-} ngx_stream_fishchat_msg_call_t;
+#include "ngx_stream_fishchat_msg.h"
 
 
 static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
@@ -141,29 +48,11 @@ static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_ack(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
-static ngx_int_t ngx_stream_fishchat_msg_refuse(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
-    ngx_uint_t fatal, const char *fmt, ...);
-static ngx_int_t ngx_stream_fishchat_msg_reply(
-    ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
-    ngx_uint_t nargs);
-static ngx_int_t ngx_stream_fishchat_msg_write(
-    ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
-static void ngx_stream_fishchat_msg_close(
-    ngx_stream_fishchat_msg_session_t *sess);
-static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
-    ngx_stream_fishchat_msg_session_t *sess, size_t size);
-static void ngx_stream_fishchat_msg_call_done(
-    ngx_stream_fishchat_msg_call_t *call);
-static ngx_int_t ngx_stream_fishchat_msg_valid_id(ngx_str_t *id);
-static ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind,
-    ngx_str_t *id, char *suffix);
 static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_msg_find(
     ngx_str_t *id);
 static void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_deliver(
     ngx_stream_fishchat_msg_session_t *sess, u_char *frame, size_t len);
-static void ngx_stream_fishchat_msg_uuid(u_char *p);
 static void ngx_stream_fishchat_msg_beat(ngx_event_t *ev);
 
 static void *ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf);
@@ -231,6 +120,13 @@ static ngx_command_t  ngx_stream_fishchat_msg_commands[] = {
       ngx_conf_set_size_slot,
       NGX_STREAM_SRV_CONF_OFFSET,
       offsetof(ngx_stream_fishchat_msg_srv_conf_t, send_buffer),
+      NULL },
+
+    { ngx_string("fishchat_topic_history"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, topic_history),
       NULL },
 
     { ngx_string("fishchat_msg_heartbeat"),
@@ -352,24 +248,7 @@ static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
     ngx_string("RESP_MESSAGE_P2P");
 
 
-/* the state of this worker */
-
-typedef struct {
-    ngx_rbtree_t                    sessions;
-    ngx_rbtree_node_t               sentinel;
-    ngx_str_t                       channel;
-    ngx_event_t                     beat;
-    uint64_t                        serial;
-    uint64_t                        rnd[2];
-    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
-    ngx_fishchat_conf_t            *fcf;
-    u_char                         *scratch;
-    size_t                          scratch_size;
-    u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
-} ngx_stream_fishchat_msg_worker_t;
-
-
-static ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
+ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
 
 
 /* sessions */
@@ -413,6 +292,7 @@ ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s)
     sess->rate_last = ngx_current_msec;
 
     ngx_queue_init(&sess->reqs);
+    ngx_queue_init(&sess->topics);
     ngx_fishchat_parser_init(&sess->parser,
                              ngx_stream_fishchat_msg_worker->fcf->frame_max);
 
@@ -451,6 +331,9 @@ ngx_stream_fishchat_msg_cleanup(void *data)
 
     sess->closed = 1;
     sess->counters->active--;
+
+    /* before the logout: positions are saved while presence is ours */
+    ngx_stream_fishchat_topic_cleanup(sess);
 
     while (!ngx_queue_empty(&sess->reqs)) {
         q = ngx_queue_head(&sess->reqs);
@@ -519,7 +402,7 @@ ngx_stream_fishchat_msg_cleanup(void *data)
 }
 
 
-static void
+void
 ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess)
 {
     if (sess->closed) {
@@ -770,13 +653,17 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
         rc = ngx_stream_fishchat_msg_hello(sess, &m);
 
     } else {
-        rc = ngx_stream_fishchat_msg_refuse(sess,
+        rc = ngx_stream_fishchat_topic_command(sess, &m);
+
+        if (rc == NGX_DECLINED) {
+            rc = ngx_stream_fishchat_msg_refuse(sess,
                                             sess->logged_in
                                             ? NGX_FISHCHAT_ERR_UNKNOWN_COMMAND
                                             : NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
                                             1, "unknown command \"%*s\"",
                                             ngx_min(m.cmd.len, 64),
                                             m.cmd.data);
+        }
     }
 
     ngx_fishchat_msg_free(&m);
@@ -1114,6 +1001,11 @@ held:
     }
 
     ngx_post_event(sess->c->read, &ngx_posted_events);
+
+    if (!resync) {
+        /* the topics of the client: what it missed, then live messages */
+        ngx_stream_fishchat_topic_login(sess);
+    }
 }
 
 
@@ -1137,7 +1029,7 @@ ngx_stream_fishchat_msg_ping(ngx_stream_fishchat_msg_session_t *sess,
 
 /* the token bucket of fishchat_msg_rate; NGX_OK when the frame may pass */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_msg_rate_check(ngx_stream_fishchat_msg_session_t *sess)
 {
     ngx_msec_int_t                       ms;
@@ -1477,7 +1369,7 @@ ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
  * take any frame for a delivery).  Returns NGX_OK when the session goes on.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_err_e err, ngx_uint_t fatal, const char *fmt, ...)
 {
@@ -1518,7 +1410,7 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
     char *cmd, ngx_str_t *args, ngx_uint_t nargs)
 {
@@ -1619,7 +1511,7 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
  * when the session was closed.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
     u_char *data, size_t len)
 {
@@ -1750,11 +1642,17 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
     if (sess->eof && ngx_queue_empty(&sess->reqs)) {
         /* everything the client sent before its end is answered */
         ngx_stream_fishchat_msg_close(sess);
+        return;
+    }
+
+    if (!ngx_queue_empty(&sess->topics)) {
+        /* topic catch-ups wait for this */
+        ngx_stream_fishchat_topic_drained(sess);
     }
 }
 
 
-static ngx_stream_fishchat_msg_call_t *
+ngx_stream_fishchat_msg_call_t *
 ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
     size_t size)
 {
@@ -1776,7 +1674,7 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-static void
+void
 ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
 {
     ngx_queue_remove(&call->queue);
@@ -1789,7 +1687,7 @@ ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
  * characters, and no braces (they would break the Redis Cluster hash tag).
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_msg_valid_id(ngx_str_t *id)
 {
     size_t  i;
@@ -1812,7 +1710,7 @@ ngx_stream_fishchat_msg_valid_id(ngx_str_t *id)
 
 /* <prefix><kind>{<id>}<suffix>, written at *p */
 
-static ngx_str_t
+ngx_str_t
 ngx_stream_fishchat_msg_key(u_char **p, char *kind, ngx_str_t *id,
     char *suffix)
 {
@@ -1901,7 +1799,7 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
 
 /* a version 4 uuid from a per-worker xorshift128+ seeded at start */
 
-static void
+void
 ngx_stream_fishchat_msg_uuid(u_char *p)
 {
     uint64_t                           x, y, r[2];
@@ -2069,6 +1967,7 @@ ngx_stream_fishchat_msg_create_srv_conf(ngx_conf_t *cf)
     mscf->rate = NGX_CONF_UNSET_UINT;
     mscf->burst = NGX_CONF_UNSET_UINT;
     mscf->send_buffer = NGX_CONF_UNSET_SIZE;
+    mscf->topic_history = NGX_CONF_UNSET_UINT;
 
     return mscf;
 }
@@ -2089,9 +1988,17 @@ ngx_stream_fishchat_msg_merge_srv_conf(ngx_conf_t *cf, void *parent,
     ngx_conf_merge_uint_value(conf->burst, prev->burst, conf->rate);
     ngx_conf_merge_size_value(conf->send_buffer, prev->send_buffer,
                               1024 * 1024);
+    ngx_conf_merge_uint_value(conf->topic_history, prev->topic_history,
+                              1000);
 
     if (conf->burst == 0) {
         conf->burst = 1;
+    }
+
+    if (conf->topic_history == 0) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_topic_history\" must not be 0");
+        return NGX_CONF_ERROR;
     }
 
     if (conf->inbox_max == 0 || conf->inbox_ttl == 0) {
@@ -2227,6 +2134,10 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
         if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
             || mmcf->logout == NULL || mmcf->beat == NULL)
         {
+            return NGX_CONF_ERROR;
+        }
+
+        if (ngx_stream_fishchat_topic_conf(cf, mmcf) != NGX_CONF_OK) {
             return NGX_CONF_ERROR;
         }
     }
@@ -2385,6 +2296,10 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_stream_fishchat_topic_init_worker(cycle, w) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     w->beat.handler = ngx_stream_fishchat_msg_beat;
     w->beat.data = w;
     w->beat.log = cycle->log;
@@ -2410,6 +2325,8 @@ ngx_stream_fishchat_msg_exit_process(ngx_cycle_t *cycle)
     if (w->beat.timer_set) {
         ngx_del_timer(&w->beat);
     }
+
+    ngx_stream_fishchat_topic_exit_worker(w);
 
     ngx_stream_fishchat_msg_worker = NULL;
 }
