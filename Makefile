@@ -35,14 +35,14 @@ stop:
 
 test: build
 	@port=$$(util/redis.sh test) && \
-	TEST_NGINX_REDIS_PORT=$$port TEST_NGINX_BINARY=$(NGINX) \
+	TEST_NGINX_RANDOMIZE=1 TEST_NGINX_REDIS_PORT=$$port TEST_NGINX_BINARY=$(NGINX) \
 	    prove -I t/lib $(PROVE_ARGS); \
 	rc=$$?; util/redis.sh stop test; exit $$rc
 
 # the suite as dynamic modules (load_module) against the same nginx
 test-dynamic: build-dynamic
 	@port=$$(util/redis.sh test) && \
-	TEST_NGINX_REDIS_PORT=$$port TEST_NGINX_BINARY=$(NGINX_DYN) \
+	TEST_NGINX_RANDOMIZE=1 TEST_NGINX_REDIS_PORT=$$port TEST_NGINX_BINARY=$(NGINX_DYN) \
 	TEST_NGINX_LOAD_MODULES="$(CURDIR)/build/dynamic/modules/ngx_fishchat_module.so $$(ls $(CURDIR)/build/dynamic/modules/ngx_*fishchat*.so | grep -v '/ngx_fishchat_module.so')" \
 	    prove -I t/lib $(DYN_TESTS); \
 	rc=$$?; util/redis.sh stop test; exit $$rc
