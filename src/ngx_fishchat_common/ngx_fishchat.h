@@ -42,6 +42,7 @@ typedef enum {
     NGX_FISHCHAT_ERR_TOPIC_EXISTS,
     NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
     NGX_FISHCHAT_ERR_NOT_MEMBER,
+    NGX_FISHCHAT_ERR_NOT_CONFIRMED,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -193,6 +194,7 @@ ngx_int_t ngx_fishchat_redis_subscribe_ready(ngx_cycle_t *cycle,
     ngx_fishchat_redis_resync_pt ready, void *data);
 void ngx_fishchat_redis_unsubscribe(ngx_str_t *channel);
 ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
+ngx_uint_t ngx_fishchat_redis_unknown(void);
 void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
 
 

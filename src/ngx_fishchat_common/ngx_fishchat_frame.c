@@ -51,7 +51,8 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("SLOW_READER"),
     ngx_string("TOPIC_EXISTS"),
     ngx_string("NO_SUCH_TOPIC"),
-    ngx_string("NOT_MEMBER")
+    ngx_string("NOT_MEMBER"),
+    ngx_string("NOT_CONFIRMED")
 };
 
 

@@ -23,6 +23,7 @@
 #include <ngx_core.h>
 #include <ngx_event.h>
 #include <ngx_sha1.h>
+#include <sys/ioctl.h>
 #include "ngx_fishchat.h"
 
 
@@ -94,6 +95,7 @@ struct ngx_fishchat_redis_s {
     ngx_uint_t                      nfree;
 
     ngx_msec_t                      rtt;
+    ngx_msec_t                      last_read;
 
     /* the subscriber link */
     ngx_rbtree_t                    channels;
@@ -146,6 +148,7 @@ static void ngx_fishchat_redis_sub_free(ngx_fishchat_redis_channel_t *ch);
 static void ngx_fishchat_redis_sub_reset(ngx_fishchat_redis_t *link);
 
 
+static ngx_uint_t             ngx_fishchat_redis_unknown_outcome;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_sub;
 
@@ -677,17 +680,36 @@ ngx_fishchat_redis_retry_handler(ngx_event_t *ev)
 }
 
 
+/*
+ * hiredis reads at most 16k a call: read on while the socket has more
+ * (bounded), so that a busy channel does not fall behind by one buffer
+ * per pass of the event loop
+ */
+
+#define NGX_FISHCHAT_REDIS_READS  64
+
 static void
 ngx_fishchat_redis_read_handler(ngx_event_t *ev)
 {
+    int                    n;
+    ngx_uint_t             i;
     ngx_connection_t      *c;
     ngx_fishchat_redis_t  *link;
 
     c = ev->data;
     link = c->data;
 
-    if (link->ac) {
+    link->last_read = ngx_current_msec;
+
+    for (i = 0; i < NGX_FISHCHAT_REDIS_READS && link->ac; i++) {
         redisAsyncHandleRead(link->ac);
+
+        if (link->ac == NULL
+            || ioctl(link->ac->c.fd, FIONREAD, &n) == -1
+            || n <= 0)
+        {
+            break;
+        }
     }
 }
 
@@ -1164,11 +1186,26 @@ ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
         }
 
         if (req->handler) {
+            /* no reply to a command that was sent: it may have run */
+            ngx_fishchat_redis_unknown_outcome = (r == NULL);
             req->handler(r, req->data);
+            ngx_fishchat_redis_unknown_outcome = 0;
         }
     }
 
     ngx_fishchat_redis_free_req(req);
+}
+
+
+/*
+ * In a handler called with no reply: 1 when the command had been sent (it
+ * may have run), 0 when it never left this worker (it did not run).
+ */
+
+ngx_uint_t
+ngx_fishchat_redis_unknown(void)
+{
+    return ngx_fishchat_redis_unknown_outcome;
 }
 
 
@@ -1182,15 +1219,32 @@ ngx_fishchat_redis_timeout(ngx_event_t *ev)
     req = ev->data;
     link = req->link;
 
+    if (req->sent
+        && ngx_current_msec - link->last_read < link->conf->redis_timeout)
+    {
+        /*
+         * Redis is answering, only slowly (a backlog of commands): a
+         * command that was sent waits for its reply as long as the link
+         * is alive
+         */
+        ngx_add_timer(&req->timer, link->conf->redis_timeout
+                                   - (ngx_current_msec - link->last_read));
+        return;
+    }
+
     ngx_log_error(NGX_LOG_WARN, link->log, 0,
                   "fishchat: redis command timed out after %M ms%s",
                   link->conf->redis_timeout,
-                  req->sent ? ", reconnecting" : " in the queue");
+                  req->sent ? ", Redis answered nothing meanwhile, "
+                              "reconnecting"
+                            : " in the queue");
 
     req->done = 1;
 
     if (req->handler) {
+        ngx_fishchat_redis_unknown_outcome = req->sent;
         req->handler(NULL, req->data);
+        ngx_fishchat_redis_unknown_outcome = 0;
         req->handler = NULL;
     }
 

@@ -81,7 +81,8 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "slow_reader",
     "topic_exists",
     "no_such_topic",
-    "not_member"
+    "not_member",
+    "not_confirmed"
 };
 
 

@@ -1235,14 +1235,23 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
 
         ngx_free(call);
 
-        if (sess) {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                                  NGX_FISHCHAT_ERR_REDIS,
-                                                  !sess->optin,
-                                                  "message not accepted: "
-                                                  "Redis is unavailable");
+        if (sess == NULL) {
+            return;
         }
 
+        if (reply == NULL && ngx_fishchat_redis_unknown()) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+                                             !sess->optin,
+                                             "Redis did not answer: the "
+                                             "message may have been stored");
+            return;
+        }
+
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "message not accepted: Redis "
+                                              "is unavailable");
         return;
     }
 

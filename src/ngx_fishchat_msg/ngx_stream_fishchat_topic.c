@@ -920,10 +920,21 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
                           (size_t) reply->len, reply->str);
         }
 
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "message not accepted: Redis "
-                                              "is unavailable");
+        if (reply == NULL && ngx_fishchat_redis_unknown()) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+                                             !sess->optin,
+                                             "Redis did not answer: the "
+                                             "message may have been stored");
+
+        } else {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_REDIS,
+                                                  !sess->optin,
+                                                  "message not accepted: "
+                                                  "Redis is unavailable");
+        }
+
         ngx_free(call);
         return;
     }
