@@ -66,6 +66,7 @@ typedef struct {
     ngx_stream_fishchat_gw_node_t  *nodes;
     ngx_uint_t                      nnodes;
     ngx_event_t                     timer;
+    ngx_msec_t                      refresh;
     ngx_fishchat_redis_req_t       *req;
     ngx_str_t                       beat_key;
     ngx_str_t                       load_key;
@@ -778,7 +779,7 @@ ngx_stream_fishchat_gw_refresh(ngx_event_t *ev)
                                                 cache, 5, argv, argvlen);
     }
 
-    ngx_add_timer(ev, (ngx_msec_t) (uintptr_t) ev->data);
+    ngx_add_timer(ev, cache->refresh);
 }
 
 
@@ -1123,7 +1124,8 @@ ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
     cache->load_key.len = p - cache->load_key.data;
 
     cache->timer.handler = ngx_stream_fishchat_gw_refresh;
-    cache->timer.data = (void *) (uintptr_t) gmcf->refresh;
+    cache->timer.data = cache;
+    cache->refresh = gmcf->refresh;
     cache->timer.log = cycle->log;
     cache->timer.cancelable = 1;
 
