@@ -300,6 +300,9 @@ ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
 
     if (rev->timedout) {
+        /* the lingering close after the reply uses this event again */
+        rev->timedout = 0;
+
         ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_TIMEOUT,
                                      "no request in time");
         return;
