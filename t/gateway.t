@@ -632,9 +632,10 @@ Test::FishChat::add_step(
         (my $re = $rest) =~ s/\s+#(?:\s.*)?\z//s;
         my $deadline = $sc->deadline;
         while (1) {
-            open my $in, '<', $Test::Nginx::Util::ErrLogFile
-                or die "error.log: $!\n";
-            my $log = do { local $/; <$in> } // '';
+            my $log = '';
+            if (open my $in, '<', $Test::Nginx::Util::ErrLogFile) {
+                $log = do { local $/; <$in> } // '';
+            }
             return if $log =~ /$re/m;
             last if Time::HiRes::time() >= $deadline;
             Time::HiRes::sleep(0.02);   # polling the log, bounded
@@ -649,9 +650,17 @@ sub http_status {
     my $sc = shift;
     my $port = server_port();
     my $deadline = $sc->deadline;
-    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
-                                  Timeout => $sc->timeout)
-        or die "cannot connect to 127.0.0.1:$port: $!\n";
+    my $s;
+
+    while (1) {
+        $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+                                   Timeout => $sc->timeout);
+        last if $s;
+        die "cannot connect to 127.0.0.1:$port: $!\n"
+            if $! != Errno::ECONNREFUSED() || Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
+    }
+
     syswrite $s, "GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n";
 
     my $sel = IO::Select->new($s);
@@ -967,7 +976,7 @@ asks 5 REQ_MSG_SERVER '^(127\.0\.0\.1:19001 ){4}127\.0\.0\.1:19001$'
     fishchat_gateway_heartbeat on;
 --- redis_setup
 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
-HSET ${PREFIX}{nodes}:load 127.0.0.1:19001 '{"node":"n2","sessions":100}'
+HSET ${PREFIX}{nodes}:load 127.0.0.1:19001 '{"node":"n2","sessions":1000000}'
 ZADD ${PREFIX}{nodes}:beat $NOW_MS+60000 127.0.0.1:19001
 --- scenario
 await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19001"
@@ -1122,7 +1131,7 @@ is unavailable
     fishchat_gateway_servers 127.0.0.1:19000 127.0.0.1:19001 127.0.0.1:19002;
 --- redis_setup
 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
-HSET ${PREFIX}{nodes}:load 127.0.0.1:19001 '{"node":"n2","sessions":100}'
+HSET ${PREFIX}{nodes}:load 127.0.0.1:19001 '{"node":"n2","sessions":1000000}'
 ZADD ${PREFIX}{nodes}:beat $NOW_MS+60000 127.0.0.1:19001
 --- scenario
 redis_proxy up
