@@ -36,13 +36,21 @@
 #       one connection sends the request one byte per packet
 #   beat ADDR TTL_MS SESSIONS [NODE]
 #       write a heartbeat by Redis's clock, as docs/keyspace.md shows
-#   redis_proxy cut|up
+#   beat_db DB ADDR TTL_MS SESSIONS [NODE] / redis_db DB CMD ARGS...
+#       the same, a command, in another Redis database
+#   fresh_cache PORT MARKER
+#       wait until the heartbeat cache holds what Redis has now: the
+#       gateway on PORT serves only MARKER, which is removed, awaited
+#       gone, written again and awaited
+#   redis_proxy cut|freeze|up
 #       the Redis proxy on $TEST_NGINX_FC_PORT3: drop every connection and
-#       stop listening / listen again
-#   status LABEL_REGEX key=value ...
-#   await_status LABEL_REGEX key=value ...
+#       stop listening / stop forwarding / listen and forward again
+#   status LABEL_REGEX key=N|key+=N ...
+#   await_status LABEL_REGEX key=N|key+=N ...
+#   status_mark LABEL_REGEX
 #       GET /status (fishchat_monitor) on the http port; the counters of
-#       the server block whose label matches, in the worker that answered
+#       the server block whose label matches, in the worker that answered,
+#       are N, or grew by N since status_mark (N may be a sum: 3+$x)
 #   log_has REGEX
 #       a line of the whole error.log of this nginx matches REGEX (not
 #       only the lines since the scenario started, as wait_log)
@@ -50,6 +58,10 @@
 #       the last frame's body is BODY followed by "\n", byte for byte
 #   frame_len CLIENT VAR
 #       $VAR is the size of the last frame, length prefix included
+#
+# "--- workers: N" runs the block with a master and N workers; blocks
+# without it run in one process (or a master and one worker with
+# TEST_NGINX_USE_HUP).
 
 use Test::FishChat;
 
@@ -93,22 +105,24 @@ add_block_preprocessor(sub {
 });
 
 # --------------------------------------------------------------------------
-# a Redis proxy that a step can cut off and bring back
+# a Redis proxy on $TEST_NGINX_FC_PORT3 that steps can cut off, freeze and
+# bring back; it takes one-letter commands on a pipe and acknowledges each
+# when done:
+#   c  close every connection and stop listening (Redis is down)
+#   f  stop forwarding, keep the connections (Redis hangs)
+#   u  listen and forward again
 
 my $ProxyPort = $ENV{TEST_NGINX_FC_PORT3};
-my ($ProxyPid, $ProxyAck);
+my ($ProxyPid, $ProxyCtl, $ProxyAck);
 
 sub proxy_main {
-    my $ack = shift;
-    my $parent = getppid();
+    my ($ctl, $ack) = @_;
     my $rport = $ENV{TEST_NGINX_REDIS_PORT};
-    my ($cut, $up, $ls) = (0, 0);
-    my $sel = IO::Select->new;
+    my ($ls, $frozen);
+    my $sel = IO::Select->new($ctl);
     my (%peer, %sock);
 
     $SIG{PIPE} = 'IGNORE';
-    $SIG{USR1} = sub { $cut = 1 };
-    $SIG{USR2} = sub { $up = 1 };
 
     my $listen = sub {
         $ls = IO::Socket::INET->new(Listen => 64, LocalAddr => '127.0.0.1',
@@ -131,25 +145,35 @@ sub proxy_main {
     $listen->();
     syswrite $ack, 'u';
 
-    while (getppid() == $parent) {
-        if ($cut) {
-            $cut = 0;
-            $drop->(values %sock);
-            if ($ls) {
-                $sel->remove($ls);
-                close $ls;
-                undef $ls;
+    while (1) {
+        for my $s ($sel->can_read(1)) {
+            if ($s == $ctl) {
+                my $n = sysread($ctl, my $cmd, 1);
+                return if !$n;      # the test is over
+
+                if ($cmd eq 'c') {
+                    $drop->(values %sock);
+                    if ($ls) {
+                        $sel->remove($ls);
+                        close $ls;
+                        undef $ls;
+                    }
+                    $frozen = 0;
+
+                } elsif ($cmd eq 'f') {
+                    $sel->remove(values %sock);
+                    $frozen = 1;
+
+                } elsif ($cmd eq 'u') {
+                    $listen->() if !$ls;
+                    $sel->add(values %sock) if $frozen;
+                    $frozen = 0;
+                }
+
+                syswrite $ack, $cmd;
+                last;
             }
-            syswrite $ack, 'c';
-        }
 
-        if ($up) {
-            $up = 0;
-            $listen->() if !$ls;
-            syswrite $ack, 'u';
-        }
-
-        for my $s ($sel->can_read(0.05)) {
             if ($ls && $s == $ls) {
                 my $c = $ls->accept or next;
                 my $u = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
@@ -159,7 +183,7 @@ sub proxy_main {
                 $sock{$u} = $u;
                 $peer{$c} = $u;
                 $peer{$u} = $c;
-                $sel->add($c, $u);
+                $sel->add($c, $u) if !$frozen;
                 next;
             }
 
@@ -185,20 +209,31 @@ sub proxy_main {
 sub proxy_start {
     return if $ProxyPid;
 
-    pipe(my $r, my $w) or die "pipe: $!\n";
+    pipe(my $cr, my $cw) or die "pipe: $!\n";
+    pipe(my $ar, my $aw) or die "pipe: $!\n";
     my $pid = fork();
     die "fork: $!\n" if !defined $pid;
 
     if ($pid == 0) {
-        close $r;
-        eval { proxy_main($w) };
+        close $cw;
+        close $ar;
+        eval { proxy_main($cr, $aw) };
         warn "redis proxy: $@" if $@;
         POSIX::_exit(0);
     }
 
-    close $w;
-    ($ProxyPid, $ProxyAck) = ($pid, $r);
+    close $cr;
+    close $aw;
+    $cw->autoflush(1);
+    ($ProxyPid, $ProxyCtl, $ProxyAck) = ($pid, $cw, $ar);
     proxy_wait('u', 5);
+}
+
+sub proxy_cmd {
+    my ($cmd, $timeout) = @_;
+    proxy_start();
+    syswrite($ProxyCtl, $cmd) or die "the redis proxy is gone: $!\n";
+    proxy_wait($cmd, $timeout);
 }
 
 sub proxy_wait {
@@ -218,7 +253,7 @@ sub proxy_wait {
 
 add_cleanup_handler(sub {
     if ($ProxyPid) {
-        kill 'TERM', $ProxyPid;
+        close $ProxyCtl;
         waitpid $ProxyPid, 0;
         undef $ProxyPid;
     }
@@ -336,20 +371,65 @@ sub await_reply {
     await_frame($sc, $port, $line, $exp, $like);
 }
 
-# a heartbeat written by Redis's clock, as docs/keyspace.md shows
+# a heartbeat written by Redis's clock, as docs/keyspace.md shows; in
+# database DB if given
 sub beat {
-    my ($addr, $ttl, $sessions, $node) = @_;
+    my ($addr, $ttl, $sessions, $node, $db) = @_;
     # short heartbeats last longer under valgrind, like the waits
     $ttl *= $Test::FishChat::TimeoutScale if $ttl > 0;
     my $load = encode_json({ node => $node // 'n1',
                              sessions => 0 + $sessions });
-    redis('EVAL', <<'_EOS_', 2, redis_key_of('{nodes}:beat'),
+    my @cmd = ('EVAL', <<'_EOS_', 2, redis_key_of('{nodes}:beat'),
 local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 redis.call('ZADD', KEYS[1], now + ARGV[2], ARGV[1])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 _EOS_
-          redis_key_of('{nodes}:load'), $addr, $ttl, $load);
+               redis_key_of('{nodes}:load'), $addr, $ttl, $load);
+    return defined $db ? redis_in_db($db, @cmd) : redis(@cmd);
+}
+
+# a command in another database, on a connection of its own (the
+# harness's connection stays on database 0)
+sub redis_in_db {
+    my ($db, @cmd) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $ENV{TEST_NGINX_REDIS_PORT},
+                                  Timeout => 3)
+        or die "redis: $!\n";
+    my $req = '';
+    for my $c (['SELECT', $db], \@cmd) {
+        $req .= '*' . @$c . "\r\n"
+                . join('', map { '$' . length($_) . "\r\n$_\r\n" } @$c);
+    }
+    print $s $req;
+    my @r = map { resp_reply($s) } 1 .. 2;
+    close $s;
+    for (@r) {
+        die "redis: $$_\n" if ref $_ eq 'SCALAR';
+    }
+    return $r[1];
+}
+
+# one reply, blocking; an error reply as a scalar reference
+sub resp_reply {
+    my $s = shift;
+    local $/ = "\r\n";
+    my $line = <$s> // die "redis: connection closed\n";
+    chomp $line;
+    my ($t, $v) = (substr($line, 0, 1), substr($line, 1));
+    return \$v if $t eq '-';
+    return $v if $t eq '+' || $t eq ':';
+    if ($t eq '$') {
+        return undef if $v < 0;
+        read($s, my $data, $v + 2) == $v + 2 or die "redis: short read\n";
+        return substr($data, 0, $v);
+    }
+    if ($t eq '*') {
+        return undef if $v < 0;
+        return [map { resp_reply($s) } 1 .. $v];
+    }
+    die "redis: unexpected reply $line\n";
 }
 
 # a body as a "hex:" frame line (for bytes that are not UTF-8)
@@ -551,6 +631,21 @@ Test::FishChat::add_step(
         beat($addr, $ttl, $sessions, $node);
     },
 
+    beat_db => sub {
+        my ($sc, $rest) = @_;
+        my ($db, $addr, $ttl, $sessions, $node, @x) = $sc->tokens($rest);
+        die "usage: beat_db DB ADDR TTL_MS SESSIONS [NODE]\n"
+            if !defined $sessions || @x;
+        beat($addr, $ttl, $sessions, $node, $db);
+    },
+
+    redis_db => sub {
+        my ($sc, $rest) = @_;
+        my ($db, @cmd) = $sc->tokens($rest);
+        die "usage: redis_db DB CMD ARGS...\n" if !@cmd;
+        redis_in_db($db, @cmd);
+    },
+
     # the gateway on PORT serves only MARKER: remove it and wait until the
     # gateway has no live node, then write it anew and wait until it is
     # handed out: the cache then holds what Redis had at that time
@@ -574,17 +669,11 @@ Test::FishChat::add_step(
 
     redis_proxy => sub {
         my ($sc, $rest) = @_;
-        my ($what) = $sc->tokens($rest);
-        proxy_start();
-        if ($what eq 'cut') {
-            kill 'USR1', $ProxyPid;
-            proxy_wait('c', $sc->timeout);
-        } elsif ($what eq 'up') {
-            kill 'USR2', $ProxyPid;
-            proxy_wait('u', $sc->timeout);
-        } else {
-            die "usage: redis_proxy cut|up\n";
-        }
+        my ($what, @x) = $sc->tokens($rest);
+        my %cmd = (cut => 'c', freeze => 'f', up => 'u');
+        die "usage: redis_proxy cut|freeze|up\n"
+            if !defined $what || !$cmd{$what} || @x;
+        proxy_cmd($cmd{$what}, $sc->timeout);
     },
 
     status => sub {
@@ -934,14 +1023,14 @@ await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19002"
 
 
 
-=== TEST 14: least_conn: servers with equal loads take turns
+=== TEST 14: least_conn: equal loads take turns (settings from the stream level)
 --- workers: 1
 --- stream_config
     fishchat_gateway_refresh 50ms;
---- stream_server_config
-    fishchat_gateway;
     fishchat_gateway_heartbeat on;
     fishchat_gateway_policy least_conn;
+--- stream_server_config
+    fishchat_gateway;
 --- redis_setup
 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
 HSET ${PREFIX}{nodes}:load 127.0.0.1:19000 '{"node":"n1","sessions":5}' 127.0.0.1:19001 '{"node":"n2","sessions":5}'
@@ -1189,7 +1278,103 @@ redis_proxy up
 
 
 
-=== TEST 24: addresses are escaped as Go's json.Encoder does
+=== TEST 24: a Redis that stops answering: commands time out, the link is made anew
+--- main_config
+    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_PORT3;
+    fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;
+    fishchat_redis_timeout 500ms;
+--- stream_config
+    fishchat_gateway_refresh 50ms;
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+--- redis_setup
+DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+HSET ${PREFIX}{nodes}:load 127.0.0.1:19001 '{"node":"n2","sessions":1000000}'
+ZADD ${PREFIX}{nodes}:beat $NOW_MS+60000 127.0.0.1:19001
+--- scenario
+redis_proxy up
+beat 127.0.0.1:19000 60000 0 n1
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+redis_proxy freeze
+wait_log \[warn\] .*fishchat: redis command timed out after 500 ms, reconnecting
+# the gateway cannot see this while Redis hangs
+redis ZREM ${PREFIX}{nodes}:beat 127.0.0.1:19000
+ask REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+redis_proxy up
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19001"
+wait_log \[notice\] .*fishchat: redis 127\.0\.0\.1:\d+ is up
+
+
+
+=== TEST 25: fishchat_redis_db: heartbeats are read from that database
+--- main_config
+    fishchat_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;
+    fishchat_redis_db 9;
+--- stream_config
+    fishchat_gateway_refresh 50ms;
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+--- scenario
+redis_db 9 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+# the least loaded node is in database 0, where the gateway does not look
+beat 127.0.0.1:19000 60000 0 n0
+beat_db 9 127.0.0.1:19009 60000 5 n9
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19009"
+asks 3 REQ_MSG_SERVER '^(127\.0\.0\.1:19009 ){2}127\.0\.0\.1:19009$'
+redis_db 9 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+
+
+
+=== TEST 26: a password Redis refuses: logged, retried; no live msg server
+--- main_config
+    fishchat_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;
+    fishchat_redis_password not-the-password;
+--- stream_config
+    fishchat_gateway_refresh 50ms;
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+--- redis_setup
+DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+ZADD ${PREFIX}{nodes}:beat $NOW_MS+60000 127.0.0.1:19000
+--- scenario
+log_has \[error\] .*fishchat: redis 127\.0\.0\.1:\d+ refused the handshake: .*AUTH
+log_has fishchat: redis 127\.0\.0\.1:\d+ is unavailable
+ask REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 27: a heartbeat key of the wrong type: logged, no live server, recovers
+--- stream_config
+    fishchat_gateway_refresh 50ms;
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+--- redis_setup
+DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+SET ${PREFIX}{nodes}:beat not-a-sorted-set
+--- scenario
+wait_log \[error\] .*fishchat gateway: reading heartbeats failed: .*WRONGTYPE
+# what the cache had from an earlier round expires
+await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+redis DEL ${PREFIX}{nodes}:beat
+beat 127.0.0.1:19000 1000 0 n1
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+--- no_error_log
+[alert]
+[emerg]
+
+
+
+=== TEST 28: addresses are escaped as Go's json.Encoder does
 --- stream_config
     fishchat_gateway_refresh 50ms;
 --- stream_server_config
@@ -1208,7 +1393,7 @@ closed a
 
 
 
-=== TEST 25: TIMEOUT: the client sends nothing
+=== TEST 29: TIMEOUT: the client sends nothing
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1221,7 +1406,7 @@ qr/\[info\] .*fishchat gateway: TIMEOUT: no request in time.*, client: 127\.0\.0
 
 
 
-=== TEST 26: TIMEOUT: half a frame
+=== TEST 30: TIMEOUT: half a frame
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1236,7 +1421,7 @@ qr/\[info\] .*fishchat gateway: TIMEOUT: no request in time.*, client: 127\.0\.0
 
 
 
-=== TEST 27: TIMEOUT: half a length prefix; the timeout is for the whole request
+=== TEST 31: TIMEOUT: half a length prefix; the timeout is for the whole request
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1253,7 +1438,7 @@ qr/\[info\] .*fishchat gateway: TIMEOUT: no request in time.*, client: 127\.0\.0
 
 
 
-=== TEST 28: UNKNOWN_COMMAND
+=== TEST 32: UNKNOWN_COMMAND
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1266,7 +1451,7 @@ qr/\[info\] .*fishchat gateway: UNKNOWN_COMMAND: unknown command "SEND_CLIENT_ID
 
 
 
-=== TEST 29: UNKNOWN_COMMAND: a long name is cut, on a character boundary
+=== TEST 33: UNKNOWN_COMMAND: a long name is cut, on a character boundary
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1285,7 +1470,7 @@ fishchat gateway: UNKNOWN_COMMAND: unknown command "X
 
 
 
-=== TEST 30: BAD_ARGS: two arguments, an id over 256 bytes
+=== TEST 34: BAD_ARGS: two arguments, an id over 256 bytes
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1299,7 +1484,7 @@ qr/\[info\] .*fishchat gateway: BAD_ARGS: REQ_MSG_SERVER takes an optional clien
 
 
 
-=== TEST 31: BAD_FRAME: what the JSON decoder refuses
+=== TEST 35: BAD_FRAME: what the JSON decoder refuses
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1324,7 +1509,7 @@ ask 'json: {\"CmdName\":\"REQ_MSG_SERVER\\u0000\"}' 'ERROR BAD_FRAME *'
 
 
 
-=== TEST 32: BAD_FRAME: valid JSON of the wrong shape
+=== TEST 36: BAD_FRAME: valid JSON of the wrong shape
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1348,7 +1533,7 @@ ask 'REQ_MSG_SERVER 1 2 3 4 5 6 7 8 9' 'ERROR BAD_FRAME "more than 8 arguments"'
 
 
 
-=== TEST 33: eight arguments are a frame, just not a REQ_MSG_SERVER
+=== TEST 37: eight arguments are a frame, just not a REQ_MSG_SERVER
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1361,7 +1546,7 @@ fishchat gateway: BAD_ARGS:
 
 
 
-=== TEST 34: BAD_FRAME: a zero-length frame
+=== TEST 38: BAD_FRAME: a zero-length frame
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1374,7 +1559,7 @@ qr/\[info\] .*fishchat gateway: BAD_FRAME: empty frame.*, client: 127\.0\.0\.1, 
 
 
 
-=== TEST 35: FRAME_TOO_LARGE: an HTTP request is a 1.1 GB length prefix
+=== TEST 39: FRAME_TOO_LARGE: an HTTP request is a 1.1 GB length prefix
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1387,7 +1572,7 @@ qr/\[info\] .*fishchat gateway: FRAME_TOO_LARGE: frame of 1195725856 bytes is ov
 
 
 
-=== TEST 36: FRAME_TOO_LARGE: a 4 GB prefix is refused at once
+=== TEST 40: FRAME_TOO_LARGE: a 4 GB prefix is refused at once
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1402,7 +1587,7 @@ fishchat gateway: FRAME_TOO_LARGE: frame of 4294967295 bytes
 
 
 
-=== TEST 37: fishchat_frame_max: one byte over is refused, exactly the max works
+=== TEST 41: fishchat_frame_max: one byte over is refused, exactly the max works
 --- main_config
     fishchat_frame_max 128;
 --- stream_server_config
@@ -1420,7 +1605,7 @@ fishchat gateway: FRAME_TOO_LARGE: frame of 129 bytes is over the maximum of 128
 
 
 
-=== TEST 38: a request split at every byte position, and one byte per packet
+=== TEST 42: a request split at every byte position, and one byte per packet
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1435,7 +1620,7 @@ qr/recv: fd:\d+ 1 of \d+/
 
 
 
-=== TEST 39: split packets in a raw request
+=== TEST 43: split packets in a raw request
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1457,7 +1642,7 @@ SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000
 
 
 
-=== TEST 40: two requests in one packet: one reply, then the close
+=== TEST 44: two requests in one packet: one reply, then the close
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000 127.0.0.1:19001;
@@ -1469,7 +1654,7 @@ REQ_MSG_SERVER
 
 
 
-=== TEST 41: a request and garbage in one packet: the request is answered
+=== TEST 45: a request and garbage in one packet: the request is answered
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1482,7 +1667,7 @@ SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000
 
 
 
-=== TEST 42: what follows the reply is dropped, not answered
+=== TEST 46: what follows the reply is dropped, not answered
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1503,7 +1688,7 @@ fishchat gateway: FRAME_TOO_LARGE
 
 
 
-=== TEST 43: a client that holds half a frame does not hold up others
+=== TEST 47: a client that holds half a frame does not hold up others
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1531,7 +1716,7 @@ closed c
 
 
 
-=== TEST 44: a client that half-closes after its request gets the reply
+=== TEST 48: a client that half-closes after its request gets the reply
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1544,7 +1729,7 @@ closed a
 
 
 
-=== TEST 45: a client that goes away mid-frame: logged, nothing else
+=== TEST 49: a client that goes away mid-frame: logged, nothing else
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1559,7 +1744,7 @@ qr/\[info\] .*fishchat gateway: client closed the connection before its request.
 
 
 
-=== TEST 46: counters: a good request, a bad frame, a timeout, a large frame
+=== TEST 50: counters: a good request, a bad frame, a timeout, a large frame
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1595,7 +1780,7 @@ await_status '^gateway ' active=0 accepted+=4 frames_in+=2 frames_out+=4 bytes_i
 
 
 
-=== TEST 47: the gateway lingers after every reply until the client closes
+=== TEST 51: the gateway lingers after every reply until the client closes
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1630,7 +1815,7 @@ await_status '^gateway ' active=0 accepted+=3
 
 
 
-=== TEST 48: config: fishchat_gateway without servers or heartbeats
+=== TEST 52: config: fishchat_gateway without servers or heartbeats
 --- stream_server_config
     fishchat_gateway;
 --- must_die
@@ -1641,7 +1826,7 @@ await_status '^gateway ' active=0 accepted+=3
 
 
 
-=== TEST 49: config: heartbeats without fishchat_redis
+=== TEST 53: config: heartbeats without fishchat_redis
 --- no_redis
 --- stream_server_config
     fishchat_gateway;
@@ -1655,7 +1840,7 @@ await_status '^gateway ' active=0 accepted+=3
 
 
 
-=== TEST 50: config: heartbeats at the stream level without fishchat_redis
+=== TEST 54: config: heartbeats at the stream level without fishchat_redis
 --- no_redis
 --- stream_config
     fishchat_gateway_heartbeat on;
@@ -1669,7 +1854,7 @@ await_status '^gateway ' active=0 accepted+=3
 
 
 
-=== TEST 51: config: a msg server without a port
+=== TEST 55: config: a msg server without a port
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000 127.0.0.1;
@@ -1681,7 +1866,7 @@ invalid msg server "127.0.0.1": "host:port" expected
 
 
 
-=== TEST 52: config: a unix socket is no msg server address
+=== TEST 56: config: a unix socket is no msg server address
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers unix:/tmp/fishchat.sock;
@@ -1693,7 +1878,7 @@ invalid msg server "unix:/tmp/fishchat.sock": "host:port" expected
 
 
 
-=== TEST 53: config: a msg server without a host
+=== TEST 57: config: a msg server without a host
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers :19000;
@@ -1705,7 +1890,7 @@ invalid msg server ":19000": "host:port" expected
 
 
 
-=== TEST 54: config: fishchat_node with a space
+=== TEST 58: config: fishchat_node with a space
 --- main_config
     fishchat_node "node 1";
 --- stream_server_config
@@ -1719,7 +1904,7 @@ invalid node name "node 1": printable ASCII without spaces or ":" expected
 
 
 
-=== TEST 55: config: fishchat_node with a colon
+=== TEST 59: config: fishchat_node with a colon
 --- main_config
     fishchat_node node:1;
 --- stream_server_config
@@ -1733,7 +1918,7 @@ invalid node name "node:1": printable ASCII without spaces or ":" expected
 
 
 
-=== TEST 56: config: fishchat_node not ASCII
+=== TEST 60: config: fishchat_node not ASCII
 --- main_config
     fishchat_node nœud;
 --- stream_server_config
@@ -1747,7 +1932,7 @@ printable ASCII without spaces or ":" expected
 
 
 
-=== TEST 57: config: fishchat_node empty
+=== TEST 61: config: fishchat_node empty
 --- main_config
     fishchat_node "";
 --- stream_server_config
@@ -1761,7 +1946,7 @@ invalid node name "": 1 to 64 characters expected
 
 
 
-=== TEST 58: config: fishchat_node of 65 characters
+=== TEST 62: config: fishchat_node of 65 characters
 --- main_config eval
 "fishchat_node " . ('n' x 65) . ";"
 --- stream_server_config
@@ -1774,7 +1959,7 @@ invalid node name "": 1 to 64 characters expected
 
 
 
-=== TEST 59: config: fishchat_node with an empty advertise=
+=== TEST 63: config: fishchat_node with an empty advertise=
 --- main_config
     fishchat_node node1 advertise=;
 --- stream_server_config
@@ -1788,7 +1973,7 @@ invalid parameter "advertise="
 
 
 
-=== TEST 60: config: a valid fishchat_node of 64 characters, with advertise=
+=== TEST 64: config: a valid fishchat_node of 64 characters, with advertise=
 --- main_config eval
 "fishchat_node " . ('n' x 63) . "~ advertise=chat.example.com;"
 --- stream_server_config
@@ -1801,7 +1986,7 @@ SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000
 
 
 
-=== TEST 61: config: fishchat_frame_max 10 is too small
+=== TEST 65: config: fishchat_frame_max 10 is too small
 --- main_config
     fishchat_frame_max 10;
 --- stream_server_config
@@ -1815,7 +2000,7 @@ SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000
 
 
 
-=== TEST 62: config: fishchat_frame_max 65m is too large
+=== TEST 66: config: fishchat_frame_max 65m is too large
 --- main_config
     fishchat_frame_max 65m;
 --- stream_server_config
@@ -1829,7 +2014,7 @@ SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000
 
 
 
-=== TEST 63: config: an unknown policy
+=== TEST 67: config: an unknown policy
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1842,7 +2027,7 @@ invalid value "random"
 
 
 
-=== TEST 64: config: fishchat_gateway_refresh 0
+=== TEST 68: config: fishchat_gateway_refresh 0
 --- stream_config
     fishchat_gateway_refresh 0;
 --- stream_server_config
@@ -1856,7 +2041,7 @@ invalid value "random"
 
 
 
-=== TEST 65: config: fishchat_gateway twice in a server
+=== TEST 69: config: fishchat_gateway twice in a server
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway;
