@@ -105,10 +105,27 @@ add_block_preprocessor(sub {
 });
 
 # --------------------------------------------------------------------------
+# a port where nothing listens, for "Redis is down": bound (without
+# SO_REUSEADDR) and never listening, so connections are refused and no
+# other process can take the port while this file runs
+
+my $ClosedPort;
+{
+    socket($ClosedPort, Socket::PF_INET(), Socket::SOCK_STREAM(), 0)
+        or die "socket: $!\n";
+    bind($ClosedPort, Socket::pack_sockaddr_in(0,
+                                               Socket::inet_aton('127.0.0.1')))
+        or die "bind: $!\n";
+    ($ENV{TEST_NGINX_FC_CLOSED_PORT}) =
+        Socket::unpack_sockaddr_in(getsockname($ClosedPort));
+}
+
+# --------------------------------------------------------------------------
 # a Redis proxy on $TEST_NGINX_FC_PORT3 that steps can cut off, freeze and
 # bring back; it takes one-letter commands on a pipe and acknowledges each
 # when done:
-#   c  close every connection and stop listening (Redis is down)
+#   c  reset every connection and stop listening (Redis is down); the
+#      port stays bound meanwhile, so that nothing else takes it
 #   f  stop forwarding, keep the connections (Redis hangs)
 #   u  listen and forward again
 
@@ -118,7 +135,7 @@ my ($ProxyPid, $ProxyCtl, $ProxyAck);
 sub proxy_main {
     my ($ctl, $ack) = @_;
     my $rport = $ENV{TEST_NGINX_REDIS_PORT};
-    my ($ls, $frozen);
+    my ($ls, $hold, $frozen);
     my $sel = IO::Select->new($ctl);
     my (%peer, %sock);
 
@@ -152,12 +169,24 @@ sub proxy_main {
                 return if !$n;      # the test is over
 
                 if ($cmd eq 'c') {
+                    # resets: no TIME_WAIT left on the port
+                    setsockopt($_, Socket::SOL_SOCKET(), Socket::SO_LINGER(),
+                               pack('ii', 1, 0)) for values %sock;
                     $drop->(values %sock);
                     if ($ls) {
                         $sel->remove($ls);
                         close $ls;
                         undef $ls;
                     }
+                    # hold the port, refusing connections, till "u"
+                    socket($hold, Socket::PF_INET(), Socket::SOCK_STREAM(), 0)
+                        && bind($hold, Socket::pack_sockaddr_in($ProxyPort,
+                                           Socket::inet_aton('127.0.0.1')))
+                        or do {
+                            warn "redis proxy: cannot hold port $ProxyPort: "
+                                 . "$!\n";
+                            undef $hold;
+                        };
                     $frozen = 0;
 
                 } elsif ($cmd eq 'f') {
@@ -165,6 +194,10 @@ sub proxy_main {
                     $frozen = 1;
 
                 } elsif ($cmd eq 'u') {
+                    if ($hold) {
+                        close $hold;
+                        undef $hold;
+                    }
                     $listen->() if !$ls;
                     $sel->add(values %sock) if $frozen;
                     $frozen = 0;
@@ -1161,7 +1194,7 @@ map_spread after "127.0.0.1:19000 127.0.0.1:19002"
 
 === TEST 20: heartbeats with Redis down: NO_MSG_SERVER; a static gateway works
 --- main_config
-    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_PORT4;
+    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_CLOSED_PORT;
 --- no_redis
 --- stream_config
     fishchat_gateway_refresh 50ms;
@@ -1185,7 +1218,7 @@ ask REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
 
 === TEST 21: a static-only gateway needs no Redis at all
 --- main_config
-    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_PORT4;
+    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_CLOSED_PORT;
 --- no_redis
 --- stream_server_config
     fishchat_gateway;
@@ -1331,7 +1364,7 @@ await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
 
 === TEST 26: a password Redis refuses: logged, retried; no live msg server
 --- main_config
-    fishchat_redis 127.0.0.1:$TEST_NGINX_REDIS_PORT;
+    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_PORT3;
     fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;
     fishchat_redis_password not-the-password;
 --- stream_config
@@ -1343,9 +1376,12 @@ await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
 DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
 ZADD ${PREFIX}{nodes}:beat $NOW_MS+60000 127.0.0.1:19000
 --- scenario
+redis_proxy up
 log_has \[error\] .*fishchat: redis 127\.0\.0\.1:\d+ refused the handshake: .*AUTH
 log_has fishchat: redis 127\.0\.0\.1:\d+ is unavailable
 ask REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+# no more refusals (at error level) after the block
+redis_proxy cut
 --- no_error_log
 [alert]
 [emerg]
@@ -1745,6 +1781,7 @@ qr/\[info\] .*fishchat gateway: client closed the connection before its request.
 
 
 === TEST 50: counters: a good request, a bad frame, a timeout, a large frame
+--- workers: 1
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
@@ -1781,6 +1818,7 @@ await_status '^gateway ' active=0 accepted+=4 frames_in+=2 frames_out+=4 bytes_i
 
 
 === TEST 51: the gateway lingers after every reply until the client closes
+--- workers: 1
 --- stream_server_config
     fishchat_gateway;
     fishchat_gateway_servers 127.0.0.1:19000;
