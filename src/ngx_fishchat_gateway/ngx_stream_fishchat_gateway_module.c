@@ -300,6 +300,9 @@ ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
     ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
 
     if (rev->timedout) {
+        /* the lingering close after the reply uses this event again */
+        rev->timedout = 0;
+
         ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_TIMEOUT,
                                      "no request in time");
         return;
@@ -400,6 +403,7 @@ static ngx_int_t
 ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m)
 {
+    size_t                              len;
     ngx_buf_t                          *b;
     ngx_str_t                           addr, *id;
     ngx_stream_fishchat_gw_srv_conf_t  *gscf;
@@ -408,9 +412,17 @@ ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
         || ngx_strncmp(m->cmd.data, ngx_stream_fishchat_gw_req_cmd.data,
                        m->cmd.len) != 0)
     {
+        /* cut a long name on a character boundary: replies are UTF-8 */
+
+        len = ngx_min(m->cmd.len, 64);
+
+        while (len < m->cmd.len && (m->cmd.data[len] & 0xc0) == 0x80) {
+            len--;
+        }
+
         ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
                                      "unknown command \"%*s\"",
-                                     ngx_min(m->cmd.len, 64), m->cmd.data);
+                                     len, m->cmd.data);
         return NGX_DONE;
     }
 
