@@ -1330,7 +1330,7 @@ redis_proxy up
 beat 127.0.0.1:19000 60000 0 n1
 await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
 redis_proxy freeze
-wait_log \[warn\] .*fishchat: redis command timed out after 500 ms, reconnecting
+wait_log \[warn\] .*fishchat: redis command timed out after 500 ms, Redis answered nothing meanwhile, reconnecting
 # the gateway cannot see this while Redis hangs
 redis ZREM ${PREFIX}{nodes}:beat 127.0.0.1:19000
 ask REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
