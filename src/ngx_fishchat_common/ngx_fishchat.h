@@ -134,7 +134,7 @@ typedef struct {
 
     size_t                      frame_max;
 
-    ngx_array_t                 scripts;      /* ngx_fishchat_redis_script_t * */
+    ngx_array_t                 scripts;      /* redis_script_t * */
     ngx_array_t                 servers;      /* ngx_str_t: counters labels */
     ngx_shm_zone_t             *zone;
     size_t                      slot_size;

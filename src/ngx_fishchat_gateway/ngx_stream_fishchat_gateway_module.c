@@ -501,7 +501,8 @@ ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
     ngx_int_t                       best_load;
     ngx_str_t                      *key, *server;
     ngx_uint_t                      i, n, k, best, start;
-    ngx_stream_fishchat_gw_node_t  *node, *cand[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
+    ngx_stream_fishchat_gw_node_t  *node;
+    ngx_stream_fishchat_gw_node_t  *cand[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
     ngx_stream_fishchat_gw_node_t   statics[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
 
     n = 0;
@@ -786,9 +787,10 @@ ngx_stream_fishchat_gw_refresh(ngx_event_t *ev)
         argv[4] = (const char *) cache->load_key.data;
         argvlen[4] = cache->load_key.len;
 
-        cache->req = ngx_fishchat_redis_command(ngx_fishchat_redis_link(),
-                                                ngx_stream_fishchat_gw_refreshed,
-                                                cache, 5, argv, argvlen);
+        cache->req = ngx_fishchat_redis_command(
+                                         ngx_fishchat_redis_link(),
+                                         ngx_stream_fishchat_gw_refreshed,
+                                         cache, 5, argv, argvlen);
     }
 
     ngx_add_timer(ev, cache->refresh);

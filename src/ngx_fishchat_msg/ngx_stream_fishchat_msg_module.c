@@ -24,6 +24,10 @@
 
 
 static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
+static ngx_int_t ngx_stream_fishchat_msg_append(
+    ngx_stream_fishchat_msg_out_t **head,
+    ngx_stream_fishchat_msg_out_t **last, u_char *data, size_t len,
+    ngx_log_t *log);
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
@@ -1470,32 +1474,17 @@ static ngx_int_t
 ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
     u_char *frame, size_t len)
 {
-    ngx_stream_fishchat_msg_out_t  *held;
-
     if (sess->closed) {
         return NGX_ERROR;
     }
 
     if (sess->logging_in) {
-        /* after the inbox, to keep the order */
-        held = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len,
-                         sess->c->log);
-        if (held == NULL) {
-            return NGX_OK;
-        }
-
-        held->next = NULL;
-        held->pos = held->data;
-        held->last = ngx_cpymem(held->data, frame, len);
-
-        if (sess->held_last) {
-            sess->held_last->next = held;
-
-        } else {
-            sess->held = held;
-        }
-
-        sess->held_last = held;
+        /*
+         * after the inbox, to keep the order; should memory fail, the
+         * message still waits in the inbox
+         */
+        (void) ngx_stream_fishchat_msg_append(&sess->held, &sess->held_last,
+                                              frame, len, sess->c->log);
         return NGX_OK;
     }
 
@@ -1513,6 +1502,37 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/* a copy of data at the end of a list of buffers */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_append(ngx_stream_fishchat_msg_out_t **head,
+    ngx_stream_fishchat_msg_out_t **last, u_char *data, size_t len,
+    ngx_log_t *log)
+{
+    ngx_stream_fishchat_msg_out_t  *out;
+
+    out = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len, log);
+    if (out == NULL) {
+        return NGX_ERROR;
+    }
+
+    out->next = NULL;
+    out->pos = out->data;
+    out->last = ngx_cpymem(out->data, data, len);
+
+    if (*last) {
+        (*last)->next = out;
+
+    } else {
+        *head = out;
+    }
+
+    *last = out;
+
+    return NGX_OK;
+}
+
+
 /*
  * Writes at once what the socket takes and queues the rest, up to
  * fishchat_msg_send_buffer: a reader slower than that is disconnected
@@ -1524,9 +1544,8 @@ ngx_int_t
 ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
     u_char *data, size_t len)
 {
-    ssize_t                         n;
-    ngx_connection_t               *c;
-    ngx_stream_fishchat_msg_out_t  *out;
+    ssize_t            n;
+    ngx_connection_t  *c;
 
     c = sess->c;
 
@@ -1569,24 +1588,14 @@ ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_ERROR;
     }
 
-    out = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len, c->log);
-    if (out == NULL) {
+    if (ngx_stream_fishchat_msg_append(&sess->out, &sess->out_last, data, len,
+                                       c->log)
+        != NGX_OK)
+    {
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
 
-    out->next = NULL;
-    out->pos = out->data;
-    out->last = ngx_cpymem(out->data, data, len);
-
-    if (sess->out_last) {
-        sess->out_last->next = out;
-
-    } else {
-        sess->out = out;
-    }
-
-    sess->out_last = out;
     sess->out_bytes += len;
 
     if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
