@@ -18,6 +18,13 @@ Test::FishChat::add_step(client => sub {
     my ($sc, $rest) = @_;
     my ($id, $input, $expected) = $sc->tokens($rest);
 
+    # nginx may still be starting (valgrind): wait until both ports listen
+    for my $port ($ENV{TEST_NGINX_FC_PORT1}, $sc->port) {
+        $sc->connect('_probe', $port);
+        close $sc->{clients}{_probe}{sock};
+        delete $sc->{clients}{_probe};
+    }
+
     my $out = html_dir() . "/client-$id.out";
     my $in = html_dir() . "/client-$id.in";
 
