@@ -681,18 +681,33 @@ ngx_fishchat_redis_retry_handler(ngx_event_t *ev)
 
 
 /*
- * hiredis reads at most 16k a call: read on while the socket has more
- * (bounded), so that a busy channel does not fall behind by one buffer
- * per pass of the event loop
+ * hiredis reads at most 16k a call: read on while the socket has more, so
+ * that a busy channel does not fall behind by one buffer per pass of the
+ * event loop, but for at most a few milliseconds of work (a buffer of
+ * topic messages can mean tens of thousands of writes to members), so
+ * that the worker's other events are not starved
  */
 
-#define NGX_FISHCHAT_REDIS_READS  64
+#define NGX_FISHCHAT_REDIS_READS     64
+#define NGX_FISHCHAT_REDIS_READ_MS   5
+
+static ngx_msec_t
+ngx_fishchat_redis_clock(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+
+    return (ngx_msec_t) ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 
 static void
 ngx_fishchat_redis_read_handler(ngx_event_t *ev)
 {
     int                    n;
     ngx_uint_t             i;
+    ngx_msec_t             start;
     ngx_connection_t      *c;
     ngx_fishchat_redis_t  *link;
 
@@ -700,13 +715,16 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
     link = c->data;
 
     link->last_read = ngx_current_msec;
+    start = ngx_fishchat_redis_clock();
 
     for (i = 0; i < NGX_FISHCHAT_REDIS_READS && link->ac; i++) {
         redisAsyncHandleRead(link->ac);
 
         if (link->ac == NULL
             || ioctl(link->ac->c.fd, FIONREAD, &n) == -1
-            || n <= 0)
+            || n <= 0
+            || ngx_fishchat_redis_clock() - start
+               >= NGX_FISHCHAT_REDIS_READ_MS)
         {
             break;
         }
@@ -1212,6 +1230,7 @@ ngx_fishchat_redis_unknown(void)
 static void
 ngx_fishchat_redis_timeout(ngx_event_t *ev)
 {
+    int                        n;
     ngx_fishchat_redis_t      *link;
     redisAsyncContext         *ac;
     ngx_fishchat_redis_req_t  *req;
@@ -1229,6 +1248,14 @@ ngx_fishchat_redis_timeout(ngx_event_t *ev)
          */
         ngx_add_timer(&req->timer, link->conf->redis_timeout
                                    - (ngx_current_msec - link->last_read));
+        return;
+    }
+
+    if (req->sent && link->ac
+        && ioctl(link->ac->c.fd, FIONREAD, &n) == 0 && n > 0)
+    {
+        /* answers wait unread: this worker was busy, Redis was not */
+        ngx_add_timer(&req->timer, link->conf->redis_timeout);
         return;
     }
 
