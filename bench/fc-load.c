@@ -3607,7 +3607,7 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
 {
     int64_t     ws, we;
     uint64_t    i, msgs, accepted, complete, partial, none, extra, unknown,
-                w_msgs, w_partial, lat, lat_max, first_max, members;
+                unaccepted, w_msgs, w_partial, lat, lat_max, first_max, members;
     double      secs;
     fc_tmsg_t  *t;
 
@@ -3623,6 +3623,7 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
     none = 0;
     extra = 0;
     unknown = 0;
+    unaccepted = 0;
     w_msgs = 0;
     w_partial = 0;
     lat_max = 0;
@@ -3647,6 +3648,8 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
         }
 
         if (!t->accepted) {
+            /* refused (NOT_CONFIRMED, ...) and yet delivered */
+            unaccepted += t->count ? 1 : 0;
             continue;
         }
 
@@ -3736,6 +3739,11 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
            fc_total.sent, accepted, fc_total.refused, fc_total.delivered,
            complete, partial, none, extra);
 
+    if (unaccepted) {
+        printf("  %-12s %" PRIu64 " messages without ACCEPTED (refused) "
+               "were delivered\n", "WARNING", unaccepted);
+    }
+
     if (unknown || fc_total.unknown) {
         printf("  %-12s %" PRIu64 " messages delivered that no sender "
                "sent, %" PRIu64 " texts not of fc-load\n", "WARNING",
@@ -3760,7 +3768,7 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
            " load_cpu=%.2f nginx_wait_ms=%.0f redis_wait_ms=%.0f"
            " load_wait_ms=%.0f behind=%" PRIu64 " incomplete=%" PRIu64
            " undelivered=%" PRIu64 " extra=%" PRIu64 " refused=%" PRIu64
-           " gaps=%" PRIu64,
+           " gaps=%" PRIu64 " delivered_unaccepted=%" PRIu64,
            fc_conf.topics, fc_conf.members, fc_conf.senders, fc_conf.n,
            fc_conf.procs, fc_conf.rate, fc_conf.window, secs,
            (double) fc_total.w_sent / secs,
@@ -3782,7 +3790,7 @@ fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
            (double) (cpu1->rwait - cpu0->rwait) / FC_MS / secs,
            (double) fc_total.wait_ns / FC_MS / secs,
            fc_total.behind, partial, none, extra, fc_total.refused,
-           fc_total.gaps);
+           fc_total.gaps, unaccepted);
     fc_result_errors();
     printf("\n");
 
