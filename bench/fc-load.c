@@ -5,6 +5,7 @@
  *     fc-load idle    -n N [-t SECS] [-p PIDFILE] [-P PROCS] ...
  *     fc-load p2p     -n N [-r RATE] [-t SECS] [-w WINDOW] ...
  *     fc-load offline -n K [-m M] ...
+ *     fc-load topic   -T TOPICS -M MEMBERS [-S SENDERS] [-r RATE] [-t SECS] ...
  *
  * Every client speaks the seed protocol (4-byte big-endian length, then
  * {"CmdName":"X","Args":[...]}\n), opts in with HELLO 1 and logs in with
@@ -77,7 +78,8 @@
 typedef enum {
     FC_IDLE = 0,
     FC_P2P,
-    FC_OFFLINE
+    FC_OFFLINE,
+    FC_TOPIC
 } fc_mode_e;
 
 
@@ -122,6 +124,10 @@ static const char  *fc_err_codes[] = {
     "RATE_LIMITED",
     "KICKED",
     "SLOW_READER",
+    "NOT_CONFIRMED",
+    "TOPIC_EXISTS",
+    "NO_SUCH_TOPIC",
+    "NOT_MEMBER",
     "OTHER"
 };
 
@@ -136,6 +142,9 @@ typedef struct {
     unsigned            nservers;
     long                n;
     long                m;
+    long                topics;       /* topic: -T */
+    long                members;      /* topic: -M, a topic */
+    long                senders;      /* topic: -S, a topic */
     double              rate;
     unsigned            window;
     double              secs;
@@ -191,6 +200,9 @@ typedef struct {
     uint64_t            redelivered;
     uint64_t            late;
     uint64_t            drain_timeout;
+    uint64_t            joined;
+    uint64_t            topic_exists;
+    uint64_t            gaps;
     uint64_t            errors[FC_ERR_N];
     uint64_t            hist[FC_HIST_SIZE];
     uint64_t            acc_hist[FC_HIST_SIZE];
@@ -248,6 +260,9 @@ static fc_field_t  fc_fields[] = {
     fc_field(redelivered, FC_AGG_SUM),
     fc_field(late, FC_AGG_SUM),
     fc_field(drain_timeout, FC_AGG_SUM),
+    fc_field(joined, FC_AGG_SUM),
+    fc_field(topic_exists, FC_AGG_SUM),
+    fc_field(gaps, FC_AGG_SUM),
     { NULL, 0, 0 }
 };
 
@@ -275,6 +290,7 @@ struct fc_conn_s {
     fc_conn_t          *next_dirty;
     unsigned            dirty:1;
     unsigned            wait_write:1;
+    unsigned            joined:1;     /* topic: LOCATE_TOPIC_MSG_ADDR came */
 };
 
 
@@ -293,6 +309,30 @@ typedef struct {
     uint32_t            used;
     uint32_t            seen;
 } fc_uuid_t;
+
+
+/*
+ * topic mode: a message, by its key (sender index << 32 | seq), with the
+ * receipts of the members this process holds; the parent merges them
+ */
+
+typedef struct {
+    uint64_t            key;          /* 0: a free slot; stored as key + 1 */
+    int64_t             sent;         /* from the text */
+    int64_t             first;        /* the first receipt */
+    int64_t             last;         /* the last receipt */
+    uint32_t            count;        /* receipts */
+    uint32_t            own;          /* sent by this process */
+    uint32_t            accepted;     /* ACCEPTED came */
+    uint32_t            pad;
+} fc_tmsg_t;
+
+
+typedef struct {
+    fc_tmsg_t          *slots;
+    uint64_t            mask;
+    uint64_t            count;
+} fc_ttab_t;
 
 
 /* the state of a child */
@@ -337,6 +377,14 @@ typedef struct {
     uint64_t            uuid_mask;
     uint64_t            uuid_count;
     unsigned            relogin:1;
+
+    /* the sessions that send: every one in p2p, -S a topic in topic */
+    fc_conn_t         **snd;
+    uint32_t            nsnd;
+
+    /* topic */
+    uint32_t            joining;
+    fc_ttab_t           tmsgs;
 
     fc_stats_t          st;
     unsigned            logs;
@@ -711,6 +759,114 @@ fc_uuid_find(const char *s, size_t len, int add)
             return u;
         }
     }
+}
+
+
+/* topic mode: messages by key, an open-addressing table that grows */
+
+static int
+fc_ttab_init(fc_ttab_t *t, uint64_t want)
+{
+    uint64_t  size;
+
+    size = 1024;
+
+    while (size < 2 * want) {
+        size *= 2;
+    }
+
+    t->slots = calloc(size, sizeof(fc_tmsg_t));
+    if (t->slots == NULL) {
+        return -1;
+    }
+
+    t->mask = size - 1;
+    t->count = 0;
+
+    return 0;
+}
+
+
+static fc_tmsg_t *
+fc_ttab_get(fc_ttab_t *t, uint64_t key)
+{
+    uint64_t    i, h, stored;
+    fc_ttab_t   old;
+    fc_tmsg_t  *m;
+
+    stored = key + 1;
+
+    if (2 * (t->count + 1) > t->mask + 1) {
+        old = *t;
+
+        if (fc_ttab_init(t, old.mask + 1) != 0) {
+            *t = old;
+            return NULL;
+        }
+
+        for (i = 0; i <= old.mask; i++) {
+            if (old.slots[i].key == 0) {
+                continue;
+            }
+
+            for (h = fc_uuid_hash(old.slots[i].key, 0); ; h++) {
+                m = &t->slots[h & t->mask];
+
+                if (m->key == 0) {
+                    *m = old.slots[i];
+                    t->count++;
+                    break;
+                }
+            }
+        }
+
+        free(old.slots);
+    }
+
+    for (h = fc_uuid_hash(stored, 0); ; h++) {
+        m = &t->slots[h & t->mask];
+
+        if (m->key == stored) {
+            return m;
+        }
+
+        if (m->key == 0) {
+            m->key = stored;
+            t->count++;
+            return m;
+        }
+    }
+}
+
+
+/* "<send time>:<sender index>:<seq>..." */
+
+static int
+fc_topic_key(const char *p, size_t len, int64_t *sent, uint64_t *key)
+{
+    const char  *last, *q;
+    uint64_t     v[3];
+    unsigned     i;
+
+    last = p + len;
+
+    for (i = 0; i < 3; i++) {
+        q = p;
+        v[i] = 0;
+
+        while (p < last && *p >= '0' && *p <= '9') {
+            v[i] = v[i] * 10 + (uint64_t) (*p++ - '0');
+        }
+
+        if (p == q || (i < 2 && (p == last || *p++ != ':'))) {
+            return -1;
+        }
+    }
+
+    *sent = (int64_t) v[0];
+    *key = (v[1] << 32) | (v[2] & 0xffffffff);
+
+    return 0;
 }
 
 
@@ -1355,6 +1511,10 @@ fc_conn_lost(fc_conn_t *c, const char *why, int err)
         fc_log("%s: session lost: %s%s%s", id, why, err ? ": " : "",
                err ? strerror(err) : "");
         fc.st.closed++;
+
+        if (fc_conf.mode == FC_TOPIC && !c->joined) {
+            fc.joining--;
+        }
     }
 
     fc_conn_close(c);
@@ -1452,6 +1612,62 @@ fc_connect_more(void)
 
 /* messages */
 
+static size_t
+fc_topic_name(char *buf, long t)
+{
+    return (size_t) snprintf(buf, FC_ID_LEN, "%st%ld", fc_conf.prefix, t);
+}
+
+
+static void
+fc_topic_send(fc_conn_t *c, int64_t now)
+{
+    size_t       tlen, slen;
+    uint64_t     key;
+    fc_tmsg_t   *m;
+    const char  *args[3];
+    size_t       lens[3];
+    char         name[FC_ID_LEN];
+    char         text[4096];
+
+    key = ((uint64_t) c->idx << 32) | c->seq;
+
+    tlen = (size_t) snprintf(text, sizeof(text), "%" PRId64 ":%" PRIu32
+                             ":%" PRIu32, now, c->idx, c->seq++);
+    slen = tlen;
+
+    if (fc_conf.msg_size > tlen) {
+        memset(text + tlen, 'x', fc_conf.msg_size - tlen);
+        tlen = fc_conf.msg_size;
+    }
+
+    args[0] = name;
+    lens[0] = fc_topic_name(name, (long) c->idx / fc_conf.members);
+    args[1] = text;
+    lens[1] = tlen;
+    args[2] = text;              /* the reference: the same stamp */
+    lens[2] = slen;
+
+    if (fc_frame_out(c, "SEND_MESSAGE_TOPIC", 3, args, lens) != 0) {
+        return;
+    }
+
+    m = fc_ttab_get(&fc.tmsgs, key);
+
+    if (m != NULL) {
+        m->sent = now;
+        m->own = 1;
+    }
+
+    c->inflight++;
+    fc.st.sent++;
+
+    if (now >= fc.ws && now < fc.we) {
+        fc.st.w_sent++;
+    }
+}
+
+
 static void
 fc_p2p_send(fc_conn_t *c, int64_t now)
 {
@@ -1461,6 +1677,11 @@ fc_p2p_send(fc_conn_t *c, int64_t now)
     size_t       lens[4];
     char         to[FC_ID_LEN], from[FC_ID_LEN], ref[32];
     char         text[4096];
+
+    if (fc_conf.mode == FC_TOPIC) {
+        fc_topic_send(c, now);
+        return;
+    }
 
     if (fc_conf.mode == FC_OFFLINE) {
         peer = 1 + (uint32_t) (fc.st.sent % (uint64_t) fc_conf.m);
@@ -1553,8 +1774,8 @@ fc_refill(int64_t now)
         return;
     }
 
-    for (i = 0; i < fc.nconns; i++) {
-        c = &fc.conns[i];
+    for (i = 0; i < fc.nsnd; i++) {
+        c = fc.snd[i];
 
         while (c->state == FC_READY && c->hold && now >= c->hold
                && c->inflight < fc_conf.window && fc_sending())
@@ -1659,6 +1880,59 @@ fc_delivery(fc_conn_t *c, fc_msg_t *m, int64_t now)
 }
 
 
+/* RESP_MESSAGE_TOPIC <name> <msg> <from> <uuid>: a receipt */
+
+static void
+fc_topic_delivery(fc_msg_t *m, int64_t now)
+{
+    int64_t     sent;
+    uint64_t    key;
+    fc_tmsg_t  *t;
+
+    if (m->nargs != 4) {
+        fc_log("RESP_MESSAGE_TOPIC with %u arguments", m->nargs);
+        fc.st.bad_frames++;
+        return;
+    }
+
+    fc.st.delivered++;
+    fc.last_rx = now;
+
+    if (now >= fc.ws && now < fc.we) {
+        fc.st.w_delivered++;
+    }
+
+    if (fc_topic_key(m->arg[1], m->len[1], &sent, &key) != 0) {
+        fc.st.unknown++;
+
+        if (fc.st.unknown <= FC_LOG_MAX) {
+            fc_log("topic message with a text not of fc-load: %.*s",
+                   (int) (m->len[1] > 60 ? 60 : m->len[1]), m->arg[1]);
+        }
+
+        return;
+    }
+
+    t = fc_ttab_get(&fc.tmsgs, key);
+    if (t == NULL) {
+        fc_log("out of memory");
+        return;
+    }
+
+    t->sent = sent;
+
+    if (t->count == 0 || now < t->first) {
+        t->first = now;
+    }
+
+    if (now > t->last) {
+        t->last = now;
+    }
+
+    t->count++;
+}
+
+
 static unsigned
 fc_err_idx(const char *code, size_t len)
 {
@@ -1673,6 +1947,34 @@ fc_err_idx(const char *code, size_t len)
     }
 
     return FC_ERR_OTHER;
+}
+
+
+/*
+ * topic: every member creates its topic (one wins, the others get
+ * TOPIC_EXISTS after it did) and joins it; the session's commands are
+ * answered in order, so the join comes after the topic exists
+ */
+
+static void
+fc_topic_join(fc_conn_t *c)
+{
+    const char  *args[2];
+    size_t       lens[2];
+    char         name[FC_ID_LEN], id[FC_ID_LEN];
+
+    args[0] = name;
+    lens[0] = fc_topic_name(name, (long) c->idx / fc_conf.members);
+    args[1] = id;
+    lens[1] = fc_id(id, c->idx);
+
+    fc.joining++;
+
+    if (fc_frame_out(c, "CREATE_TOPIC", 1, args, lens) != 0) {
+        return;
+    }
+
+    (void) fc_frame_out(c, "JOIN_TOPIC", 2, args, lens);
 }
 
 
@@ -1695,6 +1997,32 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
 
     if (fc_is(&m, "RESP_MESSAGE_P2P")) {
         fc_delivery(c, &m, now);
+        return;
+    }
+
+    if (fc_is(&m, "RESP_MESSAGE_TOPIC")) {
+        fc_topic_delivery(&m, now);
+        return;
+    }
+
+    if (fc_is(&m, "LOCATE_TOPIC_MSG_ADDR")) {
+        if (fc_conf.mode != FC_TOPIC || c->joined) {
+            fc.st.unexpected++;
+            return;
+        }
+
+        c->joined = 1;
+        fc.joining--;
+        fc.st.joined++;
+        return;
+    }
+
+    if (fc_is(&m, "TOPIC_CREATED")) {
+        return;
+    }
+
+    if (fc_is(&m, "TOPIC_GAP")) {
+        fc.st.gaps++;
         return;
     }
 
@@ -1728,6 +2056,21 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
             fc_log("ACCEPTED with a bad uuid");
         }
 
+        if (fc_conf.mode == FC_TOPIC) {
+            uint64_t    key;
+            fc_tmsg_t  *t;
+
+            if (fc_topic_key(m.arg[0], m.len[0], &sent, &key) == 0
+                && (t = fc_ttab_get(&fc.tmsgs, key)) != NULL)
+            {
+                t->accepted = 1;
+
+            } else {
+                fc.st.bad_frames++;
+                fc_log("ACCEPTED with a reference not of fc-load");
+            }
+        }
+
         fc_answered(c, now, 0);
         return;
     }
@@ -1739,6 +2082,15 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
 
     if (fc_is(&m, "ERROR")) {
         e = m.nargs ? fc_err_idx(m.arg[0], m.len[0]) : FC_ERR_OTHER;
+
+        if (fc_conf.mode == FC_TOPIC && fc.phase == FC_PH_LOGIN
+            && strcmp(fc_err_codes[e], "TOPIC_EXISTS") == 0)
+        {
+            /* every member creates its topic: one of them wins */
+            fc.st.topic_exists++;
+            return;
+        }
+
         fc.st.errors[e]++;
 
         (void) fc_id(id, c->idx);
@@ -1753,7 +2105,8 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
         if (c->state == FC_READY
             && (strcmp(fc_err_codes[e], "INBOX_FULL") == 0
                 || strcmp(fc_err_codes[e], "RATE_LIMITED") == 0
-                || strcmp(fc_err_codes[e], "REDIS_UNAVAILABLE") == 0))
+                || strcmp(fc_err_codes[e], "REDIS_UNAVAILABLE") == 0
+                || strcmp(fc_err_codes[e], "NOT_CONFIRMED") == 0))
         {
             /* a message was refused, the session goes on */
             fc.st.refused++;
@@ -1785,6 +2138,11 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
         fc.st.login_last = (uint64_t) now;
 
         fc_worker_count(c->worker);
+
+        if (fc_conf.mode == FC_TOPIC) {
+            fc_topic_join(c);
+        }
+
         return;
     }
 
@@ -1991,6 +2349,14 @@ fc_sweep(int64_t now)
             continue;
         }
 
+        if (c->state == FC_READY && fc_conf.mode == FC_TOPIC && !c->joined
+            && now >= c->deadline)
+        {
+            fc.st.timeouts++;
+            fc_conn_lost(c, "no LOCATE_TOPIC_MSG_ADDR in time", 0);
+            continue;
+        }
+
         if (c->state == FC_READY && fc_conf.ping > 0 && now >= c->next_ping) {
             c->next_ping = now + (int64_t) (fc_conf.ping * FC_SEC);
 
@@ -2008,6 +2374,8 @@ static void
 fc_report(void)
 {
     unsigned     i;
+    uint64_t     j;
+    fc_tmsg_t   *t;
     fc_field_t  *f;
 
     for (f = fc_fields; f->name; f++) {
@@ -2029,6 +2397,16 @@ fc_report(void)
         if (fc.st.errors[i]) {
             fprintf(fc.res, "E %s %" PRIu64 "\n", fc_err_codes[i],
                     fc.st.errors[i]);
+        }
+    }
+
+    for (j = 0; fc.tmsgs.slots && j <= fc.tmsgs.mask; j++) {
+        t = &fc.tmsgs.slots[j];
+
+        if (t->key) {
+            fprintf(fc.res, "M %" PRIu64 " %" PRId64 " %u %u %u %" PRId64
+                    " %" PRId64 "\n", t->key - 1, t->sent, t->own,
+                    t->accepted, t->count, t->first, t->last);
         }
     }
 
@@ -2151,8 +2529,8 @@ fc_p2p_tick(int64_t now)
                 /* fill every window once; answers keep them full */
                 fc.rate_sent = 1;
 
-                for (i = 0; i < fc.nconns; i++) {
-                    c = &fc.conns[i];
+                for (i = 0; i < fc.nsnd; i++) {
+                    c = fc.snd[i];
 
                     while (c->state == FC_READY
                            && c->inflight < fc_conf.window)
@@ -2167,9 +2545,9 @@ fc_p2p_tick(int64_t now)
 
         due = (uint64_t) ((double) (now - fc.start) * fc.rate);
 
-        for (tries = 0; fc.rate_sent < due && tries < fc.nconns; ) {
-            c = &fc.conns[fc.rr];
-            fc.rr = (fc.rr + 1) % fc.nconns;
+        for (tries = 0; fc.rate_sent < due && tries < fc.nsnd; ) {
+            c = fc.snd[fc.rr];
+            fc.rr = (fc.rr + 1) % fc.nsnd;
 
             if (c->state != FC_READY || c->inflight >= fc_conf.window) {
                 tries++;
@@ -2424,6 +2802,31 @@ fc_child(unsigned k, int ctl, int res)
 
     fc.st.conns = count;
 
+    /* the senders: every session in p2p, the first -S of a topic */
+
+    fc.snd = calloc(count ? count : 1, sizeof(fc_conn_t *));
+    if (fc.snd == NULL) {
+        fprintf(stderr, "fc-load: out of memory\n");
+        _exit(FC_EXIT_SETUP);
+    }
+
+    for (j = 0; j < count; j++) {
+        c = &fc.conns[j];
+
+        if (fc_conf.mode != FC_TOPIC
+            || (long) c->idx % fc_conf.members < fc_conf.senders)
+        {
+            fc.snd[fc.nsnd++] = c;
+        }
+    }
+
+    if (fc_conf.mode == FC_TOPIC
+        && fc_ttab_init(&fc.tmsgs, 65536) != 0)
+    {
+        fprintf(stderr, "fc-load: out of memory\n");
+        _exit(FC_EXIT_SETUP);
+    }
+
     if (fc_conf.mode != FC_IDLE
         && fc_uuid_init(fc_conf.mode == FC_OFFLINE ? (uint64_t) fc_conf.n
                                                    : 65536)
@@ -2433,7 +2836,13 @@ fc_child(unsigned k, int ctl, int res)
         _exit(FC_EXIT_SETUP);
     }
 
-    if (fc_conf.rate > 0) {
+    if (fc_conf.rate > 0 && fc_conf.mode == FC_TOPIC) {
+        /* this process's share: its part of all the senders */
+        fc.rate = fc_conf.rate * fc.nsnd
+                  / (double) (fc_conf.topics * fc_conf.senders)
+                  / (double) FC_SEC;
+
+    } else if (fc_conf.rate > 0) {
         fc.rate = fc_conf.rate / fc_conf.procs / (double) FC_SEC;
     }
 
@@ -2485,7 +2894,9 @@ fc_child(unsigned k, int ctl, int res)
         case FC_PH_LOGIN:
             fc_connect_more();
 
-            if (fc.conn_next == fc.conn_end && fc.connecting == 0) {
+            if (fc.conn_next == fc.conn_end && fc.connecting == 0
+                && fc.joining == 0)
+            {
                 fc.phase = FC_PH_WAIT;
                 snprintf(line, sizeof(line), "READY %" PRIu64 " %" PRIu64
                          " %" PRIu64 " %" PRIu64, fc.st.logged_in,
@@ -2724,6 +3135,7 @@ static uint64_t     fc_ready_logged;
 static uint64_t     fc_ready_failed;
 static uint64_t     fc_ready_first;
 static uint64_t     fc_ready_last;
+static fc_ttab_t    fc_tall;          /* topic: the messages, merged */
 
 
 static void
@@ -2783,6 +3195,48 @@ fc_parent_line(fc_child_t *ch, char *line)
 
     if (strcmp(line, "END") == 0) {
         ch->ended = 1;
+        return;
+    }
+
+    if (line[0] == 'M' && line[1] == ' ') {
+        fc_tmsg_t  *t, r;
+
+        if (sscanf(line + 2, "%" SCNu64 " %" SCNd64 " %u %u %u %" SCNd64
+                   " %" SCNd64, &r.key, &r.sent, &r.own, &r.accepted,
+                   &r.count, &r.first, &r.last)
+            != 7)
+        {
+            return;
+        }
+
+        if (fc_tall.slots == NULL && fc_ttab_init(&fc_tall, 65536) != 0) {
+            return;
+        }
+
+        t = fc_ttab_get(&fc_tall, r.key);
+        if (t == NULL) {
+            return;
+        }
+
+        if (r.sent) {
+            t->sent = r.sent;
+        }
+
+        t->own |= r.own;
+        t->accepted |= r.accepted;
+
+        if (r.count) {
+            if (t->count == 0 || r.first < t->first) {
+                t->first = r.first;
+            }
+
+            if (r.last > t->last) {
+                t->last = r.last;
+            }
+
+            t->count += r.count;
+        }
+
         return;
     }
 
@@ -3139,6 +3593,220 @@ fc_cpu_sample(fc_cpu_t *s)
 }
 
 
+/*
+ * topic: every message sent, merged over the processes; latency to the
+ * last (and first) member for those sent in the measured window
+ */
+
+static uint64_t  fc_first_hist[FC_HIST_SIZE];
+
+
+static int
+fc_topic_result(int rc, int64_t start, fc_cpu_t *cpu0, fc_cpu_t *cpu1,
+    unsigned nworkers)
+{
+    int64_t     ws, we;
+    uint64_t    i, msgs, accepted, complete, partial, none, extra, unknown,
+                unaccepted, w_msgs, w_partial, lat, lat_max, first_max, members;
+    double      secs;
+    fc_tmsg_t  *t;
+
+    secs = fc_conf.secs;
+    ws = start + (int64_t) (fc_conf.warmup * FC_SEC);
+    we = ws + (int64_t) (fc_conf.secs * FC_SEC);
+    members = (uint64_t) fc_conf.members;
+
+    msgs = 0;
+    accepted = 0;
+    complete = 0;
+    partial = 0;
+    none = 0;
+    extra = 0;
+    unknown = 0;
+    unaccepted = 0;
+    w_msgs = 0;
+    w_partial = 0;
+    lat_max = 0;
+    first_max = 0;
+
+    for (i = 0; fc_tall.slots && i <= fc_tall.mask; i++) {
+        t = &fc_tall.slots[i];
+
+        if (t->key == 0) {
+            continue;
+        }
+
+        if (!t->own) {
+            unknown++;
+            continue;
+        }
+
+        msgs++;
+
+        if (t->count > members) {
+            extra += t->count - members;
+        }
+
+        if (!t->accepted) {
+            /* refused (NOT_CONFIRMED, ...) and yet delivered */
+            unaccepted += t->count ? 1 : 0;
+            continue;
+        }
+
+        accepted++;
+
+        if (t->count >= members) {
+            complete++;
+
+        } else if (t->count) {
+            partial++;
+
+        } else {
+            none++;
+        }
+
+        if (t->sent < ws || t->sent >= we) {
+            continue;
+        }
+
+        w_msgs++;
+
+        if (t->count < members) {
+            w_partial++;
+            continue;
+        }
+
+        lat = (uint64_t) (t->last > t->sent ? t->last - t->sent : 0) / 1000;
+        fc_total.hist[fc_hist_idx(lat)]++;
+        lat_max = lat > lat_max ? lat : lat_max;
+
+        lat = (uint64_t) (t->first > t->sent ? t->first - t->sent : 0)
+              / 1000;
+        fc_first_hist[fc_hist_idx(lat)]++;
+        first_max = lat > first_max ? lat : first_max;
+    }
+
+    if (fc_conf.rate > 0) {
+        printf("  %-12s %ld topics of %ld members, %ld senders a topic, "
+               "%.0f messages/s in all (window %u a sender), %.0f s after "
+               "%.0f s of warm-up\n", "target", fc_conf.topics,
+               fc_conf.members, fc_conf.senders, fc_conf.rate,
+               fc_conf.window, secs, fc_conf.warmup);
+
+    } else {
+        printf("  %-12s %ld topics of %ld members, %ld senders a topic, "
+               "flat out, window %u a sender, %.0f s after %.0f s of "
+               "warm-up\n", "target", fc_conf.topics, fc_conf.members,
+               fc_conf.senders, fc_conf.window, secs, fc_conf.warmup);
+    }
+
+    printf("  %-12s %.0f messages/s sent, %.0f/s accepted\n", "messages",
+           (double) fc_total.w_sent / secs,
+           (double) fc_total.w_accepted / secs);
+    printf("  %-12s %.0f deliveries/s (receipts by members in the "
+           "window)\n", "fan-out", (double) fc_total.w_delivered / secs);
+
+    if (fc_total.behind) {
+        printf("  %-12s %" PRIu64 " messages not sent on time: every "
+               "window was full\n", "behind", fc_total.behind);
+    }
+
+    printf("  %-12s %" PRIu64 " messages sent in the window reached all "
+           "%" PRIu64 " members\n", "measured", w_msgs - w_partial,
+           members);
+    fc_print_lat("last member", fc_total.hist, lat_max);
+    fc_print_lat("first member", fc_first_hist, first_max);
+    fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
+
+    if (nworkers || cpu0->redis > 0) {
+        printf("  %-12s nginx workers %.2f, redis %.2f, fc-load %.2f "
+               "(cores, over the window)\n", "cpu",
+               (double) (cpu1->wcpu - cpu0->wcpu) / FC_SEC / secs,
+               (double) (cpu1->rcpu - cpu0->rcpu) / FC_SEC / secs,
+               (double) fc_total.cpu_ns / FC_SEC / secs);
+        printf("  %-12s nginx workers %.0f ms, redis %.0f ms, fc-load "
+               "%.0f ms a second (runnable, waiting for a CPU)\n",
+               "cpu wait",
+               (double) (cpu1->wwait - cpu0->wwait) / FC_MS / secs,
+               (double) (cpu1->rwait - cpu0->rwait) / FC_MS / secs,
+               (double) fc_total.wait_ns / FC_MS / secs);
+    }
+
+    printf("  %-12s sent %" PRIu64 ", accepted %" PRIu64 ", refused %"
+           PRIu64 "; %" PRIu64 " deliveries; after the drain: %" PRIu64
+           " reached every member, %" PRIu64 " only some, %" PRIu64
+           " none; %" PRIu64 " deliveries more than members\n", "in all",
+           fc_total.sent, accepted, fc_total.refused, fc_total.delivered,
+           complete, partial, none, extra);
+
+    if (unaccepted) {
+        printf("  %-12s %" PRIu64 " messages without ACCEPTED (refused) "
+               "were delivered\n", "WARNING", unaccepted);
+    }
+
+    if (unknown || fc_total.unknown) {
+        printf("  %-12s %" PRIu64 " messages delivered that no sender "
+               "sent, %" PRIu64 " texts not of fc-load\n", "WARNING",
+               unknown, fc_total.unknown);
+    }
+
+    if (fc_total.gaps) {
+        printf("  %-12s %" PRIu64 " TOPIC_GAP frames\n", "WARNING",
+               fc_total.gaps);
+    }
+
+    fc_print_workers();
+    fc_print_errors();
+
+    printf("RESULT mode=topic topics=%ld members=%ld senders=%ld "
+           "sessions=%ld procs=%u rate=%.0f window=%u secs=%.0f "
+           "sent_per_s=%.0f accepted_per_s=%.0f deliveries_per_s=%.0f "
+           "messages=%" PRIu64 " p50_us=%" PRIu64 " p90_us=%" PRIu64
+           " p99_us=%" PRIu64 " p999_us=%" PRIu64 " max_us=%" PRIu64
+           " first_p50_us=%" PRIu64 " first_p99_us=%" PRIu64
+           " acc_p99_us=%" PRIu64 " nginx_cpu=%.2f redis_cpu=%.2f"
+           " load_cpu=%.2f nginx_wait_ms=%.0f redis_wait_ms=%.0f"
+           " load_wait_ms=%.0f behind=%" PRIu64 " incomplete=%" PRIu64
+           " undelivered=%" PRIu64 " extra=%" PRIu64 " refused=%" PRIu64
+           " gaps=%" PRIu64 " delivered_unaccepted=%" PRIu64,
+           fc_conf.topics, fc_conf.members, fc_conf.senders, fc_conf.n,
+           fc_conf.procs, fc_conf.rate, fc_conf.window, secs,
+           (double) fc_total.w_sent / secs,
+           (double) fc_total.w_accepted / secs,
+           (double) fc_total.w_delivered / secs,
+           w_msgs - w_partial,
+           fc_hist_pct(fc_total.hist, 0.50, lat_max),
+           fc_hist_pct(fc_total.hist, 0.90, lat_max),
+           fc_hist_pct(fc_total.hist, 0.99, lat_max),
+           fc_hist_pct(fc_total.hist, 0.999, lat_max),
+           lat_max,
+           fc_hist_pct(fc_first_hist, 0.50, first_max),
+           fc_hist_pct(fc_first_hist, 0.99, first_max),
+           fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max),
+           (double) (cpu1->wcpu - cpu0->wcpu) / FC_SEC / secs,
+           (double) (cpu1->rcpu - cpu0->rcpu) / FC_SEC / secs,
+           (double) fc_total.cpu_ns / FC_SEC / secs,
+           (double) (cpu1->wwait - cpu0->wwait) / FC_MS / secs,
+           (double) (cpu1->rwait - cpu0->rwait) / FC_MS / secs,
+           (double) fc_total.wait_ns / FC_MS / secs,
+           fc_total.behind, partial, none, extra, fc_total.refused,
+           fc_total.gaps, unaccepted);
+    fc_result_errors();
+    printf("\n");
+
+    if (partial || none) {
+        fprintf(stderr, "fc-load: %" PRIu64 " accepted messages did not "
+                "reach every member\n", partial + none);
+        rc = FC_EXIT_LOST;
+
+    } else if (unknown || fc_total.unknown || extra || fc_total.gaps) {
+        rc = rc ? rc : FC_EXIT_ERRORS;
+    }
+
+    return rc;
+}
+
+
 static int
 fc_parent(void)
 {
@@ -3220,6 +3888,7 @@ fc_parent(void)
 
     case FC_IDLE:
     case FC_P2P:
+    case FC_TOPIC:
         if (fc_parent_wait(FC_WANT_READY, until) != 0) {
             fprintf(stderr, "fc-load: not every session logged in within "
                     "the time limit\n");
@@ -3240,7 +3909,8 @@ fc_parent(void)
 
         printf("fc-load %s: %" PRIu64 " of %ld sessions logged in "
                "(%" PRIu64 " failed) in %.2f s: %.0f logins/s\n",
-               fc_conf.mode == FC_IDLE ? "idle" : "p2p",
+               fc_conf.mode == FC_IDLE ? "idle"
+               : fc_conf.mode == FC_P2P ? "p2p" : "topic",
                fc_ready_logged, fc_conf.n, fc_ready_failed, login_secs,
                login_secs > 0 ? (double) fc_ready_logged / login_secs : 0);
 
@@ -3481,6 +4151,11 @@ fc_parent(void)
 
         break;
 
+    case FC_TOPIC:
+        secs = fc_conf.secs;
+        rc = fc_topic_result(rc, start, &cpu0, &cpu1, nworkers);
+        break;
+
     case FC_OFFLINE:
         n = fc_total.accepted;
         lost = n > fc_total.unique ? n - fc_total.unique : 0;
@@ -3556,7 +4231,7 @@ static void
 fc_usage(void)
 {
     fprintf(stderr,
-        "usage: fc-load idle|p2p|offline [options]\n"
+        "usage: fc-load idle|p2p|offline|topic [options]\n"
         "\n"
         "  idle    -n N       N sessions logged in and held for -t s (a\n"
         "                     SEND_PING every -i s); login rate and, with\n"
@@ -3568,6 +4243,12 @@ fc_usage(void)
         "  offline -n K -m M  K messages to M ids that are not logged in,\n"
         "                     then the recipients log in: drain rate, and\n"
         "                     every message must arrive exactly once\n"
+        "  topic   -T T -M M  T topics of M members each (logged in,\n"
+        "                     created and joined first); -S members a\n"
+        "                     topic send SEND_MESSAGE_TOPIC at -r\n"
+        "                     messages/s in all (0: flat out, -w in\n"
+        "                     flight a sender); deliveries/s, send to\n"
+        "                     last (and first) member's receipt\n"
         "\n"
         "  -s ADDRS     msg servers, host:port[,host:port...] "
         "(127.0.0.1:19000)\n"
@@ -3575,15 +4256,19 @@ fc_usage(void)
         "  -m M         offline recipients (100)\n"
         "  -r RATE      p2p messages a second in all, 0 = flat out (0)\n"
         "  -w WINDOW    messages in flight a session (64)\n"
-        "  -t SECS      idle: hold; p2p: measure (10)\n"
-        "  -W SECS      p2p warm-up, not counted (1)\n"
+        "  -t SECS      idle: hold; p2p, topic: measure (10)\n"
+        "  -W SECS      p2p, topic warm-up, not counted (1)\n"
         "  -P PROCS     processes (1); sessions are split between them\n"
         "  -c CONC      connects + logins under way a process (256)\n"
         "  -b N         source addresses 127.0.0.1 ... N; the default is 16\n"
         "               when every server is on 127.0.0.0/8, else 1\n"
         "  -C SECS      connect + login timeout (15)\n"
         "  -D SECS      drain timeout (p2p, offline) (30)\n"
-        "  -T SECS      overall time limit (depends on the mode)\n"
+        "  -T SECS      overall time limit (depends on the mode); in topic\n"
+        "               mode: the number of topics\n"
+        "  -L SECS      overall time limit, in every mode\n"
+        "  -M M         topic: members a topic\n"
+        "  -S S         topic: senders a topic, its first S members (4)\n"
         "  -i SECS      ping interval, 0 = none (20)\n"
         "  -l BYTES     message text size (the time stamp, padded)\n"
         "  -x PREFIX    id prefix (fcl<pid>-)\n"
@@ -3662,6 +4347,9 @@ main(int argc, char **argv)
     } else if (strcmp(mode, "offline") == 0) {
         fc_conf.mode = FC_OFFLINE;
 
+    } else if (strcmp(mode, "topic") == 0) {
+        fc_conf.mode = FC_TOPIC;
+
     } else {
         fc_usage();
         return FC_EXIT_SETUP;
@@ -3672,6 +4360,9 @@ main(int argc, char **argv)
 
     fc_conf.n = -1;
     fc_conf.m = 100;
+    fc_conf.topics = 1;
+    fc_conf.members = 0;
+    fc_conf.senders = 4;
     fc_conf.window = 64;
     fc_conf.secs = 10;
     fc_conf.warmup = 1;
@@ -3686,7 +4377,7 @@ main(int argc, char **argv)
     optind = 2;
 
     while ((ch = getopt(argc, argv,
-                        "s:n:m:r:w:t:W:P:c:b:C:D:T:i:l:x:p:k:h"))
+                        "s:n:m:r:w:t:W:P:c:b:C:D:T:L:M:S:i:l:x:p:k:h"))
            != -1)
     {
         v = optarg ? strtod(optarg, NULL) : 0;
@@ -3742,8 +4433,27 @@ main(int argc, char **argv)
             break;
 
         case 'T':
+            /* topic mode: topics; the others: the time limit (as -L) */
+            if (fc_conf.mode == FC_TOPIC) {
+                fc_conf.topics = (long) v;
+                break;
+            }
+
             fc_conf.limit = v;
             limit_set = 1;
+            break;
+
+        case 'L':
+            fc_conf.limit = v;
+            limit_set = 1;
+            break;
+
+        case 'M':
+            fc_conf.members = (long) v;
+            break;
+
+        case 'S':
+            fc_conf.senders = (long) v;
             break;
 
         case 'i':
@@ -3783,6 +4493,29 @@ main(int argc, char **argv)
 
     if (servers == NULL || fc_parse_servers(servers) != 0) {
         return FC_EXIT_SETUP;
+    }
+
+    if (fc_conf.mode == FC_TOPIC) {
+        if (fc_conf.topics <= 0 || fc_conf.members <= 0
+            || fc_conf.senders <= 0 || fc_conf.topics > 100000
+            || fc_conf.members > 1000000
+            || fc_conf.topics * fc_conf.members > 10000000)
+        {
+            fprintf(stderr, "fc-load: topic needs -T TOPICS -M MEMBERS "
+                    "(and -S SENDERS > 0)\n");
+            return FC_EXIT_SETUP;
+        }
+
+        if (fc_conf.senders > fc_conf.members) {
+            fc_conf.senders = fc_conf.members;
+        }
+
+        fc_conf.n = fc_conf.topics * fc_conf.members;
+
+        if (fc_conf.secs <= 0) {
+            fprintf(stderr, "fc-load: topic needs -t > 0\n");
+            return FC_EXIT_SETUP;
+        }
     }
 
     if (fc_conf.n <= 0) {
@@ -3842,6 +4575,7 @@ main(int argc, char **argv)
             break;
 
         case FC_P2P:
+        case FC_TOPIC:
             fc_conf.limit = fc_conf.conn_timeout + 120;
             break;
 
@@ -3855,7 +4589,7 @@ main(int argc, char **argv)
     if (fc_conf.mode == FC_IDLE) {
         fc_conf.limit += fc_conf.secs;
 
-    } else if (fc_conf.mode == FC_P2P) {
+    } else if (fc_conf.mode == FC_P2P || fc_conf.mode == FC_TOPIC) {
         fc_conf.limit += fc_conf.warmup + fc_conf.secs + fc_conf.drain;
     }
 

@@ -13,10 +13,14 @@
 #
 # Logs, configuration and RESULT lines: var/bench/<date>/.
 #
-# Knobs (environment): RUNS (3), MODES ("idle p2p offline"),
+# Knobs (environment): RUNS (3), MODES ("idle p2p offline topic"),
 # IDLE_N (30000), IDLE_PROCS (2), IDLE_HOLD (25),
 # P2P_N (1000), P2P_WINDOW (4), P2P_SECS (10), P2P_RATE (half the
 # measured maximum), OFFLINE_K (100000), OFFLINE_M (1000),
+# TOPIC_M (1000 members a topic), TOPIC_RATE (20 messages/s to one topic:
+# the latency run), TOPIC_T (10 topics: the flat-out fan-out run),
+# TOPIC_SENDERS (4 a topic), TOPIC_WINDOW (4 in flight a sender, flat
+# out), TOPIC_PROCS (2 fc-load processes), TOPIC_SECS (10),
 # NGINX (build/nginx/sbin/nginx), KEEP=1 leaves nginx and Redis running.
 
 set -euo pipefail
@@ -24,7 +28,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 
 RUNS=${RUNS:-3}
-MODES=${MODES:-"idle p2p offline"}
+MODES=${MODES:-"idle p2p offline topic"}
 IDLE_N=${IDLE_N:-30000}
 IDLE_PROCS=${IDLE_PROCS:-2}
 IDLE_HOLD=${IDLE_HOLD:-25}
@@ -34,6 +38,13 @@ P2P_SECS=${P2P_SECS:-10}
 P2P_RATE=${P2P_RATE:-}
 OFFLINE_K=${OFFLINE_K:-100000}
 OFFLINE_M=${OFFLINE_M:-1000}
+TOPIC_M=${TOPIC_M:-1000}
+TOPIC_RATE=${TOPIC_RATE:-20}
+TOPIC_T=${TOPIC_T:-10}
+TOPIC_SENDERS=${TOPIC_SENDERS:-4}
+TOPIC_WINDOW=${TOPIC_WINDOW:-4}
+TOPIC_PROCS=${TOPIC_PROCS:-2}
+TOPIC_SECS=${TOPIC_SECS:-10}
 NGINX=${NGINX:-$top/build/nginx/sbin/nginx}
 KEEP=${KEEP:-}
 
@@ -98,6 +109,7 @@ events {
 stream {
     fishchat_msg_rate       0;
     fishchat_msg_inbox_max  100000;
+    fishchat_topic_history  1000;   # the default, written out
 
     server {
         listen  127.0.0.1:${ports[0]} reuseport backlog=4096;
@@ -245,6 +257,24 @@ for mode in $MODES; do
         done
         ;;
 
+    topic)
+        # topics of M members over both servers and workers: one topic
+        # at a modest rate (latency to the last member), then T topics
+        # flat out (deliveries/s)
+        nginx_start
+
+        for i in $(seq 1 "$RUNS"); do
+            run topic-lat topic -T 1 -M "$TOPIC_M" -S "$TOPIC_SENDERS" \
+                -r "$TOPIC_RATE" -t "$TOPIC_SECS" -P "$TOPIC_PROCS"
+        done
+
+        for i in $(seq 1 "$RUNS"); do
+            run topic-max topic -T "$TOPIC_T" -M "$TOPIC_M" \
+                -S "$TOPIC_SENDERS" -w "$TOPIC_WINDOW" -t "$TOPIC_SECS" \
+                -P "$TOPIC_PROCS"
+        done
+        ;;
+
     *)
         echo "bench: unknown mode $mode" >&2
         exit 2
@@ -298,6 +328,32 @@ if grep -q '^offline ' "$results"; then
         "($(med offline drain_s) s); missing $(med offline missing)," \
         "duplicates $(med offline duplicates)," \
         "delivered again after ack $(med offline redelivered)"
+fi
+
+if grep -q '^topic-lat ' "$results"; then
+    say "topic    1 topic of $TOPIC_M members at $TOPIC_RATE messages/s:" \
+        "send to last member p50 $(med topic-lat p50_us) us," \
+        "p99 $(med topic-lat p99_us) us, max $(med topic-lat max_us) us" \
+        "(target p99 < 20000 us); first member p50" \
+        "$(med topic-lat first_p50_us) us; not to all" \
+        "$(med topic-lat incomplete)+$(med topic-lat undelivered)"
+    say "         cpu: nginx $(med topic-lat nginx_cpu)," \
+        "redis $(med topic-lat redis_cpu), fc-load $(med topic-lat load_cpu)" \
+        "cores; waiting for a CPU: nginx $(med topic-lat nginx_wait_ms)," \
+        "fc-load $(med topic-lat load_wait_ms) ms/s"
+fi
+
+if grep -q '^topic-max ' "$results"; then
+    say "topic    $TOPIC_T topics of $TOPIC_M members flat out:" \
+        "$(med topic-max deliveries_per_s) deliveries/s" \
+        "(target >= 200000), $(med topic-max accepted_per_s) messages/s;" \
+        "last member p50 $(med topic-max p50_us) us," \
+        "p99 $(med topic-max p99_us) us; not to all" \
+        "$(med topic-max incomplete)+$(med topic-max undelivered)"
+    say "         cpu: nginx $(med topic-max nginx_cpu)," \
+        "redis $(med topic-max redis_cpu), fc-load $(med topic-max load_cpu)" \
+        "cores; waiting for a CPU: nginx $(med topic-max nginx_wait_ms)," \
+        "fc-load $(med topic-max load_wait_ms) ms/s"
 fi
 
 say "server   [alert]/[crit]/[emerg] lines in error.log: $crashes"
