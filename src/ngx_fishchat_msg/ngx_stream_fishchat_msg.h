@@ -51,6 +51,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *ack;
     ngx_fishchat_redis_script_t    *logout;
     ngx_fishchat_redis_script_t    *beat;
+    ngx_fishchat_redis_script_t    *fetch;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -88,6 +89,9 @@ typedef struct {
     u_char                         *stash;      /* read during login */
     size_t                          stash_len;
 
+    u_char                          inbox_after[NGX_INT64_LEN];
+    size_t                          inbox_after_len;
+
     ngx_msec_t                      rate_last;
     ngx_uint_t                      rate_tokens;   /* thousandths */
     ngx_uint_t                      rate_strikes;
@@ -97,6 +101,9 @@ typedef struct {
     unsigned                        logged_in:1;
     unsigned                        in_table:1;
     unsigned                        eof:1;
+    unsigned                        inbox_more:1;
+    unsigned                        inbox_missed:1;
+    unsigned                        inbox_fetching:1;
     unsigned                        closed:1;
 
     u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];

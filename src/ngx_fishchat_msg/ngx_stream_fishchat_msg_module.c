@@ -44,6 +44,12 @@ static ngx_int_t ngx_stream_fishchat_msg_presence(
     ngx_stream_fishchat_msg_session_t *sess, ngx_uint_t resync);
 static void ngx_stream_fishchat_msg_resync(void *data);
 static void ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_inbox_page(
+    ngx_stream_fishchat_msg_session_t *sess, redisReply *reply);
+static void ngx_stream_fishchat_msg_inbox_fetch(
+    ngx_stream_fishchat_msg_session_t *sess);
+static void ngx_stream_fishchat_msg_inbox_fetched(redisReply *reply,
+    void *data);
 static ngx_int_t ngx_stream_fishchat_msg_ping(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static ngx_int_t ngx_stream_fishchat_msg_p2p(
@@ -180,6 +186,32 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
  * session), returns the pending messages oldest first.
  */
 
+/*
+ * A page of an inbox after seq "after": {more, last seq, frame...}, at
+ * most "limit" messages and "budget" bytes (one message at least), so that
+ * a large inbox goes out as the client reads it, never all at once.
+ */
+
+#define NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE                                   \
+    "local function page(z, h, after, limit, budget) "                       \
+        "local ids = redis.call('ZRANGEBYSCORE', z, '(' .. after, '+inf', "  \
+                               "'WITHSCORES', 'LIMIT', 0, limit + 1) "      \
+        "local r = {0, after} "                                              \
+        "local size, n = 0, 0 "                                              \
+        "for i = 1, #ids, 2 do "                                             \
+            "if n == limit then r[1] = 1 break end "                         \
+            "local m = redis.call('HGET', h, ids[i]) "                       \
+            "if m then "                                                     \
+                "if n > 0 and size + #m > budget then r[1] = 1 break end "   \
+                "size = size + #m "                                          \
+                "r[#r + 1] = m "                                             \
+            "end "                                                           \
+            "r[2] = ids[i + 1] "                                             \
+            "n = n + 1 "                                                     \
+        "end "                                                               \
+        "return r "                                                          \
+    "end "
+
 static char  ngx_stream_fishchat_msg_login_lua[] =
     "local old = redis.call('HMGET', KEYS[1], 'ch', 'sid') "
     "redis.call('HSET', KEYS[1], 'node', ARGV[1], 'ch', ARGV[2], "
@@ -188,9 +220,19 @@ static char  ngx_stream_fishchat_msg_login_lua[] =
     "if old[1] and old[1] ~= ARGV[2] then "
         "redis.call('PUBLISH', old[1], 'K' .. ARGV[7] .. '\\n' .. ARGV[5]) "
     "end "
-    "local ids = redis.call('ZRANGE', KEYS[2], 0, tonumber(ARGV[8]) - 1) "
-    "if #ids == 0 then return {} end "
-    "return redis.call('HMGET', KEYS[3], unpack(ids))";
+    NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE
+    "return page(KEYS[2], KEYS[3], '0', tonumber(ARGV[8]), "
+                "tonumber(ARGV[9]))";
+
+/*
+ * KEYS: inbox order, inbox messages; ARGV: the last seq delivered, how
+ * many messages, how many bytes at most.  The next page of the inbox.
+ */
+
+static char  ngx_stream_fishchat_msg_fetch_lua[] =
+    NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE
+    "return page(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), "
+                "tonumber(ARGV[3]))";
 
 /*
  * KEYS: inbox order, inbox messages, presence of the recipient.
@@ -791,12 +833,13 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     ngx_uint_t resync)
 {
     u_char                              *p;
-    ngx_str_t                            args[11], *id;
+    ngx_str_t                            args[12], *id;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               sid[NGX_INT64_LEN];
     u_char                               now[NGX_INT64_LEN];
     u_char                               max[NGX_INT_T_LEN];
+    u_char                               budget[NGX_INT_T_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
     id = &sess->node.str;
@@ -826,11 +869,14 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     args[9] = *id;
     args[10].data = max;
     args[10].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+    args[11].data = budget;
+    args[11].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
+                   - budget;
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->login,
                                         ngx_stream_fishchat_msg_logged_in,
-                                        call, 3, 11, args);
+                                        call, 3, 12, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return NGX_DECLINED;
@@ -878,13 +924,11 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
 
-    size_t                               i;
     u_char                              *stash;
     ngx_int_t                            rc;
     ngx_buf_t                            b;
     ngx_str_t                            args[3];
     ngx_uint_t                           resync;
-    redisReply                          *e;
     ngx_stream_fishchat_msg_out_t       *held, *next;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *sess;
@@ -949,20 +993,8 @@ inbox:
 
     /* what waited in the inbox, oldest first, then what came meanwhile */
 
-    for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        if (ngx_stream_fishchat_msg_write(sess, (u_char *) e->str, e->len)
-            != NGX_OK)
-        {
-            return;
-        }
-
-        sess->counters->frames_out++;
+    if (ngx_stream_fishchat_msg_inbox_page(sess, reply) != NGX_OK) {
+        return;
     }
 
 held:
@@ -1010,6 +1042,142 @@ held:
         /* the topics of the client: what it missed, then live messages */
         ngx_stream_fishchat_topic_login(sess);
     }
+}
+
+
+/*
+ * A page of the inbox: {more, last seq, frame...}.  While more is left, the
+ * next page is fetched once the output queue is empty; live deliveries are
+ * dropped meanwhile (they are in the inbox too, later than this page) and
+ * noted, so that one more page is read after the last.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
+    redisReply *reply)
+{
+    size_t       i;
+    redisReply  *e;
+
+    if (reply->elements < 2
+        || reply->element[0]->type != REDIS_REPLY_INTEGER
+        || reply->element[1]->type != REDIS_REPLY_STRING
+        || reply->element[1]->len >= sizeof(sess->inbox_after))
+    {
+        ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+                      "fishchat msg: unexpected inbox page from Redis");
+        sess->inbox_more = 0;
+        return NGX_OK;
+    }
+
+    sess->inbox_more = (reply->element[0]->integer != 0);
+    sess->inbox_after_len = reply->element[1]->len;
+    ngx_memcpy(sess->inbox_after, reply->element[1]->str,
+               sess->inbox_after_len);
+
+    if (!sess->inbox_more && sess->inbox_missed) {
+        /* live messages were dropped during the last page: read on */
+        sess->inbox_more = 1;
+    }
+
+    sess->inbox_missed = 0;
+
+    for (i = 2; i < reply->elements; i++) {
+        e = reply->element[i];
+
+        if (e->type != REDIS_REPLY_STRING) {
+            continue;
+        }
+
+        if (ngx_stream_fishchat_msg_write(sess, (u_char *) e->str, e->len)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
+
+        sess->counters->frames_out++;
+    }
+
+    if (sess->inbox_more && sess->out == NULL) {
+        ngx_stream_fishchat_msg_inbox_fetch(sess);
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_inbox_fetch(ngx_stream_fishchat_msg_session_t *sess)
+{
+    u_char                            *p;
+    ngx_str_t                          args[5];
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+    u_char                             max[NGX_INT_T_LEN];
+    u_char                             budget[NGX_INT_T_LEN];
+
+    if (sess->inbox_fetching || sess->closed) {
+        return;
+    }
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    call = ngx_stream_fishchat_msg_call(sess, 0);
+    if (call == NULL) {
+        return;
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_stream_fishchat_msg_key(&p, "inbox:", &sess->node.str, "");
+    args[1] = ngx_stream_fishchat_msg_key(&p, "inbox:", &sess->node.str,
+                                          ":m");
+    args[2].data = sess->inbox_after;
+    args[2].len = sess->inbox_after_len;
+    args[3].data = max;
+    args[3].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+    args[4].data = budget;
+    args[4].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
+                  - budget;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->fetch,
+                                        ngx_stream_fishchat_msg_inbox_fetched,
+                                        call, 2, 5, args);
+    if (call->req == NULL) {
+        /* the rest comes at the next login */
+        ngx_stream_fishchat_msg_call_done(call);
+        sess->inbox_more = 0;
+        return;
+    }
+
+    sess->inbox_fetching = 1;
+}
+
+
+static void
+ngx_stream_fishchat_msg_inbox_fetched(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    sess->inbox_fetching = 0;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: the rest of the inbox of \"%V\" comes "
+                      "at the next login: Redis is unavailable",
+                      &sess->node.str);
+        sess->inbox_more = 0;
+        return;
+    }
+
+    (void) ngx_stream_fishchat_msg_inbox_page(sess, reply);
 }
 
 
@@ -1492,6 +1660,12 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_OK;
     }
 
+    if (sess->inbox_more) {
+        /* it is in the inbox too, after the pages still to come */
+        sess->inbox_missed = 1;
+        return NGX_OK;
+    }
+
     if (ngx_stream_fishchat_msg_write(sess, frame, len) != NGX_OK) {
         return NGX_ERROR;
     }
@@ -1661,6 +1835,11 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
         /* everything the client sent before its end is answered */
         ngx_stream_fishchat_msg_close(sess);
         return;
+    }
+
+    if (sess->inbox_more && sess->out == NULL) {
+        /* the client has read the last page of its inbox */
+        ngx_stream_fishchat_msg_inbox_fetch(sess);
     }
 
     if (!ngx_queue_empty(&sess->topics)) {
@@ -2148,9 +2327,12 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                             ngx_stream_fishchat_msg_logout_lua);
         mmcf->beat = ngx_fishchat_redis_script(cf,
                                             ngx_stream_fishchat_msg_beat_lua);
+        mmcf->fetch = ngx_fishchat_redis_script(cf,
+                                            ngx_stream_fishchat_msg_fetch_lua);
 
         if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
-            || mmcf->logout == NULL || mmcf->beat == NULL)
+            || mmcf->logout == NULL || mmcf->beat == NULL
+            || mmcf->fetch == NULL)
         {
             return NGX_CONF_ERROR;
         }
