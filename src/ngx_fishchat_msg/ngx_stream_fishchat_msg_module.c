@@ -424,7 +424,7 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         }
 
         (void) ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                       w->mmcf->logout, NULL, NULL, 1, 4,
+                                       w->mmcf->logout, NULL, NULL, 1, 5,
                                        args);
     }
 
