@@ -1884,8 +1884,17 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
 void
 ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
 {
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
     ngx_queue_remove(&call->queue);
     ngx_free(call);
+
+    if (sess && sess->eof && !sess->closed) {
+        /* the client's input ended: the session may be done now */
+        ngx_post_event(sess->c->write, &ngx_posted_events);
+    }
 }
 
 
