@@ -155,6 +155,18 @@ send a SEND_MESSAGE_P2P carol hi alice m2
 recv a ACCEPTED m2 *
 capture a u2 1
 recv p SYSCTRL_EVENT /sysctrl/send P2P carol alice $u2 OFFLINE
+# a second peer on the same channel; the channel is left with the last one
+connect p2 $TEST_NGINX_FC_PORT1
+send p2 SUBSCRIBE_CHANNEL /sysctrl/send u2
+recv p2 SUBSCRIBED /sysctrl/send
+send a SEND_MESSAGE_P2P carol again alice m3
+recv a ACCEPTED m3 *
+capture a u3 1
+recv p SYSCTRL_EVENT /sysctrl/send P2P carol alice $u3 OFFLINE
+recv p2 SYSCTRL_EVENT /sysctrl/send P2P carol alice $u3 OFFLINE
+close p
+close p2
+redis_wait "${PREFIX}sys:send 0" PUBSUB NUMSUB ${PREFIX}sys:send
 --- no_error_log
 [error]
 [alert]
