@@ -22,6 +22,20 @@
 #define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
 
 
+/* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
+
+typedef enum {
+    NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS = 0,
+    NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS,
+    NGX_STREAM_FISHCHAT_SYS_TOPIC_SYNC,
+    NGX_STREAM_FISHCHAT_SYS_SEND,
+    NGX_STREAM_FISHCHAT_SYS_MONITOR,
+    NGX_STREAM_FISHCHAT_SYS_N
+} ngx_stream_fishchat_sys_e;
+
+extern char  *ngx_stream_fishchat_sys_names[];
+
+
 typedef struct ngx_stream_fishchat_topic_conf_s
     ngx_stream_fishchat_topic_conf_t;
 typedef struct ngx_stream_fishchat_topic_worker_s
@@ -105,6 +119,7 @@ typedef struct {
     unsigned                        inbox_missed:1;
     unsigned                        inbox_fetching:1;
     unsigned                        closed:1;
+    unsigned                        kicked:1;
 
     u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
 } ngx_stream_fishchat_msg_session_t;
@@ -132,6 +147,7 @@ typedef struct {
     ngx_rbtree_t                    sessions;
     ngx_rbtree_node_t               sentinel;
     ngx_str_t                       channel;
+    ngx_str_t                       sys[NGX_STREAM_FISHCHAT_SYS_N];
     ngx_event_t                     beat;
     uint64_t                        serial;
     uint64_t                        rnd[2];
@@ -168,6 +184,20 @@ ngx_int_t ngx_stream_fishchat_msg_valid_id(ngx_str_t *id);
 ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind, ngx_str_t *id,
     char *suffix);
 void ngx_stream_fishchat_msg_uuid(u_char *p);
+
+/*
+ * A 1:1 message from outside a session (the router's ROUTE_MESSAGE_P2P):
+ * stored and delivered as SEND_MESSAGE_P2P would; "handler" gets NGX_OK
+ * once stored, or NGX_ERROR and the error (INBOX_FULL, REDIS,
+ * NOT_CONFIRMED).  It is called when this returns NGX_OK; NGX_DECLINED:
+ * Redis is unavailable, NGX_ERROR: no msg server here or no memory.
+ */
+typedef void (*ngx_stream_fishchat_msg_routed_pt)(ngx_int_t rc,
+    ngx_fishchat_err_e err, void *data);
+
+ngx_int_t ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg,
+    ngx_str_t *from, u_char *uuid, ngx_stream_fishchat_msg_routed_pt handler,
+    void *data, ngx_log_t *log);
 
 
 /* ngx_stream_fishchat_topic.c */

@@ -55,6 +55,7 @@ static ngx_int_t ngx_stream_fishchat_msg_ping(
 static ngx_int_t ngx_stream_fishchat_msg_p2p(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
+static void ngx_stream_fishchat_msg_routed(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_ack(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
@@ -181,9 +182,12 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
 /*
  * KEYS: presence, inbox order, inbox messages.
  * ARGV: node, worker channel, client address, msg server, session id,
- * login time, id, how many pending messages to return.
+ * login time, id, how many pending messages to return, the system
+ * channel of client events, how many bytes of them.
  * Takes the presence over (and tells the worker that had it to close its
- * session), returns the pending messages oldest first.
+ * session), returns the first page of the inbox, oldest first.  A new session
+ * (not a resync of the same one) is published as LOGIN, and the session
+ * it replaces, on another worker, as KICKED.
  */
 
 /*
@@ -213,16 +217,24 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
     "end "
 
 static char  ngx_stream_fishchat_msg_login_lua[] =
-    "local old = redis.call('HMGET', KEYS[1], 'ch', 'sid') "
+    "local old = redis.call('HMGET', KEYS[1], 'ch', 'sid', 'node', 'srv') "
     "redis.call('HSET', KEYS[1], 'node', ARGV[1], 'ch', ARGV[2], "
                "'addr', ARGV[3], 'srv', ARGV[4], 'sid', ARGV[5], "
                "'since', ARGV[6]) "
     "if old[1] and old[1] ~= ARGV[2] then "
         "redis.call('PUBLISH', old[1], 'K' .. ARGV[7] .. '\\n' .. ARGV[5]) "
     "end "
+    "if old[2] ~= ARGV[5] then "
+        "if old[2] and old[1] ~= ARGV[2] then "
+            "redis.call('PUBLISH', ARGV[9], 'KICKED\\n' .. ARGV[7] .. '\\n' "
+                       ".. (old[3] or '') .. '\\n' .. (old[4] or '')) "
+        "end "
+        "redis.call('PUBLISH', ARGV[9], 'LOGIN\\n' .. ARGV[7] .. '\\n' "
+                   ".. ARGV[1] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[3]) "
+    "end "
     NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE
     "return page(KEYS[2], KEYS[3], '0', tonumber(ARGV[8]), "
-                "tonumber(ARGV[9]))";
+                "tonumber(ARGV[10]))";
 
 /*
  * KEYS: inbox order, inbox messages; ARGV: the last seq delivered, how
@@ -237,7 +249,8 @@ static char  ngx_stream_fishchat_msg_fetch_lua[] =
 /*
  * KEYS: inbox order, inbox messages, presence of the recipient.
  * ARGV: uuid, delivery frame, inbox max, inbox ttl (ms), the sender's
- * worker channel, recipient id.
+ * worker channel, recipient id, the system channel of 1:1 messages, the
+ * sender's id.
  */
 
 static char  ngx_stream_fishchat_msg_send_lua[] =
@@ -250,10 +263,16 @@ static char  ngx_stream_fishchat_msg_send_lua[] =
     "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
     "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
     "local ch = redis.call('HGET', KEYS[3], 'ch') "
-    "if not ch then return 'OFFLINE' end "
-    "if ch == ARGV[5] then return 'LOCAL' end "
-    "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "
-    "return 'ROUTED'";
+    "local st = 'OFFLINE' "
+    "if ch == ARGV[5] then "
+        "st = 'LOCAL' "
+    "elseif ch then "
+        "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "
+        "st = 'ROUTED' "
+    "end "
+    "redis.call('PUBLISH', ARGV[7], 'P2P\\n' .. ARGV[6] .. '\\n' .. ARGV[8] "
+               ".. '\\n' .. ARGV[1] .. '\\n' .. st) "
+    "return st";
 
 /* KEYS: inbox order, inbox messages; ARGV: uuid */
 
@@ -263,16 +282,22 @@ static char  ngx_stream_fishchat_msg_ack_lua[] =
     "if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end "
     "return n";
 
-/* KEYS: presence; ARGV: session id */
+/*
+ * KEYS: presence; ARGV: session id, the system channel of client events,
+ * the event (LOGOUT or KICKED), id
+ */
 
 static char  ngx_stream_fishchat_msg_logout_lua[] =
-    "if redis.call('HGET', KEYS[1], 'sid') == ARGV[1] then "
-        "return redis.call('DEL', KEYS[1]) "
-    "end "
-    "return 0";
+    "local p = redis.call('HMGET', KEYS[1], 'sid', 'node', 'srv') "
+    "if p[1] ~= ARGV[1] then return 0 end "
+    "redis.call('DEL', KEYS[1]) "
+    "redis.call('PUBLISH', ARGV[2], ARGV[3] .. '\\n' .. ARGV[4] .. '\\n' "
+               ".. (p[2] or '') .. '\\n' .. (p[3] or '')) "
+    "return 1";
 
 /*
- * KEYS: heartbeats, loads; ARGV: address, ttl (ms), load JSON.
+ * KEYS: heartbeats, loads; ARGV: address, ttl (ms), load JSON, the system
+ * channel of the beats, node, sessions.
  * Heartbeats dead for a minute are removed.
  */
 
@@ -287,11 +312,23 @@ static char  ngx_stream_fishchat_msg_beat_lua[] =
         "redis.call('ZREM', KEYS[1], unpack(dead)) "
         "redis.call('HDEL', KEYS[2], unpack(dead)) "
     "end "
+    "redis.call('PUBLISH', ARGV[4], 'BEAT\\n' .. ARGV[5] .. '\\n' .. ARGV[1] "
+               ".. '\\n' .. ARGV[6]) "
     "return 1";
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
     ngx_string("RESP_MESSAGE_P2P");
+
+
+char  *ngx_stream_fishchat_sys_names[] = {
+    "client-status",
+    "topic-status",
+    "topic-sync",
+    "send",
+    "monitor",
+    NULL
+};
 
 
 ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
@@ -366,7 +403,7 @@ ngx_stream_fishchat_msg_cleanup(void *data)
 {
     ngx_stream_fishchat_msg_session_t *sess = data;
 
-    ngx_str_t                            args[2], key;
+    ngx_str_t                            args[5], key;
     ngx_queue_t                         *q;
     ngx_stream_fishchat_msg_out_t       *out, *next;
     ngx_stream_fishchat_msg_call_t      *call;
@@ -420,9 +457,16 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         args[0] = key;
         args[1].data = sid;
         args[1].len = ngx_sprintf(sid, "%uL", sess->sid) - sid;
+        args[2] = w->sys[NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS];
+        ngx_str_set(&args[3], "LOGOUT");
+        args[4] = sess->node.str;
+
+        if (sess->kicked) {
+            ngx_str_set(&args[3], "KICKED");
+        }
 
         (void) ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                       w->mmcf->logout, NULL, NULL, 1, 2,
+                                       w->mmcf->logout, NULL, NULL, 1, 5,
                                        args);
     }
 
@@ -790,6 +834,8 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
                       "fishchat msg: \"%V\" logged in again, closing this "
                       "session", &old->node.str);
 
+        old->kicked = 1;
+
         (void) ngx_stream_fishchat_msg_refuse(old, NGX_FISHCHAT_ERR_KICKED, 1,
                                               "logged in elsewhere");
     }
@@ -833,7 +879,7 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     ngx_uint_t resync)
 {
     u_char                              *p;
-    ngx_str_t                            args[12], *id;
+    ngx_str_t                            args[13], *id;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               sid[NGX_INT64_LEN];
@@ -869,14 +915,15 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     args[9] = *id;
     args[10].data = max;
     args[10].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
-    args[11].data = budget;
-    args[11].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
+    args[11] = w->sys[NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS];
+    args[12].data = budget;
+    args[12].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
                    - budget;
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->login,
                                         ngx_stream_fishchat_msg_logged_in,
-                                        call, 3, 12, args);
+                                        call, 3, 13, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return NGX_DECLINED;
@@ -1240,7 +1287,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                              *p;
     size_t                               size;
-    ngx_str_t                            args[9], dargs[3], frame, *to;
+    ngx_str_t                            args[11], dargs[3], frame, *to;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               max[NGX_INT_T_LEN];
@@ -1349,11 +1396,13 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     args[6].len = ngx_sprintf(ttl, "%M", sess->conf->inbox_ttl) - ttl;
     args[7] = w->channel;
     args[8] = call->to;
+    args[9] = w->sys[NGX_STREAM_FISHCHAT_SYS_SEND];
+    args[10] = m->args[2];
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->send,
                                         ngx_stream_fishchat_msg_stored,
-                                        call, 3, 9, args);
+                                        call, 3, 11, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
@@ -1461,6 +1510,146 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
     }
 
     ngx_free(call);
+}
+
+
+/* a 1:1 message from outside a session: the router's ROUTE_MESSAGE_P2P */
+
+typedef struct {
+    ngx_stream_fishchat_msg_routed_pt   handler;
+    void                               *data;
+    ngx_log_t                          *log;
+    ngx_str_t                           to;
+    ngx_str_t                           frame;
+    u_char                              buf[1];
+} ngx_stream_fishchat_msg_route_t;
+
+
+ngx_int_t
+ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
+    u_char *uuid, ngx_stream_fishchat_msg_routed_pt handler, void *data,
+    ngx_log_t *log)
+{
+    u_char                               *p;
+    size_t                                size;
+    ngx_str_t                             args[11], dargs[3];
+    ngx_fishchat_redis_req_t             *req;
+    ngx_stream_fishchat_msg_route_t      *r;
+    ngx_stream_fishchat_msg_worker_t     *w;
+    ngx_stream_fishchat_msg_srv_conf_t  **mscf;
+    u_char                                max[NGX_INT_T_LEN];
+    u_char                                ttl[NGX_INT64_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* the inbox limits of the first msg server of this node */
+    mscf = w->mmcf->servers.elts;
+
+    dargs[0] = *msg;
+    dargs[1] = *from;
+    dargs[2].data = uuid;
+    dargs[2].len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+
+    size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
+                                   3);
+
+    r = ngx_alloc(sizeof(ngx_stream_fishchat_msg_route_t) + size + to->len,
+                  log);
+    if (r == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->handler = handler;
+    r->data = data;
+    r->log = log;
+
+    r->frame.data = r->buf;
+    p = ngx_fishchat_frame_write(r->buf, &ngx_stream_fishchat_msg_resp_p2p,
+                                 dargs, 3);
+    r->frame.len = p - r->buf;
+
+    r->to.data = p;
+    r->to.len = to->len;
+    ngx_memcpy(p, to->data, to->len);
+
+    p = w->scratch;
+
+    args[0] = ngx_stream_fishchat_msg_key(&p, "inbox:", to, "");
+    args[1] = ngx_stream_fishchat_msg_key(&p, "inbox:", to, ":m");
+    args[2] = ngx_stream_fishchat_msg_key(&p, "client:", to, "");
+    args[3] = dargs[2];
+    args[4] = r->frame;
+    args[5].data = max;
+    args[5].len = ngx_sprintf(max, "%ui", mscf[0]->inbox_max) - max;
+    args[6].data = ttl;
+    args[6].len = ngx_sprintf(ttl, "%M", mscf[0]->inbox_ttl) - ttl;
+    args[7] = w->channel;
+    args[8] = r->to;
+    args[9] = w->sys[NGX_STREAM_FISHCHAT_SYS_SEND];
+    args[10] = *from;
+
+    req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->send,
+                                  ngx_stream_fishchat_msg_routed, r, 3, 11,
+                                  args);
+    if (req == NULL) {
+        ngx_free(r);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_routed(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_route_t *r = data;
+
+    ngx_fishchat_err_e                   err;
+    ngx_stream_fishchat_msg_session_t   *to;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_STATUS))
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->log, 0,
+                          "fishchat msg: send script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        err = (reply == NULL && ngx_fishchat_redis_unknown())
+              ? NGX_FISHCHAT_ERR_NOT_CONFIRMED : NGX_FISHCHAT_ERR_REDIS;
+
+        goto failed;
+    }
+
+    if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
+        err = NGX_FISHCHAT_ERR_INBOX_FULL;
+        goto failed;
+    }
+
+    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
+        to = ngx_stream_fishchat_msg_find(&r->to);
+
+        if (to) {
+            (void) ngx_stream_fishchat_msg_deliver(to, r->frame.data,
+                                                   r->frame.len);
+        }
+    }
+
+    r->handler(NGX_OK, 0, r->data);
+    ngx_free(r);
+    return;
+
+failed:
+
+    r->handler(NGX_ERROR, err, r->data);
+    ngx_free(r);
 }
 
 
@@ -1874,8 +2063,17 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
 void
 ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
 {
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
     ngx_queue_remove(&call->queue);
     ngx_free(call);
+
+    if (sess && sess->eof && !sess->closed) {
+        /* the client's input ended: the session may be done now */
+        ngx_post_event(sess->c->write, &ngx_posted_events);
+    }
 }
 
 
@@ -1984,6 +2182,7 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
         }
 
         if (sid != sess->sid) {
+            sess->kicked = 1;
             (void) ngx_stream_fishchat_msg_refuse(sess,
                                                   NGX_FISHCHAT_ERR_KICKED, 1,
                                                   "logged in elsewhere");
@@ -2038,7 +2237,7 @@ static void
 ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
 {
     u_char                               *p, *counters;
-    ngx_str_t                             args[5];
+    ngx_str_t                             args[8];
     ngx_uint_t                            i, k;
     ngx_atomic_int_t                      sessions;
     ngx_fishchat_slot_t                  *slot;
@@ -2046,6 +2245,7 @@ ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
     ngx_stream_fishchat_msg_srv_conf_t  **mscf;
     u_char                                ttl[NGX_INT_T_LEN];
     u_char                                load[256];
+    u_char                                count[NGX_ATOMIC_T_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -2090,8 +2290,13 @@ ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
         p = ngx_sprintf(p, "\",\"sessions\":%A}", sessions);
         args[4].len = p - load;
 
+        args[5] = w->sys[NGX_STREAM_FISHCHAT_SYS_MONITOR];
+        args[6] = w->fcf->name;
+        args[7].data = count;
+        args[7].len = ngx_sprintf(count, "%A", sessions) - count;
+
         (void) ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                       w->mmcf->beat, NULL, NULL, 2, 5, args);
+                                       w->mmcf->beat, NULL, NULL, 2, 8, args);
     }
 
     ngx_add_timer(ev, w->mmcf->heartbeat);
@@ -2422,6 +2627,7 @@ static ngx_int_t
 ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
 {
     u_char                               *p;
+    ngx_uint_t                            i;
     ngx_fishchat_conf_t                  *fcf;
     ngx_stream_fishchat_msg_worker_t     *w;
     ngx_stream_fishchat_msg_main_conf_t  *mmcf;
@@ -2462,6 +2668,20 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
     w->channel.len = ngx_sprintf(p, "%Vw:%V:%P", &fcf->redis_prefix,
                                  &fcf->name, ngx_pid)
                      - p;
+
+    for (i = 0; i < NGX_STREAM_FISHCHAT_SYS_N; i++) {
+        p = ngx_pnalloc(cycle->pool, fcf->redis_prefix.len + sizeof("sys:")
+                                     + ngx_strlen(
+                                           ngx_stream_fishchat_sys_names[i]));
+        if (p == NULL) {
+            return NGX_ERROR;
+        }
+
+        w->sys[i].data = p;
+        w->sys[i].len = ngx_sprintf(p, "%Vsys:%s", &fcf->redis_prefix,
+                                    ngx_stream_fishchat_sys_names[i])
+                        - p;
+    }
 
     if (ngx_fishchat_get_random(w->rnd, sizeof(w->rnd), cycle->log)
         != NGX_OK)

@@ -192,7 +192,8 @@ static ngx_int_t ngx_stream_fishchat_topic_is_id(ngx_str_t *arg,
 
 
 /*
- * KEYS: topic, members.  ARGV: creator, creation time (Unix ms).
+ * KEYS: topic, members.  ARGV: creator, creation time (Unix ms), the
+ * system channel of topic events, the name.
  * 1 when made, 0 when the name is taken.
  */
 
@@ -201,24 +202,36 @@ static char  ngx_stream_fishchat_topic_create_lua[] =
     "redis.call('HSET', KEYS[1], 'creator', ARGV[1], 'created', ARGV[2], "
                "'seq', 0) "
     "redis.call('HSET', KEYS[2], ARGV[1], 0) "
+    "redis.call('PUBLISH', ARGV[3], 'CREATE\\n' .. ARGV[4] .. '\\n' "
+               ".. ARGV[1]) "
     "return 1";
 
 /*
- * KEYS: topic, members.  ARGV: id.  A new member's position is the last
- * message of the topic (no history before the join); -1: no such topic.
+ * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
+ * name.  A new member's position is the last message of the topic (no
+ * history before the join); -1: no such topic.
  */
 
 static char  ngx_stream_fishchat_topic_join_lua[] =
     "local seq = redis.call('HGET', KEYS[1], 'seq') "
     "if not seq then return -1 end "
-    "redis.call('HSETNX', KEYS[2], ARGV[1], seq) "
+    "if redis.call('HSETNX', KEYS[2], ARGV[1], seq) == 1 then "
+        "redis.call('PUBLISH', ARGV[2], 'JOIN\\n' .. ARGV[3] .. '\\n' "
+                   ".. ARGV[1]) "
+    "end "
     "return 1";
 
-/* KEYS: topic, members.  ARGV: id.  1, 0 (not a member), -1 (no topic) */
+/*
+ * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
+ * name.  1, 0 (not a member), -1 (no topic)
+ */
 
 static char  ngx_stream_fishchat_topic_leave_lua[] =
     "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
-    "return redis.call('HDEL', KEYS[2], ARGV[1])";
+    "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end "
+    "redis.call('PUBLISH', ARGV[2], 'LEAVE\\n' .. ARGV[3] .. '\\n' "
+               ".. ARGV[1]) "
+    "return 1";
 
 /* KEYS: topic, members.  The member ids, sorted; -1: no such topic */
 
@@ -230,7 +243,8 @@ static char  ngx_stream_fishchat_topic_members_lua[] =
 
 /*
  * KEYS: topic, members, history.  ARGV: sender, uuid, message, history
- * cap, channel.  The sequence number, or NOTOPIC / NOTMEMBER.
+ * cap, channel, the system channel of topic messages, the name.
+ * The sequence number, or NOTOPIC / NOTMEMBER.
  * The payload, in the history and on the channel:
  *     <seq>\n<uuid>\n<from>\n<message>
  */
@@ -246,6 +260,8 @@ static char  ngx_stream_fishchat_topic_send_lua[] =
     "redis.call('RPUSH', KEYS[3], p) "
     "redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1) "
     "redis.call('PUBLISH', ARGV[5], p) "
+    "redis.call('PUBLISH', ARGV[6], 'MESSAGE\\n' .. ARGV[7] .. '\\n' "
+               ".. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. seq) "
     "return seq";
 
 /*
@@ -392,7 +408,7 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[4], *name;
+    ngx_str_t                           args[6], *name;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
     u_char                              now[NGX_INT64_LEN];
@@ -423,10 +439,12 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
     args[3].data = now;
     args[3].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
                   - now;
+    args[4] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS];
+    args[5] = call->to;
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->create,
                                           ngx_stream_fishchat_topic_created,
-                                          2, 4, args);
+                                          2, 6, args);
 }
 
 
@@ -488,7 +506,7 @@ ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[3], *name;
+    ngx_str_t                           args[5], *name;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
@@ -515,10 +533,12 @@ ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
     args[0] = ngx_stream_fishchat_msg_key(&p, "topic:", name, "");
     args[1] = ngx_stream_fishchat_msg_key(&p, "topic:", name, ":members");
     args[2] = sess->node.str;
+    args[3] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS];
+    args[4] = call->to;
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->join,
                                           ngx_stream_fishchat_topic_joined,
-                                          2, 3, args);
+                                          2, 5, args);
 }
 
 
@@ -583,7 +603,7 @@ ngx_stream_fishchat_topic_leave(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[3], *name;
+    ngx_str_t                           args[5], *name;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
@@ -610,10 +630,12 @@ ngx_stream_fishchat_topic_leave(ngx_stream_fishchat_msg_session_t *sess,
     args[0] = ngx_stream_fishchat_msg_key(&p, "topic:", name, "");
     args[1] = ngx_stream_fishchat_msg_key(&p, "topic:", name, ":members");
     args[2] = sess->node.str;
+    args[3] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS];
+    args[4] = call->to;
 
     rc = ngx_stream_fishchat_topic_call(call, w->topics->conf->leave,
                                         ngx_stream_fishchat_topic_left,
-                                        2, 3, args);
+                                        2, 5, args);
     if (rc != NGX_OK || call->req == NULL) {
         return rc;
     }
@@ -829,7 +851,7 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[8], *name, uuid;
+    ngx_str_t                           args[10], *name, uuid;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
     u_char                              max[NGX_INT_T_LEN];
@@ -890,10 +912,12 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
     args[6].data = max;
     args[6].len = ngx_sprintf(max, "%ui", sess->conf->topic_history) - max;
     args[7] = ngx_stream_fishchat_msg_key(&p, "t:", name, "");
+    args[8] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_SYNC];
+    args[9] = call->to;
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->send,
                                           ngx_stream_fishchat_topic_sent,
-                                          3, 8, args);
+                                          3, 10, args);
 }
 
 
