@@ -96,6 +96,25 @@ typedef struct {
 } ngx_fishchat_slot_t;
 
 
+/* the output queue of a connection */
+
+typedef struct ngx_fishchat_out_s  ngx_fishchat_out_t;
+
+struct ngx_fishchat_out_s {
+    ngx_fishchat_out_t         *next;
+    u_char                     *pos;
+    u_char                     *last;
+    u_char                      data[1];
+};
+
+
+typedef struct {
+    ngx_fishchat_out_t         *head;
+    ngx_fishchat_out_t         *last;
+    size_t                      bytes;
+} ngx_fishchat_outq_t;
+
+
 /* Redis */
 
 typedef struct ngx_fishchat_redis_s  ngx_fishchat_redis_t;
@@ -172,6 +191,15 @@ ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
+
+/* output queues */
+ngx_int_t ngx_fishchat_out_append(ngx_fishchat_outq_t *q, u_char *data,
+    size_t len, ngx_log_t *log);
+ngx_int_t ngx_fishchat_out_write(ngx_connection_t *c, ngx_fishchat_outq_t *q,
+    u_char *data, size_t len, size_t max, ngx_fishchat_counters_t *counters);
+ngx_int_t ngx_fishchat_out_flush(ngx_connection_t *c, ngx_fishchat_outq_t *q,
+    ngx_fishchat_counters_t *counters);
+void ngx_fishchat_out_free(ngx_fishchat_outq_t *q);
 
 /* Redis */
 ngx_fishchat_redis_t *ngx_fishchat_redis_link(void);

@@ -70,14 +70,6 @@ typedef struct {
 } ngx_stream_fishchat_msg_main_conf_t;
 
 
-typedef struct ngx_stream_fishchat_msg_out_s  ngx_stream_fishchat_msg_out_t;
-
-struct ngx_stream_fishchat_msg_out_s {
-    ngx_stream_fishchat_msg_out_t  *next;
-    u_char                         *pos;
-    u_char                         *last;
-    u_char                          data[1];
-};
 
 
 typedef struct {
@@ -90,12 +82,8 @@ typedef struct {
 
     uint64_t                        sid;
 
-    ngx_stream_fishchat_msg_out_t  *out;
-    ngx_stream_fishchat_msg_out_t  *out_last;
-    size_t                          out_bytes;
-
-    ngx_stream_fishchat_msg_out_t  *held;       /* arrived during login */
-    ngx_stream_fishchat_msg_out_t  *held_last;
+    ngx_fishchat_outq_t             out;
+    ngx_fishchat_outq_t             held;       /* arrived during login */
 
     ngx_queue_t                     reqs;
     ngx_queue_t                     topics;     /* topic memberships */

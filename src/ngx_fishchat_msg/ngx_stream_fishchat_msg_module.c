@@ -24,10 +24,6 @@
 
 
 static void ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s);
-static ngx_int_t ngx_stream_fishchat_msg_append(
-    ngx_stream_fishchat_msg_out_t **head,
-    ngx_stream_fishchat_msg_out_t **last, u_char *data, size_t len,
-    ngx_log_t *log);
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
@@ -405,7 +401,6 @@ ngx_stream_fishchat_msg_cleanup(void *data)
 
     ngx_str_t                            args[5], key;
     ngx_queue_t                         *q;
-    ngx_stream_fishchat_msg_out_t       *out, *next;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                              *p, sid[NGX_INT64_LEN];
@@ -470,18 +465,8 @@ ngx_stream_fishchat_msg_cleanup(void *data)
                                        args);
     }
 
-    for (out = sess->out; out; out = next) {
-        next = out->next;
-        ngx_free(out);
-    }
-
-    for (out = sess->held; out; out = next) {
-        next = out->next;
-        ngx_free(out);
-    }
-
-    sess->out = NULL;
-    sess->held = NULL;
+    ngx_fishchat_out_free(&sess->out);
+    ngx_fishchat_out_free(&sess->held);
 
     if (sess->stash) {
         ngx_free(sess->stash);
@@ -574,7 +559,7 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
 
             sess->eof = 1;
 
-            if (ngx_queue_empty(&sess->reqs) && sess->out == NULL) {
+            if (ngx_queue_empty(&sess->reqs) && sess->out.head == NULL) {
                 ngx_stream_fishchat_msg_close(sess);
                 return;
             }
@@ -976,7 +961,7 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     ngx_buf_t                            b;
     ngx_str_t                            args[3];
     ngx_uint_t                           resync;
-    ngx_stream_fishchat_msg_out_t       *held, *next;
+    ngx_fishchat_out_t                  *held;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *sess;
     u_char                               pid[NGX_INT64_LEN];
@@ -1046,9 +1031,15 @@ inbox:
 
 held:
 
-    for (held = sess->held; held; held = next) {
-        next = held->next;
-        sess->held = next;
+    while (sess->held.head) {
+        held = sess->held.head;
+
+        sess->held.head = held->next;
+        sess->held.bytes -= held->last - held->pos;
+
+        if (sess->held.head == NULL) {
+            sess->held.last = NULL;
+        }
 
         if (ngx_stream_fishchat_msg_write(sess, held->pos,
                                           held->last - held->pos)
@@ -1061,8 +1052,6 @@ held:
         sess->counters->frames_out++;
         ngx_free(held);
     }
-
-    sess->held_last = NULL;
 
     /* what the client sent after its login, then what it sends now */
 
@@ -1145,7 +1134,7 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
         sess->counters->frames_out++;
     }
 
-    if (sess->inbox_more && sess->out == NULL) {
+    if (sess->inbox_more && sess->out.head == NULL) {
         ngx_stream_fishchat_msg_inbox_fetch(sess);
     }
 
@@ -1840,8 +1829,8 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
          * after the inbox, to keep the order; should memory fail, the
          * message still waits in the inbox
          */
-        (void) ngx_stream_fishchat_msg_append(&sess->held, &sess->held_last,
-                                              frame, len, sess->c->log);
+        (void) ngx_fishchat_out_append(&sess->held, frame, len,
+                                       sess->c->log);
         return NGX_OK;
     }
 
@@ -1865,37 +1854,6 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-/* a copy of data at the end of a list of buffers */
-
-static ngx_int_t
-ngx_stream_fishchat_msg_append(ngx_stream_fishchat_msg_out_t **head,
-    ngx_stream_fishchat_msg_out_t **last, u_char *data, size_t len,
-    ngx_log_t *log)
-{
-    ngx_stream_fishchat_msg_out_t  *out;
-
-    out = ngx_alloc(sizeof(ngx_stream_fishchat_msg_out_t) + len, log);
-    if (out == NULL) {
-        return NGX_ERROR;
-    }
-
-    out->next = NULL;
-    out->pos = out->data;
-    out->last = ngx_cpymem(out->data, data, len);
-
-    if (*last) {
-        (*last)->next = out;
-
-    } else {
-        *head = out;
-    }
-
-    *last = out;
-
-    return NGX_OK;
-}
-
-
 /*
  * Writes at once what the socket takes and queues the rest, up to
  * fishchat_msg_send_buffer: a reader slower than that is disconnected
@@ -1907,76 +1865,39 @@ ngx_int_t
 ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
     u_char *data, size_t len)
 {
-    ssize_t            n;
-    ngx_connection_t  *c;
-
-    c = sess->c;
+    ngx_int_t  rc;
 
     if (sess->closed) {
         return NGX_ERROR;
     }
 
-    if (sess->out == NULL) {
-        while (len) {
-            n = c->send(c, data, len);
+    rc = ngx_fishchat_out_write(sess->c, &sess->out, data, len,
+                                sess->conf->send_buffer, sess->counters);
 
-            if (n == NGX_AGAIN) {
-                break;
-            }
-
-            if (n == NGX_ERROR) {
-                ngx_stream_fishchat_msg_close(sess);
-                return NGX_ERROR;
-            }
-
-            sess->counters->bytes_out += n;
-            data += n;
-            len -= n;
-        }
-
-        if (len == 0) {
-            return NGX_OK;
-        }
+    if (rc == NGX_OK) {
+        return NGX_OK;
     }
 
-    if (sess->out_bytes + len > sess->conf->send_buffer) {
+    if (rc == NGX_DECLINED) {
         sess->counters->errors++;
         sess->counters->error[NGX_FISHCHAT_ERR_SLOW_READER]++;
 
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
                       "fishchat msg: SLOW_READER: over %uz bytes waiting to "
                       "be sent, closing", sess->conf->send_buffer);
-
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
     }
 
-    if (ngx_stream_fishchat_msg_append(&sess->out, &sess->out_last, data, len,
-                                       c->log)
-        != NGX_OK)
-    {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
+    ngx_stream_fishchat_msg_close(sess);
 
-    sess->out_bytes += len;
-
-    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return NGX_ERROR;
 }
 
 
 static void
 ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
 {
-    ssize_t                              n;
     ngx_connection_t                    *c;
     ngx_stream_session_t                *s;
-    ngx_stream_fishchat_msg_out_t       *out;
     ngx_stream_fishchat_msg_session_t   *sess;
 
     c = wev->data;
@@ -1987,37 +1908,14 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
         return;
     }
 
-    while (sess->out) {
-        out = sess->out;
+    switch (ngx_fishchat_out_flush(c, &sess->out, sess->counters)) {
 
-        n = c->send(c, out->pos, out->last - out->pos);
+    case NGX_AGAIN:
+        return;
 
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-                ngx_stream_fishchat_msg_close(sess);
-            }
-
-            return;
-        }
-
-        if (n == NGX_ERROR) {
-            ngx_stream_fishchat_msg_close(sess);
-            return;
-        }
-
-        sess->counters->bytes_out += n;
-        sess->out_bytes -= n;
-        out->pos += n;
-
-        if (out->pos == out->last) {
-            sess->out = out->next;
-
-            if (sess->out == NULL) {
-                sess->out_last = NULL;
-            }
-
-            ngx_free(out);
-        }
+    case NGX_ERROR:
+        ngx_stream_fishchat_msg_close(sess);
+        return;
     }
 
     if (sess->eof && ngx_queue_empty(&sess->reqs)) {
@@ -2026,7 +1924,7 @@ ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
         return;
     }
 
-    if (sess->inbox_more && sess->out == NULL) {
+    if (sess->inbox_more && sess->out.head == NULL) {
         /* the client has read the last page of its inbox */
         ngx_stream_fishchat_msg_inbox_fetch(sess);
     }

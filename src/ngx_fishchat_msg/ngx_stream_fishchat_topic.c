@@ -1482,7 +1482,7 @@ ngx_stream_fishchat_topic_catch_up(ngx_stream_fishchat_topic_member_t *mb)
 
     mb->again = 0;
 
-    if (sess->out) {
+    if (sess->out.head) {
         /* when the queue is out: ngx_stream_fishchat_topic_drained() */
         mb->paused = 1;
         return;
@@ -1752,7 +1752,8 @@ ngx_stream_fishchat_topic_flush_held(ngx_stream_fishchat_topic_member_t *mb)
         msg = h->msg;
 
         if (msg->seq > mb->pos + 1
-            || (sess->out && sess->out_bytes > sess->conf->send_buffer / 2))
+            || (sess->out.head
+                && sess->out.bytes > sess->conf->send_buffer / 2))
         {
             /* a gap, or a busy client: the rest from the history */
             ngx_stream_fishchat_topic_drop_held(mb);
@@ -1869,7 +1870,7 @@ ngx_stream_fishchat_topic_deliver(ngx_stream_fishchat_topic_member_t *mb,
 
     mb->pos = seq;
 
-    if (sess->out == NULL) {
+    if (sess->out.head == NULL) {
         /* everything written so far has left the queue */
         mb->sent = seq;
     }
@@ -2038,7 +2039,7 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
         }
 
         /* what still waits in the session's queue does not count */
-        mb->saving = mb->sess->out ? mb->sent : mb->pos;
+        mb->saving = mb->sess->out.head ? mb->sent : mb->pos;
 
         if (mb->known && mb->saving > mb->saved) {
             n++;

@@ -40,15 +40,6 @@ typedef struct {
 } ngx_stream_fishchat_router_main_conf_t;
 
 
-typedef struct ngx_stream_fishchat_router_out_s
-    ngx_stream_fishchat_router_out_t;
-
-struct ngx_stream_fishchat_router_out_s {
-    ngx_stream_fishchat_router_out_t  *next;
-    u_char                         *pos;
-    u_char                         *last;
-    u_char                          data[1];
-};
 
 
 typedef struct {
@@ -58,9 +49,7 @@ typedef struct {
     ngx_fishchat_counters_t        *counters;
     ngx_fishchat_parser_t           parser;
 
-    ngx_stream_fishchat_router_out_t  *out;
-    ngx_stream_fishchat_router_out_t  *out_last;
-    size_t                          out_bytes;
+    ngx_fishchat_outq_t             out;
 
     ngx_queue_t                     link[NGX_STREAM_FISHCHAT_SYS_N];
     ngx_uint_t                      channels;     /* bits: subscribed */
@@ -280,7 +269,6 @@ ngx_stream_fishchat_router_cleanup(void *data)
 
     ngx_uint_t                           i;
     ngx_queue_t                         *q;
-    ngx_stream_fishchat_router_out_t    *out, *next;
     ngx_stream_fishchat_router_chan_t   *ch;
     ngx_stream_fishchat_router_route_t  *rt;
 
@@ -318,12 +306,7 @@ ngx_stream_fishchat_router_cleanup(void *data)
         rt->peer = NULL;
     }
 
-    for (out = peer->out; out; out = next) {
-        next = out->next;
-        ngx_free(out);
-    }
-
-    peer->out = NULL;
+    ngx_fishchat_out_free(&peer->out);
 
     ngx_fishchat_parser_free(&peer->parser);
 }
@@ -902,91 +885,41 @@ static ngx_int_t
 ngx_stream_fishchat_router_write(ngx_stream_fishchat_router_peer_t *peer,
     u_char *data, size_t len)
 {
-    ssize_t                            n;
-    ngx_connection_t                  *c;
-    ngx_stream_fishchat_router_out_t  *out;
-
-    c = peer->c;
+    ngx_int_t  rc;
 
     if (peer->closed || peer->cut) {
         return NGX_ERROR;
     }
 
-    if (peer->out == NULL) {
-        while (len) {
-            n = c->send(c, data, len);
+    rc = ngx_fishchat_out_write(peer->c, &peer->out, data, len,
+                                peer->conf->send_buffer, peer->counters);
 
-            if (n == NGX_AGAIN) {
-                break;
-            }
-
-            if (n == NGX_ERROR) {
-                peer->cut = 1;
-                ngx_post_event(c->write, &ngx_posted_events);
-                return NGX_ERROR;
-            }
-
-            peer->counters->bytes_out += n;
-            data += n;
-            len -= n;
-        }
-
-        if (len == 0) {
-            return NGX_OK;
-        }
+    if (rc == NGX_OK) {
+        return NGX_OK;
     }
 
-    if (peer->out_bytes + len > peer->conf->send_buffer) {
+    if (rc == NGX_DECLINED) {
         peer->counters->errors++;
         peer->counters->error[NGX_FISHCHAT_ERR_SLOW_READER]++;
 
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+        ngx_log_error(NGX_LOG_INFO, peer->c->log, 0,
                       "fishchat router: SLOW_READER: over %uz bytes waiting "
                       "to be sent, closing", peer->conf->send_buffer);
-
-        peer->cut = 1;
-        ngx_post_event(c->write, &ngx_posted_events);
-        return NGX_ERROR;
     }
 
-    out = ngx_alloc(sizeof(ngx_stream_fishchat_router_out_t) + len, c->log);
-    if (out == NULL) {
-        peer->cut = 1;
-        ngx_post_event(c->write, &ngx_posted_events);
-        return NGX_ERROR;
-    }
+    /* closed from the write handler, not from under the caller */
+    peer->cut = 1;
+    ngx_post_event(peer->c->write, &ngx_posted_events);
 
-    out->next = NULL;
-    out->pos = out->data;
-    out->last = ngx_cpymem(out->data, data, len);
-
-    if (peer->out_last) {
-        peer->out_last->next = out;
-
-    } else {
-        peer->out = out;
-    }
-
-    peer->out_last = out;
-    peer->out_bytes += len;
-
-    if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
-        peer->cut = 1;
-        ngx_post_event(c->write, &ngx_posted_events);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return NGX_ERROR;
 }
 
 
 static void
 ngx_stream_fishchat_router_write_handler(ngx_event_t *wev)
 {
-    ssize_t                             n;
     ngx_connection_t                   *c;
     ngx_stream_session_t               *s;
-    ngx_stream_fishchat_router_out_t   *out;
     ngx_stream_fishchat_router_peer_t  *peer;
 
     c = wev->data;
@@ -1002,37 +935,8 @@ ngx_stream_fishchat_router_write_handler(ngx_event_t *wev)
         return;
     }
 
-    while (peer->out) {
-        out = peer->out;
-
-        n = c->send(c, out->pos, out->last - out->pos);
-
-        if (n == NGX_AGAIN) {
-            if (ngx_handle_write_event(wev, 0) != NGX_OK) {
-                ngx_stream_fishchat_router_close(peer);
-            }
-
-            return;
-        }
-
-        if (n == NGX_ERROR) {
-            ngx_stream_fishchat_router_close(peer);
-            return;
-        }
-
-        peer->counters->bytes_out += n;
-        peer->out_bytes -= n;
-        out->pos += n;
-
-        if (out->pos == out->last) {
-            peer->out = out->next;
-
-            if (peer->out == NULL) {
-                peer->out_last = NULL;
-            }
-
-            ngx_free(out);
-        }
+    if (ngx_fishchat_out_flush(c, &peer->out, peer->counters) == NGX_ERROR) {
+        ngx_stream_fishchat_router_close(peer);
     }
 }
 
