@@ -166,8 +166,8 @@ void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
 ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
     ngx_stream_fishchat_msg_session_t *sess, size_t size);
 void ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call);
-ngx_int_t ngx_stream_fishchat_msg_rate_check(
-    ngx_stream_fishchat_msg_session_t *sess);
+ngx_int_t ngx_stream_fishchat_msg_send_check(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *ref);
 ngx_int_t ngx_stream_fishchat_msg_valid_id(ngx_str_t *id);
 ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind, ngx_str_t *id,
     char *suffix);

@@ -1235,15 +1235,26 @@ ngx_stream_fishchat_msg_ping(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-/* the token bucket of fishchat_msg_rate; NGX_OK when the frame may pass */
+/*
+ * What every message a client sends must pass: its reference, then the
+ * token bucket of fishchat_msg_rate.  NGX_OK: it may pass; NGX_DECLINED:
+ * refused, the session goes on; NGX_ERROR: refused and closed.
+ */
 
 ngx_int_t
-ngx_stream_fishchat_msg_rate_check(ngx_stream_fishchat_msg_session_t *sess)
+ngx_stream_fishchat_msg_send_check(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *ref)
 {
+    ngx_int_t                            rc;
     ngx_msec_int_t                       ms;
     ngx_stream_fishchat_msg_srv_conf_t  *mscf;
 
     mscf = sess->conf;
+
+    if (ref && ref->len > NGX_STREAM_FISHCHAT_MSG_ID_MAX) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "reference over 128 bytes");
+    }
 
     if (mscf->rate == 0) {
         return NGX_OK;
@@ -1266,7 +1277,13 @@ ngx_stream_fishchat_msg_rate_check(ngx_stream_fishchat_msg_session_t *sess)
         return NGX_OK;
     }
 
-    return NGX_DECLINED;
+    rc = ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_RATE_LIMITED,
+                                        !sess->optin
+                                        || ++sess->rate_strikes > mscf->burst,
+                                        "over %ui messages a second",
+                                        mscf->rate);
+
+    return (rc == NGX_OK) ? NGX_DECLINED : rc;
 }
 
 
@@ -1276,6 +1293,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                              *p;
     size_t                               size;
+    ngx_int_t                            rc;
     ngx_str_t                            args[11], dargs[3], frame, *to;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
@@ -1315,18 +1333,11 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
                                               "logged-in id");
     }
 
-    if (m->nargs == 4 && m->args[3].len > NGX_STREAM_FISHCHAT_MSG_ID_MAX) {
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
-                                              1, "reference over 128 bytes");
-    }
-
-    if (ngx_stream_fishchat_msg_rate_check(sess) != NGX_OK) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                   NGX_FISHCHAT_ERR_RATE_LIMITED,
-                                   !sess->optin
-                                   || ++sess->rate_strikes > sess->conf->burst,
-                                   "over %ui messages a second",
-                                   sess->conf->rate);
+    rc = ngx_stream_fishchat_msg_send_check(sess,
+                                            m->nargs == 4 ? &m->args[3]
+                                                          : NULL);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : rc;
     }
 
     /*

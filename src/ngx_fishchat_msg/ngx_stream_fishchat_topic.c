@@ -862,18 +862,11 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
         return rc;
     }
 
-    if (m->nargs == 3 && m->args[2].len > NGX_STREAM_FISHCHAT_MSG_ID_MAX) {
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
-                                              1, "reference over 128 bytes");
-    }
-
-    if (ngx_stream_fishchat_msg_rate_check(sess) != NGX_OK) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                   NGX_FISHCHAT_ERR_RATE_LIMITED,
-                                   !sess->optin
-                                   || ++sess->rate_strikes > sess->conf->burst,
-                                   "over %ui messages a second",
-                                   sess->conf->rate);
+    rc = ngx_stream_fishchat_msg_send_check(sess,
+                                            m->nargs == 3 ? &m->args[2]
+                                                          : NULL);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : rc;
     }
 
     w = ngx_stream_fishchat_msg_worker;
