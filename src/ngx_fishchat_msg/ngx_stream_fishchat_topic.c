@@ -130,6 +130,11 @@ static ngx_int_t ngx_stream_fishchat_topic_check(
 static ngx_int_t ngx_stream_fishchat_topic_create(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static void ngx_stream_fishchat_topic_created(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_topic_membership(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m, char *cmd,
+    ngx_fishchat_redis_script_t *script,
+    ngx_fishchat_redis_handler_pt handler,
+    ngx_stream_fishchat_msg_call_t **callp);
 static ngx_int_t ngx_stream_fishchat_topic_join(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
 static void ngx_stream_fishchat_topic_joined(redisReply *reply, void *data);
@@ -498,11 +503,17 @@ ngx_stream_fishchat_topic_created(redisReply *reply, void *data)
 }
 
 
-/* JOIN_TOPIC <name> <id> */
+/*
+ * JOIN_TOPIC and LEAVE_TOPIC <name> <id>: one script on the topic's
+ * members, with the topic-status channel for the event.  NGX_OK with
+ * *callp set when the script is under way.
+ */
 
 static ngx_int_t
-ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
-    ngx_fishchat_msg_t *m)
+ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m, char *cmd, ngx_fishchat_redis_script_t *script,
+    ngx_fishchat_redis_handler_pt handler,
+    ngx_stream_fishchat_msg_call_t **callp)
 {
     u_char                             *p;
     ngx_int_t                           rc;
@@ -510,7 +521,9 @@ ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
-    rc = ngx_stream_fishchat_topic_check(sess, m, "JOIN_TOPIC", 2, 2, 1);
+    *callp = NULL;
+
+    rc = ngx_stream_fishchat_topic_check(sess, m, cmd, 2, 2, 1);
     if (rc != NGX_OK) {
         return rc;
     }
@@ -536,9 +549,37 @@ ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
     args[3] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS];
     args[4] = call->to;
 
-    return ngx_stream_fishchat_topic_call(call, w->topics->conf->join,
-                                          ngx_stream_fishchat_topic_joined,
-                                          2, 5, args);
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
+                                        handler, call, 2, 5, args);
+    if (call->req == NULL) {
+        /* the call is gone: the caller must not look at it */
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "Redis is unavailable");
+    }
+
+    *callp = call;
+
+    return NGX_OK;
+}
+
+
+/* JOIN_TOPIC <name> <id> */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_join(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_msg_t *m)
+{
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_topic_conf_t  *tcf;
+
+    tcf = ngx_stream_fishchat_msg_worker->topics->conf;
+
+    return ngx_stream_fishchat_topic_membership(sess, m, "JOIN_TOPIC",
+                                           tcf->join,
+                                           ngx_stream_fishchat_topic_joined,
+                                           &call);
 }
 
 
@@ -601,49 +642,25 @@ static ngx_int_t
 ngx_stream_fishchat_topic_leave(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_msg_t *m)
 {
-    u_char                             *p;
-    ngx_int_t                           rc;
-    ngx_str_t                           args[5], *name;
-    ngx_stream_fishchat_msg_call_t     *call;
-    ngx_stream_fishchat_msg_worker_t   *w;
+    ngx_int_t                          rc;
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_topic_conf_t  *tcf;
 
-    rc = ngx_stream_fishchat_topic_check(sess, m, "LEAVE_TOPIC", 2, 2, 1);
-    if (rc != NGX_OK) {
-        return rc;
-    }
+    tcf = ngx_stream_fishchat_msg_worker->topics->conf;
 
-    w = ngx_stream_fishchat_msg_worker;
-    name = &m->args[0];
-
-    call = ngx_stream_fishchat_msg_call(sess, name->len);
-    if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    ngx_memcpy(call->data, name->data, name->len);
-
-    p = w->scratch;
-
-    args[0] = ngx_stream_fishchat_msg_key(&p, "topic:", name, "");
-    args[1] = ngx_stream_fishchat_msg_key(&p, "topic:", name, ":members");
-    args[2] = sess->node.str;
-    args[3] = w->sys[NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS];
-    args[4] = call->to;
-
-    rc = ngx_stream_fishchat_topic_call(call, w->topics->conf->leave,
-                                        ngx_stream_fishchat_topic_left,
-                                        2, 5, args);
-    if (rc != NGX_OK || call->req == NULL) {
+    rc = ngx_stream_fishchat_topic_membership(sess, m, "LEAVE_TOPIC",
+                                              tcf->leave,
+                                              ngx_stream_fishchat_topic_left,
+                                              &call);
+    if (rc != NGX_OK || call == NULL) {
         return rc;
     }
 
     /* right after it on the same link, so in this order */
 
     (void) ngx_stream_fishchat_topic_client_set("SREM", &sess->node.str,
-                                                name, NULL, NULL, NULL);
+                                                &m->args[0], NULL, NULL,
+                                                NULL);
 
     return NGX_OK;
 }
