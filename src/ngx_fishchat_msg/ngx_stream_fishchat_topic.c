@@ -151,6 +151,8 @@ static ngx_int_t ngx_stream_fishchat_topic_send(
 static void ngx_stream_fishchat_topic_sent(redisReply *reply, void *data);
 static void ngx_stream_fishchat_topic_logged_in(redisReply *reply,
     void *data);
+static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_topic_name_call(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *name);
 static ngx_int_t ngx_stream_fishchat_topic_call(
     ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
@@ -426,15 +428,10 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
     w = ngx_stream_fishchat_msg_worker;
     name = &m->args[0];
 
-    call = ngx_stream_fishchat_msg_call(sess, name->len);
+    call = ngx_stream_fishchat_topic_name_call(sess, name);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    ngx_memcpy(call->data, name->data, name->len);
 
     p = w->scratch;
 
@@ -531,15 +528,10 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     w = ngx_stream_fishchat_msg_worker;
     name = &m->args[0];
 
-    call = ngx_stream_fishchat_msg_call(sess, name->len);
+    call = ngx_stream_fishchat_topic_name_call(sess, name);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    ngx_memcpy(call->data, name->data, name->len);
 
     p = w->scratch;
 
@@ -734,15 +726,10 @@ ngx_stream_fishchat_topic_members(ngx_stream_fishchat_msg_session_t *sess,
     w = ngx_stream_fishchat_msg_worker;
     name = &m->args[0];
 
-    call = ngx_stream_fishchat_msg_call(sess, name->len);
+    call = ngx_stream_fishchat_topic_name_call(sess, name);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    ngx_memcpy(call->data, name->data, name->len);
 
     p = w->scratch;
 
@@ -999,6 +986,31 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
 
 
 /* runs a script for a session's call; NGX_OK while the session goes on */
+
+/*
+ * A call of the session that keeps the topic's name (in call->to) for its
+ * handler; NULL when memory ran out and the session was closed.
+ */
+
+static ngx_stream_fishchat_msg_call_t *
+ngx_stream_fishchat_topic_name_call(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *name)
+{
+    ngx_stream_fishchat_msg_call_t  *call;
+
+    call = ngx_stream_fishchat_msg_call(sess, name->len);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NULL;
+    }
+
+    call->to.data = call->data;
+    call->to.len = name->len;
+    ngx_memcpy(call->data, name->data, name->len);
+
+    return call;
+}
+
 
 static ngx_int_t
 ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
