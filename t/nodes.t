@@ -215,3 +215,64 @@ recv bob2 RESP_MESSAGE_P2P "while you were away" alice $u1
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 3: topics: a member's node stops, it reconnects to the other node and catches up
+--- stream_config
+    fishchat_msg_heartbeat 100ms;
+    fishchat_gateway_refresh 50ms;
+
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1;
+        fishchat_gateway;
+        fishchat_gateway_heartbeat on;
+        fishchat_gateway_policy round_robin;
+    }
+--- stream_server_config
+    fishchat_msg;
+    fishchat_msg_advertise 127.0.0.1:$TEST_NGINX_STREAM_PORT;
+--- main_config
+    fishchat_node node1;
+--- scenario_timeout: 10
+--- scenario
+node2_start
+redis_wait '{"node":"node2","sessions":0}' HGET ${PREFIX}{nodes}:load 127.0.0.1:$TEST_NGINX_FC_PORT2
+# alice is a seed client: her own messages come back to her, no ACCEPTED
+connect alice
+send alice SEND_CLIENT_ID alice
+send alice CREATE_TOPIC room
+redis_wait alice HGET ${PREFIX}topic:{room} creator
+connect bob $TEST_NGINX_FC_PORT2
+send bob HELLO 1
+recv bob HELLO 1 node2 *
+send bob SEND_CLIENT_ID bob
+recv bob LOGIN_OK bob node2 *
+send bob JOIN_TOPIC room bob
+recv bob LOCATE_TOPIC_MSG_ADDR 127.0.0.1:$TEST_NGINX_FC_PORT2 room
+send alice SEND_MESSAGE_TOPIC room "before the stop"
+recv alice RESP_MESSAGE_TOPIC room "before the stop" alice
+recv bob RESP_MESSAGE_TOPIC room "before the stop" alice *
+# node2 goes away: the gateway hands out node1 only
+node2_stop
+closed bob
+gateway_only $TEST_NGINX_FC_PORT1 127.0.0.1:$TEST_NGINX_STREAM_PORT 5
+send alice SEND_MESSAGE_TOPIC room "missed 1"
+recv alice RESP_MESSAGE_TOPIC room "missed 1" alice
+send alice SEND_MESSAGE_TOPIC room "missed 2"
+recv alice RESP_MESSAGE_TOPIC room "missed 2" alice
+# bob on node1: what he missed, in order, nothing twice, then live ones
+connect bob2
+send bob2 HELLO 1
+recv bob2 HELLO 1 node1 *
+send bob2 SEND_CLIENT_ID bob
+recv bob2 LOGIN_OK bob node1 *
+recv bob2 RESP_MESSAGE_TOPIC room "missed 1" alice *
+recv bob2 RESP_MESSAGE_TOPIC room "missed 2" alice *
+send alice SEND_MESSAGE_TOPIC room "live on node1"
+recv alice RESP_MESSAGE_TOPIC room "live on node1" alice
+recv bob2 RESP_MESSAGE_TOPIC room "live on node1" alice *
+no_frame bob2
+--- no_error_log
+[error]
+[alert]

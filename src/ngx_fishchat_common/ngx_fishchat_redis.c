@@ -1147,7 +1147,13 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     req->timer.handler = ngx_fishchat_redis_timeout;
     req->timer.data = req;
     req->timer.log = link->log;
-    req->timer.cancelable = 1;
+
+    /*
+     * not cancelable: a worker that is shutting down waits (at most the
+     * command timeout) for what its closing sessions wrote last, such as
+     * topic positions and the logout
+     */
+    req->timer.cancelable = 0;
 
     ngx_add_timer(&req->timer, link->conf->redis_timeout);
 

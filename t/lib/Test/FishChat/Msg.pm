@@ -530,6 +530,22 @@ Test::FishChat::add_step(
             Time::HiRes::sleep(0.02);   # nginx not started yet: retry
         }
         chomp $pid;
+
+        # with a master process (TEST_NGINX_USE_HUP), its only worker
+        my @kids;
+        while (Time::HiRes::time() < $deadline) {
+            @kids = ();
+            for my $stat (glob '/proc/[0-9]*/stat') {
+                open my $in, '<', $stat or next;
+                my $line = <$in> // next;
+                push @kids, $1 if $line =~ /^(\d+) \(.*\) \S (\d+) /
+                                  && $2 == $pid;
+            }
+            last if !$Test::Nginx::Util::UseHup || @kids;
+            Time::HiRes::sleep(0.02);
+        }
+        $pid = $kids[0] if @kids == 1;
+
         $sc->var($var, $pid);
     },
 
