@@ -1320,17 +1320,35 @@ ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req)
 }
 
 
-/* a Lua script, loaded at every connect and run with EVALSHA */
+/*
+ * A Lua script, loaded at every connect and run with EVALSHA; a body that
+ * several roles register (ngx_fishchat_lua.h) is loaded once.
+ */
 
 ngx_fishchat_redis_script_t *
 ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 {
-    u_char                        digest[20];
+    u_char                        digest[20], sha[40];
+    ngx_uint_t                    i;
     ngx_sha1_t                    sha1;
     ngx_fishchat_conf_t          *fcf;
     ngx_fishchat_redis_script_t  *script, **p;
 
     fcf = ngx_fishchat_conf(cf);
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, body, ngx_strlen(body));
+    ngx_sha1_final(digest, &sha1);
+
+    ngx_hex_dump(sha, digest, 20);
+
+    p = fcf->scripts.elts;
+
+    for (i = 0; i < fcf->scripts.nelts; i++) {
+        if (ngx_memcmp(p[i]->sha, sha, 40) == 0) {
+            return p[i];
+        }
+    }
 
     script = ngx_palloc(cf->pool, sizeof(ngx_fishchat_redis_script_t));
     if (script == NULL) {
@@ -1339,12 +1357,7 @@ ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 
     script->body.data = (u_char *) body;
     script->body.len = ngx_strlen(body);
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, script->body.data, script->body.len);
-    ngx_sha1_final(digest, &sha1);
-
-    ngx_hex_dump(script->sha, digest, 20);
+    ngx_memcpy(script->sha, sha, 40);
 
     p = ngx_array_push(&fcf->scripts);
     if (p == NULL) {
