@@ -2017,6 +2017,10 @@ ngx_stream_fishchat_msg_find(ngx_str_t *id)
  * The channel of this worker:
  *     D<id>\n<frame>     deliver the frame to the session of <id>
  *     K<id>\n<sid>       <id> logged in elsewhere: close its session here
+ *                        unless it is session <sid> (the manager's kick
+ *                        sends 0, no session's number)
+ *     J<id>\n<topic>     the manager made <id> a member of <topic>
+ *     L<id>\n<topic>     the manager took <id> out of <topic>
  */
 
 static void
@@ -2024,7 +2028,7 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
 {
     u_char                             *nl, *last;
     uint64_t                            sid;
-    ngx_str_t                           id;
+    ngx_str_t                           id, name;
     ngx_stream_fishchat_msg_session_t  *sess;
 
     if (payload->len < 3) {
@@ -2065,9 +2069,19 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
             sess->kicked = 1;
             (void) ngx_stream_fishchat_msg_refuse(sess,
                                                   NGX_FISHCHAT_ERR_KICKED, 1,
-                                                  "logged in elsewhere");
+                                                  sid ? "logged in elsewhere"
+                                                      : "kicked by the "
+                                                        "manager");
         }
 
+        break;
+
+    case 'J':
+    case 'L':
+        name.data = nl + 1;
+        name.len = last - nl - 1;
+
+        ngx_stream_fishchat_topic_control(sess, payload->data[0], &name);
         break;
     }
 }

@@ -1108,6 +1108,42 @@ ngx_stream_fishchat_topic_logged_in(redisReply *reply, void *data)
 }
 
 
+/*
+ * The manager made the client a member of a topic ('J') or no member any
+ * more ('L', also when it deleted the topic): the session takes the topic
+ * up as after JOIN_TOPIC (a catch-up from the position of the join, then
+ * live messages) or lets it go as after LEAVE_TOPIC, without a frame to
+ * the client.  A session still logging in reads its topics afterwards.
+ */
+
+void
+ngx_stream_fishchat_topic_control(ngx_stream_fishchat_msg_session_t *sess,
+    u_char op, ngx_str_t *name)
+{
+    ngx_stream_fishchat_topic_member_t  *mb;
+
+    if (sess->closed || !sess->logged_in
+        || ngx_stream_fishchat_msg_valid_id(name) != NGX_OK)
+    {
+        return;
+    }
+
+    if (op == 'J') {
+        if (ngx_stream_fishchat_topic_attach(sess, name) == NULL) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return;
+    }
+
+    mb = ngx_stream_fishchat_topic_mine_find(sess, name);
+
+    if (mb) {
+        ngx_stream_fishchat_topic_detach(mb);
+    }
+}
+
+
 /* session cleanup: positions are saved, memberships let go */
 
 void
