@@ -150,9 +150,9 @@ static ngx_int_t ngx_http_fishchat_manager_route(
 static ngx_int_t ngx_http_fishchat_manager_allow(ngx_http_request_t *r,
     ngx_http_fishchat_manager_route_t *route);
 static ngx_int_t ngx_http_fishchat_manager_page(
-    ngx_http_fishchat_manager_ctx_t *ctx);
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_int_t *rc);
 static ngx_int_t ngx_http_fishchat_manager_read_body(
-    ngx_http_fishchat_manager_ctx_t *ctx);
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_int_t *rc);
 static ngx_int_t ngx_http_fishchat_manager_field(
     ngx_http_fishchat_manager_ctx_t *ctx, char *name, ngx_str_t *value);
 static ngx_int_t ngx_http_fishchat_manager_valid_id(ngx_str_t *id);
@@ -823,9 +823,7 @@ ngx_http_fishchat_manager_body_handler(ngx_http_request_t *r)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_manager_module);
 
-    rc = ngx_http_fishchat_manager_read_body(ctx);
-
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_read_body(ctx, &rc) != NGX_OK) {
         ngx_http_finalize_request(r, rc);
         return;
     }
@@ -1074,11 +1072,13 @@ ngx_http_fishchat_manager_allow(ngx_http_request_t *r,
 
 /*
  * ?cursor=&count= of a page: the cursor is digits (empty when absent),
- * count is 1 to 1000 (100 when absent).  NGX_OK, or the response sent.
+ * count is 1 to 1000 (100 when absent).  NGX_OK, or NGX_DONE when a 400
+ * was sent (*rc: what to finalize the request with).
  */
 
 static ngx_int_t
-ngx_http_fishchat_manager_page(ngx_http_fishchat_manager_ctx_t *ctx)
+ngx_http_fishchat_manager_page(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_int_t *rc)
 {
     u_char              *dst, *src;
     size_t               i;
@@ -1095,11 +1095,12 @@ ngx_http_fishchat_manager_page(ngx_http_fishchat_manager_ctx_t *ctx)
         n = ngx_atoi(v.data, v.len);
 
         if (n < 1 || n > NGX_HTTP_FISHCHAT_MANAGER_PAGE_MAX) {
-            return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                                   "BAD_REQUEST",
-                                                   "count is a number from "
-                                                   "1 to %d",
+            *rc = ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                                  "BAD_REQUEST",
+                                                  "count is a number from "
+                                                  "1 to %d",
                                            NGX_HTTP_FISHCHAT_MANAGER_PAGE_MAX);
+            return NGX_DONE;
         }
 
         ctx->count = n;
@@ -1108,7 +1109,8 @@ ngx_http_fishchat_manager_page(ngx_http_fishchat_manager_ctx_t *ctx)
     if (ngx_http_arg(r, (u_char *) "cursor", 6, &v) == NGX_OK) {
         dst = ngx_pnalloc(r->pool, v.len + 1);
         if (dst == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_DONE;
         }
 
         ctx->cursor.data = dst;
@@ -1131,20 +1133,23 @@ ngx_http_fishchat_manager_page(ngx_http_fishchat_manager_ctx_t *ctx)
 
 invalid:
 
-    return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                           "BAD_REQUEST",
-                                           "cursor is a number, as the "
-                                           "last page gave it");
+    *rc = ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "BAD_REQUEST",
+                                          "cursor is a number, as the "
+                                          "last page gave it");
+    return NGX_DONE;
 }
 
 
 /*
  * The request body: a JSON object of at most fishchat_manager_body_max
- * bytes.  NGX_OK, or the response sent.
+ * bytes.  NGX_OK, or NGX_DONE when the request is answered (*rc: what to
+ * finalize it with).
  */
 
 static ngx_int_t
-ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx)
+ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_int_t *rc)
 {
     u_char              *buf, *p;
     size_t               len;
@@ -1159,10 +1164,7 @@ ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx)
     r = ctx->request;
 
     if (r->request_body == NULL || r->request_body->bufs == NULL) {
-        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "a JSON object expected in "
-                                               "the body");
+        goto not_object;
     }
 
     len = 0;
@@ -1174,16 +1176,17 @@ ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx)
     }
 
     if (len > ctx->conf->body_max) {
-        return ngx_http_fishchat_manager_error(r,
+        *rc = ngx_http_fishchat_manager_error(r,
                                            NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
                                            "BODY_TOO_LARGE",
                                            "a body is at most %uz bytes",
                                            ctx->conf->body_max);
+        return NGX_DONE;
     }
 
     buf = ngx_pnalloc(r->pool, len + 1);
     if (buf == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     p = buf;
@@ -1200,7 +1203,7 @@ ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx)
                           b->file_pos);
 
         if (n != b->file_last - b->file_pos) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            goto failed;
         }
 
         p += n;
@@ -1209,32 +1212,43 @@ ngx_http_fishchat_manager_read_body(ngx_http_fishchat_manager_ctx_t *ctx)
     root = json_loadb((const char *) buf, len, 0, &jerr);
 
     if (root == NULL) {
-        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "invalid JSON: %s at offset "
-                                               "%d", jerr.text,
-                                               jerr.position);
+        *rc = ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                              "BAD_REQUEST",
+                                              "invalid JSON: %s at offset "
+                                              "%d", jerr.text,
+                                              jerr.position);
+        return NGX_DONE;
     }
 
     cln = ngx_pool_cleanup_add(r->pool, 0);
     if (cln == NULL) {
         json_decref(root);
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        goto failed;
     }
 
     cln->handler = ngx_http_fishchat_manager_json_cleanup;
     cln->data = root;
 
     if (!json_is_object(root)) {
-        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "a JSON object expected in "
-                                               "the body");
+        goto not_object;
     }
 
     ctx->json = root;
 
     return NGX_OK;
+
+not_object:
+
+    *rc = ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                          "BAD_REQUEST",
+                                          "a JSON object expected in the "
+                                          "body");
+    return NGX_DONE;
+
+failed:
+
+    *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+    return NGX_DONE;
 }
 
 
@@ -1935,8 +1949,7 @@ ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
     ngx_str_t   args[4];
     u_char      count[NGX_INT_T_LEN];
 
-    rc = ngx_http_fishchat_manager_page(ctx);
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -2066,8 +2079,7 @@ ngx_http_fishchat_manager_inbox(ngx_http_fishchat_manager_ctx_t *ctx)
     ngx_str_t   args[6], *id;
     u_char      count[NGX_INT_T_LEN];
 
-    rc = ngx_http_fishchat_manager_page(ctx);
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -2253,8 +2265,7 @@ ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
     ngx_str_t   args[4];
     u_char      count[NGX_INT_T_LEN];
 
-    rc = ngx_http_fishchat_manager_page(ctx);
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -2650,8 +2661,7 @@ ngx_http_fishchat_manager_members(ngx_http_fishchat_manager_ctx_t *ctx)
     ngx_str_t   args[4], *name;
     u_char      count[NGX_INT_T_LEN];
 
-    rc = ngx_http_fishchat_manager_page(ctx);
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
@@ -2902,8 +2912,7 @@ ngx_http_fishchat_manager_history(ngx_http_fishchat_manager_ctx_t *ctx)
     ngx_str_t   args[4], *name;
     u_char      count[NGX_INT_T_LEN];
 
-    rc = ngx_http_fishchat_manager_page(ctx);
-    if (rc != NGX_OK) {
+    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
