@@ -117,7 +117,6 @@ struct ngx_http_fishchat_manager_ctx_s {
     json_t                         *json;
     ngx_str_t                       name;      /* of a body's topic */
     ngx_str_t                       id;        /* of a body's client */
-    ngx_int_t                       online;
 
     u_char                         *scratch;   /* key names */
     u_char                          uuid[NGX_HTTP_FISHCHAT_MANAGER_UUID_LEN];
@@ -679,7 +678,6 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
     ctx->main = ngx_http_get_module_main_conf(r,
                                             ngx_http_fishchat_manager_module);
     ctx->fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
-    ctx->online = -1;
 
     ctx->scratch = ngx_pnalloc(r->pool,
                                8 * (ctx->fcf->redis_prefix.len
@@ -1977,6 +1975,7 @@ ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
     size_t                            i;
+    ngx_uint_t                        n;
     redisReply                       *list, *e;
     ngx_http_fishchat_manager_out_t   out;
 
@@ -1989,9 +1988,11 @@ ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
     list = reply->element[1];
 
     ngx_http_fishchat_manager_out_init(&out, ctx->request->pool,
-                                       512 + 512 * list->elements);
+                                       512 + 256 * list->elements);
 
     ngx_http_fishchat_manager_fmt(&out, "{\"clients\":[");
+
+    n = 0;
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
@@ -2000,7 +2001,7 @@ ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
             continue;
         }
 
-        ngx_http_fishchat_manager_fmt(&out, "%s{\"id\":", i ? "," : "");
+        ngx_http_fishchat_manager_fmt(&out, "%s{\"id\":", n++ ? "," : "");
         ngx_http_fishchat_manager_rstr(&out, e->element[0]);
         ngx_http_fishchat_manager_fmt(&out, ",\"online\":");
         ngx_http_fishchat_manager_presence(&out, &e->element[1]);
@@ -2306,7 +2307,7 @@ ngx_http_fishchat_manager_topics_done(ngx_http_fishchat_manager_ctx_t *ctx,
     list = reply->element[1];
 
     ngx_http_fishchat_manager_out_init(&out, ctx->request->pool,
-                                       512 + 512 * list->elements);
+                                       512 + 256 * list->elements);
 
     ngx_http_fishchat_manager_fmt(&out, "{\"topics\":[");
 
