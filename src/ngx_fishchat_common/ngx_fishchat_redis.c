@@ -126,7 +126,7 @@ static void ngx_fishchat_redis_disconnected(const redisAsyncContext *ac,
 static void ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link);
-static void ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+static ngx_int_t ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_req_t *req);
 static void ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -1052,20 +1052,12 @@ ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link)
         ngx_queue_remove(q);
         link->nwaiting--;
 
-        ngx_fishchat_redis_send(link, req);
-    }
-}
+        if (ngx_fishchat_redis_send(link, req) == NGX_OK) {
+            continue;
+        }
 
-
-static void
-ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
-    ngx_fishchat_redis_req_t *req)
-{
-    if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
-                                   req->cmd, req->len)
-        != REDIS_OK)
-    {
         /* the context is disconnecting */
+
         req->done = 1;
 
         if (req->timer.timer_set) {
@@ -1077,7 +1069,21 @@ ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
         }
 
         ngx_fishchat_redis_free_req(req);
-        return;
+    }
+}
+
+
+/* NGX_ERROR: the context is disconnecting, the request is not taken */
+
+static ngx_int_t
+ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_req_t *req)
+{
+    if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
+                                   req->cmd, req->len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
     }
 
     redisFreeCommand(req->cmd);
@@ -1085,6 +1091,8 @@ ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
     req->sent = 1;
 
     ngx_queue_insert_tail(&link->sent, &req->queue);
+
+    return NGX_OK;
 }
 
 
@@ -1151,8 +1159,16 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
 
     ngx_add_timer(&req->timer, link->conf->redis_timeout);
 
-    if (link->state == NGX_FISHCHAT_REDIS_UP) {
-        ngx_fishchat_redis_send(link, req);
+    /*
+     * A handler that runs while hiredis calls back the commands of a
+     * context it frees (a timed-out link, a disconnect) may send a command
+     * too: the link is still up, but its context takes none any more (or
+     * is gone): the command waits for the next connection
+     */
+
+    if (link->state == NGX_FISHCHAT_REDIS_UP && link->ac
+        && ngx_fishchat_redis_send(link, req) == NGX_OK)
+    {
         return req;
     }
 
