@@ -863,3 +863,41 @@ fishchat manager: 500 INTERNAL: Redis refused the command
 --- error_log
 [emerg]
 "fishchat_manager" needs "fishchat_redis"
+
+
+
+=== TEST 23: Redis answers nothing for longer than fishchat_redis_timeout while sessions and requests wait: each is answered, the workers go on
+--- main_config
+    fishchat_node n1;
+    fishchat_redis_timeout 500ms;
+--- scenario_timeout: 10
+--- scenario
+connect a
+send a SEND_CLIENT_ID alice
+connect b
+send b SEND_CLIENT_ID bob
+connect c
+send c SEND_CLIENT_ID carol
+redis_wait_like "w:n1:" HGET ${PREFIX}client:{alice} ch
+redis_wait_like "w:n1:" HGET ${PREFIX}client:{bob} ch
+redis_wait_like "w:n1:" HGET ${PREFIX}client:{carol} ch
+redis CLIENT PAUSE 3000 WRITE
+api_send h GET /topics/room
+redis_paused
+send a SEND_MESSAGE_P2P dave "to dave" alice
+redis_paused
+send b SEND_MESSAGE_P2P dave "to dave" bob
+redis_paused
+send c SEND_MESSAGE_P2P dave "to dave" carol
+redis_paused
+api_recv h 503
+closed a
+closed b
+closed c
+redis CLIENT UNPAUSE
+api 404 GET /topics/room
+connect d
+send d HELLO 1
+recv d HELLO 1 n1 *
+send d SEND_CLIENT_ID alice
+recv d LOGIN_OK alice n1 *
