@@ -19,7 +19,7 @@ pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libtest-base-perl libtext-diff-perl liblist-moreutils-perl
       libipc-run-perl libtest-longstring-perl liburi-perl libwww-perl
       libhttp-message-perl libencode-perl libfilter-perl
-      libscalar-list-utils-perl libjson-pp-perl procps"
+      libscalar-list-utils-perl libjson-pp-perl procps wrk"
 
 missing=""
 for p in $pkgs; do

@@ -190,6 +190,8 @@ ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
 ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
+size_t ngx_fishchat_json_escape_len(ngx_str_t *s);
+u_char *ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 
 /* output queues */

@@ -320,7 +320,7 @@ ngx_fishchat_utf8_len(u_char *p, u_char *last)
  * valid UTF-8 becomes U+FFFD, so that a reply is always valid JSON.
  */
 
-static size_t
+size_t
 ngx_fishchat_json_escape_len(ngx_str_t *s)
 {
     u_char  *p, *last;
@@ -366,7 +366,7 @@ ngx_fishchat_json_escape_len(ngx_str_t *s)
 }
 
 
-static u_char *
+u_char *
 ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s)
 {
     u_char         *p, *last;

@@ -126,7 +126,7 @@ static void ngx_fishchat_redis_disconnected(const redisAsyncContext *ac,
 static void ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link);
-static void ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+static ngx_int_t ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_req_t *req);
 static void ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
@@ -1052,20 +1052,12 @@ ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link)
         ngx_queue_remove(q);
         link->nwaiting--;
 
-        ngx_fishchat_redis_send(link, req);
-    }
-}
+        if (ngx_fishchat_redis_send(link, req) == NGX_OK) {
+            continue;
+        }
 
-
-static void
-ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
-    ngx_fishchat_redis_req_t *req)
-{
-    if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
-                                   req->cmd, req->len)
-        != REDIS_OK)
-    {
         /* the context is disconnecting */
+
         req->done = 1;
 
         if (req->timer.timer_set) {
@@ -1077,7 +1069,21 @@ ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
         }
 
         ngx_fishchat_redis_free_req(req);
-        return;
+    }
+}
+
+
+/* NGX_ERROR: the context is disconnecting, the request is not taken */
+
+static ngx_int_t
+ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_req_t *req)
+{
+    if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
+                                   req->cmd, req->len)
+        != REDIS_OK)
+    {
+        return NGX_ERROR;
     }
 
     redisFreeCommand(req->cmd);
@@ -1085,6 +1091,8 @@ ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
     req->sent = 1;
 
     ngx_queue_insert_tail(&link->sent, &req->queue);
+
+    return NGX_OK;
 }
 
 
@@ -1157,8 +1165,16 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
 
     ngx_add_timer(&req->timer, link->conf->redis_timeout);
 
-    if (link->state == NGX_FISHCHAT_REDIS_UP) {
-        ngx_fishchat_redis_send(link, req);
+    /*
+     * A handler that runs while hiredis calls back the commands of a
+     * context it frees (a timed-out link, a disconnect) may send a command
+     * too: the link is still up, but its context takes none any more (or
+     * is gone): the command waits for the next connection
+     */
+
+    if (link->state == NGX_FISHCHAT_REDIS_UP && link->ac
+        && ngx_fishchat_redis_send(link, req) == NGX_OK)
+    {
         return req;
     }
 
@@ -1326,17 +1342,35 @@ ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req)
 }
 
 
-/* a Lua script, loaded at every connect and run with EVALSHA */
+/*
+ * A Lua script, loaded at every connect and run with EVALSHA; a body that
+ * several roles register (ngx_fishchat_lua.h) is loaded once.
+ */
 
 ngx_fishchat_redis_script_t *
 ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 {
-    u_char                        digest[20];
+    u_char                        digest[20], sha[40];
+    ngx_uint_t                    i;
     ngx_sha1_t                    sha1;
     ngx_fishchat_conf_t          *fcf;
     ngx_fishchat_redis_script_t  *script, **p;
 
     fcf = ngx_fishchat_conf(cf);
+
+    ngx_sha1_init(&sha1);
+    ngx_sha1_update(&sha1, body, ngx_strlen(body));
+    ngx_sha1_final(digest, &sha1);
+
+    ngx_hex_dump(sha, digest, 20);
+
+    p = fcf->scripts.elts;
+
+    for (i = 0; i < fcf->scripts.nelts; i++) {
+        if (ngx_memcmp(p[i]->sha, sha, 40) == 0) {
+            return p[i];
+        }
+    }
 
     script = ngx_palloc(cf->pool, sizeof(ngx_fishchat_redis_script_t));
     if (script == NULL) {
@@ -1345,12 +1379,7 @@ ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 
     script->body.data = (u_char *) body;
     script->body.len = ngx_strlen(body);
-
-    ngx_sha1_init(&sha1);
-    ngx_sha1_update(&sha1, script->body.data, script->body.len);
-    ngx_sha1_final(digest, &sha1);
-
-    ngx_hex_dump(script->sha, digest, 20);
+    ngx_memcpy(script->sha, sha, 40);
 
     p = ngx_array_push(&fcf->scripts);
     if (p == NULL) {

@@ -197,6 +197,8 @@ void ngx_stream_fishchat_topic_cleanup(
     ngx_stream_fishchat_msg_session_t *sess);
 void ngx_stream_fishchat_topic_drained(
     ngx_stream_fishchat_msg_session_t *sess);
+void ngx_stream_fishchat_topic_control(
+    ngx_stream_fishchat_msg_session_t *sess, u_char op, ngx_str_t *name);
 char *ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,
     ngx_stream_fishchat_msg_main_conf_t *mmcf);
 ngx_int_t ngx_stream_fishchat_topic_init_worker(ngx_cycle_t *cycle,

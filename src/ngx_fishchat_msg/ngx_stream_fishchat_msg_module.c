@@ -20,6 +20,7 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_stream_fishchat_msg.h"
 
 
@@ -242,41 +243,11 @@ static char  ngx_stream_fishchat_msg_fetch_lua[] =
     "return page(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), "
                 "tonumber(ARGV[3]))";
 
-/*
- * KEYS: inbox order, inbox messages, presence of the recipient.
- * ARGV: uuid, delivery frame, inbox max, inbox ttl (ms), the sender's
- * worker channel, recipient id, the system channel of 1:1 messages, the
- * sender's id.
- */
+/* 1:1 messages and their acknowledgements: shared with the manager */
 
-static char  ngx_stream_fishchat_msg_send_lua[] =
-    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then "
-        "return 'FULL' "
-    "end "
-    "local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1) "
-    "redis.call('ZADD', KEYS[1], seq, ARGV[1]) "
-    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "
-    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "
-    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "
-    "local ch = redis.call('HGET', KEYS[3], 'ch') "
-    "local st = 'OFFLINE' "
-    "if ch == ARGV[5] then "
-        "st = 'LOCAL' "
-    "elseif ch then "
-        "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "
-        "st = 'ROUTED' "
-    "end "
-    "redis.call('PUBLISH', ARGV[7], 'P2P\\n' .. ARGV[6] .. '\\n' .. ARGV[8] "
-               ".. '\\n' .. ARGV[1] .. '\\n' .. st) "
-    "return st";
+static char  ngx_stream_fishchat_msg_send_lua[] = NGX_FISHCHAT_LUA_SEND;
 
-/* KEYS: inbox order, inbox messages; ARGV: uuid */
-
-static char  ngx_stream_fishchat_msg_ack_lua[] =
-    "local n = redis.call('ZREM', KEYS[1], ARGV[1]) "
-    "redis.call('HDEL', KEYS[2], ARGV[1]) "
-    "if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[2]) end "
-    "return n";
+static char  ngx_stream_fishchat_msg_ack_lua[] = NGX_FISHCHAT_LUA_ACK;
 
 /*
  * KEYS: presence; ARGV: session id, the system channel of client events,
@@ -2046,6 +2017,10 @@ ngx_stream_fishchat_msg_find(ngx_str_t *id)
  * The channel of this worker:
  *     D<id>\n<frame>     deliver the frame to the session of <id>
  *     K<id>\n<sid>       <id> logged in elsewhere: close its session here
+ *                        unless it is session <sid> (the manager's kick
+ *                        sends 0, no session's number)
+ *     J<id>\n<topic>     the manager made <id> a member of <topic>
+ *     L<id>\n<topic>     the manager took <id> out of <topic>
  */
 
 static void
@@ -2053,7 +2028,7 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
 {
     u_char                             *nl, *last;
     uint64_t                            sid;
-    ngx_str_t                           id;
+    ngx_str_t                           id, name;
     ngx_stream_fishchat_msg_session_t  *sess;
 
     if (payload->len < 3) {
@@ -2094,9 +2069,19 @@ ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data)
             sess->kicked = 1;
             (void) ngx_stream_fishchat_msg_refuse(sess,
                                                   NGX_FISHCHAT_ERR_KICKED, 1,
-                                                  "logged in elsewhere");
+                                                  sid ? "logged in elsewhere"
+                                                      : "kicked by the "
+                                                        "manager");
         }
 
+        break;
+
+    case 'J':
+    case 'L':
+        name.data = nl + 1;
+        name.len = last - nl - 1;
+
+        ngx_stream_fishchat_topic_control(sess, payload->data[0], &name);
         break;
     }
 }

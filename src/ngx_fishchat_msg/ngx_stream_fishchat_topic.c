@@ -31,6 +31,7 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_stream_fishchat_msg.h"
 
 
@@ -199,46 +200,21 @@ static ngx_int_t ngx_stream_fishchat_topic_is_id(ngx_str_t *arg,
 
 
 /*
- * KEYS: topic, members.  ARGV: creator, creation time (Unix ms), the
- * system channel of topic events, the name.
- * 1 when made, 0 when the name is taken.
+ * create, join, leave, send: shared with the manager (see
+ * ngx_fishchat_lua.h)
  */
 
 static char  ngx_stream_fishchat_topic_create_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
-    "redis.call('HSET', KEYS[1], 'creator', ARGV[1], 'created', ARGV[2], "
-               "'seq', 0) "
-    "redis.call('HSET', KEYS[2], ARGV[1], 0) "
-    "redis.call('PUBLISH', ARGV[3], 'CREATE\\n' .. ARGV[4] .. '\\n' "
-               ".. ARGV[1]) "
-    "return 1";
-
-/*
- * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
- * name.  A new member's position is the last message of the topic (no
- * history before the join); -1: no such topic.
- */
+    NGX_FISHCHAT_LUA_TOPIC_CREATE;
 
 static char  ngx_stream_fishchat_topic_join_lua[] =
-    "local seq = redis.call('HGET', KEYS[1], 'seq') "
-    "if not seq then return -1 end "
-    "if redis.call('HSETNX', KEYS[2], ARGV[1], seq) == 1 then "
-        "redis.call('PUBLISH', ARGV[2], 'JOIN\\n' .. ARGV[3] .. '\\n' "
-                   ".. ARGV[1]) "
-    "end "
-    "return 1";
-
-/*
- * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
- * name.  1, 0 (not a member), -1 (no topic)
- */
+    NGX_FISHCHAT_LUA_TOPIC_JOIN;
 
 static char  ngx_stream_fishchat_topic_leave_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
-    "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end "
-    "redis.call('PUBLISH', ARGV[2], 'LEAVE\\n' .. ARGV[3] .. '\\n' "
-               ".. ARGV[1]) "
-    "return 1";
+    NGX_FISHCHAT_LUA_TOPIC_LEAVE;
+
+static char  ngx_stream_fishchat_topic_send_lua[] =
+    NGX_FISHCHAT_LUA_TOPIC_SEND;
 
 /* KEYS: topic, members.  The member ids, sorted; -1: no such topic */
 
@@ -247,29 +223,6 @@ static char  ngx_stream_fishchat_topic_members_lua[] =
     "local ids = redis.call('HKEYS', KEYS[2]) "
     "table.sort(ids) "
     "return ids";
-
-/*
- * KEYS: topic, members, history.  ARGV: sender, uuid, message, history
- * cap, channel, the system channel of topic messages, the name.
- * The sequence number, or NOTOPIC / NOTMEMBER.
- * The payload, in the history and on the channel:
- *     <seq>\n<uuid>\n<from>\n<message>
- */
-
-static char  ngx_stream_fishchat_topic_send_lua[] =
-    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then "
-        "if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTOPIC' end "
-        "return 'NOTMEMBER' "
-    "end "
-    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1) "
-    "local p = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1] .. '\\n' "
-              ".. ARGV[3] "
-    "redis.call('RPUSH', KEYS[3], p) "
-    "redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1) "
-    "redis.call('PUBLISH', ARGV[5], p) "
-    "redis.call('PUBLISH', ARGV[6], 'MESSAGE\\n' .. ARGV[7] .. '\\n' "
-               ".. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. seq) "
-    "return seq";
 
 /*
  * KEYS: topic, members, history.  ARGV: id, the position this worker
@@ -1151,6 +1104,42 @@ ngx_stream_fishchat_topic_logged_in(redisReply *reply, void *data)
             ngx_stream_fishchat_msg_close(sess);
             return;
         }
+    }
+}
+
+
+/*
+ * The manager made the client a member of a topic ('J') or no member any
+ * more ('L', also when it deleted the topic): the session takes the topic
+ * up as after JOIN_TOPIC (a catch-up from the position of the join, then
+ * live messages) or lets it go as after LEAVE_TOPIC, without a frame to
+ * the client.  A session still logging in reads its topics afterwards.
+ */
+
+void
+ngx_stream_fishchat_topic_control(ngx_stream_fishchat_msg_session_t *sess,
+    u_char op, ngx_str_t *name)
+{
+    ngx_stream_fishchat_topic_member_t  *mb;
+
+    if (sess->closed || !sess->logged_in
+        || ngx_stream_fishchat_msg_valid_id(name) != NGX_OK)
+    {
+        return;
+    }
+
+    if (op == 'J') {
+        if (ngx_stream_fishchat_topic_attach(sess, name) == NULL) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return;
+    }
+
+    mb = ngx_stream_fishchat_topic_mine_find(sess, name);
+
+    if (mb) {
+        ngx_stream_fishchat_topic_detach(mb);
     }
 }
 

@@ -1,0 +1,139 @@
+
+/*
+ * FishChat for nginx: the Lua scripts that more than one role runs.
+ *
+ * A message the manager posts is stored and delivered by the very script
+ * a msg server runs for SEND_MESSAGE_P2P or SEND_MESSAGE_TOPIC, and a
+ * topic it changes is changed by the msg server's scripts: the bodies live
+ * here, each role registers them with ngx_fishchat_redis_script() (the
+ * same body is loaded once).  The keys and payloads are in
+ * docs/keyspace.md.
+ */
+
+
+#ifndef _NGX_FISHCHAT_LUA_H_INCLUDED_
+#define _NGX_FISHCHAT_LUA_H_INCLUDED_
+
+
+/*
+ * A 1:1 message.
+ * KEYS: inbox order, inbox messages, presence of the recipient.
+ * ARGV: uuid, delivery frame, inbox max, inbox ttl (ms), the sender's
+ * worker channel ("" from outside a worker), recipient id, the system
+ * channel of 1:1 messages, the sender's id.
+ * FULL, or where it went: LOCAL (the sender's worker writes it), ROUTED
+ * (published to the recipient's worker), OFFLINE (it waits in the inbox).
+ */
+
+#define NGX_FISHCHAT_LUA_SEND                                                \
+    "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then "             \
+        "return 'FULL' "                                                     \
+    "end "                                                                   \
+    "local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1) "                 \
+    "redis.call('ZADD', KEYS[1], seq, ARGV[1]) "                             \
+    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "                         \
+    "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "                               \
+    "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "                               \
+    "local ch = redis.call('HGET', KEYS[3], 'ch') "                          \
+    "local st = 'OFFLINE' "                                                  \
+    "if ch == ARGV[5] then "                                                 \
+        "st = 'LOCAL' "                                                      \
+    "elseif ch then "                                                        \
+        "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "     \
+        "st = 'ROUTED' "                                                     \
+    "end "                                                                   \
+    "redis.call('PUBLISH', ARGV[7], 'P2P\\n' .. ARGV[6] .. '\\n' .. ARGV[8] "\
+               ".. '\\n' .. ARGV[1] .. '\\n' .. st) "                        \
+    "return st"
+
+
+/*
+ * A message leaves the inbox (P2P_ACK).
+ * KEYS: inbox order, inbox messages; ARGV: uuid.  1, or 0 when it was not
+ * there.
+ */
+
+#define NGX_FISHCHAT_LUA_ACK                                                 \
+    "local n = redis.call('ZREM', KEYS[1], ARGV[1]) "                        \
+    "redis.call('HDEL', KEYS[2], ARGV[1]) "                                  \
+    "if redis.call('ZCARD', KEYS[1]) == 0 then "                             \
+        "redis.call('DEL', KEYS[2]) "                                        \
+    "end "                                                                   \
+    "return n"
+
+
+/*
+ * A topic is made.
+ * KEYS: topic, members.  ARGV: creator, creation time (Unix ms), the
+ * system channel of topic events, the name.
+ * 1 when made, 0 when the name is taken.
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_CREATE                                        \
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "               \
+    "redis.call('HSET', KEYS[1], 'creator', ARGV[1], 'created', ARGV[2], "   \
+               "'seq', 0) "                                                  \
+    "redis.call('HSET', KEYS[2], ARGV[1], 0) "                               \
+    "redis.call('PUBLISH', ARGV[3], 'CREATE\\n' .. ARGV[4] .. '\\n' "        \
+               ".. ARGV[1]) "                                                \
+    "return 1"
+
+
+/*
+ * A member joins.
+ * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
+ * name.  A new member's position is the last message of the topic (no
+ * history before the join); -1: no such topic.
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_JOIN                                          \
+    "local seq = redis.call('HGET', KEYS[1], 'seq') "                        \
+    "if not seq then return -1 end "                                         \
+    "if redis.call('HSETNX', KEYS[2], ARGV[1], seq) == 1 then "              \
+        "redis.call('PUBLISH', ARGV[2], 'JOIN\\n' .. ARGV[3] .. '\\n' "      \
+                   ".. ARGV[1]) "                                            \
+    "end "                                                                   \
+    "return 1"
+
+
+/*
+ * A member leaves.
+ * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
+ * name.  1, 0 (not a member), -1 (no topic)
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_LEAVE                                         \
+    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "              \
+    "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end "        \
+    "redis.call('PUBLISH', ARGV[2], 'LEAVE\\n' .. ARGV[3] .. '\\n' "         \
+               ".. ARGV[1]) "                                                \
+    "return 1"
+
+
+/*
+ * A topic message.
+ * KEYS: topic, members, history.  ARGV: sender, uuid, message, history
+ * cap, channel, the system channel of topic messages, the name, and "1"
+ * when the sender need not be a member (the manager).
+ * The sequence number, or NOTOPIC / NOTMEMBER.
+ * The payload, in the history and on the channel:
+ *     <seq>\n<uuid>\n<from>\n<message>
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_SEND                                          \
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then "                  \
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTOPIC' end "   \
+        "if ARGV[8] ~= '1' then return 'NOTMEMBER' end "                     \
+    "end "                                                                   \
+    "local seq = redis.call('HINCRBY', KEYS[1], 'seq', 1) "                  \
+    "local p = seq .. '\\n' .. ARGV[2] .. '\\n' .. ARGV[1] .. '\\n' "        \
+              ".. ARGV[3] "                                                  \
+    "redis.call('RPUSH', KEYS[3], p) "                                       \
+    "redis.call('LTRIM', KEYS[3], -tonumber(ARGV[4]), -1) "                  \
+    "redis.call('PUBLISH', ARGV[5], p) "                                     \
+    "redis.call('PUBLISH', ARGV[6], 'MESSAGE\\n' .. ARGV[7] .. '\\n' "       \
+               ".. ARGV[1] .. '\\n' .. ARGV[2] .. '\\n' .. seq) "            \
+    "return seq"
+
+
+#endif /* _NGX_FISHCHAT_LUA_H_INCLUDED_ */
