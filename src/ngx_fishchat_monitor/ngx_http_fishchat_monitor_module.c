@@ -1169,6 +1169,10 @@ ngx_http_fishchat_monitor_cluster_cleanup(void *data)
     ngx_http_fishchat_monitor_ctx_t *ctx = data;
 
     if (ctx->waiting && ctx->req) {
+        ngx_log_debug0(NGX_LOG_DEBUG_HTTP, ctx->request->connection->log, 0,
+                       "fishchat monitor: request gone, cluster query "
+                       "cancelled");
+
         ngx_fishchat_redis_cancel(ctx->req);
     }
 
