@@ -867,8 +867,6 @@ http p GET /m/metrics 200
 metrics_check p
 expect p my @up = samples($m, 'fishchat_redis_up'); @up >= 2 && !grep { $_->{value} != 0 } @up
 expect p !samples($m, 'fishchat_redis_rtt_seconds')
---- error_log
-is unavailable (command link)
 --- no_error_log
 [error]
 [alert]
