@@ -1138,7 +1138,10 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
     ctx->waiting = 1;
 
     /* a client that closes meanwhile ends the request (and the command) */
-    r->read_event_handler = ngx_http_test_reading;
+
+    if (!r->discard_body) {
+        r->read_event_handler = ngx_http_test_reading;
+    }
 
     r->main->count++;
 
