@@ -48,9 +48,10 @@
 #   status LABEL_REGEX key=N|key+=N ...
 #   await_status LABEL_REGEX key=N|key+=N ...
 #   status_mark LABEL_REGEX
-#       GET /status (fishchat_monitor) on the http port; the counters of
-#       the server block whose label matches, in the worker that answered,
-#       are N, or grew by N since status_mark (N may be a sum: 3+$x)
+#       GET /status?format=json (fishchat_monitor) on the http port: the
+#       counters of the server block whose label matches, in the worker
+#       that answered, are N, or grew by N since status_mark (N may be a
+#       sum: 3+$x)
 #   log_has REGEX
 #       a line of the whole error.log of this nginx matches REGEX (not
 #       only the lines since the scenario started, as wait_log)
@@ -783,7 +784,7 @@ sub http_status {
         Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
     }
 
-    syswrite $s, "GET /status HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    syswrite $s, "GET /status?format=json HTTP/1.0\r\nHost: localhost\r\n\r\n";
 
     my $sel = IO::Select->new($s);
     my $resp = '';

@@ -123,7 +123,7 @@ esac
 
 stamp="$objs/.fishchat-configure"
 want=$(printf '%s\n' "$nginx_src" "${args[@]}" "${FC_CC_OPT:-}" \
-       | cat - "$top/config" | sha256sum | cut -d' ' -f1)
+       | cat - "$top/config" "$top/config.make" | sha256sum | cut -d' ' -f1)
 
 if [ ! -f "$objs/Makefile" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]
 then

@@ -2,6 +2,9 @@
 # Install what FishChat for nginx needs to build, run and test, on Debian 12.
 # Only what is missing is installed; a second run does nothing.
 #
+# chromium and chromium-driver run the monitor's dashboard test in a
+# headless browser (t/monitor.t).
+#
 # Test::Nginx is not in Debian 12; its pure-Perl package libtest-nginx-perl
 # is downloaded from Debian's development suite through a private apt
 # configuration (the system's apt sources are never touched) and installed
@@ -19,7 +22,8 @@ pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libtest-base-perl libtext-diff-perl liblist-moreutils-perl
       libipc-run-perl libtest-longstring-perl liburi-perl libwww-perl
       libhttp-message-perl libencode-perl libfilter-perl
-      libscalar-list-utils-perl libjson-pp-perl procps wrk"
+      libscalar-list-utils-perl libjson-pp-perl procps wrk
+      chromium chromium-driver"
 
 missing=""
 for p in $pkgs; do

@@ -93,7 +93,23 @@ typedef struct {
 typedef struct {
     ngx_pid_t                   pid;
     time_t                      started;
+
+    /* gauges of the worker, published by the monitor each second */
+    ngx_atomic_t                updated;      /* Unix ms; 0: never */
+    ngx_atomic_t                connections;  /* nginx connections in use */
+    ngx_atomic_t                redis;        /* NGX_FISHCHAT_REDIS_LINK_* */
+    ngx_atomic_t                redis_sub;
+    ngx_atomic_t                redis_rtt;    /* us, last PING; 0: unknown */
+    ngx_atomic_t                redis_waiting;
+    ngx_atomic_t                channels;     /* Redis channels subscribed */
+    ngx_atomic_t                topics;       /* of them, topic channels */
+    ngx_atomic_t                queued;       /* bytes in output queues */
+    ngx_atomic_t                queues;       /* sessions with some queued */
 } ngx_fishchat_slot_t;
+
+
+/* a role adds what it knows of its worker (queued bytes) to the gauges */
+typedef void (*ngx_fishchat_stats_pt)(ngx_fishchat_slot_t *slot);
 
 
 /* the output queue of a connection */
@@ -140,6 +156,20 @@ typedef struct {
 } ngx_fishchat_redis_script_t;
 
 
+#define NGX_FISHCHAT_REDIS_LINK_NONE        0   /* not configured, not made */
+#define NGX_FISHCHAT_REDIS_LINK_DOWN        1
+#define NGX_FISHCHAT_REDIS_LINK_CONNECTING  2
+#define NGX_FISHCHAT_REDIS_LINK_UP          3
+
+typedef struct {
+    ngx_uint_t                  command;      /* NGX_FISHCHAT_REDIS_LINK_* */
+    ngx_uint_t                  subscriber;
+    ngx_uint_t                  waiting;      /* commands held while down */
+    ngx_uint_t                  channels;     /* subscriptions confirmed */
+    ngx_uint_t                  matched;      /* of them, with the prefix */
+} ngx_fishchat_redis_stats_t;
+
+
 typedef struct {
     ngx_str_t                   name;
     ngx_str_t                   advertise;
@@ -172,6 +202,11 @@ ngx_int_t ngx_fishchat_counters_add(ngx_conf_t *cf, char *role,
 ngx_fishchat_counters_t *ngx_fishchat_counters(ngx_uint_t index);
 u_char *ngx_fishchat_zone_slot(ngx_shm_zone_t *zone, ngx_uint_t n,
     ngx_fishchat_slot_t **slot);
+ngx_int_t ngx_fishchat_zone_add(ngx_conf_t *cf);
+time_t ngx_fishchat_zone_started(ngx_shm_zone_t *zone);
+ngx_int_t ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler);
+ngx_fishchat_slot_t *ngx_fishchat_worker_slot(void);
+void ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot);
 
 /* frames */
 void ngx_fishchat_parser_init(ngx_fishchat_parser_t *p, size_t max);
@@ -224,6 +259,8 @@ ngx_int_t ngx_fishchat_redis_subscribe_ready(ngx_cycle_t *cycle,
     ngx_fishchat_redis_resync_pt ready, void *data);
 void ngx_fishchat_redis_unsubscribe(ngx_str_t *channel);
 ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
+void ngx_fishchat_redis_stats(ngx_fishchat_redis_stats_t *st,
+    ngx_str_t *prefix);
 ngx_uint_t ngx_fishchat_redis_unknown(void);
 void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
 

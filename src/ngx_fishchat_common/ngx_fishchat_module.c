@@ -14,12 +14,14 @@
 
 
 #define NGX_FISHCHAT_ZONE_SLACK  16
+#define NGX_FISHCHAT_STATS_MAX   8
 
 
 typedef struct {
     ngx_uint_t                  nservers;
     size_t                      slot_size;
     u_char                     *slots;
+    time_t                      started;     /* the node, kept on reload */
 } ngx_fishchat_zone_t;
 
 
@@ -341,12 +343,8 @@ ngx_fishchat_counters_add(ngx_conf_t *cf, char *role, ngx_uint_t *index)
 
     fcf = ngx_fishchat_conf(cf);
 
-    if (fcf->zone == NULL) {
-        fcf->zone = ngx_shared_memory_add(cf, &ngx_fishchat_zone_name, 0,
-                                          &ngx_fishchat_module);
-        if (fcf->zone == NULL) {
-            return NGX_ERROR;
-        }
+    if (ngx_fishchat_zone_add(cf) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     label = ngx_array_push(&fcf->servers);
@@ -372,16 +370,40 @@ ngx_fishchat_counters_add(ngx_conf_t *cf, char *role, ngx_uint_t *index)
 }
 
 
+/* the counters zone, also without counters (the monitor's worker gauges) */
+
+ngx_int_t
+ngx_fishchat_zone_add(ngx_conf_t *cf)
+{
+    ngx_fishchat_conf_t  *fcf;
+
+    fcf = ngx_fishchat_conf(cf);
+
+    if (fcf->zone == NULL) {
+        fcf->zone = ngx_shared_memory_add(cf, &ngx_fishchat_zone_name, 0,
+                                          &ngx_fishchat_module);
+        if (fcf->zone == NULL) {
+            return NGX_ERROR;
+        }
+    }
+
+    return NGX_OK;
+}
+
+
 static ngx_int_t
 ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_fishchat_conf_t  *fcf = shm_zone->data;
 
     size_t                size;
+    time_t                started;
     ngx_slab_pool_t      *shpool;
     ngx_fishchat_zone_t  *zone;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
+
+    started = ngx_time();
 
     if (data) {
         /* a reload kept the zone (same size, so the same layout) */
@@ -391,6 +413,8 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
             shm_zone->data = zone;
             return NGX_OK;
         }
+
+        started = zone->started;
     }
 
     if (shm_zone->shm.exists) {
@@ -408,6 +432,7 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     zone->nservers = fcf->servers.nelts;
     zone->slot_size = fcf->slot_size;
     zone->slots = (u_char *) zone + sizeof(ngx_fishchat_zone_t);
+    zone->started = started;
 
     shpool->data = zone;
     shm_zone->data = zone;
@@ -439,9 +464,25 @@ ngx_fishchat_zone_slot(ngx_shm_zone_t *shm_zone, ngx_uint_t n,
 }
 
 
+/* when nginx started: the zone outlives reloads */
+
+time_t
+ngx_fishchat_zone_started(ngx_shm_zone_t *shm_zone)
+{
+    ngx_fishchat_zone_t  *zone;
+
+    zone = shm_zone->data;
+
+    return zone ? zone->started : 0;
+}
+
+
 static ngx_fishchat_counters_t  *ngx_fishchat_worker_counters;
 static ngx_fishchat_counters_t   ngx_fishchat_dummy_counters;
 static ngx_uint_t                ngx_fishchat_nservers;
+static ngx_fishchat_slot_t      *ngx_fishchat_worker_slot_p;
+static ngx_fishchat_stats_pt     ngx_fishchat_stats[NGX_FISHCHAT_STATS_MAX];
+static ngx_uint_t                ngx_fishchat_nstats;
 
 
 ngx_fishchat_counters_t *
@@ -455,6 +496,44 @@ ngx_fishchat_counters(ngx_uint_t index)
     }
 
     return &ngx_fishchat_worker_counters[index];
+}
+
+
+/* the slot of this worker in the zone, NULL if it has none */
+
+ngx_fishchat_slot_t *
+ngx_fishchat_worker_slot(void)
+{
+    return ngx_fishchat_worker_slot_p;
+}
+
+
+/*
+ * A role that knows gauges of its worker (bytes in output queues) adds a
+ * handler, from its init_process; the monitor calls them every second.
+ */
+
+ngx_int_t
+ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler)
+{
+    if (ngx_fishchat_nstats == NGX_FISHCHAT_STATS_MAX) {
+        return NGX_ERROR;
+    }
+
+    ngx_fishchat_stats[ngx_fishchat_nstats++] = handler;
+
+    return NGX_OK;
+}
+
+
+void
+ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < ngx_fishchat_nstats; i++) {
+        ngx_fishchat_stats[i](slot);
+    }
 }
 
 
@@ -485,6 +564,7 @@ ngx_fishchat_init_process(ngx_cycle_t *cycle)
 
             ngx_fishchat_worker_counters = (ngx_fishchat_counters_t *) p;
             ngx_fishchat_nservers = zone->nservers;
+            ngx_fishchat_worker_slot_p = slot;
         }
     }
 
@@ -514,6 +594,8 @@ ngx_fishchat_exit_process(ngx_cycle_t *cycle)
     }
 
     ngx_fishchat_worker_counters = NULL;
+    ngx_fishchat_worker_slot_p = NULL;
+    ngx_fishchat_nstats = 0;
 }
 
 

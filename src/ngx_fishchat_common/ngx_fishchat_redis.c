@@ -436,6 +436,75 @@ ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link)
 }
 
 
+static ngx_uint_t
+ngx_fishchat_redis_link_state(ngx_fishchat_redis_t *link)
+{
+    if (link == NULL) {
+        return NGX_FISHCHAT_REDIS_LINK_NONE;
+    }
+
+    switch (link->state) {
+
+    case NGX_FISHCHAT_REDIS_UP:
+        return NGX_FISHCHAT_REDIS_LINK_UP;
+
+    case NGX_FISHCHAT_REDIS_CONNECTING:
+        return NGX_FISHCHAT_REDIS_LINK_CONNECTING;
+
+    default:
+        return NGX_FISHCHAT_REDIS_LINK_DOWN;
+    }
+}
+
+
+/*
+ * The state of this worker's links, for the monitor; "matched" counts the
+ * channels subscribed whose name starts with "prefix" (topic channels).
+ */
+
+void
+ngx_fishchat_redis_stats(ngx_fishchat_redis_stats_t *st, ngx_str_t *prefix)
+{
+    ngx_queue_t                   *q;
+    ngx_fishchat_redis_t          *link;
+    ngx_fishchat_redis_channel_t  *ch;
+
+    ngx_memzero(st, sizeof(ngx_fishchat_redis_stats_t));
+
+    st->command = ngx_fishchat_redis_link_state(ngx_fishchat_redis_main);
+    st->subscriber = ngx_fishchat_redis_link_state(ngx_fishchat_redis_sub);
+
+    if (ngx_fishchat_redis_main) {
+        st->waiting = ngx_fishchat_redis_main->nwaiting;
+    }
+
+    link = ngx_fishchat_redis_sub;
+
+    if (link == NULL || link->state != NGX_FISHCHAT_REDIS_UP) {
+        return;
+    }
+
+    for (q = ngx_queue_head(&link->channel_list);
+         q != ngx_queue_sentinel(&link->channel_list);
+         q = ngx_queue_next(q))
+    {
+        ch = ngx_queue_data(q, ngx_fishchat_redis_channel_t, queue);
+
+        if (ch->state != NGX_FISHCHAT_REDIS_SUB_SENT || !ch->confirmed) {
+            continue;
+        }
+
+        st->channels++;
+
+        if (prefix && ch->node.str.len >= prefix->len
+            && ngx_strncmp(ch->name, prefix->data, prefix->len) == 0)
+        {
+            st->matched++;
+        }
+    }
+}
+
+
 void
 ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle)
 {

@@ -62,6 +62,7 @@ static void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_deliver(
     ngx_stream_fishchat_msg_session_t *sess, u_char *frame, size_t len);
 static void ngx_stream_fishchat_msg_beat(ngx_event_t *ev);
+static void ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot);
 
 static void *ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf);
 static char *ngx_stream_fishchat_msg_init_main_conf(ngx_conf_t *cf,
@@ -2197,6 +2198,45 @@ ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
 }
 
 
+/* for the monitor: what waits in the output queues of the sessions */
+
+static void
+ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot)
+{
+    size_t                              bytes;
+    ngx_rbtree_node_t                  *node, *root, *sentinel;
+    ngx_stream_fishchat_msg_worker_t   *w;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL) {
+        return;
+    }
+
+    sentinel = w->sessions.sentinel;
+    root = w->sessions.root;
+
+    if (root == sentinel) {
+        return;
+    }
+
+    for (node = ngx_rbtree_min(root, sentinel);
+         node;
+         node = ngx_rbtree_next(&w->sessions, node))
+    {
+        sess = (ngx_stream_fishchat_msg_session_t *) node;
+
+        bytes = sess->out.bytes + sess->held.bytes;
+
+        if (bytes) {
+            slot->queued += bytes;
+            slot->queues++;
+        }
+    }
+}
+
+
 /* configuration */
 
 static void *
@@ -2611,6 +2651,10 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
     }
 
     if (ngx_stream_fishchat_topic_init_worker(cycle, w) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_fishchat_stats_handler(ngx_stream_fishchat_msg_stats) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -31,10 +31,11 @@ package Test::FishChat::Msg;
 #   log_mark                             wait_log looks after this point
 #   received_bytes VAR / sent_bytes VAR  bytes of whole frames every client
 #                                        received / bytes the clients sent
-#   monitor_wait KEY=VALUE ...           poll GET /s (fishchat_monitor) until
-#                                        the sums over the "msg" servers of
-#                                        every worker match (less the sums
-#                                        at monitor_mark, if any)
+#   monitor_wait KEY=VALUE ...           poll GET /s?format=json (the JSON
+#                                        of fishchat_monitor) until the sums
+#                                        over the "msg" servers of every
+#                                        worker match (less the sums at
+#                                        monitor_mark, if any)
 #   monitor_mark                         remember the sums now
 #   redis2 start|kill PORT [fresh]       a second private redis-server in
 #                                        servroot/html (AOF on, so a
@@ -184,7 +185,7 @@ sub _http_get {
 # the monitor's counters summed over the msg servers of every worker
 sub _monitor_sums {
     my $timeout = shift;
-    my $j = JSON::PP->new->decode(_http_get('/s', $timeout));
+    my $j = JSON::PP->new->decode(_http_get('/s?format=json', $timeout));
     my %sum;
     for my $w (@{ $j->{workers} }) {
         for my $s (@{ $w->{servers} }) {
