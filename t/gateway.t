@@ -2090,3 +2090,73 @@ invalid value "random"
 --- error_log
 [emerg]
 "fishchat_gateway" directive is duplicate
+
+
+
+=== TEST 70: an empty cache is refreshed for the request: a msg server that just started is handed out
+--- stream_config
+    fishchat_gateway_refresh 1h;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1;
+        fishchat_gateway;
+        fishchat_gateway_heartbeat on;
+        fishchat_gateway_policy hash;
+    }
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+--- redis_setup
+DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+--- scenario
+ask REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+ask $TEST_NGINX_FC_PORT1 "REQ_MSG_SERVER alice" 'ERROR NO_MSG_SERVER "no live msg server"'
+# the next scheduled refresh is an hour away
+beat 127.0.0.1:19000 1000 0 n1
+ask REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+ask $TEST_NGINX_FC_PORT1 "REQ_MSG_SERVER alice" "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+# the heartbeat expires: the repetition starts from an empty cache
+await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+await_reply $TEST_NGINX_FC_PORT1 "REQ_MSG_SERVER alice" 'ERROR NO_MSG_SERVER "no live msg server"'
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 71: a request waiting for a refresh from a Redis that hangs: bounded by the timeout; a client that goes costs nothing
+--- main_config
+    fishchat_redis 127.0.0.1:$TEST_NGINX_FC_PORT3;
+    fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;
+    fishchat_redis_timeout 10s;
+--- stream_config
+    fishchat_gateway_refresh 1h;
+--- stream_server_config
+    fishchat_gateway;
+    fishchat_gateway_heartbeat on;
+    fishchat_gateway_timeout 300ms;
+--- redis_setup
+DEL ${PREFIX}{nodes}:beat ${PREFIX}{nodes}:load
+--- scenario
+redis_proxy up
+# the link is up and the cache empty: a short heartbeat seen, then gone
+beat 127.0.0.1:19009 1000 0 marker
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19009"
+await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+redis_proxy freeze
+connect a
+send a REQ_MSG_SERVER
+close a
+wait_log \[info\] .*fishchat gateway: client closed the connection before the reply
+connect b
+send b REQ_MSG_SERVER
+recv b ERROR NO_MSG_SERVER "no live msg server"
+closed b
+redis_proxy up
+beat 127.0.0.1:19000 1000 0 n1
+await_reply REQ_MSG_SERVER "SELECT_MSG_SERVER_FOR_CLIENT 127.0.0.1:19000"
+await_reply REQ_MSG_SERVER 'ERROR NO_MSG_SERVER "no live msg server"'
+--- no_error_log
+[error]
+[alert]
+[emerg]

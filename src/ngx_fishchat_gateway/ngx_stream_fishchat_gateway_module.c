@@ -56,6 +56,14 @@ typedef struct {
     ngx_buf_t                      *out;
     ngx_fishchat_counters_t        *counters;
     ngx_uint_t                      frames_out;
+
+    /* a request that waits for a refresh of the heartbeat cache */
+    ngx_stream_session_t           *session;
+    ngx_queue_t                     queue;
+    ngx_str_t                       id;
+    unsigned                        has_id:1;
+    unsigned                        waiting:1;
+    unsigned                        waited:1;
 } ngx_stream_fishchat_gw_ctx_t;
 
 
@@ -70,6 +78,7 @@ typedef struct {
     ngx_fishchat_redis_req_t       *req;
     ngx_str_t                       beat_key;
     ngx_str_t                       load_key;
+    ngx_queue_t                     waiting;      /* gw_ctx_t */
 } ngx_stream_fishchat_gw_cache_t;
 
 
@@ -79,6 +88,12 @@ static ngx_int_t ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx);
 static ngx_int_t ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m);
+static void ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
+static ngx_int_t ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
+static void ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev);
+static void ngx_stream_fishchat_gw_wake(ngx_stream_fishchat_gw_cache_t *cache);
 static ngx_int_t ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr);
 static void ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
@@ -92,6 +107,8 @@ static void ngx_stream_fishchat_gw_cleanup(void *data);
 
 static void ngx_stream_fishchat_gw_refresh(ngx_event_t *ev);
 static void ngx_stream_fishchat_gw_refreshed(redisReply *reply, void *data);
+static void ngx_stream_fishchat_gw_update(
+    ngx_stream_fishchat_gw_cache_t *cache, redisReply *reply);
 
 static void *ngx_stream_fishchat_gw_create_main_conf(ngx_conf_t *cf);
 static char *ngx_stream_fishchat_gw_init_main_conf(ngx_conf_t *cf,
@@ -264,6 +281,8 @@ ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
     cln->handler = ngx_stream_fishchat_gw_cleanup;
     cln->data = ctx;
 
+    ctx->session = s;
+
     ngx_stream_set_ctx(s, ctx, ngx_stream_fishchat_gateway_module);
 
     c->read->handler = ngx_stream_fishchat_gw_read_handler;
@@ -279,6 +298,11 @@ static void
 ngx_stream_fishchat_gw_cleanup(void *data)
 {
     ngx_stream_fishchat_gw_ctx_t  *ctx = data;
+
+    if (ctx->waiting) {
+        ngx_queue_remove(&ctx->queue);
+        ctx->waiting = 0;
+    }
 
     ctx->counters->active--;
     ngx_fishchat_parser_free(&ctx->parser);
@@ -403,10 +427,8 @@ static ngx_int_t
 ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m)
 {
-    size_t                              len;
-    ngx_buf_t                          *b;
-    ngx_str_t                           addr, *id;
-    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+    size_t      len;
+    ngx_str_t  *id;
 
     if (m->cmd.len != ngx_stream_fishchat_gw_req_cmd.len
         || ngx_strncmp(m->cmd.data, ngx_stream_fishchat_gw_req_cmd.data,
@@ -433,15 +455,36 @@ ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
         return NGX_DONE;
     }
 
+    id = (m->nargs == 1 && m->args[0].len) ? &m->args[0] : NULL;
+
+    ngx_stream_fishchat_gw_answer(s, ctx, id);
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
+{
+    ngx_buf_t                          *b;
+    ngx_str_t                           addr;
+    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
     gscf = ngx_stream_get_module_srv_conf(s,
                                           ngx_stream_fishchat_gateway_module);
 
-    id = (m->nargs == 1 && m->args[0].len) ? &m->args[0] : NULL;
-
     if (ngx_stream_fishchat_gw_choose(s, gscf, id, &addr) != NGX_OK) {
+
+        if (gscf->heartbeat && !ctx->waited
+            && ngx_stream_fishchat_gw_wait(s, ctx, id) == NGX_OK)
+        {
+            return;
+        }
+
         ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
                                      "no live msg server");
-        return NGX_DONE;
+        return;
     }
 
     ngx_log_debug1(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
@@ -451,12 +494,146 @@ ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
                                &ngx_stream_fishchat_gw_select_cmd, &addr, 1);
     if (b == NULL) {
         ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-        return NGX_DONE;
+        return;
     }
 
     ngx_stream_fishchat_gw_reply(s, ctx, b);
+}
 
-    return NGX_DONE;
+
+/*
+ * The heartbeat cache has no live msg server for this request: it may be
+ * older than the heartbeats in Redis (the first refresh at start-up may
+ * run before any msg server's first heartbeat).  The request waits for one
+ * refresh, made now unless one is on its way, and is answered from it.
+ * Without a working Redis link there is nothing to wait for.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
+{
+    ngx_connection_t                *c;
+    ngx_stream_fishchat_gw_cache_t  *cache;
+
+    cache = &ngx_stream_fishchat_gw_cache;
+
+    if (cache->beat_key.len == 0
+        || !ngx_fishchat_redis_up(ngx_fishchat_redis_link()))
+    {
+        return NGX_DECLINED;
+    }
+
+    c = s->connection;
+
+    if (id) {
+        ctx->id.data = ngx_pnalloc(c->pool, id->len);
+        if (ctx->id.data == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_memcpy(ctx->id.data, id->data, id->len);
+        ctx->id.len = id->len;
+        ctx->has_id = 1;
+    }
+
+    if (cache->req == NULL) {
+        if (cache->timer.timer_set) {
+            ngx_del_timer(&cache->timer);
+        }
+
+        ngx_stream_fishchat_gw_refresh(&cache->timer);
+
+        if (cache->req == NULL) {
+            return NGX_DECLINED;
+        }
+    }
+
+    ngx_log_debug0(NGX_LOG_DEBUG_STREAM, c->log, 0,
+                   "fishchat gateway: waiting for a refresh");
+
+    ctx->waited = 1;
+    ctx->waiting = 1;
+    ngx_queue_insert_tail(&cache->waiting, &ctx->queue);
+
+    c->log->action = "waiting for heartbeats";
+    c->read->handler = ngx_stream_fishchat_gw_wait_handler;
+
+    /*
+     * the read timer of the request still runs: the wait is bounded;
+     * a close that came with the request has been signalled already
+     */
+
+    ngx_post_event(c->read, &ngx_posted_events);
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
+{
+    ssize_t                        n;
+    ngx_connection_t              *c;
+    ngx_stream_session_t          *s;
+    ngx_stream_fishchat_gw_ctx_t  *ctx;
+
+    c = rev->data;
+    s = c->data;
+    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+
+    if (rev->timedout) {
+        rev->timedout = 0;
+
+        ngx_queue_remove(&ctx->queue);
+        ctx->waiting = 0;
+
+        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
+                                     "no live msg server");
+        return;
+    }
+
+    /* whatever follows the request is dropped; a close ends the wait */
+
+    do {
+        n = c->recv(c, ctx->in->start, ctx->in->end - ctx->in->start);
+
+        if (n == NGX_ERROR || n == 0) {
+            ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                          "fishchat gateway: client closed the connection "
+                          "before the reply");
+            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            return;
+        }
+
+    } while (n > 0);
+
+    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+    }
+}
+
+
+/* a refresh ended, well or not: the waiting requests get their answer */
+
+static void
+ngx_stream_fishchat_gw_wake(ngx_stream_fishchat_gw_cache_t *cache)
+{
+    ngx_queue_t                   *q;
+    ngx_stream_fishchat_gw_ctx_t  *ctx;
+
+    while (!ngx_queue_empty(&cache->waiting)) {
+        q = ngx_queue_head(&cache->waiting);
+        ngx_queue_remove(q);
+
+        ctx = ngx_queue_data(q, ngx_stream_fishchat_gw_ctx_t, queue);
+        ctx->waiting = 0;
+
+        ctx->session->connection->log->action = "reading gateway request";
+
+        ngx_stream_fishchat_gw_answer(ctx->session, ctx,
+                                      ctx->has_id ? &ctx->id : NULL);
+    }
 }
 
 
@@ -827,13 +1004,24 @@ ngx_stream_fishchat_gw_refreshed(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_gw_cache_t *cache = data;
 
+    cache->req = NULL;
+
+    ngx_stream_fishchat_gw_update(cache, reply);
+
+    ngx_stream_fishchat_gw_wake(cache);
+}
+
+
+static void
+ngx_stream_fishchat_gw_update(ngx_stream_fishchat_gw_cache_t *cache,
+    redisReply *reply)
+{
+
     size_t                          i, n;
     ngx_int_t                       ttl;
     ngx_pool_t                     *pool;
     redisReply                    **e;
     ngx_stream_fishchat_gw_node_t  *nodes;
-
-    cache->req = NULL;
 
     if (reply == NULL) {
         /* the link says why; the cached heartbeats expire on their own */
@@ -1122,6 +1310,7 @@ ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
     cache = &ngx_stream_fishchat_gw_cache;
 
     ngx_memzero(cache, sizeof(ngx_stream_fishchat_gw_cache_t));
+    ngx_queue_init(&cache->waiting);
 
     p = ngx_pnalloc(cycle->pool, 2 * (fcf->redis_prefix.len
                                       + sizeof("{nodes}:beat")));
