@@ -125,7 +125,7 @@ ngx_fishchat_out_writev(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     ngx_fishchat_out_piece_t *pieces, ngx_uint_t n, size_t max,
     ngx_fishchat_counters_t *counters)
 {
-    size_t        size, rest, off, left;
+    size_t        size, rest, off, left, shared;
     ssize_t       sent;
     ngx_uint_t    i, j, k;
     struct iovec  iov[NGX_FISHCHAT_OUT_IOVS];
@@ -194,14 +194,20 @@ ngx_fishchat_out_writev(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     }
 
     rest = pieces[i].len - off;
+    shared = pieces[i].chunk ? rest : 0;
 
     for (j = i + 1; j < n; j++) {
         rest += pieces[j].len;
+        shared += pieces[j].chunk ? pieces[j].len : 0;
     }
 
     if (q->bytes + rest > max) {
         return NGX_DECLINED;
     }
+
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "fishchat out: %uz bytes queued, %uz by reference, "
+                   "%uz waiting", rest, shared, q->bytes + rest);
 
     for ( /* void */ ; i < n; i++, off = 0) {
         if (pieces[i].len == off) {
