@@ -52,8 +52,9 @@
 /* live messages a member may hold while it catches up */
 #define NGX_STREAM_FISHCHAT_TOPIC_HELD_MAX   1000
 
-/* member writes a pass of the delivery event */
+/* member writes a pass of the delivery event, and its time (us) */
 #define NGX_STREAM_FISHCHAT_TOPIC_SLICE      64
+#define NGX_STREAM_FISHCHAT_TOPIC_SLICE_US   1000
 
 /* frames a write to a member */
 #define NGX_STREAM_FISHCHAT_TOPIC_PIECES     64
@@ -106,6 +107,7 @@ typedef struct {
     ngx_str_node_t                  node;       /* node.str: the name */
     ngx_queue_t                     members;
     ngx_uint_t                      nmembers;
+    ngx_uint_t                      nwaiting;   /* members not live */
     ngx_uint_t                      busy;       /* a fan-out is under way */
     uint64_t                        seq;        /* last live one, 0: none */
     ngx_queue_t                     msgs;       /* not written to all yet */
@@ -224,6 +226,7 @@ static ngx_int_t ngx_stream_fishchat_topic_write(
     ngx_stream_fishchat_topic_member_t *mb);
 static void ngx_stream_fishchat_topic_trim(ngx_stream_fishchat_topic_t *t,
     ngx_uint_t all);
+static uint64_t ngx_stream_fishchat_topic_usec(void);
 static ngx_int_t ngx_stream_fishchat_topic_deliver(
     ngx_stream_fishchat_topic_member_t *mb, uint64_t seq,
     ngx_fishchat_out_piece_t *pieces, ngx_uint_t n, ngx_uint_t frames);
@@ -1304,6 +1307,7 @@ ngx_stream_fishchat_topic_attach(ngx_stream_fishchat_msg_session_t *sess,
     ngx_queue_insert_tail(&t->members, &mb->in_topic);
     ngx_queue_insert_tail(&sess->topics, &mb->in_sess);
     t->nmembers++;
+    t->nwaiting++;
 
     if (t->ready) {
         ngx_stream_fishchat_topic_catch_up(mb);
@@ -1336,6 +1340,10 @@ ngx_stream_fishchat_topic_detach(ngx_stream_fishchat_topic_member_t *mb)
     if (t->cursor == &mb->in_topic) {
         /* a pass of the delivery event goes on with the next member */
         t->cursor = ngx_queue_next(&mb->in_topic);
+    }
+
+    if (!mb->live) {
+        t->nwaiting--;
     }
 
     ngx_queue_remove(&mb->in_topic);
@@ -1499,8 +1507,12 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
         return;
     }
 
-    for (q = ngx_queue_head(&t->members);
-         q != ngx_queue_sentinel(&t->members);
+    /* the members are looked at only when some catch up, or must */
+
+    q = (t->nwaiting || jump) ? ngx_queue_head(&t->members)
+                              : ngx_queue_sentinel(&t->members);
+
+    for ( /* void */ ; q != ngx_queue_sentinel(&t->members);
          q = ngx_queue_next(q))
     {
         mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t, in_topic);
@@ -1557,15 +1569,17 @@ ngx_stream_fishchat_topic_schedule(ngx_stream_fishchat_topic_t *t)
 /*
  * The delivery event: a pass over the members of each topic with
  * messages on its list, each live member written what it has not had,
- * at most NGX_STREAM_FISHCHAT_TOPIC_SLICE writes; then the worker's
- * other events have their turn and the pass goes on where it was.  At
- * the end of a pass, what every live member has leaves the list; a topic
- * whose list got more meanwhile has another pass, after the other topics.
+ * at most NGX_STREAM_FISHCHAT_TOPIC_SLICE writes or SLICE_US of them;
+ * then the worker's other events have their turn and the pass goes on
+ * where it was.  At the end of a pass, what every live member has leaves
+ * the list; a topic whose list got more meanwhile has another pass, after
+ * the other topics.
  */
 
 static void
 ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev)
 {
+    uint64_t                             start;
     ngx_uint_t                           budget, wrote;
     ngx_queue_t                         *q;
     ngx_stream_fishchat_topic_t         *t;
@@ -1575,6 +1589,7 @@ ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev)
 
     tw = ev->data;
     budget = NGX_STREAM_FISHCHAT_TOPIC_SLICE;
+    start = ngx_stream_fishchat_topic_usec();
 
     while (!ngx_queue_empty(&tw->pending)) {
 
@@ -1619,6 +1634,12 @@ ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev)
             wrote = 1;
 
             (void) ngx_stream_fishchat_topic_write(mb);
+
+            if (ngx_stream_fishchat_topic_usec() - start
+                >= NGX_STREAM_FISHCHAT_TOPIC_SLICE_US)
+            {
+                budget = 0;
+            }
         }
 
         t->busy--;
@@ -1655,6 +1676,19 @@ ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev)
             ngx_stream_fishchat_topic_schedule(t);
         }
     }
+}
+
+
+/* a monotonic clock in microseconds, for the time of a pass */
+
+static uint64_t
+ngx_stream_fishchat_topic_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 
@@ -1815,7 +1849,10 @@ ngx_stream_fishchat_topic_catch_up(ngx_stream_fishchat_topic_member_t *mb)
 
     sess = mb->sess;
 
-    mb->live = 0;
+    if (mb->live) {
+        mb->live = 0;
+        mb->topic->nwaiting++;
+    }
 
     if (mb->req) {
         mb->again = 1;
@@ -2178,11 +2215,14 @@ ngx_stream_fishchat_topic_flush_held(ngx_stream_fishchat_topic_member_t *mb)
         ngx_stream_fishchat_topic_msg_release(msg);
     }
 
-    mb->live = 1;
+    t = mb->topic;
+
+    if (!mb->live) {
+        mb->live = 1;
+        t->nwaiting--;
+    }
 
     /* from now on from the topic's list */
-
-    t = mb->topic;
 
     if (!ngx_queue_empty(&t->msgs)) {
         q = ngx_queue_last(&t->msgs);
