@@ -148,7 +148,8 @@ nginx_start() {
     local i n
 
     nginx_stop
-    "$NGINX" -p "$dir/" -c "$dir/nginx.conf"
+    # nginx reads NGINX from its environment (inherited sockets): not ours
+    env -u NGINX "$NGINX" -p "$dir/" -c "$dir/nginx.conf"
 
     for i in $(seq 1 100); do
         if [ -f "$pidfile" ]; then

@@ -17,6 +17,7 @@ repeat_each(1);
 no_shuffle();
 master_on();
 workers(2);
+worker_connections(512);
 
 # recv_any NAME LINE | LINE ...: the next frames of NAME are these, in any
 # order; the arguments of each are kept as $NAME_CMD_i (i from 0)
@@ -188,6 +189,115 @@ Test::FishChat::add_step(login => sub {
             if Time::HiRes::time() > $deadline;
         Time::HiRes::sleep(0.02);   # polling the log, bounded
     }
+});
+
+# burst FROM TOPIC N SIZE: FROM sends N messages of about SIZE bytes
+# ("FROM-0001-xxx...") in one write, without waiting for anything
+Test::FishChat::add_step(burst => sub {
+    my ($sc, $rest) = @_;
+    my ($from, $topic, $n, $size) = $sc->tokens($rest);
+
+    $sc->send($from, join '', map {
+        frame('SEND_MESSAGE_TOPIC', $topic,
+              sprintf("%s-%04d-", $from, $_) . ('x' x $size))
+    } 1 .. $n);
+});
+
+# burst_recv NAME FROM N [ACCEPTED]: the next frames of NAME are the N
+# messages of a burst by FROM, in order, with their uuid for an opt-in
+# client; with ACCEPTED, N ACCEPTED frames too, anywhere among them
+my $burst_recv = sub {
+    my ($sc, $name, $from, $n, $accepted) = @_;
+    my ($i, $acc) = (1, 0);
+
+    while ($i <= $n || ($accepted && $acc < $n)) {
+        my $f = $sc->recv($name);
+
+        if ($accepted && $f->{cmd} && $f->{cmd} eq 'ACCEPTED') {
+            $acc++;
+            next;
+        }
+
+        my $want = sprintf("%s-%04d-", $from, $i);
+        my $args = $sc->client($name)->{optin} ? 4 : 3;
+
+        die "$name: expected message $want, got: "
+            . substr($f->{text}, 0, 120) . "\n"
+            if !$f->{cmd} || $f->{cmd} ne 'RESP_MESSAGE_TOPIC'
+               || @{ $f->{args} } != $args
+               || index($f->{args}[1], $want) != 0
+               || $f->{args}[2] ne $sc->var("${from}_id");
+        $i++;
+    }
+};
+
+Test::FishChat::add_step(burst_recv => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $from, $n, $accepted) = $sc->tokens($rest);
+    $burst_recv->($sc, $name, $from, $n, $accepted);
+});
+
+# crowd NAME N TOPIC PORT: N clients NAME1 .. NAMEN (ids NAME1 ...), opt-in
+# and seed clients in turn, log in and join TOPIC, each with one write;
+# they must be served by two workers
+Test::FishChat::add_step(crowd => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $n, $topic, $port) = $sc->tokens($rest);
+    my %pids;
+
+    for my $i (1 .. $n) {
+        my $c = "$name$i";
+        my $optin = $i % 2;
+
+        $sc->connect($c, $port);
+        $sc->client($c)->{optin} = $optin;
+        $sc->var("${c}_id", $c);
+        $sc->send($c, ($optin ? frame('HELLO', '1') : '')
+                      . frame('SEND_CLIENT_ID', $c)
+                      . frame('JOIN_TOPIC', $topic, $c));
+    }
+
+    for my $i (1 .. $n) {
+        my $c = "$name$i";
+        my @want = $i % 2 ? qw(HELLO LOGIN_OK LOCATE_TOPIC_MSG_ADDR)
+                          : qw(LOCATE_TOPIC_MSG_ADDR);
+
+        for my $cmd (@want) {
+            my $f = $sc->recv($c);
+            die "$c: expected $cmd, got: $f->{text}\n"
+                if !$f->{cmd} || $f->{cmd} ne $cmd;
+            $pids{ $f->{args}[2] } = 1 if $cmd eq 'HELLO';
+        }
+    }
+
+    die "one worker served them all\n" if keys %pids < 2;
+});
+
+# crowd_recv NAME N FROM COUNT: each client of the crowd that is still
+# connected gets the COUNT messages of a burst by FROM, in order
+Test::FishChat::add_step(crowd_recv => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $n, $from, $count) = $sc->tokens($rest);
+
+    for my $c (map { "$name$_" } 1 .. $n) {
+        $burst_recv->($sc, $c, $from, $count) if $sc->{clients}{$c};
+    }
+});
+
+# optin NAME ID: NAME is an opt-in client logged in as ID (for burst_recv)
+Test::FishChat::add_step(optin => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $id) = $sc->tokens($rest);
+    $sc->client($name)->{optin} = 1;
+    $sc->var("${name}_id", $id);
+});
+
+# seed NAME ID: NAME is a seed client logged in as ID (for burst_recv)
+Test::FishChat::add_step(seed => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $id) = $sc->tokens($rest);
+    $sc->client($name)->{optin} = 0;
+    $sc->var("${name}_id", $id);
 });
 
 my $node2_pid;
@@ -799,3 +909,137 @@ redis_wait 3 HGET ${PREFIX}topic:{room}:members alice
 --- no_error_log
 [error]
 [alert]
+
+
+
+=== TEST 11: a burst reaches every member on both workers in order, several messages a write
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 reuseport;
+        fishchat_msg;
+        fishchat_msg_rate 0;
+    }
+--- stream_server_config
+    fishchat_msg;
+--- scenario_timeout: 20
+--- scenario
+connect a $TEST_NGINX_FC_PORT1
+send a HELLO 1
+recv a HELLO 1 * *
+capture a pid_a 2
+connect_other b $pid_a $TEST_NGINX_FC_PORT1
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * $pid_a
+optin a alice
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * $b_pid
+optin b bob
+connect c $TEST_NGINX_FC_PORT1
+login c carol
+seed c carol
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+send c JOIN_TOPIC room carol
+recv c LOCATE_TOPIC_MSG_ADDR * room
+redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
+burst a room 300 100
+burst_recv b a 300
+burst_recv c a 300
+burst_recv a a 300 ACCEPTED
+redis_expect 300 HGET ${PREFIX}topic:{room} seq
+no_frame a
+no_frame b
+no_frame c
+--- error_log eval
+qr/fishchat msg: (?:[2-9]|[1-9]\d+) frames of topic "room" to "(?:alice|bob|carol)"/
+--- no_error_log
+[error]
+
+
+
+=== TEST 12: a member that reads nothing holds the messages by reference while the others go on; then it gets them all, in order
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 sndbuf=8k;
+        fishchat_msg;
+        fishchat_msg_send_buffer 4m;
+        fishchat_msg_rate 0;
+    }
+--- stream_server_config
+    fishchat_msg;
+--- scenario_timeout: 20
+--- scenario
+connect a $TEST_NGINX_FC_PORT1
+send a HELLO 1
+recv a HELLO 1 * *
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * *
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+connect b $TEST_NGINX_FC_PORT1
+send b HELLO 1
+recv b HELLO 1 * *
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * *
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+connect s $TEST_NGINX_FC_PORT1
+send s HELLO 1
+recv s HELLO 1 * *
+send s SEND_CLIENT_ID slow
+recv s LOGIN_OK slow * *
+send s JOIN_TOPIC room slow
+recv s LOCATE_TOPIC_MSG_ADDR * room
+# s reads nothing from here on: about 1 MB waits for it
+flood a room 60 16000 a b
+wait_log fishchat out: \d+ bytes queued, [1-9]\d* by reference
+send a SEND_MESSAGE_TOPIC room after m1
+recv_any a ACCEPTED m1 * | RESP_MESSAGE_TOPIC room after alice *
+recv b RESP_MESSAGE_TOPIC room after alice *
+# it reads: everything, in order, nothing twice
+recv_tail s a 1 60 after
+no_frame s
+# its position counts what left the queue
+close s
+redis_wait 61 HGET ${PREFIX}topic:{room}:members slow
+--- no_error_log
+[error]
+SLOW_READER
+
+
+
+=== TEST 13: 150 members on two workers, more than a pass of the delivery event each: a burst reaches all, in order
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 reuseport;
+        fishchat_msg;
+        fishchat_msg_rate 0;
+    }
+--- stream_server_config
+    fishchat_msg;
+--- scenario_timeout: 30
+--- scenario
+connect a $TEST_NGINX_FC_PORT1
+send a HELLO 1
+recv a HELLO 1 * *
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * *
+optin a alice
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+crowd m 150 room $TEST_NGINX_FC_PORT1
+redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
+burst a room 40 50
+burst_recv a a 40 ACCEPTED
+crowd_recv m 150 a 40
+# one of them leaves in the middle of the next burst: the others get it all
+burst a room 40 50
+close m7
+burst_recv a a 40 ACCEPTED
+crowd_recv m 150 a 40
+--- error_log eval
+qr/fishchat msg: topic delivery goes on after the other events/
+--- no_error_log
+[error]

@@ -112,6 +112,16 @@ typedef struct {
 typedef void (*ngx_fishchat_stats_pt)(ngx_fishchat_slot_t *slot);
 
 
+/*
+ * A block of heap memory (ngx_alloc) shared by reference: it starts with
+ * this header and is freed with its last reference
+ */
+
+typedef struct {
+    ngx_uint_t                  refs;
+} ngx_fishchat_chunk_t;
+
+
 /* the output queue of a connection */
 
 typedef struct ngx_fishchat_out_s  ngx_fishchat_out_t;
@@ -120,8 +130,18 @@ struct ngx_fishchat_out_s {
     ngx_fishchat_out_t         *next;
     u_char                     *pos;
     u_char                     *last;
+    ngx_fishchat_chunk_t       *chunk;      /* NULL: a copy, in data */
     u_char                      data[1];
 };
+
+
+/* data to write: in a chunk (queued by reference) or not (copied) */
+
+typedef struct {
+    u_char                     *data;
+    size_t                      len;
+    ngx_fishchat_chunk_t       *chunk;
+} ngx_fishchat_out_piece_t;
 
 
 typedef struct {
@@ -230,10 +250,14 @@ u_char *ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 
 /* output queues */
+void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);
 ngx_int_t ngx_fishchat_out_append(ngx_fishchat_outq_t *q, u_char *data,
     size_t len, ngx_log_t *log);
 ngx_int_t ngx_fishchat_out_write(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     u_char *data, size_t len, size_t max, ngx_fishchat_counters_t *counters);
+ngx_int_t ngx_fishchat_out_writev(ngx_connection_t *c,
+    ngx_fishchat_outq_t *q, ngx_fishchat_out_piece_t *pieces, ngx_uint_t n,
+    size_t max, ngx_fishchat_counters_t *counters);
 ngx_int_t ngx_fishchat_out_flush(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     ngx_fishchat_counters_t *counters);
 void ngx_fishchat_out_free(ngx_fishchat_outq_t *q);
@@ -258,6 +282,7 @@ ngx_int_t ngx_fishchat_redis_subscribe_ready(ngx_cycle_t *cycle,
     ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
     ngx_fishchat_redis_resync_pt ready, void *data);
 void ngx_fishchat_redis_unsubscribe(ngx_str_t *channel);
+void ngx_fishchat_redis_sub_pause(ngx_uint_t pause);
 ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
 void ngx_fishchat_redis_stats(ngx_fishchat_redis_stats_t *st,
     ngx_str_t *prefix);

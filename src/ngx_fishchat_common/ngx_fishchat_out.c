@@ -2,10 +2,14 @@
 /*
  * FishChat for nginx: the output queue of a client connection.
  *
- * What the socket takes is written at once; the rest is copied into a
- * list of heap buffers (never the connection's pool, which would grow with
- * every message) and written as the socket drains.  The caller bounds the
- * queue: a reader slower than that is the caller's to disconnect.
+ * What the socket takes is written at once, several pieces with one
+ * writev(); the rest waits in a list of heap entries (never the
+ * connection's pool, which would grow with every message) and is written,
+ * again several entries a writev(), as the socket drains.  A piece that
+ * lives in a shared, reference-counted chunk (a topic message written to
+ * many members) waits as a reference to it; any other is copied.  The
+ * caller bounds the queue: a reader slower than that is the caller's to
+ * disconnect.
  */
 
 
@@ -15,22 +19,66 @@
 #include "ngx_fishchat.h"
 
 
+/* pieces or entries a system call */
+#define NGX_FISHCHAT_OUT_IOVS  64
+
+
+static ngx_int_t ngx_fishchat_out_add(ngx_fishchat_outq_t *q, u_char *data,
+    size_t len, ngx_fishchat_chunk_t *chunk, ngx_log_t *log);
+static ssize_t ngx_fishchat_out_send(ngx_connection_t *c, struct iovec *iov,
+    ngx_uint_t n, size_t size);
+static void ngx_fishchat_out_free_entry(ngx_fishchat_out_t *out);
+
+
+void
+ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk)
+{
+    if (--chunk->refs == 0) {
+        ngx_free(chunk);
+    }
+}
+
+
 /* a copy of data at the end of the list */
 
 ngx_int_t
 ngx_fishchat_out_append(ngx_fishchat_outq_t *q, u_char *data, size_t len,
     ngx_log_t *log)
 {
+    return ngx_fishchat_out_add(q, data, len, NULL, log);
+}
+
+
+/* at the end of the list: a copy, or a reference into "chunk" */
+
+static ngx_int_t
+ngx_fishchat_out_add(ngx_fishchat_outq_t *q, u_char *data, size_t len,
+    ngx_fishchat_chunk_t *chunk, ngx_log_t *log)
+{
     ngx_fishchat_out_t  *out;
 
-    out = ngx_alloc(sizeof(ngx_fishchat_out_t) + len, log);
-    if (out == NULL) {
-        return NGX_ERROR;
+    if (chunk) {
+        out = ngx_alloc(offsetof(ngx_fishchat_out_t, data), log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        chunk->refs++;
+        out->pos = data;
+        out->last = data + len;
+
+    } else {
+        out = ngx_alloc(offsetof(ngx_fishchat_out_t, data) + len, log);
+        if (out == NULL) {
+            return NGX_ERROR;
+        }
+
+        out->pos = out->data;
+        out->last = ngx_cpymem(out->data, data, len);
     }
 
     out->next = NULL;
-    out->pos = out->data;
-    out->last = ngx_cpymem(out->data, data, len);
+    out->chunk = chunk;
 
     if (q->last) {
         q->last->next = out;
@@ -56,36 +104,122 @@ ngx_int_t
 ngx_fishchat_out_write(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     u_char *data, size_t len, size_t max, ngx_fishchat_counters_t *counters)
 {
-    ssize_t  n;
+    ngx_fishchat_out_piece_t  piece;
 
-    if (q->head == NULL) {
-        while (len) {
-            n = c->send(c, data, len);
+    piece.data = data;
+    piece.len = len;
+    piece.chunk = NULL;
 
-            if (n == NGX_AGAIN) {
-                break;
+    return ngx_fishchat_out_writev(c, q, &piece, 1, max, counters);
+}
+
+
+/*
+ * The pieces, in order, as ngx_fishchat_out_write() writes one: what the
+ * socket takes now, with as few system calls as it takes, and the rest
+ * behind what waits (pieces in a chunk by reference, the others copied).
+ */
+
+ngx_int_t
+ngx_fishchat_out_writev(ngx_connection_t *c, ngx_fishchat_outq_t *q,
+    ngx_fishchat_out_piece_t *pieces, ngx_uint_t n, size_t max,
+    ngx_fishchat_counters_t *counters)
+{
+    size_t        size, rest, off, left, shared;
+    ssize_t       sent;
+    ngx_uint_t    i, j, k;
+    struct iovec  iov[NGX_FISHCHAT_OUT_IOVS];
+
+    /* pieces[i] + off: the first byte not written */
+
+    i = 0;
+    off = 0;
+
+    while (i < n && q->head == NULL) {
+        size = 0;
+
+        for (j = i, k = 0; j < n && k < NGX_FISHCHAT_OUT_IOVS; j++) {
+            if (pieces[j].len == 0) {
+                continue;
             }
 
-            if (n == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            counters->bytes_out += n;
-            data += n;
-            len -= n;
+            iov[k].iov_base = pieces[j].data + (j == i ? off : 0);
+            iov[k].iov_len = pieces[j].len - (j == i ? off : 0);
+            size += iov[k].iov_len;
+            k++;
         }
 
-        if (len == 0) {
-            return NGX_OK;
+        if (k == 0) {
+            i = n;
+            break;
+        }
+
+        sent = ngx_fishchat_out_send(c, iov, k, size);
+
+        if (sent == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (sent == NGX_AGAIN) {
+            break;
+        }
+
+        counters->bytes_out += sent;
+        left = sent;
+
+        while (left && i < n) {
+            if (left >= pieces[i].len - off) {
+                left -= pieces[i].len - off;
+                i++;
+                off = 0;
+
+            } else {
+                off += left;
+                left = 0;
+            }
+        }
+
+        while (i < n && pieces[i].len == 0) {
+            i++;
+        }
+
+        if ((size_t) sent < size) {
+            /* the socket is full */
+            break;
         }
     }
 
-    if (q->bytes + len > max) {
+    if (i == n) {
+        return NGX_OK;
+    }
+
+    rest = pieces[i].len - off;
+    shared = pieces[i].chunk ? rest : 0;
+
+    for (j = i + 1; j < n; j++) {
+        rest += pieces[j].len;
+        shared += pieces[j].chunk ? pieces[j].len : 0;
+    }
+
+    if (q->bytes + rest > max) {
         return NGX_DECLINED;
     }
 
-    if (ngx_fishchat_out_append(q, data, len, c->log) != NGX_OK) {
-        return NGX_ERROR;
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, c->log, 0,
+                   "fishchat out: %uz bytes queued, %uz by reference, "
+                   "%uz waiting", rest, shared, q->bytes + rest);
+
+    for ( /* void */ ; i < n; i++, off = 0) {
+        if (pieces[i].len == off) {
+            continue;
+        }
+
+        if (ngx_fishchat_out_add(q, pieces[i].data + off, pieces[i].len - off,
+                                 pieces[i].chunk, c->log)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
     if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
@@ -102,38 +236,62 @@ ngx_int_t
 ngx_fishchat_out_flush(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     ngx_fishchat_counters_t *counters)
 {
-    ssize_t              n;
+    size_t               size, left;
+    ssize_t              sent;
+    ngx_uint_t           k;
+    struct iovec         iov[NGX_FISHCHAT_OUT_IOVS];
     ngx_fishchat_out_t  *out;
 
     while (q->head) {
-        out = q->head;
+        size = 0;
 
-        n = c->send(c, out->pos, out->last - out->pos);
+        for (out = q->head, k = 0;
+             out && k < NGX_FISHCHAT_OUT_IOVS;
+             out = out->next, k++)
+        {
+            iov[k].iov_base = out->pos;
+            iov[k].iov_len = out->last - out->pos;
+            size += iov[k].iov_len;
+        }
 
-        if (n == NGX_AGAIN) {
+        sent = ngx_fishchat_out_send(c, iov, k, size);
+
+        if (sent == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (sent != NGX_AGAIN) {
+            counters->bytes_out += sent;
+            q->bytes -= sent;
+
+            for (left = sent; left; /* void */) {
+                out = q->head;
+
+                if (left < (size_t) (out->last - out->pos)) {
+                    out->pos += left;
+                    break;
+                }
+
+                left -= out->last - out->pos;
+
+                q->head = out->next;
+
+                if (q->head == NULL) {
+                    q->last = NULL;
+                }
+
+                ngx_fishchat_out_free_entry(out);
+            }
+        }
+
+        if (sent == NGX_AGAIN || (size_t) sent < size) {
+            /* the socket is full */
+
             if (ngx_handle_write_event(c->write, 0) != NGX_OK) {
                 return NGX_ERROR;
             }
 
             return NGX_AGAIN;
-        }
-
-        if (n == NGX_ERROR) {
-            return NGX_ERROR;
-        }
-
-        counters->bytes_out += n;
-        q->bytes -= n;
-        out->pos += n;
-
-        if (out->pos == out->last) {
-            q->head = out->next;
-
-            if (q->head == NULL) {
-                q->last = NULL;
-            }
-
-            ngx_free(out);
         }
     }
 
@@ -148,10 +306,90 @@ ngx_fishchat_out_free(ngx_fishchat_outq_t *q)
 
     for (out = q->head; out; out = next) {
         next = out->next;
-        ngx_free(out);
+        ngx_fishchat_out_free_entry(out);
     }
 
     q->head = NULL;
     q->last = NULL;
     q->bytes = 0;
+}
+
+
+static void
+ngx_fishchat_out_free_entry(ngx_fishchat_out_t *out)
+{
+    if (out->chunk) {
+        ngx_fishchat_chunk_release(out->chunk);
+    }
+
+    ngx_free(out);
+}
+
+
+/*
+ * Bytes written, NGX_AGAIN (nothing) or NGX_ERROR.  Less than "size" means
+ * the socket is full: the write event is not ready any more.
+ */
+
+static ssize_t
+ngx_fishchat_out_send(ngx_connection_t *c, struct iovec *iov, ngx_uint_t n,
+    size_t size)
+{
+    ssize_t      sent;
+    ngx_iovec_t  vec;
+
+#if (NGX_SSL)
+
+    ssize_t      total;
+    ngx_uint_t   i;
+
+    if (c->ssl) {
+        /* TLS records: a piece at a time */
+
+        total = 0;
+
+        for (i = 0; i < n; i++) {
+            sent = c->send(c, iov[i].iov_base, iov[i].iov_len);
+
+            if (sent == NGX_ERROR) {
+                return NGX_ERROR;
+            }
+
+            if (sent == NGX_AGAIN) {
+                break;
+            }
+
+            total += sent;
+
+            if ((size_t) sent < iov[i].iov_len) {
+                break;
+            }
+        }
+
+        if (total == 0 && i < n) {
+            return NGX_AGAIN;
+        }
+
+        return total;
+    }
+
+#endif
+
+    if (n == 1) {
+        /* ngx_unix_send() keeps the write event's state itself */
+        return c->send(c, iov[0].iov_base, iov[0].iov_len);
+    }
+
+    vec.iovs = iov;
+    vec.count = n;
+    vec.size = size;
+    vec.nalloc = n;
+
+    sent = ngx_writev(c, &vec);
+
+    if (sent == NGX_AGAIN || (sent >= 0 && (size_t) sent < size)) {
+        c->write->ready = 0;
+    }
+
+    return sent;
 }

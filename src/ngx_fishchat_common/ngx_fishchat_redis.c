@@ -151,6 +151,7 @@ static void ngx_fishchat_redis_sub_reset(ngx_fishchat_redis_t *link);
 static ngx_uint_t             ngx_fishchat_redis_unknown_outcome;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_sub;
+static ngx_uint_t             ngx_fishchat_redis_sub_paused;
 
 
 ngx_fishchat_redis_t *
@@ -752,9 +753,11 @@ ngx_fishchat_redis_retry_handler(ngx_event_t *ev)
 /*
  * hiredis reads at most 16k a call: read on while the socket has more, so
  * that a busy channel does not fall behind by one buffer per pass of the
- * event loop, but for at most a few milliseconds of work (a buffer of
- * topic messages can mean tens of thousands of writes to members), so
- * that the worker's other events are not starved
+ * event loop, but for at most a few milliseconds of work, so that the
+ * worker's other events are not starved.  The subscriber link reads
+ * nothing while it is paused (ngx_fishchat_redis_sub_pause()): the socket
+ * is level-triggered, the event comes back at each pass of the loop, and
+ * what waits stays in the socket and in Redis.
  */
 
 #define NGX_FISHCHAT_REDIS_READS     64
@@ -783,6 +786,10 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
     c = ev->data;
     link = c->data;
 
+    if (link->subscriber && ngx_fishchat_redis_sub_paused) {
+        return;
+    }
+
     link->last_read = ngx_current_msec;
     start = ngx_fishchat_redis_clock();
 
@@ -790,6 +797,7 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
         redisAsyncHandleRead(link->ac);
 
         if (link->ac == NULL
+            || (link->subscriber && ngx_fishchat_redis_sub_paused)
             || ioctl(link->ac->c.fd, FIONREAD, &n) == -1
             || n <= 0
             || ngx_fishchat_redis_clock() - start
@@ -797,6 +805,37 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
         {
             break;
         }
+    }
+}
+
+
+/*
+ * The messages of the subscriber link come faster than this worker hands
+ * them on: it stops reading them (1) until it has caught up (0)
+ */
+
+void
+ngx_fishchat_redis_sub_pause(ngx_uint_t pause)
+{
+    ngx_fishchat_redis_t  *link;
+
+    if (ngx_fishchat_redis_sub_paused == pause) {
+        return;
+    }
+
+    ngx_fishchat_redis_sub_paused = pause;
+
+    link = ngx_fishchat_redis_sub;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, ngx_cycle->log, 0,
+                   "fishchat: redis subscriber link %s",
+                   pause ? "paused" : "resumed");
+
+    if (!pause && link && link->conn && link->conn->read->active
+        && !link->conn->read->posted)
+    {
+        /* what waits in the socket is read in this pass of the loop */
+        ngx_post_event(link->conn->read, &ngx_posted_events);
     }
 }
 

@@ -162,6 +162,9 @@ ngx_int_t ngx_stream_fishchat_msg_reply(
     ngx_uint_t nargs);
 ngx_int_t ngx_stream_fishchat_msg_write(
     ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
+ngx_int_t ngx_stream_fishchat_msg_writev(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_out_piece_t *pieces,
+    ngx_uint_t n);
 void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
 ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
     ngx_stream_fishchat_msg_session_t *sess, size_t size);

@@ -1848,14 +1848,33 @@ ngx_int_t
 ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
     u_char *data, size_t len)
 {
+    ngx_fishchat_out_piece_t  piece;
+
+    piece.data = data;
+    piece.len = len;
+    piece.chunk = NULL;
+
+    return ngx_stream_fishchat_msg_writev(sess, &piece, 1);
+}
+
+
+/*
+ * The same for several frames at once, with as few system calls as the
+ * socket allows; frames in a shared chunk wait by reference
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_writev(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_out_piece_t *pieces, ngx_uint_t n)
+{
     ngx_int_t  rc;
 
     if (sess->closed) {
         return NGX_ERROR;
     }
 
-    rc = ngx_fishchat_out_write(sess->c, &sess->out, data, len,
-                                sess->conf->send_buffer, sess->counters);
+    rc = ngx_fishchat_out_writev(sess->c, &sess->out, pieces, n,
+                                 sess->conf->send_buffer, sess->counters);
 
     if (rc == NGX_OK) {
         return NGX_OK;

@@ -9,13 +9,25 @@
  * number, the history, one PUBLISH.
  *
  * Each worker subscribes to the channel of a topic while it has logged-in
- * members of it (counted here; UNSUBSCRIBE when the last one goes) and
- * writes each message to them from frames built once per worker.  A member
- * that comes (login, join, or the subscription again after the subscriber
- * link was down) first catches up from the history, from its position on;
- * live messages that arrive meanwhile are held and then written unless the
- * catch-up already had them: sequence numbers keep each member's stream in
- * order, without gaps and without repeats.
+ * members of it (counted here; UNSUBSCRIBE when the last one goes).  A
+ * message that arrives on the channel is only made into its frames, once
+ * per worker, in one reference-counted chunk, and put on the topic's list;
+ * the delivery event then writes to each member everything of the list
+ * after its position with one writev() (several messages a system call
+ * when they come fast), NGX_STREAM_FISHCHAT_TOPIC_SLICE members a pass,
+ * and goes on from ngx_posted_next_events after the worker's other events
+ * had their turn.  What a member's socket does not take waits in its
+ * output queue as references into the chunks, bounded by
+ * fishchat_msg_send_buffer; a message leaves the list once every member
+ * has it.  Past NGX_STREAM_FISHCHAT_TOPIC_BACKLOG messages on the lists,
+ * the worker stops reading its subscriber link until it has caught up.
+ *
+ * A member that comes (login, join, or the subscription again after the
+ * subscriber link was down) first catches up from the history, from its
+ * position on; live messages that arrive meanwhile are held (references
+ * again) and then written unless the catch-up already had them: sequence
+ * numbers keep each member's stream in order, without gaps and without
+ * repeats.
  *
  * Positions are written to Redis in batches, not per delivery: every
  * NGX_STREAM_FISHCHAT_TOPIC_SAVE ms for the topics that had deliveries
@@ -41,6 +53,19 @@
 /* live messages a member may hold while it catches up */
 #define NGX_STREAM_FISHCHAT_TOPIC_HELD_MAX   1000
 
+/* member writes a pass of the delivery event, and its time (us) */
+#define NGX_STREAM_FISHCHAT_TOPIC_SLICE      64
+#define NGX_STREAM_FISHCHAT_TOPIC_SLICE_US   1000
+
+/* frames a write to a member */
+#define NGX_STREAM_FISHCHAT_TOPIC_PIECES     64
+
+/* messages on this worker's lists: past it, the subscriber link pauses */
+#define NGX_STREAM_FISHCHAT_TOPIC_BACKLOG    1024
+
+/* the buffer of the catch-up pages is kept up to this size */
+#define NGX_STREAM_FISHCHAT_TOPIC_BUF_KEEP   65536
+
 
 struct ngx_stream_fishchat_topic_conf_s {
     ngx_fishchat_redis_script_t    *create;
@@ -53,10 +78,14 @@ struct ngx_stream_fishchat_topic_conf_s {
 };
 
 
-/* a message as this worker writes it, shared by the members */
+/*
+ * A message as this worker writes it, shared by the members: the topic's
+ * list, held lists and output queues hold references to it
+ */
 
 typedef struct {
-    ngx_uint_t                      refs;
+    ngx_fishchat_chunk_t            chunk;     /* first: freed with it */
+    ngx_queue_t                     queue;     /* in the topic's list */
     uint64_t                        seq;
     ngx_str_t                       legacy;    /* RESP_MESSAGE_TOPIC, 3 args */
     ngx_str_t                       optin;     /* the same with the uuid */
@@ -79,11 +108,17 @@ typedef struct {
     ngx_str_node_t                  node;       /* node.str: the name */
     ngx_queue_t                     members;
     ngx_uint_t                      nmembers;
+    ngx_uint_t                      nwaiting;   /* members not live */
     ngx_uint_t                      busy;       /* a fan-out is under way */
     uint64_t                        seq;        /* last live one, 0: none */
+    ngx_queue_t                     msgs;       /* not written to all yet */
+    ngx_uint_t                      nmsgs;
+    ngx_queue_t                     pending;    /* in the worker's list */
+    ngx_queue_t                    *cursor;     /* next member of a pass */
     ngx_queue_t                     dirty;
     ngx_str_t                       channel;
     unsigned                        ready:1;    /* subscription confirmed */
+    unsigned                        in_pending:1;
     unsigned                        in_dirty:1;
     unsigned                        retry:1;    /* a catch-up failed */
     unsigned                        gone:1;     /* freed when not busy */
@@ -106,7 +141,7 @@ typedef struct {
     ngx_stream_fishchat_topic_held_t  *held;
     ngx_stream_fishchat_topic_held_t  *held_last;
     ngx_uint_t                      nheld;
-    unsigned                        live:1;     /* caught up */
+    unsigned                        live:1;     /* caught up: from the list */
     unsigned                        known:1;    /* pos is known */
     unsigned                        again:1;    /* catch up once more */
     unsigned                        paused:1;   /* until the queue is out */
@@ -118,10 +153,14 @@ struct ngx_stream_fishchat_topic_worker_s {
     ngx_rbtree_node_t               sentinel;
     ngx_queue_t                     dirty;
     ngx_event_t                     save;
+    ngx_queue_t                     pending;    /* topics with output */
+    ngx_event_t                     deliver;
+    ngx_uint_t                      nmsgs;      /* on the topics' lists */
     ngx_cycle_t                    *cycle;
     ngx_stream_fishchat_topic_conf_t  *conf;
     u_char                         *buf;        /* frames of a catch-up */
     size_t                          buf_size;
+    ngx_fishchat_out_piece_t        pieces[NGX_STREAM_FISHCHAT_TOPIC_PIECES];
 };
 
 
@@ -181,9 +220,17 @@ static ngx_int_t ngx_stream_fishchat_topic_hold(
     ngx_stream_fishchat_topic_msg_t *msg);
 static void ngx_stream_fishchat_topic_drop_held(
     ngx_stream_fishchat_topic_member_t *mb);
+static void ngx_stream_fishchat_topic_schedule(
+    ngx_stream_fishchat_topic_t *t);
+static void ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev);
+static ngx_int_t ngx_stream_fishchat_topic_write(
+    ngx_stream_fishchat_topic_member_t *mb);
+static void ngx_stream_fishchat_topic_trim(ngx_stream_fishchat_topic_t *t,
+    ngx_uint_t all);
+static uint64_t ngx_stream_fishchat_topic_usec(void);
 static ngx_int_t ngx_stream_fishchat_topic_deliver(
-    ngx_stream_fishchat_topic_member_t *mb, uint64_t seq, u_char *frame,
-    size_t len);
+    ngx_stream_fishchat_topic_member_t *mb, uint64_t seq,
+    ngx_fishchat_out_piece_t *pieces, ngx_uint_t n, ngx_uint_t frames);
 static ngx_int_t ngx_stream_fishchat_topic_parse(ngx_str_t *payload,
     uint64_t *seq, ngx_str_t *uuid, ngx_str_t *from, ngx_str_t *text);
 static ngx_stream_fishchat_topic_msg_t *ngx_stream_fishchat_topic_msg(
@@ -1215,6 +1262,7 @@ ngx_stream_fishchat_topic_attach(ngx_stream_fishchat_msg_session_t *sess,
                          - p;
 
         ngx_queue_init(&t->members);
+        ngx_queue_init(&t->msgs);
 
         if (ngx_fishchat_redis_subscribe_ready(tw->cycle, &t->channel,
                                           ngx_stream_fishchat_topic_message,
@@ -1248,6 +1296,7 @@ ngx_stream_fishchat_topic_attach(ngx_stream_fishchat_msg_session_t *sess,
     ngx_queue_insert_tail(&t->members, &mb->in_topic);
     ngx_queue_insert_tail(&sess->topics, &mb->in_sess);
     t->nmembers++;
+    t->nwaiting++;
 
     if (t->ready) {
         ngx_stream_fishchat_topic_catch_up(mb);
@@ -1276,6 +1325,15 @@ ngx_stream_fishchat_topic_detach(ngx_stream_fishchat_topic_member_t *mb)
     }
 
     ngx_stream_fishchat_topic_drop_held(mb);
+
+    if (t->cursor == &mb->in_topic) {
+        /* a pass of the delivery event goes on with the next member */
+        t->cursor = ngx_queue_next(&mb->in_topic);
+    }
+
+    if (!mb->live) {
+        t->nwaiting--;
+    }
 
     ngx_queue_remove(&mb->in_topic);
     ngx_queue_remove(&mb->in_sess);
@@ -1336,6 +1394,13 @@ ngx_stream_fishchat_topic_release(ngx_stream_fishchat_topic_t *t)
             ngx_queue_remove(&t->dirty);
             t->in_dirty = 0;
         }
+
+        if (t->in_pending) {
+            ngx_queue_remove(&t->pending);
+            t->in_pending = 0;
+        }
+
+        ngx_stream_fishchat_topic_trim(t, 1);
     }
 
     if (t->busy == 0) {
@@ -1370,10 +1435,17 @@ ngx_stream_fishchat_topic_ready(void *data)
         mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t, in_topic);
         ngx_stream_fishchat_topic_catch_up(mb);
     }
+
+    /* no member is live now: the catch-ups read what the list had */
+    ngx_stream_fishchat_topic_trim(t, 1);
 }
 
 
-/* a live message: written to every member here that is caught up */
+/*
+ * A live message: its frames are made once, members that catch up hold
+ * it, and it goes on the topic's list for the delivery event to write to
+ * the live ones.
+ */
 
 static void
 ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
@@ -1381,9 +1453,11 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
     ngx_stream_fishchat_topic_t *t = data;
 
     uint64_t                             seq;
-    ngx_str_t                            uuid, from, text, *frame;
-    ngx_queue_t                         *q, *next;
+    ngx_str_t                            uuid, from, text;
+    ngx_uint_t                           jump;
+    ngx_queue_t                         *q;
     ngx_stream_fishchat_topic_msg_t     *msg;
+    ngx_stream_fishchat_topic_worker_t  *tw;
     ngx_stream_fishchat_topic_member_t  *mb;
 
     if (!t->ready) {
@@ -1404,7 +1478,9 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
         return;
     }
 
-    if (t->seq && seq != t->seq + 1) {
+    jump = (t->seq && seq != t->seq + 1);
+
+    if (jump) {
         /* should not happen on one connection: read the gap */
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "fishchat msg: topic \"%V\" jumped from message %uL "
@@ -1420,15 +1496,14 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
         return;
     }
 
-    t->busy++;
+    /* the members are looked at only when some catch up, or must */
 
-    for (q = ngx_queue_head(&t->members);
-         q != ngx_queue_sentinel(&t->members);
-         q = next)
+    q = (t->nwaiting || jump) ? ngx_queue_head(&t->members)
+                              : ngx_queue_sentinel(&t->members);
+
+    for ( /* void */ ; q != ngx_queue_sentinel(&t->members);
+         q = ngx_queue_next(q))
     {
-        /* a write may close a session: its membership goes, not the next */
-        next = ngx_queue_next(q);
-
         mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t, in_topic);
 
         if (!mb->live) {
@@ -1436,32 +1511,311 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
             continue;
         }
 
-        if (seq <= mb->pos) {
-            continue;
-        }
-
-        if (seq != mb->pos + 1) {
+        if (jump && seq > mb->pos) {
+            /* what the list has for it is in the history too */
             (void) ngx_stream_fishchat_topic_hold(mb, msg);
             ngx_stream_fishchat_topic_catch_up(mb);
+        }
+    }
+
+    /* the list takes the first reference */
+
+    tw = ngx_stream_fishchat_msg_worker->topics;
+
+    ngx_queue_insert_tail(&t->msgs, &msg->queue);
+    t->nmsgs++;
+    tw->nmsgs++;
+
+    ngx_stream_fishchat_topic_schedule(t);
+
+    if (tw->nmsgs >= NGX_STREAM_FISHCHAT_TOPIC_BACKLOG) {
+        /* more than the members are written: Redis keeps the rest */
+        ngx_fishchat_redis_sub_pause(1);
+    }
+}
+
+
+/* the topic has messages to write: the delivery event runs */
+
+static void
+ngx_stream_fishchat_topic_schedule(ngx_stream_fishchat_topic_t *t)
+{
+    ngx_stream_fishchat_topic_worker_t  *tw;
+
+    tw = ngx_stream_fishchat_msg_worker->topics;
+
+    if (!t->in_pending) {
+        ngx_queue_insert_tail(&tw->pending, &t->pending);
+        t->in_pending = 1;
+    }
+
+    if (!tw->deliver.posted) {
+        ngx_post_event(&tw->deliver, &ngx_posted_events);
+    }
+}
+
+
+/*
+ * The delivery event: a pass over the members of each topic with
+ * messages on its list, each live member written what it has not had,
+ * at most NGX_STREAM_FISHCHAT_TOPIC_SLICE writes or SLICE_US of them;
+ * then the worker's other events have their turn and the pass goes on
+ * where it was.  At the end of a pass, what every live member has leaves
+ * the list; a topic whose list got more meanwhile has another pass, after
+ * the other topics.
+ */
+
+static void
+ngx_stream_fishchat_topic_deliver_handler(ngx_event_t *ev)
+{
+    uint64_t                             start;
+    ngx_uint_t                           budget, wrote;
+    ngx_queue_t                         *q;
+    ngx_stream_fishchat_topic_t         *t;
+    ngx_stream_fishchat_topic_msg_t     *last;
+    ngx_stream_fishchat_topic_worker_t  *tw;
+    ngx_stream_fishchat_topic_member_t  *mb;
+
+    tw = ev->data;
+    budget = NGX_STREAM_FISHCHAT_TOPIC_SLICE;
+    start = ngx_stream_fishchat_topic_usec();
+
+    while (!ngx_queue_empty(&tw->pending)) {
+
+        if (budget == 0) {
+            ngx_log_debug0(NGX_LOG_DEBUG_STREAM, ev->log, 0,
+                           "fishchat msg: topic delivery goes on after "
+                           "the other events");
+
+            ngx_post_event(ev, &ngx_posted_next_events);
+            return;
+        }
+
+        q = ngx_queue_head(&tw->pending);
+        t = ngx_queue_data(q, ngx_stream_fishchat_topic_t, pending);
+
+        if (t->cursor == NULL) {
+            t->cursor = ngx_queue_head(&t->members);
+        }
+
+        wrote = 0;
+        t->busy++;
+
+        while (budget
+               && !t->gone
+               && t->cursor != ngx_queue_sentinel(&t->members)
+               && !ngx_queue_empty(&t->msgs))
+        {
+            mb = ngx_queue_data(t->cursor, ngx_stream_fishchat_topic_member_t,
+                                in_topic);
+
+            /* a write may close a session: the cursor moves past it */
+            t->cursor = ngx_queue_next(t->cursor);
+
+            last = ngx_queue_data(ngx_queue_last(&t->msgs),
+                                  ngx_stream_fishchat_topic_msg_t, queue);
+
+            if (!mb->live || last->seq <= mb->pos) {
+                continue;
+            }
+
+            budget--;
+            wrote = 1;
+
+            (void) ngx_stream_fishchat_topic_write(mb);
+
+            if (ngx_stream_fishchat_topic_usec() - start
+                >= NGX_STREAM_FISHCHAT_TOPIC_SLICE_US)
+            {
+                budget = 0;
+            }
+        }
+
+        t->busy--;
+
+        if (t->gone) {
+            /* its last member went: off the list already */
+            ngx_stream_fishchat_topic_release(t);
             continue;
         }
 
-        frame = mb->sess->optin ? &msg->optin : &msg->legacy;
+        if (wrote) {
+            ngx_stream_fishchat_topic_dirty(t);
+        }
 
-        (void) ngx_stream_fishchat_topic_deliver(mb, seq, frame->data,
-                                                 frame->len);
+        if (budget == 0
+            && t->cursor != ngx_queue_sentinel(&t->members)
+            && !ngx_queue_empty(&t->msgs))
+        {
+            /* the pass goes on from t->cursor */
+            continue;
+        }
+
+        /* the pass is over */
+
+        t->cursor = NULL;
+
+        ngx_queue_remove(&t->pending);
+        t->in_pending = 0;
+
+        ngx_stream_fishchat_topic_trim(t, 0);
+
+        if (!ngx_queue_empty(&t->msgs)) {
+            /* more came during the pass */
+            ngx_stream_fishchat_topic_schedule(t);
+        }
+    }
+}
+
+
+/* a monotonic clock in microseconds, for the time of a pass */
+
+static uint64_t
+ngx_stream_fishchat_topic_usec(void)
+{
+    struct timespec  ts;
+
+    (void) clock_gettime(CLOCK_MONOTONIC, &ts);
+
+    return (uint64_t) ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+
+/*
+ * Writes to a live member what the topic's list has after its position,
+ * NGX_STREAM_FISHCHAT_TOPIC_PIECES frames a write.  NGX_ERROR when the
+ * session was closed by it: the membership is gone then.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_write(ngx_stream_fishchat_topic_member_t *mb)
+{
+    uint64_t                            seq;
+    ngx_str_t                          *frame;
+    ngx_uint_t                          n, gap;
+    ngx_queue_t                        *q, *sentinel;
+    ngx_fishchat_out_piece_t           *pieces;
+    ngx_stream_fishchat_topic_msg_t    *msg;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = mb->sess;
+    pieces = ngx_stream_fishchat_msg_worker->topics->pieces;
+    sentinel = ngx_queue_sentinel(&mb->topic->msgs);
+
+    for (q = ngx_queue_head(&mb->topic->msgs);
+         q != sentinel;
+         q = ngx_queue_next(q))
+    {
+        msg = ngx_queue_data(q, ngx_stream_fishchat_topic_msg_t, queue);
+
+        if (msg->seq > mb->pos) {
+            break;
+        }
     }
 
-    t->busy--;
+    gap = 0;
 
-    ngx_stream_fishchat_topic_msg_release(msg);
+    while (q != sentinel && !gap) {
+        n = 0;
+        seq = mb->pos;
 
-    if (t->gone) {
-        ngx_stream_fishchat_topic_release(t);
-        return;
+        for ( /* void */ ;
+             q != sentinel && n < NGX_STREAM_FISHCHAT_TOPIC_PIECES;
+             q = ngx_queue_next(q))
+        {
+            msg = ngx_queue_data(q, ngx_stream_fishchat_topic_msg_t, queue);
+
+            if (msg->seq != seq + 1) {
+                gap = 1;
+                break;
+            }
+
+            frame = sess->optin ? &msg->optin : &msg->legacy;
+
+            pieces[n].data = frame->data;
+            pieces[n].len = frame->len;
+            pieces[n].chunk = &msg->chunk;
+            n++;
+
+            seq = msg->seq;
+        }
+
+        if (n == 0) {
+            break;
+        }
+
+        ngx_log_debug3(NGX_LOG_DEBUG_STREAM, sess->c->log, 0,
+                       "fishchat msg: %ui frames of topic \"%V\" to \"%V\"",
+                       n, &mb->topic->node.str, &sess->node.str);
+
+        if (ngx_stream_fishchat_topic_deliver(mb, seq, pieces, n, n)
+            != NGX_OK)
+        {
+            return NGX_ERROR;
+        }
     }
 
-    ngx_stream_fishchat_topic_dirty(t);
+    if (gap) {
+        /* should not happen: the list skips what this member needs */
+        ngx_stream_fishchat_topic_catch_up(mb);
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The messages of the list that every live member has (all: every one)
+ * leave it; a worker that had paused its subscriber link reads it again
+ * when the lists are short
+ */
+
+static void
+ngx_stream_fishchat_topic_trim(ngx_stream_fishchat_topic_t *t,
+    ngx_uint_t all)
+{
+    uint64_t                             min;
+    ngx_queue_t                         *q;
+    ngx_stream_fishchat_topic_msg_t     *msg;
+    ngx_stream_fishchat_topic_worker_t  *tw;
+    ngx_stream_fishchat_topic_member_t  *mb;
+
+    tw = ngx_stream_fishchat_msg_worker->topics;
+
+    min = (uint64_t) -1;
+
+    if (!all) {
+        for (q = ngx_queue_head(&t->members);
+             q != ngx_queue_sentinel(&t->members);
+             q = ngx_queue_next(q))
+        {
+            mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t,
+                                in_topic);
+
+            if (mb->live && mb->pos < min) {
+                min = mb->pos;
+            }
+        }
+    }
+
+    while (!ngx_queue_empty(&t->msgs)) {
+        q = ngx_queue_head(&t->msgs);
+        msg = ngx_queue_data(q, ngx_stream_fishchat_topic_msg_t, queue);
+
+        if (msg->seq > min) {
+            break;
+        }
+
+        ngx_queue_remove(q);
+        t->nmsgs--;
+        tw->nmsgs--;
+
+        ngx_stream_fishchat_topic_msg_release(msg);
+    }
+
+    if (tw->nmsgs < NGX_STREAM_FISHCHAT_TOPIC_BACKLOG / 2) {
+        ngx_fishchat_redis_sub_pause(0);
+    }
 }
 
 
@@ -1484,7 +1838,10 @@ ngx_stream_fishchat_topic_catch_up(ngx_stream_fishchat_topic_member_t *mb)
 
     sess = mb->sess;
 
-    mb->live = 0;
+    if (mb->live) {
+        mb->live = 0;
+        mb->topic->nwaiting++;
+    }
 
     if (mb->req) {
         mb->again = 1;
@@ -1570,10 +1927,12 @@ ngx_stream_fishchat_topic_caught_up(redisReply *reply, void *data)
 
     size_t                               i, size;
     u_char                              *last;
-    uint64_t                             pos, seq, from, s;
+    uint64_t                             pos, seq, from, s, written;
     ngx_str_t                            args[4], payload, uuid, sender, text;
     ngx_str_t                           *name;
+    ngx_uint_t                           nargs, pass, frames;
     redisReply                          *e;
+    ngx_fishchat_out_piece_t             piece;
     ngx_stream_fishchat_topic_t         *t;
     ngx_stream_fishchat_topic_worker_t  *tw;
     ngx_stream_fishchat_msg_session_t   *sess;
@@ -1658,59 +2017,99 @@ ngx_stream_fishchat_topic_caught_up(redisReply *reply, void *data)
         mb->pos = from - 1;
     }
 
-    s = from;
+    /*
+     * the page's frames, one after the other in tw->buf, one write: the
+     * first pass counts the bytes, the second writes them
+     */
 
-    for (i = 3; i < reply->elements; i++) {
-        e = reply->element[i];
+    nargs = sess->optin ? 4 : 3;
+    size = 0;
+    last = NULL;
+    written = mb->pos;
+    frames = 0;
 
-        if (e->type != REDIS_REPLY_STRING) {
-            continue;
-        }
+    for (pass = 0; pass < 2; pass++) {
+        s = from;
 
-        payload.data = (u_char *) e->str;
-        payload.len = e->len;
+        for (i = 3; i < reply->elements; i++) {
+            e = reply->element[i];
 
-        if (ngx_stream_fishchat_topic_parse(&payload, &s, &uuid, &sender,
-                                            &text)
-            != NGX_OK
-            || s <= mb->pos)
-        {
-            continue;
-        }
-
-        args[0] = *name;
-        args[1] = text;
-        args[2] = sender;
-        args[3] = uuid;
-
-        size = ngx_fishchat_frame_size(&ngx_stream_fishchat_topic_resp, args,
-                                       sess->optin ? 4 : 3);
-
-        if (size > tw->buf_size) {
-            if (tw->buf) {
-                ngx_free(tw->buf);
+            if (e->type != REDIS_REPLY_STRING) {
+                continue;
             }
 
-            tw->buf_size = 0;
+            payload.data = (u_char *) e->str;
+            payload.len = e->len;
 
-            tw->buf = ngx_alloc(ngx_max(size, 4096), sess->c->log);
-            if (tw->buf == NULL) {
-                ngx_stream_fishchat_msg_close(sess);
-                return;
+            if (ngx_stream_fishchat_topic_parse(&payload, &s, &uuid, &sender,
+                                                &text)
+                != NGX_OK
+                || s <= mb->pos)
+            {
+                continue;
             }
 
-            tw->buf_size = ngx_max(size, 4096);
+            args[0] = *name;
+            args[1] = text;
+            args[2] = sender;
+            args[3] = uuid;
+
+            if (pass == 0) {
+                size += ngx_fishchat_frame_size(
+                                      &ngx_stream_fishchat_topic_resp, args,
+                                      nargs);
+                continue;
+            }
+
+            last = ngx_fishchat_frame_write(last,
+                                            &ngx_stream_fishchat_topic_resp,
+                                            args, nargs);
+            written = s;
+            frames++;
         }
 
-        last = ngx_fishchat_frame_write(tw->buf,
-                                        &ngx_stream_fishchat_topic_resp, args,
-                                        sess->optin ? 4 : 3);
+        if (pass == 0) {
+            if (size == 0) {
+                break;
+            }
 
-        if (ngx_stream_fishchat_topic_deliver(mb, s, tw->buf, last - tw->buf)
+            if (size > tw->buf_size) {
+                if (tw->buf) {
+                    ngx_free(tw->buf);
+                }
+
+                tw->buf_size = 0;
+
+                tw->buf = ngx_alloc(ngx_max(size, 4096), sess->c->log);
+                if (tw->buf == NULL) {
+                    ngx_stream_fishchat_msg_close(sess);
+                    return;
+                }
+
+                tw->buf_size = ngx_max(size, 4096);
+            }
+
+            last = tw->buf;
+        }
+    }
+
+    if (frames) {
+        piece.data = tw->buf;
+        piece.len = last - tw->buf;
+        piece.chunk = NULL;
+
+        if (ngx_stream_fishchat_topic_deliver(mb, written, &piece, 1, frames)
             != NGX_OK)
         {
             return;
         }
+    }
+
+    if (tw->buf_size > NGX_STREAM_FISHCHAT_TOPIC_BUF_KEEP) {
+        /* a large page is not kept for the next one */
+        ngx_free(tw->buf);
+        tw->buf = NULL;
+        tw->buf_size = 0;
     }
 
     if (reply->elements > 3 && mb->pos < from + reply->elements - 4) {
@@ -1752,6 +2151,9 @@ static ngx_int_t
 ngx_stream_fishchat_topic_flush_held(ngx_stream_fishchat_topic_member_t *mb)
 {
     ngx_str_t                          *frame;
+    ngx_queue_t                        *q;
+    ngx_fishchat_out_piece_t            piece;
+    ngx_stream_fishchat_topic_t        *t;
     ngx_stream_fishchat_topic_msg_t    *msg;
     ngx_stream_fishchat_topic_held_t   *h;
     ngx_stream_fishchat_msg_session_t  *sess;
@@ -1788,8 +2190,11 @@ ngx_stream_fishchat_topic_flush_held(ngx_stream_fishchat_topic_member_t *mb)
 
         frame = sess->optin ? &msg->optin : &msg->legacy;
 
-        if (ngx_stream_fishchat_topic_deliver(mb, msg->seq, frame->data,
-                                              frame->len)
+        piece.data = frame->data;
+        piece.len = frame->len;
+        piece.chunk = &msg->chunk;
+
+        if (ngx_stream_fishchat_topic_deliver(mb, msg->seq, &piece, 1, 1)
             != NGX_OK)
         {
             ngx_stream_fishchat_topic_msg_release(msg);
@@ -1799,7 +2204,23 @@ ngx_stream_fishchat_topic_flush_held(ngx_stream_fishchat_topic_member_t *mb)
         ngx_stream_fishchat_topic_msg_release(msg);
     }
 
-    mb->live = 1;
+    t = mb->topic;
+
+    if (!mb->live) {
+        mb->live = 1;
+        t->nwaiting--;
+    }
+
+    /* from now on from the topic's list */
+
+    if (!ngx_queue_empty(&t->msgs)) {
+        q = ngx_queue_last(&t->msgs);
+        msg = ngx_queue_data(q, ngx_stream_fishchat_topic_msg_t, queue);
+
+        if (msg->seq > mb->pos) {
+            ngx_stream_fishchat_topic_schedule(t);
+        }
+    }
 
     return NGX_OK;
 }
@@ -1827,7 +2248,7 @@ ngx_stream_fishchat_topic_hold(ngx_stream_fishchat_topic_member_t *mb,
 
     h->next = NULL;
     h->msg = msg;
-    msg->refs++;
+    msg->chunk.refs++;
 
     if (mb->held_last) {
         mb->held_last->next = h;
@@ -1861,23 +2282,25 @@ ngx_stream_fishchat_topic_drop_held(ngx_stream_fishchat_topic_member_t *mb)
 
 
 /*
- * Writes message "seq" to a member.  NGX_ERROR when the session was closed
- * by it: the membership is gone then.
+ * Writes "frames" frames, the last one message "seq", to a member.
+ * NGX_ERROR when the session was closed by it: the membership is gone
+ * then.
  */
 
 static ngx_int_t
 ngx_stream_fishchat_topic_deliver(ngx_stream_fishchat_topic_member_t *mb,
-    uint64_t seq, u_char *frame, size_t len)
+    uint64_t seq, ngx_fishchat_out_piece_t *pieces, ngx_uint_t n,
+    ngx_uint_t frames)
 {
     ngx_stream_fishchat_msg_session_t  *sess;
 
     sess = mb->sess;
 
-    if (ngx_stream_fishchat_msg_write(sess, frame, len) != NGX_OK) {
+    if (ngx_stream_fishchat_msg_writev(sess, pieces, n) != NGX_OK) {
         return NGX_ERROR;
     }
 
-    sess->counters->frames_out++;
+    sess->counters->frames_out += frames;
 
     mb->pos = seq;
 
@@ -1963,7 +2386,7 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
         return NULL;
     }
 
-    msg->refs = 1;
+    msg->chunk.refs = 1;
     msg->seq = seq;
 
     msg->legacy.data = msg->data;
@@ -1985,9 +2408,7 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
 static void
 ngx_stream_fishchat_topic_msg_release(ngx_stream_fishchat_topic_msg_t *msg)
 {
-    if (--msg->refs == 0) {
-        ngx_free(msg);
-    }
+    ngx_fishchat_chunk_release(&msg->chunk);
 }
 
 
@@ -2241,6 +2662,7 @@ ngx_stream_fishchat_topic_init_worker(ngx_cycle_t *cycle,
 
     ngx_rbtree_init(&tw->topics, &tw->sentinel, ngx_str_rbtree_insert_value);
     ngx_queue_init(&tw->dirty);
+    ngx_queue_init(&tw->pending);
 
     tw->cycle = cycle;
     tw->conf = w->mmcf->topic;
@@ -2249,6 +2671,10 @@ ngx_stream_fishchat_topic_init_worker(ngx_cycle_t *cycle,
     tw->save.data = tw;
     tw->save.log = cycle->log;
     tw->save.cancelable = 1;
+
+    tw->deliver.handler = ngx_stream_fishchat_topic_deliver_handler;
+    tw->deliver.data = tw;
+    tw->deliver.log = cycle->log;
 
     w->topics = tw;
 
@@ -2278,6 +2704,10 @@ ngx_stream_fishchat_topic_exit_worker(ngx_stream_fishchat_msg_worker_t *w)
 
     if (tw->save.timer_set) {
         ngx_del_timer(&tw->save);
+    }
+
+    if (tw->deliver.posted) {
+        ngx_delete_posted_event(&tw->deliver);
     }
 
     while (tw->topics.root != tw->topics.sentinel) {
