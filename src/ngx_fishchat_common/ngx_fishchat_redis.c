@@ -1265,11 +1265,12 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     req->timer.log = link->log;
 
     /*
-     * not cancelable: a worker that is shutting down waits (at most the
-     * command timeout) for what its closing sessions wrote last, such as
-     * topic positions and the logout
+     * A worker that is shutting down waits (at most the command timeout)
+     * for what its closing sessions write last, such as topic positions
+     * and the logout, if the link is up; nothing else keeps it
      */
-    req->timer.cancelable = 0;
+    req->timer.cancelable = !(ngx_exiting
+                              && link->state == NGX_FISHCHAT_REDIS_UP);
 
     ngx_add_timer(&req->timer, link->conf->redis_timeout);
 
