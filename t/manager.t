@@ -225,6 +225,10 @@ api_json topics 0
 api 201 POST /messages '{"to":"bob","message":"for later"}'
 api 200 GET /clients/bob
 api_body '{"id":"bob","online":false,"pending":1,"topics":0}'
+# a presence left by a worker that is gone (no one on its channel)
+redis HSET ${PREFIX}client:{ghost} node n9 ch ${PREFIX}w:n9:1 srv 10.0.0.9:19000 sid 5 since 1
+api 200 GET /clients/ghost
+api_body '{"id":"ghost","online":false,"pending":0,"topics":0,"stale":true}'
 api 404 GET /clients/carol
 api_body '{"error":{"code":"NOT_FOUND","message":"no client \"carol\""}}'
 wait_log fishchat manager: 404 NOT_FOUND: no client "carol"
@@ -251,6 +255,7 @@ recv c LOGIN_OK carol n1 *
 api 201 POST /messages '{"to":"dave","message":"offline"}'
 api 201 POST /messages '{"to":"bob","message":"online"}'
 recv b RESP_MESSAGE_P2P online system *
+redis HSET ${PREFIX}client:{ghost} node n9 ch ${PREFIX}w:n9:1 srv 10.0.0.9:19000 sid 5 since 1
 api 200 GET /clients
 api_count clients 3
 api_json cursor null

@@ -422,7 +422,9 @@ static char  ngx_http_fishchat_manager_topic_send_lua[] =
 /*
  * KEYS: presence, inbox order, topics of the client.
  * 0 for a client Redis knows nothing of; otherwise {presence (node, ch,
- * addr, srv, sid, since; nil when offline), pending, topics}.
+ * addr, srv, sid, since; nil when offline), pending, topics, stale}.
+ * A presence is stale when no worker listens on its channel: the worker
+ * that wrote it is gone (a crash) and the next login replaces it.
  */
 
 static char  ngx_http_fishchat_manager_client_lua[] =
@@ -431,7 +433,12 @@ static char  ngx_http_fishchat_manager_client_lua[] =
     "local n = redis.call('ZCARD', KEYS[2]) "
     "local t = redis.call('SCARD', KEYS[3]) "
     "if not p[2] and n == 0 and t == 0 then return 0 end "
-    "return {p, n, t}";
+    "local stale = 0 "
+    "if p[2] and redis.call('PUBSUB', 'NUMSUB', p[2])[2] == 0 then "
+        "stale = 1 "
+        "for i = 1, 6 do p[i] = false end "
+    "end "
+    "return {p, n, t, stale}";
 
 /*
  * ARGV: the MATCH pattern of presence keys, cursor, count, the prefix.
@@ -457,7 +464,7 @@ static char  ngx_http_fishchat_manager_clients_lua[] =
         "local id = string.sub(k, skip, -2) "
         "local p = redis.call('HMGET', k, 'node', 'ch', 'addr', 'srv', "
                              "'sid', 'since') "
-        "if p[2] then "
+        "if p[2] and redis.call('PUBSUB', 'NUMSUB', p[2])[2] > 0 then "
             "p[7] = redis.call('ZCARD', ARGV[4] .. 'inbox:{' .. id .. '}') "
             "table.insert(p, 1, id) "
             "out[#out + 1] = p "
@@ -1912,7 +1919,7 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
                                                &ctx->param[0]);
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4
         || reply->element[0]->type != REDIS_REPLY_ARRAY
         || reply->element[0]->elements != 6)
     {
@@ -1931,6 +1938,13 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_http_fishchat_manager_rnum(&out, reply->element[1]);
     ngx_http_fishchat_manager_fmt(&out, ",\"topics\":");
     ngx_http_fishchat_manager_rnum(&out, reply->element[2]);
+
+    if (reply->element[3]->type == REDIS_REPLY_INTEGER
+        && reply->element[3]->integer)
+    {
+        ngx_http_fishchat_manager_fmt(&out, ",\"stale\":true");
+    }
+
     ngx_http_fishchat_manager_fmt(&out, "}");
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
