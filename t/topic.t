@@ -379,7 +379,8 @@ Test::FishChat::add_step(node2_stop => sub {
     die "node2's error log: @bad" if @bad;
 });
 
-plan tests => repeat_each() * (3 * blocks());
+# each block: scenario, error_log and no_error_log; TEST 14 has two error_log
+plan tests => repeat_each() * (3 * blocks() + 1);
 
 run_tests();
 
@@ -1041,5 +1042,60 @@ burst_recv a a 40 ACCEPTED
 crowd_recv m 150 a 40
 --- error_log eval
 qr/fishchat msg: topic delivery goes on after the other events/
+--- no_error_log
+[error]
+
+
+
+=== TEST 14: fishchat_topic_backlog: past it a worker stops reading its clients, then reads them again; nothing is lost or reordered
+--- stream_config
+    fishchat_topic_backlog 4;
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 reuseport;
+        fishchat_msg;
+        fishchat_msg_rate 0;
+    }
+--- stream_server_config
+    fishchat_msg;
+--- scenario_timeout: 20
+--- scenario
+connect a $TEST_NGINX_FC_PORT1
+send a HELLO 1
+recv a HELLO 1 * *
+capture a pid_a 2
+connect_other b $pid_a $TEST_NGINX_FC_PORT1
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * $pid_a
+optin a alice
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * $b_pid
+optin b bob
+connect c $TEST_NGINX_FC_PORT1
+login c carol
+seed c carol
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+send c JOIN_TOPIC room carol
+recv c LOCATE_TOPIC_MSG_ADDR * room
+redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
+burst a room 300 100
+burst_recv b a 300
+burst_recv c a 300
+burst_recv a a 300 ACCEPTED
+redis_expect 300 HGET ${PREFIX}topic:{room} seq
+send a SEND_PING
+recv a PONG
+send c SEND_MESSAGE_TOPIC room after
+recv a RESP_MESSAGE_TOPIC room after carol *
+recv b RESP_MESSAGE_TOPIC room after carol *
+recv c RESP_MESSAGE_TOPIC room after carol
+no_frame a
+no_frame b
+no_frame c
+--- error_log eval
+[qr/fishchat msg: topic backlog: reading clients paused/,
+ qr/fishchat msg: topic backlog: reading clients resumed/]
 --- no_error_log
 [error]

@@ -59,6 +59,7 @@ typedef struct {
 
 typedef struct {
     ngx_msec_t                      heartbeat;
+    ngx_int_t                       topic_backlog;
     ngx_array_t                     servers;  /* msg_srv_conf_t * */
     ngx_fishchat_redis_script_t    *login;
     ngx_fishchat_redis_script_t    *send;
@@ -87,6 +88,7 @@ typedef struct {
 
     ngx_queue_t                     reqs;
     ngx_queue_t                     topics;     /* topic memberships */
+    ngx_queue_t                     stalled;    /* in the worker's list */
 
     u_char                         *stash;      /* read during login */
     size_t                          stash_len;
@@ -108,6 +110,7 @@ typedef struct {
     unsigned                        inbox_fetching:1;
     unsigned                        closed:1;
     unsigned                        kicked:1;
+    unsigned                        is_stalled:1;
 
     u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
 } ngx_stream_fishchat_msg_session_t;
@@ -144,6 +147,8 @@ typedef struct {
     u_char                         *scratch;
     size_t                          scratch_size;
     ngx_stream_fishchat_topic_worker_t  *topics;
+    ngx_queue_t                     stalled;    /* sessions not read */
+    ngx_uint_t                      overloaded;
     u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
 } ngx_stream_fishchat_msg_worker_t;
 
@@ -200,6 +205,7 @@ void ngx_stream_fishchat_topic_cleanup(
     ngx_stream_fishchat_msg_session_t *sess);
 void ngx_stream_fishchat_topic_drained(
     ngx_stream_fishchat_msg_session_t *sess);
+void ngx_stream_fishchat_msg_overload(ngx_uint_t on);
 void ngx_stream_fishchat_topic_control(
     ngx_stream_fishchat_msg_session_t *sess, u_char op, ngx_str_t *name);
 char *ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,

@@ -145,6 +145,13 @@ static ngx_command_t  ngx_stream_fishchat_msg_commands[] = {
       offsetof(ngx_stream_fishchat_msg_main_conf_t, heartbeat),
       NULL },
 
+    { ngx_string("fishchat_topic_backlog"),
+      NGX_STREAM_MAIN_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_num_slot,
+      NGX_STREAM_MAIN_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, topic_backlog),
+      NULL },
+
       ngx_null_command
 };
 
@@ -382,6 +389,11 @@ ngx_stream_fishchat_msg_cleanup(void *data)
     sess->closed = 1;
     sess->counters->active--;
 
+    if (sess->is_stalled) {
+        ngx_queue_remove(&sess->stalled);
+        sess->is_stalled = 0;
+    }
+
     /* before the logout: positions are saved while presence is ours */
     ngx_stream_fishchat_topic_cleanup(sess);
 
@@ -485,10 +497,37 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     }
 
     if (rev->timedout) {
+
+        if (sess->is_stalled) {
+            /* not read by us: the client is not to blame */
+            rev->timedout = 0;
+            ngx_add_timer(rev, sess->conf->keepalive);
+            return;
+        }
+
         ngx_log_error(NGX_LOG_INFO, c->log, 0,
                       "fishchat msg: no frame for %M ms, closing",
                       sess->conf->keepalive);
         ngx_stream_fishchat_msg_close(sess);
+        return;
+    }
+
+    if (w->overloaded && !sess->eof) {
+        /*
+         * the worker has more topic messages to write than it can: its
+         * clients are read again when it has caught up (back-pressure on
+         * the senders through TCP)
+         */
+
+        if (!sess->is_stalled) {
+            ngx_queue_insert_tail(&w->stalled, &sess->stalled);
+            sess->is_stalled = 1;
+        }
+
+        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
         return;
     }
 
@@ -661,6 +700,47 @@ ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev)
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The topics of this worker have more messages waiting to be written than
+ * fishchat_topic_backlog: sessions are not read until they are down to
+ * half of it; then every session that was left unread is read again
+ */
+
+void
+ngx_stream_fishchat_msg_overload(ngx_uint_t on)
+{
+    ngx_queue_t                        *q;
+    ngx_stream_fishchat_msg_worker_t   *w;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL || w->overloaded == on) {
+        return;
+    }
+
+    w->overloaded = on;
+
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, ngx_cycle->log, 0,
+                   "fishchat msg: topic backlog: reading clients %s",
+                   on ? "paused" : "resumed");
+
+    if (on) {
+        return;
+    }
+
+    while (!ngx_queue_empty(&w->stalled)) {
+        q = ngx_queue_head(&w->stalled);
+        ngx_queue_remove(q);
+
+        sess = ngx_queue_data(q, ngx_stream_fishchat_msg_session_t, stalled);
+        sess->is_stalled = 0;
+
+        ngx_post_event(sess->c->read, &ngx_posted_events);
+    }
 }
 
 
@@ -2276,6 +2356,7 @@ ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf)
     }
 
     mmcf->heartbeat = NGX_CONF_UNSET_MSEC;
+    mmcf->topic_backlog = NGX_CONF_UNSET;
 
     return mmcf;
 }
@@ -2287,6 +2368,13 @@ ngx_stream_fishchat_msg_init_main_conf(ngx_conf_t *cf, void *conf)
     ngx_stream_fishchat_msg_main_conf_t *mmcf = conf;
 
     ngx_conf_init_msec_value(mmcf->heartbeat, 2000);
+    ngx_conf_init_value(mmcf->topic_backlog, 1024);
+
+    if (mmcf->topic_backlog < 2) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"fishchat_topic_backlog\" must be at least 2");
+        return NGX_CONF_ERROR;
+    }
 
     if (mmcf->heartbeat < 10) {
         ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
@@ -2603,6 +2691,7 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
     w->fcf = fcf;
 
     ngx_rbtree_init(&w->sessions, &w->sentinel, ngx_str_rbtree_insert_value);
+    ngx_queue_init(&w->stalled);
 
     w->scratch_size = 4 * (fcf->redis_prefix.len
                            + NGX_STREAM_FISHCHAT_MSG_ID_MAX + 64);

@@ -19,8 +19,9 @@
  * had their turn.  What a member's socket does not take waits in its
  * output queue as references into the chunks, bounded by
  * fishchat_msg_send_buffer; a message leaves the list once every member
- * has it.  Past NGX_STREAM_FISHCHAT_TOPIC_BACKLOG messages on the lists,
- * the worker stops reading its subscriber link until it has caught up.
+ * has it.  Past fishchat_topic_backlog messages on the lists, the worker
+ * stops reading its subscriber link and its clients until it is down to
+ * half of that: senders wait instead of piling messages up in Redis.
  *
  * A member that comes (login, join, or the subscription again after the
  * subscriber link was down) first catches up from the history, from its
@@ -61,7 +62,6 @@
 #define NGX_STREAM_FISHCHAT_TOPIC_PIECES     64
 
 /* messages on this worker's lists: past it, the subscriber link pauses */
-#define NGX_STREAM_FISHCHAT_TOPIC_BACKLOG    1024
 
 /* the buffer of the catch-up pages is kept up to this size */
 #define NGX_STREAM_FISHCHAT_TOPIC_BUF_KEEP   65536
@@ -1528,9 +1528,15 @@ ngx_stream_fishchat_topic_message(ngx_str_t *payload, void *data)
 
     ngx_stream_fishchat_topic_schedule(t);
 
-    if (tw->nmsgs >= NGX_STREAM_FISHCHAT_TOPIC_BACKLOG) {
-        /* more than the members are written: Redis keeps the rest */
+    if (tw->nmsgs >= (ngx_uint_t)
+                     ngx_stream_fishchat_msg_worker->mmcf->topic_backlog)
+    {
+        /*
+         * more than the members are written: Redis keeps the rest, and
+         * the senders here wait
+         */
         ngx_fishchat_redis_sub_pause(1);
+        ngx_stream_fishchat_msg_overload(1);
     }
 }
 
@@ -1813,8 +1819,11 @@ ngx_stream_fishchat_topic_trim(ngx_stream_fishchat_topic_t *t,
         ngx_stream_fishchat_topic_msg_release(msg);
     }
 
-    if (tw->nmsgs < NGX_STREAM_FISHCHAT_TOPIC_BACKLOG / 2) {
+    if (tw->nmsgs < (ngx_uint_t)
+                    ngx_stream_fishchat_msg_worker->mmcf->topic_backlog / 2)
+    {
         ngx_fishchat_redis_sub_pause(0);
+        ngx_stream_fishchat_msg_overload(0);
     }
 }
 
