@@ -785,9 +785,9 @@ expect s $j->{node} eq 'mon1' && $j->{version} =~ /^\d+\.\d+\.\d+$/ && $j->{ngin
 expect s $j->{pid} > 0 && $j->{uptime} >= 0 && $j->{uptime} == $j->{time} - $j->{started} && abs($j->{msec} - Time::HiRes::time() * 1000) < 5000
 expect s $j->{totals}{workers} == 2 && @{$j->{workers}} == 2 && grep { $_->{pid} == $j->{pid} } @{$j->{workers}}
 expect s my ($t, $b) = ($j->{totals}, $R{s0}{json}{totals}); $t->{messages} - $b->{messages} == 3 && $t->{accepted} - $b->{accepted} == 2 && $t->{frames_in} - $b->{frames_in} == 7 && $t->{frames_out} - $b->{frames_out} == 10 && $t->{bytes_in} - $b->{bytes_in} == $v{tx} && $t->{errors} == $b->{errors}
-expect s !grep { !defined $j->{totals}{$_} } qw(connections topics queued_bytes queued_sessions error)
+expect s !grep { !defined $j->{totals}{$_} } qw(connections topics queued_bytes queued_sessions topic_backlog stalled_sessions error)
 expect s keys %{ $j->{totals}{error} } == 17 && exists $j->{totals}{error}{slow_reader}
-expect s !grep { !($_->{pid} > 0 && $_->{started} > 0 && $_->{updated} > $j->{msec} - 3000 && $_->{connections} >= 1 && $_->{topics} == 0 && $_->{queued_bytes} == 0 && $_->{queued_sessions} == 0) } @{$j->{workers}}
+expect s !grep { !($_->{pid} > 0 && $_->{started} > 0 && $_->{updated} > $j->{msec} - 3000 && $_->{connections} >= 1 && $_->{topics} == 0 && $_->{queued_bytes} == 0 && $_->{queued_sessions} == 0 && $_->{topic_backlog} == 0 && $_->{stalled_sessions} == 0) } @{$j->{workers}}
 expect s !grep { !($_->{redis}{link} eq 'up' && $_->{redis}{subscriber} eq 'up' && $_->{redis}{rtt_us} > 0 && $_->{redis}{rtt_us} < 1000000 && $_->{redis}{waiting} == 0 && $_->{redis}{channels} >= 1) } @{$j->{workers}}
 expect s !grep { @{$_->{servers}} != 1 || $_->{servers}[0]{server} !~ m{^msg \S+/nginx\.conf:\d+$} } @{$j->{workers}}
 expect s my $w = $j->{workers}; $w->[0]{sessions} + $w->[1]{sessions} == 2 && $w->[0]{messages} + $w->[1]{messages} == $j->{totals}{messages} && $w->[0]{servers}[0]{sessions} == $w->[0]{sessions}
@@ -1054,7 +1054,7 @@ expect p sum_metric($m, 'fishchat_errors_total', code => 'bad_frame', role => 'm
 expect p my @s = samples($m, 'fishchat_sessions'); @s == 4 && 2 == grep { $_->{labels}{server} =~ m{^gateway \S+/nginx\.conf:\d+$} } @s
 expect p my @up = samples($m, 'fishchat_redis_up'); @up == 4 && !grep { $_->{value} != 1 } @up
 expect p my @rtt = samples($m, 'fishchat_redis_rtt_seconds'); @rtt == 2 && !grep { $_->{value} <= 0 || $_->{value} >= 1 } @rtt
-expect p sum_metric($m, 'fishchat_worker_connections') >= 4 && samples($m, 'fishchat_redis_channels_subscribed') == 2 && samples($m, 'fishchat_redis_queued_commands') == 2 && samples($m, 'fishchat_output_queue_bytes') == 2
+expect p sum_metric($m, 'fishchat_worker_connections') >= 4 && samples($m, 'fishchat_redis_channels_subscribed') == 2 && samples($m, 'fishchat_redis_queued_commands') == 2 && samples($m, 'fishchat_output_queue_bytes') == 2 && samples($m, 'fishchat_topic_backlog_messages') == 2 && samples($m, 'fishchat_stalled_sessions') == 2
 http h HEAD /metrics 200
 expect h $r->{body} eq '' && $r->{headers}{'content-type'} eq 'text/plain; version=0.0.4; charset=utf-8'
 

@@ -105,6 +105,10 @@ typedef struct {
     ngx_atomic_t                topics;       /* of them, topic channels */
     ngx_atomic_t                queued;       /* bytes in output queues */
     ngx_atomic_t                queues;       /* sessions with some queued */
+    ngx_atomic_t                backlog;      /* topic messages not written
+                                                 to every member yet */
+    ngx_atomic_t                stalled;      /* sessions not read: over
+                                                 fishchat_topic_backlog */
 } ngx_fishchat_slot_t;
 
 

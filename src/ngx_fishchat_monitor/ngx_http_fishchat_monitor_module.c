@@ -552,6 +552,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
     ngx_uint_t                         i, k, n, nlive;
     ngx_time_t                        *tp;
     ngx_atomic_t                       connections, topics, queued, queues;
+    ngx_atomic_t                       backlog, stalled;
     ngx_atomic_t                      *src, *dst;
     ngx_fishchat_conf_t               *fcf;
     ngx_fishchat_slot_t               *slot;
@@ -606,6 +607,8 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
     topics = 0;
     queued = 0;
     queues = 0;
+    backlog = 0;
+    stalled = 0;
 
     n = sizeof(ngx_fishchat_counters_t) / sizeof(ngx_atomic_t);
 
@@ -621,6 +624,8 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
         topics += live[i].slot->topics;
         queued += live[i].slot->queued;
         queues += live[i].slot->queues;
+        backlog += live[i].slot->backlog;
+        stalled += live[i].slot->stalled;
     }
 
     ngx_http_fishchat_monitor_out_init(&out, r->pool);
@@ -645,8 +650,9 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
     ngx_http_fishchat_monitor_json_counters(&out, &totals);
 
     ngx_http_fishchat_monitor_printf(&out,
-        ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA},"
-        "\"workers\":[", topics, queued, queues);
+        ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
+        "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},"
+        "\"workers\":[", topics, queued, queues, backlog, stalled);
 
     for (i = 0; i < nlive; i++) {
         slot = live[i].slot;
@@ -668,10 +674,12 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
 
         ngx_http_fishchat_monitor_printf(&out,
             ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
+            "\"topic_backlog\":%uA,\"stalled_sessions\":%uA,"
             "\"redis\":{\"link\":\"%s\",\"subscriber\":\"%s\","
             "\"rtt_us\":%s,\"waiting\":%uA,\"channels\":%uA},"
             "\"servers\":[",
-            slot->topics, slot->queued, slot->queues,
+            slot->topics, slot->queued, slot->queues, slot->backlog,
+            slot->stalled,
             ngx_http_fishchat_monitor_link_name(slot->redis),
             ngx_http_fishchat_monitor_link_name(slot->redis_sub),
             rtt, slot->redis_waiting, slot->channels);
@@ -877,6 +885,14 @@ static ngx_http_fishchat_monitor_metric_t
     { "fishchat_output_queue_sessions", "gauge",
       "Logged-in sessions with bytes waiting in their output queue.",
       offsetof(ngx_fishchat_slot_t, queues) },
+
+    { "fishchat_topic_backlog_messages", "gauge",
+      "Topic messages received but not yet written to every local member.",
+      offsetof(ngx_fishchat_slot_t, backlog) },
+
+    { "fishchat_stalled_sessions", "gauge",
+      "Sessions not read while the topic backlog is over its limit.",
+      offsetof(ngx_fishchat_slot_t, stalled) },
 
     { NULL, NULL, NULL, 0 }
 };
@@ -1652,6 +1668,8 @@ ngx_http_fishchat_monitor_publish(ngx_event_t *ev)
         slot->topics = st.matched;
         slot->queued = gauges.queued;
         slot->queues = gauges.queues;
+        slot->backlog = gauges.backlog;
+        slot->stalled = gauges.stalled;
         slot->updated = (ngx_atomic_t) tp->sec * 1000 + tp->msec;
     }
 

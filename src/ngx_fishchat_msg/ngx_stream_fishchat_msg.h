@@ -206,6 +206,7 @@ void ngx_stream_fishchat_topic_cleanup(
 void ngx_stream_fishchat_topic_drained(
     ngx_stream_fishchat_msg_session_t *sess);
 void ngx_stream_fishchat_msg_overload(ngx_uint_t on);
+ngx_uint_t ngx_stream_fishchat_topic_backlog(void);
 void ngx_stream_fishchat_topic_control(
     ngx_stream_fishchat_msg_session_t *sess, u_char op, ngx_str_t *name);
 char *ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,

@@ -2313,6 +2313,8 @@ ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot)
         return;
     }
 
+    slot->backlog += ngx_stream_fishchat_topic_backlog();
+
     sentinel = w->sessions.sentinel;
     root = w->sessions.root;
 
@@ -2331,6 +2333,10 @@ ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot)
         if (bytes) {
             slot->queued += bytes;
             slot->queues++;
+        }
+
+        if (sess->is_stalled) {
+            slot->stalled++;
         }
     }
 }

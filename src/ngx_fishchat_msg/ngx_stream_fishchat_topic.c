@@ -1191,6 +1191,19 @@ ngx_stream_fishchat_topic_control(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/* the messages on the topics' lists of this worker, for the monitor */
+
+ngx_uint_t
+ngx_stream_fishchat_topic_backlog(void)
+{
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    return (w && w->topics) ? w->topics->nmsgs : 0;
+}
+
+
 /* session cleanup: positions are saved, memberships let go */
 
 void
