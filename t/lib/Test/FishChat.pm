@@ -55,7 +55,16 @@ our $Prefix;
 sub _pick_ports {
     my @ports;
 
-    my $base = eval { Test::Nginx::Util::gen_rand_port(1000, {}, 4) };
+    # below the kernel's ephemeral range (32768 and up by default): a port
+    # held for the whole file must not be taken meanwhile as the local
+    # port of some outgoing connection
+    my $base;
+    for (1 .. 200) {
+        $base = eval { Test::Nginx::Util::gen_rand_port(1000, {}, 4) };
+        last if !defined $base || $base + 3 < 32768;
+        undef $base;
+    }
+
     if (defined $base) {
         @ports = ($base .. $base + 3);
 
