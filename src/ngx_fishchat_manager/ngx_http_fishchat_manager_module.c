@@ -203,6 +203,10 @@ static ngx_int_t ngx_http_fishchat_manager_client_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_clients(
     ngx_http_fishchat_manager_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_manager_scan(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *kind,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done);
 static ngx_int_t ngx_http_fishchat_manager_clients_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_kick(
@@ -1956,6 +1960,21 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
 {
+    return ngx_http_fishchat_manager_scan(ctx, "client:", ctx->main->clients,
+                                      ngx_http_fishchat_manager_clients_done);
+}
+
+
+/*
+ * A page of a SCAN over the keys of one kind ("client:", "topic:"): the
+ * script gets the MATCH pattern, the cursor, the page size and the prefix
+ */
+
+static ngx_int_t
+ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *kind, ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done)
+{
     u_char     *p;
     ngx_int_t   rc;
     ngx_str_t   args[4];
@@ -1967,7 +1986,7 @@ ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
 
     p = ctx->scratch;
 
-    args[0] = ngx_http_fishchat_manager_pattern(ctx, &p, "client:");
+    args[0] = ngx_http_fishchat_manager_pattern(ctx, &p, kind);
     args[1] = ctx->cursor;
 
     if (args[1].len == 0) {
@@ -1978,9 +1997,7 @@ ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
     args[2].len = ngx_sprintf(count, "%ui", ctx->count) - count;
     args[3] = ctx->fcf->redis_prefix;
 
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->clients,
-                                     ngx_http_fishchat_manager_clients_done,
-                                     0, 4, args);
+    return ngx_http_fishchat_manager_eval(ctx, script, done, 0, 4, args);
 }
 
 
@@ -2275,31 +2292,8 @@ ngx_http_fishchat_manager_inbox_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
 static ngx_int_t
 ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   args[4];
-    u_char      count[NGX_INT_T_LEN];
-
-    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
-        return rc;
-    }
-
-    p = ctx->scratch;
-
-    args[0] = ngx_http_fishchat_manager_pattern(ctx, &p, "topic:");
-    args[1] = ctx->cursor;
-
-    if (args[1].len == 0) {
-        ngx_str_set(&args[1], "0");
-    }
-
-    args[2].data = count;
-    args[2].len = ngx_sprintf(count, "%ui", ctx->count) - count;
-    args[3] = ctx->fcf->redis_prefix;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->topics,
-                                      ngx_http_fishchat_manager_topics_done,
-                                      0, 4, args);
+    return ngx_http_fishchat_manager_scan(ctx, "topic:", ctx->main->topics,
+                                       ngx_http_fishchat_manager_topics_done);
 }
 
 
