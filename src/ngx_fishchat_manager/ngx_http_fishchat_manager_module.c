@@ -245,11 +245,12 @@ static ngx_int_t ngx_http_fishchat_manager_members_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_member_add(
     ngx_http_fishchat_manager_ctx_t *ctx);
-static ngx_int_t ngx_http_fishchat_manager_member_added(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_member_remove(
     ngx_http_fishchat_manager_ctx_t *ctx);
-static ngx_int_t ngx_http_fishchat_manager_member_removed(
+static ngx_int_t ngx_http_fishchat_manager_member(
+    ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script);
+static ngx_int_t ngx_http_fishchat_manager_member_changed(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_member_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
@@ -2744,59 +2745,29 @@ ngx_http_fishchat_manager_members_done(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
-/* PUT /topics/{name}/members/{id}: as JOIN_TOPIC */
+/*
+ * PUT /topics/{name}/members/{id}: as JOIN_TOPIC;
+ * DELETE /topics/{name}/members/{id}: as LEAVE_TOPIC
+ */
 
 static ngx_int_t
 ngx_http_fishchat_manager_member_add(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[5], *name;
-
-    name = &ctx->param[0];
-    p = ctx->scratch;
-
-    args[0] = ngx_http_fishchat_manager_key(ctx, &p, "topic:", name, "");
-    args[1] = ngx_http_fishchat_manager_key(ctx, &p, "topic:", name,
-                                            ":members");
-    args[2] = ctx->param[1];
-    args[3] = ngx_http_fishchat_manager_sys(ctx, &p, "topic-status");
-    args[4] = *name;
-
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_join,
-                                     ngx_http_fishchat_manager_member_added,
-                                     2, 5, args);
+    return ngx_http_fishchat_manager_member(ctx, ctx->main->topic_join);
 }
 
-
-static ngx_int_t
-ngx_http_fishchat_manager_member_added(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply)
-{
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (reply->integer < 0) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"",
-                                               &ctx->param[0]);
-    }
-
-    return ngx_http_fishchat_manager_client_topic(ctx, &ctx->param[1],
-                                        &ctx->param[0], 1,
-                                        ngx_http_fishchat_manager_member_done);
-}
-
-
-/* DELETE /topics/{name}/members/{id}: as LEAVE_TOPIC */
 
 static ngx_int_t
 ngx_http_fishchat_manager_member_remove(ngx_http_fishchat_manager_ctx_t *ctx)
 {
+    return ngx_http_fishchat_manager_member(ctx, ctx->main->topic_leave);
+}
+
+
+static ngx_int_t
+ngx_http_fishchat_manager_member(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script)
+{
     u_char     *p;
     ngx_str_t   args[5], *name;
 
@@ -2812,16 +2783,20 @@ ngx_http_fishchat_manager_member_remove(ngx_http_fishchat_manager_ctx_t *ctx)
 
     ctx->stores = 1;
 
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_leave,
-                                    ngx_http_fishchat_manager_member_removed,
+    return ngx_http_fishchat_manager_eval(ctx, script,
+                                    ngx_http_fishchat_manager_member_changed,
                                     2, 5, args);
 }
 
 
 static ngx_int_t
-ngx_http_fishchat_manager_member_removed(ngx_http_fishchat_manager_ctx_t *ctx,
+ngx_http_fishchat_manager_member_changed(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
+    ngx_uint_t  join;
+
+    join = (ctx->request->method != NGX_HTTP_DELETE);
+
     if (reply->type != REDIS_REPLY_INTEGER) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -2834,7 +2809,7 @@ ngx_http_fishchat_manager_member_removed(ngx_http_fishchat_manager_ctx_t *ctx,
                                                &ctx->param[0]);
     }
 
-    if (reply->integer == 0) {
+    if (!join && reply->integer == 0) {
         return ngx_http_fishchat_manager_error(ctx->request,
                                                NGX_HTTP_NOT_FOUND,
                                                "NOT_FOUND",
@@ -2845,7 +2820,7 @@ ngx_http_fishchat_manager_member_removed(ngx_http_fishchat_manager_ctx_t *ctx,
     }
 
     return ngx_http_fishchat_manager_client_topic(ctx, &ctx->param[1],
-                                        &ctx->param[0], 0,
+                                        &ctx->param[0], join,
                                         ngx_http_fishchat_manager_member_done);
 }
 
