@@ -5,6 +5,14 @@
 #   util/redis.sh test             start a private one on a free port for the
 #                                  test suite; prints the port
 #   util/redis.sh stop NAME        stop the one started as NAME (run|test)
+#   util/redis.sh restart NAME     stop the one started as NAME with SHUTDOWN
+#                                  and start it again on the same port, with
+#                                  the data it had
+#
+# Each Redis keeps its data in the append-only file (appendonly yes,
+# appendfsync everysec) under var/redis-NAME: a restart loses nothing that
+# was stored more than a second before it (docs/operations.md).  The test
+# Redis starts empty: its data from an earlier run is removed first.
 
 set -euo pipefail
 
@@ -29,10 +37,15 @@ start() {
     local name=$1 host=$2 port=$3 dir="$var/redis-$1" i
     mkdir -p "$dir"
     redis-server --bind "$host" --port "$port" --dir "$dir" \
-        --save '' --appendonly no --daemonize yes \
+        --save '' --appendonly yes --appendfsync everysec --daemonize yes \
         --pidfile "$dir/redis.pid" --logfile "$dir/redis.log" >/dev/null
-    for i in $(seq 1 100); do
-        answers "$host" "$port" && { echo "$port" > "$dir/port"; return 0; }
+    # answers once the append-only file is loaded (LOADING until then)
+    for i in $(seq 1 200); do
+        if answers "$host" "$port"; then
+            echo "$port" > "$dir/port"
+            echo "$host" > "$dir/host"
+            return 0
+        fi
         sleep 0.05
     done
     echo "redis: did not start on $host:$port, see $dir/redis.log" >&2
@@ -60,6 +73,7 @@ test)
         exit 0
     fi
     port=$(free_port)
+    rm -rf "$var/redis-test"
     start test 127.0.0.1 "$port" >&2
     echo "$port"
     ;;
@@ -70,8 +84,30 @@ stop)
         rm -f "$pidf"
     fi
     ;;
+restart)
+    name=${2:-run} dir="$var/redis-${2:-run}"
+    if [ ! -f "$dir/redis.pid" ] || [ ! -f "$dir/port" ]; then
+        echo "redis: no Redis was started here as \"$name\"" >&2
+        exit 1
+    fi
+    pid=$(cat "$dir/redis.pid") port=$(cat "$dir/port")
+    host=$(cat "$dir/host" 2>/dev/null || echo 127.0.0.1)
+    redis-cli -h "$host" -p "$port" shutdown >/dev/null 2>&1 || true
+    for i in $(seq 1 200); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.05
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        echo "redis: $name ($pid) did not stop" >&2
+        exit 1
+    fi
+    rm -f "$dir/redis.pid"
+    start "$name" "$host" "$port"
+    echo "redis: $name restarted on $host:$port" >&2
+    ;;
 *)
-    echo "usage: $0 run [HOST PORT] | test | stop [run|test]" >&2
+    echo "usage: $0 run [HOST PORT] | test | stop [run|test]" \
+         "| restart [run|test]" >&2
     exit 2
     ;;
 esac

@@ -21,6 +21,7 @@
 #define NGX_FISHCHAT_VERSION        "0.1.0"
 
 #define NGX_FISHCHAT_MAX_ARGS       8
+#define NGX_FISHCHAT_UUID_LEN       36
 
 
 /* errors a client can cause; stable codes, see docs/protocol.md */
@@ -43,6 +44,7 @@ typedef enum {
     NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
     NGX_FISHCHAT_ERR_NOT_MEMBER,
     NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+    NGX_FISHCHAT_ERR_DUPLICATE_UUID,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -252,6 +254,7 @@ ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
 size_t ngx_fishchat_json_escape_len(ngx_str_t *s);
 u_char *ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
+ngx_int_t ngx_fishchat_uuid_valid(ngx_str_t *uuid);
 
 /* output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

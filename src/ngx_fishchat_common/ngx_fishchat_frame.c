@@ -52,7 +52,8 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("TOPIC_EXISTS"),
     ngx_string("NO_SUCH_TOPIC"),
     ngx_string("NOT_MEMBER"),
-    ngx_string("NOT_CONFIRMED")
+    ngx_string("NOT_CONFIRMED"),
+    ngx_string("DUPLICATE_UUID")
 };
 
 

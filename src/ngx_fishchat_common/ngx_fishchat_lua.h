@@ -20,18 +20,36 @@
  * KEYS: inbox order, inbox messages, presence of the recipient.
  * ARGV: uuid, delivery frame, inbox max, inbox ttl (ms), the sender's
  * worker channel ("" from outside a worker), recipient id, the system
- * channel of 1:1 messages, the sender's id.
+ * channel of 1:1 messages, the sender's id, the system channel of client
+ * events.
  * FULL, or where it went: LOCAL (the sender's worker writes it), ROUTED
  * (published to the recipient's worker), OFFLINE (it waits in the inbox).
+ * A new inbox (counter 1) is marked with its generation, "#gen": the start
+ * of the first uuid; a counter that starts again is another generation.
+ * A uuid already in the inbox is never stored again: DUP when the frame
+ * is the same (a retry: nothing changes), CONFLICT when it is not.
+ * A presence whose worker channel has no subscriber (the worker is gone,
+ * or its subscriber link is reconnecting and will deliver the inbox
+ * anew) is removed and published as LOGOUT: the message waits.
  */
 
 #define NGX_FISHCHAT_LUA_SEND                                                \
+    "local dup = redis.call('HGET', KEYS[2], ARGV[1]) "                      \
+    "if dup then "                                                           \
+        "if dup == ARGV[2] then return 'DUP' end "                           \
+        "return 'CONFLICT' "                                                 \
+    "end "                                                                   \
     "if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then "             \
         "return 'FULL' "                                                     \
     "end "                                                                   \
     "local seq = redis.call('HINCRBY', KEYS[2], '#seq', 1) "                 \
     "redis.call('ZADD', KEYS[1], seq, ARGV[1]) "                             \
-    "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "                         \
+    "if seq == 1 then "                                                      \
+        "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2], '#gen', "             \
+                   "string.sub(ARGV[1], 1, 13)) "                            \
+    "else "                                                                  \
+        "redis.call('HSET', KEYS[2], ARGV[1], ARGV[2]) "                     \
+    "end "                                                                   \
     "redis.call('PEXPIRE', KEYS[1], ARGV[4]) "                               \
     "redis.call('PEXPIRE', KEYS[2], ARGV[4]) "                               \
     "local ch = redis.call('HGET', KEYS[3], 'ch') "                          \
@@ -39,8 +57,16 @@
     "if ch == ARGV[5] then "                                                 \
         "st = 'LOCAL' "                                                      \
     "elseif ch then "                                                        \
-        "redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "     \
-        "st = 'ROUTED' "                                                     \
+        "if redis.call('PUBLISH', ch, 'D' .. ARGV[6] .. '\\n' .. ARGV[2]) "  \
+           "> 0 "                                                            \
+        "then "                                                              \
+            "st = 'ROUTED' "                                                 \
+        "else "                                                              \
+            "local p = redis.call('HMGET', KEYS[3], 'node', 'srv') "         \
+            "redis.call('DEL', KEYS[3]) "                                    \
+            "redis.call('PUBLISH', ARGV[9], 'LOGOUT\\n' .. ARGV[6] "         \
+                       ".. '\\n' .. (p[1] or '') .. '\\n' .. (p[2] or '')) " \
+        "end "                                                               \
     "end "                                                                   \
     "redis.call('PUBLISH', ARGV[7], 'P2P\\n' .. ARGV[6] .. '\\n' .. ARGV[8] "\
                ".. '\\n' .. ARGV[1] .. '\\n' .. st) "                        \

@@ -3037,7 +3037,7 @@ ngx_http_fishchat_manager_message(ngx_http_fishchat_manager_ctx_t *ctx)
     u_char                                *p;
     size_t                                 size;
     ngx_int_t                              rc, rt;
-    ngx_str_t                              args[11], dargs[3], frame, from;
+    ngx_str_t                              args[12], dargs[3], frame, from;
     ngx_str_t                              msg, uuid;
     ngx_http_request_t                    *r;
     ngx_http_fishchat_manager_loc_conf_t  *mlcf;
@@ -3102,7 +3102,29 @@ ngx_http_fishchat_manager_message(ngx_http_fishchat_manager_ctx_t *ctx)
                                                "characters or braces");
     }
 
-    ngx_http_fishchat_manager_uuid(ctx->uuid);
+    /* a 1:1 message may name its own uuid: a retry is then harmless */
+
+    switch (ngx_http_fishchat_manager_field(ctx, "uuid", &uuid)) {
+
+    case NGX_DECLINED:
+        ngx_http_fishchat_manager_uuid(ctx->uuid);
+        break;
+
+    case NGX_OK:
+        if (rc == NGX_OK && ngx_fishchat_uuid_valid(&uuid) == NGX_OK) {
+            ngx_memcpy(ctx->uuid, uuid.data, NGX_FISHCHAT_UUID_LEN);
+            break;
+        }
+
+        /* fall through */
+
+    default:
+        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                               "BAD_REQUEST",
+                                               "\"uuid\" is a uuid v4, and "
+                                               "only for a message to a "
+                                               "client");
+    }
 
     uuid.data = ctx->uuid;
     uuid.len = NGX_HTTP_FISHCHAT_MANAGER_UUID_LEN;
@@ -3167,10 +3189,11 @@ ngx_http_fishchat_manager_message(ngx_http_fishchat_manager_ctx_t *ctx)
     args[8] = ctx->id;
     args[9] = ngx_http_fishchat_manager_sys(ctx, &p, "send");
     args[10] = from;
+    args[11] = ngx_http_fishchat_manager_sys(ctx, &p, "client-status");
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->send,
                                      ngx_http_fishchat_manager_message_sent,
-                                     3, 11, args);
+                                     3, 12, args);
 }
 
 
@@ -3179,6 +3202,7 @@ ngx_http_fishchat_manager_message_sent(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
     ngx_str_t                        uuid;
+    ngx_uint_t                       dup;
     ngx_http_fishchat_manager_out_t  out;
 
     if (reply->type != REDIS_REPLY_STRING && reply->type != REDIS_REPLY_STATUS)
@@ -3197,6 +3221,17 @@ ngx_http_fishchat_manager_message_sent(ngx_http_fishchat_manager_ctx_t *ctx,
     uuid.data = ctx->uuid;
     uuid.len = NGX_HTTP_FISHCHAT_MANAGER_UUID_LEN;
 
+    if (reply->len == 8 && ngx_strncmp(reply->str, "CONFLICT", 8) == 0) {
+        return ngx_http_fishchat_manager_error(ctx->request,
+                                               NGX_HTTP_CONFLICT,
+                                               "DUPLICATE_UUID",
+                                               "another message to \"%V\" "
+                                               "has the uuid %V",
+                                               &ctx->id, &uuid);
+    }
+
+    dup = (reply->len == 3 && ngx_strncmp(reply->str, "DUP", 3) == 0);
+
     ngx_http_fishchat_manager_out_init(&out, ctx->request->pool, 1024);
 
     ngx_http_fishchat_manager_fmt(&out, "{\"uuid\":");
@@ -3204,6 +3239,12 @@ ngx_http_fishchat_manager_message_sent(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_http_fishchat_manager_fmt(&out, ",\"to\":");
     ngx_http_fishchat_manager_str(&out, &ctx->id);
     ngx_http_fishchat_manager_fmt(&out, ",\"status\":");
+
+    if (dup) {
+        ngx_http_fishchat_manager_fmt(&out, "\"DUPLICATE\"}");
+        return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
+    }
+
     ngx_http_fishchat_manager_rstr(&out, reply);
     ngx_http_fishchat_manager_fmt(&out, "}");
 

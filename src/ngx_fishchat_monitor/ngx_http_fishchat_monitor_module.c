@@ -219,7 +219,8 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "topic_exists",
     "no_such_topic",
     "not_member",
-    "not_confirmed"
+    "not_confirmed",
+    "duplicate_uuid"
 };
 
 

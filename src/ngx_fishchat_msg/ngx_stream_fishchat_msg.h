@@ -94,7 +94,9 @@ typedef struct {
     size_t                          stash_len;
 
     u_char                          inbox_after[NGX_INT64_LEN];
-    size_t                          inbox_after_len;
+    u_char                          inbox_gen[13];
+    u_char                          inbox_after_len;
+    u_char                          inbox_gen_len;
 
     ngx_msec_t                      rate_last;
     ngx_uint_t                      rate_tokens;   /* thousandths */
@@ -132,6 +134,13 @@ typedef struct {
 } ngx_stream_fishchat_msg_call_t;
 
 
+/* whether Redis keeps what it is told: asked once it answers */
+
+#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK      0
+#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASKING   1
+#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN    2
+
+
 /* the state of this worker */
 
 typedef struct {
@@ -149,6 +158,7 @@ typedef struct {
     ngx_stream_fishchat_topic_worker_t  *topics;
     ngx_queue_t                     stalled;    /* sessions not read */
     ngx_uint_t                      overloaded;
+    ngx_uint_t                      persistence;  /* PERSISTENCE_* below */
     u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
 } ngx_stream_fishchat_msg_worker_t;
 

@@ -62,6 +62,11 @@ static void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_deliver(
     ngx_stream_fishchat_msg_session_t *sess, u_char *frame, size_t len);
 static void ngx_stream_fishchat_msg_beat(ngx_event_t *ev);
+static void ngx_stream_fishchat_msg_persistence(
+    ngx_stream_fishchat_msg_worker_t *w, const char *param,
+    ngx_fishchat_redis_handler_pt handler);
+static void ngx_stream_fishchat_msg_aof(redisReply *reply, void *data);
+static void ngx_stream_fishchat_msg_rdb(redisReply *reply, void *data);
 static void ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot);
 
 static void *ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf);
@@ -188,7 +193,9 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
  * KEYS: presence, inbox order, inbox messages.
  * ARGV: node, worker channel, client address, msg server, session id,
  * login time, id, how many pending messages to return, the system
- * channel of client events, how many bytes of them.
+ * channel of client events, how many bytes of them, the last seq the
+ * session was sent from the inbox and its generation ("0" and "" at
+ * login: the whole inbox).
  * Takes the presence over (and tells the worker that had it to close its
  * session), returns the first page of the inbox, oldest first.  A new session
  * (not a resync of the same one) is published as LOGIN, and the session
@@ -196,16 +203,21 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
  */
 
 /*
- * A page of an inbox after seq "after": {more, last seq, frame...}, at
- * most "limit" messages and "budget" bytes (one message at least), so that
- * a large inbox goes out as the client reads it, never all at once.
+ * A page of an inbox after seq "after": {more, last seq, generation,
+ * frame...}, at most "limit" messages and "budget" bytes (one message at
+ * least), so that a large inbox goes out as the client reads it, never
+ * all at once.  "after" counts only in the inbox generation "gen" (the
+ * counter starts again when an inbox is emptied and made anew): in
+ * another, the page starts at the beginning.
  */
 
 #define NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE                                   \
-    "local function page(z, h, after, limit, budget) "                       \
+    "local function page(z, h, after, gen, limit, budget) "                  \
+        "local g = redis.call('HGET', h, '#gen') or '' "                     \
+        "if g ~= gen then after = '0' end "                                  \
         "local ids = redis.call('ZRANGEBYSCORE', z, '(' .. after, '+inf', "  \
                                "'WITHSCORES', 'LIMIT', 0, limit + 1) "      \
-        "local r = {0, after} "                                              \
+        "local r = {0, after, g} "                                           \
         "local size, n = 0, 0 "                                              \
         "for i = 1, #ids, 2 do "                                             \
             "if n == limit then r[1] = 1 break end "                         \
@@ -238,17 +250,18 @@ static char  ngx_stream_fishchat_msg_login_lua[] =
                    ".. ARGV[1] .. '\\n' .. ARGV[4] .. '\\n' .. ARGV[3]) "
     "end "
     NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE
-    "return page(KEYS[2], KEYS[3], '0', tonumber(ARGV[8]), "
+    "return page(KEYS[2], KEYS[3], ARGV[11], ARGV[12], tonumber(ARGV[8]), "
                 "tonumber(ARGV[10]))";
 
 /*
  * KEYS: inbox order, inbox messages; ARGV: the last seq delivered, how
- * many messages, how many bytes at most.  The next page of the inbox.
+ * many messages, how many bytes at most, the inbox generation.  The next
+ * page of the inbox.
  */
 
 static char  ngx_stream_fishchat_msg_fetch_lua[] =
     NGX_STREAM_FISHCHAT_MSG_INBOX_PAGE
-    "return page(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2]), "
+    "return page(KEYS[1], KEYS[2], ARGV[1], ARGV[4], tonumber(ARGV[2]), "
                 "tonumber(ARGV[3]))";
 
 /* 1:1 messages and their acknowledgements: shared with the manager */
@@ -916,7 +929,7 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     ngx_uint_t resync)
 {
     u_char                              *p;
-    ngx_str_t                            args[13], *id;
+    ngx_str_t                            args[15], *id;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               sid[NGX_INT64_LEN];
@@ -957,10 +970,26 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     args[12].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
                    - budget;
 
+    /*
+     * a resync goes on after what the session was sent: what was written
+     * to it already is not written again
+     */
+
+    if (resync && sess->inbox_after_len) {
+        args[13].data = sess->inbox_after;
+        args[13].len = sess->inbox_after_len;
+        args[14].data = sess->inbox_gen;
+        args[14].len = sess->inbox_gen_len;
+
+    } else {
+        ngx_str_set(&args[13], "0");
+        ngx_str_null(&args[14]);
+    }
+
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->login,
                                         ngx_stream_fishchat_msg_logged_in,
-                                        call, 3, 13, args);
+                                        call, 3, 15, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return NGX_DECLINED;
@@ -1147,10 +1176,12 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
     size_t       i;
     redisReply  *e;
 
-    if (reply->elements < 2
+    if (reply->elements < 3
         || reply->element[0]->type != REDIS_REPLY_INTEGER
         || reply->element[1]->type != REDIS_REPLY_STRING
-        || reply->element[1]->len >= sizeof(sess->inbox_after))
+        || reply->element[1]->len >= sizeof(sess->inbox_after)
+        || reply->element[2]->type != REDIS_REPLY_STRING
+        || reply->element[2]->len > sizeof(sess->inbox_gen))
     {
         ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
                       "fishchat msg: unexpected inbox page from Redis");
@@ -1162,6 +1193,8 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
     sess->inbox_after_len = reply->element[1]->len;
     ngx_memcpy(sess->inbox_after, reply->element[1]->str,
                sess->inbox_after_len);
+    sess->inbox_gen_len = reply->element[2]->len;
+    ngx_memcpy(sess->inbox_gen, reply->element[2]->str, sess->inbox_gen_len);
 
     if (!sess->inbox_more && sess->inbox_missed) {
         /* live messages were dropped during the last page: read on */
@@ -1170,7 +1203,7 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
 
     sess->inbox_missed = 0;
 
-    for (i = 2; i < reply->elements; i++) {
+    for (i = 3; i < reply->elements; i++) {
         e = reply->element[i];
 
         if (e->type != REDIS_REPLY_STRING) {
@@ -1198,7 +1231,7 @@ static void
 ngx_stream_fishchat_msg_inbox_fetch(ngx_stream_fishchat_msg_session_t *sess)
 {
     u_char                            *p;
-    ngx_str_t                          args[5];
+    ngx_str_t                          args[6];
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
     u_char                             max[NGX_INT_T_LEN];
@@ -1227,11 +1260,13 @@ ngx_stream_fishchat_msg_inbox_fetch(ngx_stream_fishchat_msg_session_t *sess)
     args[4].data = budget;
     args[4].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
                   - budget;
+    args[5].data = sess->inbox_gen;
+    args[5].len = sess->inbox_gen_len;
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->fetch,
                                         ngx_stream_fishchat_msg_inbox_fetched,
-                                        call, 2, 5, args);
+                                        call, 2, 6, args);
     if (call->req == NULL) {
         /* the rest comes at the next login */
         ngx_stream_fishchat_msg_call_done(call);
@@ -1346,7 +1381,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     u_char                              *p;
     size_t                               size;
     ngx_int_t                            rc;
-    ngx_str_t                            args[11], dargs[3], frame, *to;
+    ngx_str_t                            args[12], dargs[3], frame, *to;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               max[NGX_INT_T_LEN];
@@ -1450,11 +1485,12 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     args[8] = call->to;
     args[9] = w->sys[NGX_STREAM_FISHCHAT_SYS_SEND];
     args[10] = m->args[2];
+    args[11] = w->sys[NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS];
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->send,
                                         ngx_stream_fishchat_msg_stored,
-                                        call, 3, 11, args);
+                                        call, 3, 12, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
@@ -1542,6 +1578,20 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
         return;
     }
 
+    if (reply->len == 8 && ngx_strncmp(reply->str, "CONFLICT", 8) == 0) {
+        ngx_free(call);
+
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                               NGX_FISHCHAT_ERR_DUPLICATE_UUID,
+                                               !sess->optin,
+                                               "another message has this "
+                                               "uuid");
+        }
+
+        return;
+    }
+
     call->counters->messages++;
 
     if (sess && sess->optin) {
@@ -1584,7 +1634,7 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
 {
     u_char                               *p;
     size_t                                size;
-    ngx_str_t                             args[11], dargs[3];
+    ngx_str_t                             args[12], dargs[3];
     ngx_fishchat_redis_req_t             *req;
     ngx_stream_fishchat_msg_route_t      *r;
     ngx_stream_fishchat_msg_worker_t     *w;
@@ -1643,9 +1693,10 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
     args[8] = r->to;
     args[9] = w->sys[NGX_STREAM_FISHCHAT_SYS_SEND];
     args[10] = *from;
+    args[11] = w->sys[NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS];
 
     req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->send,
-                                  ngx_stream_fishchat_msg_routed, r, 3, 11,
+                                  ngx_stream_fishchat_msg_routed, r, 3, 12,
                                   args);
     if (req == NULL) {
         ngx_free(r);
@@ -1684,6 +1735,13 @@ ngx_stream_fishchat_msg_routed(redisReply *reply, void *data)
         err = NGX_FISHCHAT_ERR_INBOX_FULL;
         goto failed;
     }
+
+    if (reply->len == 8 && ngx_strncmp(reply->str, "CONFLICT", 8) == 0) {
+        err = NGX_FISHCHAT_ERR_DUPLICATE_UUID;
+        goto failed;
+    }
+
+    /* DUP: a retry of a message the inbox holds, nothing more to do */
 
     if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
         to = ngx_stream_fishchat_msg_find(&r->to);
@@ -2293,7 +2351,116 @@ ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
                                        w->mmcf->beat, NULL, NULL, 2, 8, args);
     }
 
+    /* one worker of the node asks, until Redis has answered once */
+
+    if (ngx_worker == 0
+        && w->persistence == NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK)
+    {
+        ngx_stream_fishchat_msg_persistence(w, "appendonly",
+                                            ngx_stream_fishchat_msg_aof);
+    }
+
     ngx_add_timer(ev, w->mmcf->heartbeat);
+}
+
+
+/*
+ * An accepted message is only as safe as Redis keeps it: a warning when
+ * Redis has neither the append-only file nor RDB snapshots.  Nothing is
+ * said when CONFIG is refused (a managed Redis may rename it).
+ */
+
+static void
+ngx_stream_fishchat_msg_persistence(ngx_stream_fishchat_msg_worker_t *w,
+    const char *param, ngx_fishchat_redis_handler_pt handler)
+{
+    const char  *argv[3];
+    size_t       argvlen[3];
+
+    argv[0] = "CONFIG";
+    argv[1] = "GET";
+    argv[2] = param;
+
+    argvlen[0] = sizeof("CONFIG") - 1;
+    argvlen[1] = sizeof("GET") - 1;
+    argvlen[2] = ngx_strlen(param);
+
+    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASKING;
+
+    if (ngx_fishchat_redis_command(ngx_fishchat_redis_link(), handler, w, 3,
+                                   argv, argvlen)
+        == NULL)
+    {
+        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+    }
+}
+
+
+static void
+ngx_stream_fishchat_msg_aof(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_worker_t *w = data;
+
+    if (reply == NULL) {
+        /* Redis did not answer: asked again at the next heartbeat */
+        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+        return;
+    }
+
+    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (reply->element[1]->len == 3
+        && ngx_strncmp(reply->element[1]->str, "yes", 3) == 0)
+    {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "fishchat msg: redis %V keeps its data in an "
+                      "append-only file", &w->fcf->redis->url);
+        return;
+    }
+
+    ngx_stream_fishchat_msg_persistence(w, "save", ngx_stream_fishchat_msg_rdb);
+}
+
+
+static void
+ngx_stream_fishchat_msg_rdb(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_worker_t *w = data;
+
+    if (reply == NULL) {
+        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+        return;
+    }
+
+    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return;
+    }
+
+    if (reply->element[1]->len) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "fishchat msg: redis %V keeps its data in RDB "
+                      "snapshots only (save \"%*s\"): what came after the "
+                      "last one is lost when it restarts",
+                      &w->fcf->redis->url, (size_t) reply->element[1]->len,
+                      reply->element[1]->str);
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
+                  "fishchat msg: redis %V keeps its data in memory only "
+                  "(no append-only file, no RDB snapshots): accepted "
+                  "messages are lost when it restarts, see "
+                  "docs/operations.md", &w->fcf->redis->url);
 }
 
 

@@ -107,7 +107,6 @@ static ngx_int_t ngx_stream_fishchat_router_reply(
     ngx_uint_t nargs);
 static ngx_int_t ngx_stream_fishchat_router_write(
     ngx_stream_fishchat_router_peer_t *peer, u_char *data, size_t len);
-static ngx_int_t ngx_stream_fishchat_router_valid_uuid(ngx_str_t *uuid);
 
 static void *ngx_stream_fishchat_router_create_main_conf(ngx_conf_t *cf);
 static void *ngx_stream_fishchat_router_create_srv_conf(ngx_conf_t *cf);
@@ -681,7 +680,7 @@ ngx_stream_fishchat_router_route(ngx_stream_fishchat_router_peer_t *peer,
 
     rt->peer = peer;
 
-    if (ngx_stream_fishchat_router_valid_uuid(&m->args[3]) == NGX_OK) {
+    if (ngx_fishchat_uuid_valid(&m->args[3]) == NGX_OK) {
         ngx_memcpy(rt->uuid, m->args[3].data, NGX_STREAM_FISHCHAT_MSG_UUID_LEN);
 
     } else {
@@ -742,6 +741,12 @@ ngx_stream_fishchat_router_routed(ngx_int_t rc, ngx_fishchat_err_e err,
                                                  "the inbox of the recipient "
                                                  "is full: %V", &uuid);
 
+    } else if (err == NGX_FISHCHAT_ERR_DUPLICATE_UUID) {
+        (void) ngx_stream_fishchat_router_refuse(peer, err, 0,
+                                                 "another message to this "
+                                                 "recipient has the uuid %V",
+                                                 &uuid);
+
     } else if (err == NGX_FISHCHAT_ERR_NOT_CONFIRMED) {
         (void) ngx_stream_fishchat_router_refuse(peer, err, 0,
                                                  "Redis did not answer: the "
@@ -756,48 +761,6 @@ ngx_stream_fishchat_router_routed(ngx_int_t rc, ngx_fishchat_err_e err,
     }
 
     ngx_free(rt);
-}
-
-
-/* 8-4-4-4-12 hex digits, version 4, variant 10xx */
-
-static ngx_int_t
-ngx_stream_fishchat_router_valid_uuid(ngx_str_t *uuid)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (uuid->len != NGX_STREAM_FISHCHAT_MSG_UUID_LEN) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < NGX_STREAM_FISHCHAT_MSG_UUID_LEN; i++) {
-        c = uuid->data[i];
-
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') {
-                return NGX_DECLINED;
-            }
-
-            continue;
-        }
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-              || (c >= 'A' && c <= 'F')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    c = uuid->data[19] | 0x20;
-
-    if (uuid->data[14] != '4'
-        || (c != '8' && c != '9' && c != 'a' && c != 'b'))
-    {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
 }
 
 

@@ -37,12 +37,19 @@ package Test::FishChat::Msg;
 #                                        worker match (less the sums at
 #                                        monitor_mark, if any)
 #   monitor_mark                         remember the sums now
-#   redis2 start|kill PORT [fresh]       a second private redis-server in
+#   redis2 start|kill PORT [fresh] [noaof]
+#                                        a second private redis-server in
 #                                        servroot/html (AOF on, so a
 #                                        restart keeps the data; "fresh"
-#                                        starts with none)
+#                                        starts with none, "noaof" keeps
+#                                        nothing on disk)
 #   redis2_wait PORT EXPECTED CMD...     poll that one until the reply is
 #                                        EXPECTED
+#   redis_restart                        restart the suite's own Redis with
+#                                        util/redis.sh restart test (SHUTDOWN,
+#                                        then the same port and data)
+#   kill_worker PID                      kill -9 an nginx worker, wait until
+#                                        it is gone
 #
 # Also: blocks without --- redis_setup get one that deletes every key under
 # the file's prefix (before each repetition too); blocks without log
@@ -58,6 +65,7 @@ use Test::FishChat ();
 
 use File::Copy ();
 use File::Path ();
+use File::Spec ();
 use Errno qw(ECONNREFUSED);
 use IO::Select ();
 use IO::Socket::INET ();
@@ -225,7 +233,7 @@ sub _redis2_ping {
 }
 
 sub _redis2_start {
-    my ($sc, $port, $fresh) = @_;
+    my ($sc, $port, $fresh, $aof) = @_;
     # under html/: Test::Nginx removes that one between blocks
     my $dir = "$Test::Nginx::Util::HtmlDir/redis2-$port";
     File::Path::remove_tree($dir) if $fresh;
@@ -233,7 +241,7 @@ sub _redis2_start {
     die "redis2: something answers on $port already\n"
         if _redis2_ping($port);
     system('redis-server', '--bind', '127.0.0.1', '--port', $port,
-           '--dir', $dir, '--save', '', '--appendonly', 'yes',
+           '--dir', $dir, '--save', '', '--appendonly', $aof ? 'yes' : 'no',
            '--appendfsync', 'always', '--daemonize', 'yes',
            '--pidfile', _redis2_pidfile($dir),
            '--logfile', "$dir/redis.log") == 0
@@ -609,13 +617,46 @@ Test::FishChat::add_step(
     redis2 => sub {
         my ($sc, $rest) = @_;
         my ($what, $port, @opt) = $sc->tokens($rest);
-        die "usage: redis2 start|kill PORT [fresh]\n"
-            if !$port || !$what || $what !~ /^(?:start|kill)$/;
+        die "usage: redis2 start|kill PORT [fresh] [noaof]\n"
+            if !$port || !$what || $what !~ /^(?:start|kill)$/
+               || grep { !/^(?:fresh|noaof)$/ } @opt;
         if ($what eq 'start') {
-            _redis2_start($sc, $port, @opt && $opt[0] eq 'fresh');
+            _redis2_start($sc, $port, (grep { $_ eq 'fresh' } @opt) ? 1 : 0,
+                          (grep { $_ eq 'noaof' } @opt) ? 0 : 1);
         } else {
             die "redis2: not running on $port\n" if !$Redis2{$port};
             _redis2_kill($port, $sc->deadline);
+        }
+    },
+
+    redis_restart => sub {
+        my ($sc, $rest) = @_;
+        my $top = File::Spec->rel2abs(__FILE__) =~ s{/t/lib/.*\z}{}r;
+        my $dir = "$top/var/redis-test";
+        open my $in, '<', "$dir/port"
+            or die "redis_restart: the suite's Redis was not started by "
+                   . "util/redis.sh test ($dir/port: $!)\n";
+        my $port = <$in>;
+        chomp $port;
+        die "redis_restart: util/redis.sh's test Redis is on $port, the "
+            . "suite's on $ENV{TEST_NGINX_REDIS_PORT}\n"
+            if $port ne ($ENV{TEST_NGINX_REDIS_PORT} // '');
+        Test::FishChat::_redis_drop();
+        my $out = `'$top/util/redis.sh' restart test 2>&1`;
+        die "redis_restart: util/redis.sh restart test failed: $out\n"
+            if $? != 0;
+    },
+
+    kill_worker => sub {
+        my ($sc, $rest) = @_;
+        my ($pid) = $sc->tokens($rest);
+        die "usage: kill_worker PID\n" if !$pid || $pid !~ /^\d+$/;
+        kill 'KILL', $pid or die "kill_worker: $pid: $!\n";
+        my $deadline = $sc->deadline;
+        while (kill 0, $pid) {
+            die "kill_worker: $pid still there\n"
+                if Time::HiRes::time() > $deadline;
+            Time::HiRes::sleep(0.01);   # polling for the process to go
         }
     },
 
