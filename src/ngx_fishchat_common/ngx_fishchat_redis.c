@@ -995,7 +995,16 @@ ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     if (reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, link->log, 0,
+
+        /*
+         * a Redis that restarts answers LOADING while it reads its data
+         * back: it is on its way, not misconfigured
+         */
+
+        level = (reply->len >= 7 && ngx_strncmp(reply->str, "LOADING", 7) == 0)
+                ? NGX_LOG_WARN : NGX_LOG_ERR;
+
+        ngx_log_error(level, link->log, 0,
                       "fishchat: redis %V refused the handshake: %*s",
                       &link->conf->redis->url, (size_t) reply->len,
                       reply->str);
