@@ -22,6 +22,19 @@
 
 #define NGX_FISHCHAT_MAX_ARGS       8
 #define NGX_FISHCHAT_UUID_LEN       36
+#define NGX_FISHCHAT_ID_MAX         128
+
+
+/* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
+
+typedef enum {
+    NGX_FISHCHAT_SYS_CLIENT_STATUS = 0,
+    NGX_FISHCHAT_SYS_TOPIC_STATUS,
+    NGX_FISHCHAT_SYS_TOPIC_SYNC,
+    NGX_FISHCHAT_SYS_SEND,
+    NGX_FISHCHAT_SYS_MONITOR,
+    NGX_FISHCHAT_SYS_N
+} ngx_fishchat_sys_e;
 
 
 /* errors a client can cause; stable codes, see docs/protocol.md */
@@ -73,7 +86,13 @@ typedef struct {
     ngx_uint_t                  nargs;
     ngx_str_t                   args[NGX_FISHCHAT_MAX_ARGS];
     void                       *root;
-} ngx_fishchat_msg_t;
+} ngx_fishchat_frame_t;
+
+
+/* the command of a decoded frame is "name" */
+#define ngx_fishchat_frame_is(m, name)                                       \
+    ((m)->cmd.len == sizeof(name) - 1                                        \
+     && ngx_strncmp((m)->cmd.data, name, sizeof(name) - 1) == 0)
 
 
 /* counters of one server block in one worker, in the shared zone */
@@ -157,6 +176,18 @@ typedef struct {
 } ngx_fishchat_outq_t;
 
 
+/* a JSON body being written (ngx_fishchat_json.c) */
+
+typedef struct {
+    ngx_pool_t                 *pool;
+    ngx_chain_t                *first;
+    ngx_chain_t                *last;
+    off_t                       size;
+    size_t                      chunk;
+    ngx_uint_t                  failed;
+} ngx_fishchat_json_t;
+
+
 /* Redis */
 
 typedef struct ngx_fishchat_redis_s  ngx_fishchat_redis_t;
@@ -213,16 +244,31 @@ typedef struct {
     ngx_array_t                 servers;      /* ngx_str_t: counters labels */
     ngx_shm_zone_t             *zone;
     size_t                      slot_size;
+
+    ngx_str_t                   sys[NGX_FISHCHAT_SYS_N];
+    ngx_str_t                   beat_key;     /* P{nodes}:beat */
+    ngx_str_t                   load_key;     /* P{nodes}:load */
+    ngx_str_t                   topic_channels;   /* Pt: */
 } ngx_fishchat_conf_t;
+
+
+/* a live msg server, from NGX_FISHCHAT_LUA_NODES */
+
+typedef struct {
+    ngx_str_t                   address;
+    ngx_int_t                   ttl;          /* ms left */
+    ngx_str_t                   node;
+    ngx_int_t                   sessions;
+} ngx_fishchat_beat_t;
 
 
 extern ngx_module_t  ngx_fishchat_module;
 
 
+/* ngx_fishchat_module.c: configuration, counters, random seeds */
 ngx_fishchat_conf_t *ngx_fishchat_get_conf(ngx_cycle_t *cycle);
 ngx_fishchat_conf_t *ngx_fishchat_conf(ngx_conf_t *cf);
-
-/* counters */
+ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 ngx_int_t ngx_fishchat_counters_add(ngx_conf_t *cf, char *role,
     ngx_uint_t *index);
 ngx_fishchat_counters_t *ngx_fishchat_counters(ngx_uint_t index);
@@ -234,14 +280,14 @@ ngx_int_t ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler);
 ngx_fishchat_slot_t *ngx_fishchat_worker_slot(void);
 void ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot);
 
-/* frames */
+/* ngx_fishchat_frame.c: frames, errors, JSON escaping */
 void ngx_fishchat_parser_init(ngx_fishchat_parser_t *p, size_t max);
 ngx_int_t ngx_fishchat_parse_frame(ngx_fishchat_parser_t *p, ngx_buf_t *b,
     ngx_str_t *frame, ngx_log_t *log);
 void ngx_fishchat_parser_free(ngx_fishchat_parser_t *p);
-ngx_int_t ngx_fishchat_msg_decode(ngx_str_t *frame, ngx_fishchat_msg_t *m,
-    u_char *err, size_t errlen);
-void ngx_fishchat_msg_free(ngx_fishchat_msg_t *m);
+ngx_int_t ngx_fishchat_frame_decode(ngx_str_t *frame,
+    ngx_fishchat_frame_t *m, u_char *err, size_t errlen);
+void ngx_fishchat_frame_free(ngx_fishchat_frame_t *m);
 size_t ngx_fishchat_frame_size(ngx_str_t *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
 u_char *ngx_fishchat_frame_write(u_char *p, ngx_str_t *cmd, ngx_str_t *args,
@@ -251,12 +297,43 @@ ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
 ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);
+ngx_str_t ngx_fishchat_refusal(ngx_log_t *log, char *role,
+    ngx_fishchat_counters_t *counters, ngx_fishchat_err_e err,
+    ngx_uint_t fatal, u_char *buf, size_t size, const char *fmt,
+    va_list args);
 size_t ngx_fishchat_json_escape_len(ngx_str_t *s);
 u_char *ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s);
-ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
-ngx_int_t ngx_fishchat_uuid_valid(ngx_str_t *uuid);
 
-/* output queues */
+/* ngx_fishchat_json.c: JSON bodies of the HTTP roles */
+void ngx_fishchat_json_init(ngx_fishchat_json_t *j, ngx_pool_t *pool,
+    size_t size);
+u_char *ngx_fishchat_json_reserve(ngx_fishchat_json_t *j, size_t size);
+void ngx_fishchat_json_wrote(ngx_fishchat_json_t *j, u_char *p);
+void ngx_cdecl ngx_fishchat_json_fmt(ngx_fishchat_json_t *j,
+    const char *fmt, ...);
+void ngx_fishchat_json_str(ngx_fishchat_json_t *j, ngx_str_t *s);
+void ngx_fishchat_json_rstr(ngx_fishchat_json_t *j, redisReply *e);
+void ngx_fishchat_json_rnum(ngx_fishchat_json_t *j, redisReply *e);
+
+/* ngx_fishchat_keys.c: the keyspace (docs/keyspace.md) */
+extern char  *ngx_fishchat_sys_names[];
+ngx_int_t ngx_fishchat_valid_id(ngx_str_t *id);
+ngx_str_t ngx_fishchat_key(u_char **p, char *kind, ngx_str_t *id,
+    char *suffix);
+ngx_str_t ngx_fishchat_key_pattern(u_char **p, char *kind);
+ngx_int_t ngx_fishchat_keys_init(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf);
+ngx_int_t ngx_fishchat_worker_channel(ngx_pool_t *pool, ngx_str_t *channel);
+ngx_int_t ngx_fishchat_uuid_init(ngx_log_t *log);
+void ngx_fishchat_uuid(u_char *p);
+ngx_int_t ngx_fishchat_uuid_valid(ngx_str_t *uuid);
+u_char *ngx_fishchat_load_encode(u_char *buf, size_t len, ngx_str_t *node,
+    ngx_atomic_int_t sessions);
+ngx_int_t ngx_fishchat_load_decode(u_char *data, size_t len, ngx_pool_t *pool,
+    ngx_str_t *node, ngx_int_t *sessions);
+ngx_int_t ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i,
+    ngx_pool_t *pool, ngx_fishchat_beat_t *beat);
+
+/* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);
 ngx_int_t ngx_fishchat_out_append(ngx_fishchat_outq_t *q, u_char *data,
     size_t len, ngx_log_t *log);
@@ -269,7 +346,7 @@ ngx_int_t ngx_fishchat_out_flush(ngx_connection_t *c, ngx_fishchat_outq_t *q,
     ngx_fishchat_counters_t *counters);
 void ngx_fishchat_out_free(ngx_fishchat_outq_t *q);
 
-/* Redis */
+/* ngx_fishchat_redis.c: the Redis links of each worker */
 ngx_fishchat_redis_t *ngx_fishchat_redis_link(void);
 ngx_fishchat_redis_req_t *ngx_fishchat_redis_command(
     ngx_fishchat_redis_t *link, ngx_fishchat_redis_handler_pt handler,

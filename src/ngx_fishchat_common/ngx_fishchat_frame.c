@@ -177,8 +177,8 @@ ngx_fishchat_parse_frame(ngx_fishchat_parser_t *p, ngx_buf_t *b,
  */
 
 ngx_int_t
-ngx_fishchat_msg_decode(ngx_str_t *frame, ngx_fishchat_msg_t *m, u_char *err,
-    size_t errlen)
+ngx_fishchat_frame_decode(ngx_str_t *frame, ngx_fishchat_frame_t *m,
+    u_char *err, size_t errlen)
 {
     size_t        i, n;
     json_t       *root, *cmd, *args, *arg;
@@ -256,7 +256,7 @@ failed:
 
 
 void
-ngx_fishchat_msg_free(ngx_fishchat_msg_t *m)
+ngx_fishchat_frame_free(ngx_fishchat_frame_t *m)
 {
     if (m->root) {
         json_decref(m->root);
@@ -516,6 +516,34 @@ ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd, ngx_str_t *args,
     b->last = ngx_fishchat_frame_write(b->pos, cmd, args, nargs);
 
     return b;
+}
+
+
+/*
+ * A refusal of a stream role: its text, formatted into "buf", counted in
+ * the server block's counters and logged at info ("fishchat <role>:
+ * <CODE>: <text>").
+ */
+
+ngx_str_t
+ngx_fishchat_refusal(ngx_log_t *log, char *role,
+    ngx_fishchat_counters_t *counters, ngx_fishchat_err_e err,
+    ngx_uint_t fatal, u_char *buf, size_t size, const char *fmt,
+    va_list args)
+{
+    ngx_str_t  text;
+
+    text.data = buf;
+    text.len = ngx_vslprintf(buf, buf + size, fmt, args) - buf;
+
+    counters->errors++;
+    counters->error[err]++;
+
+    ngx_log_error(NGX_LOG_INFO, log, 0, "fishchat %s: %V: %V%s", role,
+                  ngx_fishchat_err_code(err), &text,
+                  fatal ? ", closing" : "");
+
+    return text;
 }
 
 

@@ -162,4 +162,27 @@
     "return seq"
 
 
+/*
+ * The live msg servers, by Redis's clock (the gateway, the manager, the
+ * monitor).
+ * KEYS: heartbeats, loads.  ARGV: the most entries to return.
+ * The number of live entries, then the address, milliseconds left and
+ * load record of each (ngx_fishchat_nodes_entry()).
+ */
+
+#define NGX_FISHCHAT_LUA_NODES                                               \
+    "local t = redis.call('TIME') "                                          \
+    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) " \
+    "local min = '(' .. string.format('%d', now) "                           \
+    "local live = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', "        \
+                            "'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1])) "  \
+    "local r = { redis.call('ZCOUNT', KEYS[1], min, '+inf') } "              \
+    "for i = 1, #live, 2 do "                                                \
+        "r[#r + 1] = live[i] "                                               \
+        "r[#r + 1] = math.floor(tonumber(live[i + 1]) - now) "               \
+        "r[#r + 1] = redis.call('HGET', KEYS[2], live[i]) or '' "            \
+    "end "                                                                   \
+    "return r"
+
+
 #endif /* _NGX_FISHCHAT_LUA_H_INCLUDED_ */

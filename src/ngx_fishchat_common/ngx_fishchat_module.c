@@ -213,6 +213,10 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
         return NGX_CONF_ERROR;
     }
 
+    if (ngx_fishchat_keys_init(cycle->pool, fcf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
     if (fcf->zone == NULL) {
         return NGX_CONF_OK;
     }
@@ -551,6 +555,10 @@ ngx_fishchat_init_process(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    if (ngx_fishchat_uuid_init(cycle->log) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (fcf->zone && fcf->zone->data) {
         zone = fcf->zone->data;
 
@@ -600,48 +608,6 @@ ngx_fishchat_exit_process(ngx_cycle_t *cycle)
 
 
 /* random bytes from the kernel, for seeds */
-
-/* 8-4-4-4-12 hex digits, version 4, variant 10xx */
-
-ngx_int_t
-ngx_fishchat_uuid_valid(ngx_str_t *uuid)
-{
-    u_char      c;
-    ngx_uint_t  i;
-
-    if (uuid->len != NGX_FISHCHAT_UUID_LEN) {
-        return NGX_DECLINED;
-    }
-
-    for (i = 0; i < NGX_FISHCHAT_UUID_LEN; i++) {
-        c = uuid->data[i];
-
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (c != '-') {
-                return NGX_DECLINED;
-            }
-
-            continue;
-        }
-
-        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f')
-              || (c >= 'A' && c <= 'F')))
-        {
-            return NGX_DECLINED;
-        }
-    }
-
-    c = uuid->data[19] | 0x20;
-
-    if (uuid->data[14] != '4'
-        || (c != '8' && c != '9' && c != 'a' && c != 'b'))
-    {
-        return NGX_DECLINED;
-    }
-
-    return NGX_OK;
-}
-
 
 ngx_int_t
 ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log)

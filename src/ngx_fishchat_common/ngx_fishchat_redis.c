@@ -322,6 +322,9 @@ ngx_fishchat_redis_unsubscribe(ngx_str_t *channel)
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "fishchat: redis unsubscribe \"%V\"", channel);
+
     ch->handler = NULL;
     ch->ready = NULL;
     ch->data = NULL;
@@ -588,6 +591,10 @@ ngx_fishchat_redis_connect(ngx_fishchat_redis_t *link)
 
     fcf = link->conf;
     u = fcf->redis;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "fishchat: redis %V: connecting the %s link", &u->url,
+                   link->subscriber ? "subscriber" : "command");
 
     if (u->family == AF_UNIX) {
         n = ngx_min(u->host.len, NGX_SOCKADDR_STRLEN);
@@ -969,6 +976,11 @@ ngx_fishchat_redis_disconnected(const redisAsyncContext *ac, int status)
 {
     ngx_fishchat_redis_t  *link = ac->data;
 
+    ngx_log_debug3(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "fishchat: redis %s link dropped, status %d: %s",
+                   link->subscriber ? "subscriber" : "command", status,
+                   ac->err ? ac->errstr : "closed");
+
     link->ac = NULL;
 
     if (link->retry.timer_set) {
@@ -1057,6 +1069,9 @@ static void
 ngx_fishchat_redis_send_subscribe(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_channel_t *ch)
 {
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "fishchat: redis subscribe \"%V\"", &ch->node.str);
+
     if (redisAsyncCommand(link->ac, ngx_fishchat_redis_message, ch,
                           "SUBSCRIBE %b", ch->name, ch->node.str.len)
         == REDIS_OK)

@@ -15,6 +15,8 @@
 #include <ngx_stream.h>
 #include <jansson.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
+#include "ngx_fishchat_stream.h"
 
 
 #define NGX_STREAM_FISHCHAT_GW_LEAST_CONN   0
@@ -87,7 +89,7 @@ static void ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx);
 static ngx_int_t ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m);
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
 static ngx_int_t ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
@@ -215,24 +217,7 @@ static ngx_str_t  ngx_stream_fishchat_gw_select_cmd =
     ngx_string("SELECT_MSG_SERVER_FOR_CLIENT");
 
 
-/*
- * KEYS[1]: the heartbeat sorted set (address -> expiry, unix ms),
- * KEYS[2]: the load hash (address -> JSON).  Returns address, remaining
- * milliseconds and load JSON of every live node, by Redis's clock.
- */
-
-static char  ngx_stream_fishchat_gw_script[] =
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "local live = redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf', "
-                            "'WITHSCORES', 'LIMIT', 0, " "1024" ") "
-    "local r = {} "
-    "for i = 1, #live, 2 do "
-        "r[#r + 1] = live[i] "
-        "r[#r + 1] = string.format('%d', tonumber(live[i + 1]) - now) "
-        "r[#r + 1] = redis.call('HGET', KEYS[2], live[i]) or '' "
-    "end "
-    "return r";
+static char  ngx_stream_fishchat_gw_script[] = NGX_FISHCHAT_LUA_NODES;
 
 
 static ngx_stream_fishchat_gw_cache_t  ngx_stream_fishchat_gw_cache;
@@ -242,8 +227,8 @@ static void
 ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
 {
     ngx_connection_t                   *c;
-    ngx_pool_cleanup_t                 *cln;
     ngx_fishchat_conf_t                *fcf;
+    ngx_fishchat_counters_t            *ctx_counters;
     ngx_stream_fishchat_gw_ctx_t       *ctx;
     ngx_stream_fishchat_gw_srv_conf_t  *gscf;
 
@@ -254,36 +239,24 @@ ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
                                           ngx_stream_fishchat_gateway_module);
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
-    ctx = ngx_pcalloc(c->pool, sizeof(ngx_stream_fishchat_gw_ctx_t));
+    ctx = ngx_fishchat_stream_init(s, &ngx_stream_fishchat_gateway_module,
+                                   sizeof(ngx_stream_fishchat_gw_ctx_t),
+                                   ngx_stream_fishchat_gw_cleanup,
+                                   gscf->counters, &ctx_counters);
     if (ctx == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
+
+    ctx->counters = ctx_counters;
+    ctx->session = s;
+
+    ngx_fishchat_parser_init(&ctx->parser, fcf->frame_max);
 
     ctx->in = ngx_create_temp_buf(c->pool, NGX_STREAM_FISHCHAT_GW_BUFFER);
     if (ctx->in == NULL) {
         ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
-
-    cln = ngx_pool_cleanup_add(c->pool, 0);
-    if (cln == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    ngx_fishchat_parser_init(&ctx->parser, fcf->frame_max);
-
-    ctx->counters = ngx_fishchat_counters(gscf->counters);
-    ctx->counters->accepted++;
-    ctx->counters->active++;
-
-    cln->handler = ngx_stream_fishchat_gw_cleanup;
-    cln->data = ctx;
-
-    ctx->session = s;
-
-    ngx_stream_set_ctx(s, ctx, ngx_stream_fishchat_gateway_module);
 
     c->read->handler = ngx_stream_fishchat_gw_read_handler;
     c->write->handler = ngx_stream_fishchat_gw_write_handler;
@@ -374,10 +347,10 @@ static ngx_int_t
 ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx)
 {
-    ngx_int_t           rc;
-    ngx_str_t           frame;
-    ngx_fishchat_msg_t  m;
-    u_char              err[128];
+    ngx_int_t             rc;
+    ngx_str_t             frame;
+    ngx_fishchat_frame_t  m;
+    u_char                err[128];
 
     rc = ngx_fishchat_parse_frame(&ctx->parser, ctx->in, &frame,
                                   s->connection->log);
@@ -409,7 +382,7 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
 
     ctx->counters->frames_in++;
 
-    if (ngx_fishchat_msg_decode(&frame, &m, err, sizeof(err)) != NGX_OK) {
+    if (ngx_fishchat_frame_decode(&frame, &m, err, sizeof(err)) != NGX_OK) {
         ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
                                      "%s", err);
         return NGX_DONE;
@@ -417,7 +390,7 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
 
     rc = ngx_stream_fishchat_gw_request(s, ctx, &m);
 
-    ngx_fishchat_msg_free(&m);
+    ngx_fishchat_frame_free(&m);
 
     return rc;
 }
@@ -425,7 +398,7 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
 
 static ngx_int_t
 ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_msg_t *m)
+    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_frame_t *m)
 {
     size_t      len;
     ngx_str_t  *id;
@@ -766,25 +739,17 @@ ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_err_e err,
     const char *fmt, ...)
 {
-    u_char     *p;
     va_list     args;
     ngx_buf_t  *b;
     ngx_str_t   text;
     u_char      buf[256];
 
+    /* the gateway closes after any answer: not said in the log */
+
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    text = ngx_fishchat_refusal(s->connection->log, "gateway", ctx->counters,
+                                err, 0, buf, sizeof(buf), fmt, args);
     va_end(args);
-
-    text.data = buf;
-    text.len = p - buf;
-
-    ctx->counters->errors++;
-    ctx->counters->error[err]++;
-
-    ngx_log_error(NGX_LOG_INFO, s->connection->log, 0,
-                  "fishchat gateway: %V: %V", ngx_fishchat_err_code(err),
-                  &text);
 
     b = ngx_fishchat_error_buf(s->connection->pool, err, &text);
     if (b == NULL) {
@@ -943,8 +908,8 @@ static void
 ngx_stream_fishchat_gw_refresh(ngx_event_t *ev)
 {
     ngx_stream_fishchat_gw_cache_t  *cache;
-    const char                      *argv[5];
-    size_t                           argvlen[5];
+    const char                      *argv[6];
+    size_t                           argvlen[6];
 
     cache = &ngx_stream_fishchat_gw_cache;
 
@@ -963,39 +928,16 @@ ngx_stream_fishchat_gw_refresh(ngx_event_t *ev)
         argvlen[3] = cache->beat_key.len;
         argv[4] = (const char *) cache->load_key.data;
         argvlen[4] = cache->load_key.len;
+        argv[5] = "1024";
+        argvlen[5] = 4;
 
         cache->req = ngx_fishchat_redis_command(
                                          ngx_fishchat_redis_link(),
                                          ngx_stream_fishchat_gw_refreshed,
-                                         cache, 5, argv, argvlen);
+                                         cache, 6, argv, argvlen);
     }
 
     ngx_add_timer(ev, cache->refresh);
-}
-
-
-static ngx_int_t
-ngx_stream_fishchat_gw_load(redisReply *r)
-{
-    json_t        *root, *v;
-    ngx_int_t      load;
-    json_error_t   err;
-
-    if (r->type != REDIS_REPLY_STRING || r->len == 0) {
-        return 0;
-    }
-
-    root = json_loadb(r->str, r->len, 0, &err);
-    if (root == NULL) {
-        return 0;
-    }
-
-    v = json_object_get(root, "sessions");
-    load = json_is_integer(v) ? (ngx_int_t) json_integer_value(v) : 0;
-
-    json_decref(root);
-
-    return load;
 }
 
 
@@ -1018,9 +960,8 @@ ngx_stream_fishchat_gw_update(ngx_stream_fishchat_gw_cache_t *cache,
 {
 
     size_t                          i, n;
-    ngx_int_t                       ttl;
     ngx_pool_t                     *pool;
-    redisReply                    **e;
+    ngx_fishchat_beat_t             beat;
     ngx_stream_fishchat_gw_node_t  *nodes;
 
     if (reply == NULL) {
@@ -1038,7 +979,6 @@ ngx_stream_fishchat_gw_update(ngx_stream_fishchat_gw_cache_t *cache,
     }
 
     n = reply->elements / 3;
-    e = reply->element;
 
     pool = ngx_create_pool(1024, ngx_cycle->log);
     if (pool == NULL) {
@@ -1053,29 +993,20 @@ ngx_stream_fishchat_gw_update(ngx_stream_fishchat_gw_cache_t *cache,
     }
 
     for (i = 0; i < n; i++) {
-        if (e[3 * i]->type != REDIS_REPLY_STRING
-            || e[3 * i + 1]->type != REDIS_REPLY_STRING)
-        {
+        if (ngx_fishchat_nodes_entry(reply, i, NULL, &beat) != NGX_OK) {
             ngx_destroy_pool(pool);
             return;
         }
 
-        nodes[i].addr.len = e[3 * i]->len;
-        nodes[i].addr.data = ngx_pnalloc(pool, e[3 * i]->len);
+        nodes[i].addr.len = beat.address.len;
+        nodes[i].addr.data = ngx_pstrdup(pool, &beat.address);
         if (nodes[i].addr.data == NULL) {
             ngx_destroy_pool(pool);
             return;
         }
 
-        ngx_memcpy(nodes[i].addr.data, e[3 * i]->str, e[3 * i]->len);
-
-        ttl = ngx_atoi((u_char *) e[3 * i + 1]->str, e[3 * i + 1]->len);
-        if (ttl == NGX_ERROR) {
-            ttl = 0;
-        }
-
-        nodes[i].expires = ngx_current_msec + ttl;
-        nodes[i].load = ngx_stream_fishchat_gw_load(e[3 * i + 2]);
+        nodes[i].expires = ngx_current_msec + ngx_max(beat.ttl, 0);
+        nodes[i].load = ngx_max(beat.sessions, 0);
     }
 
     if (cache->pool) {
@@ -1290,7 +1221,6 @@ ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle)
 static ngx_int_t
 ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
 {
-    u_char                              *p;
     ngx_fishchat_conf_t                 *fcf;
     ngx_stream_fishchat_gw_cache_t      *cache;
     ngx_stream_fishchat_gw_main_conf_t  *gmcf;
@@ -1312,19 +1242,8 @@ ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
     ngx_memzero(cache, sizeof(ngx_stream_fishchat_gw_cache_t));
     ngx_queue_init(&cache->waiting);
 
-    p = ngx_pnalloc(cycle->pool, 2 * (fcf->redis_prefix.len
-                                      + sizeof("{nodes}:beat")));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    cache->beat_key.data = p;
-    p = ngx_sprintf(p, "%V{nodes}:beat", &fcf->redis_prefix);
-    cache->beat_key.len = p - cache->beat_key.data;
-
-    cache->load_key.data = p;
-    p = ngx_sprintf(p, "%V{nodes}:load", &fcf->redis_prefix);
-    cache->load_key.len = p - cache->load_key.data;
+    cache->beat_key = fcf->beat_key;
+    cache->load_key = fcf->load_key;
 
     cache->timer.handler = ngx_stream_fishchat_gw_refresh;
     cache->timer.data = cache;

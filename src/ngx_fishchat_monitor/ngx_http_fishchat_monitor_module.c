@@ -25,6 +25,8 @@
 #include <ngx_http.h>
 #include <jansson.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_http.h"
+#include "ngx_fishchat_lua.h"
 
 /* the page, made into a C string from dashboard.html (see config.make) */
 #include "ngx_http_fishchat_monitor_dashboard.h"
@@ -37,7 +39,6 @@
 #define NGX_HTTP_FISHCHAT_MONITOR_METRICS     4
 
 #define NGX_HTTP_FISHCHAT_MONITOR_BUF         16384
-#define NGX_HTTP_FISHCHAT_MONITOR_BUF_MAX     (16 * 1024 * 1024)
 
 /* how often each worker publishes its gauges and pings Redis */
 #define NGX_HTTP_FISHCHAT_MONITOR_PERIOD      1000
@@ -57,15 +58,6 @@ typedef struct {
 } ngx_http_fishchat_monitor_loc_conf_t;
 
 
-/* a response body being written: a chain of buffers that grows */
-
-typedef struct {
-    ngx_pool_t                     *pool;
-    ngx_chain_t                    *first;
-    ngx_chain_t                    *last;
-    off_t                           size;
-    ngx_uint_t                      failed;
-} ngx_http_fishchat_monitor_out_t;
 
 
 /* a live worker of this node, as read from the zone */
@@ -109,7 +101,7 @@ typedef struct {
 static ngx_int_t ngx_http_fishchat_monitor_handler(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_view(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_send(ngx_http_request_t *r,
-    ngx_uint_t status, char *type, ngx_http_fishchat_monitor_out_t *out);
+    ngx_uint_t status, char *type, ngx_fishchat_json_t *out);
 static ngx_int_t ngx_http_fishchat_monitor_error(ngx_http_request_t *r,
     ngx_uint_t status, char *text);
 static ngx_int_t ngx_http_fishchat_monitor_header(ngx_http_request_t *r,
@@ -117,6 +109,13 @@ static ngx_int_t ngx_http_fishchat_monitor_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fishchat_monitor_dashboard_page(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_status(ngx_http_request_t *r);
+static void ngx_http_fishchat_monitor_metrics_workers(
+    ngx_fishchat_json_t *out, ngx_str_t *node,
+    ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive);
+static void ngx_http_fishchat_monitor_metrics_servers(
+    ngx_fishchat_json_t *out, ngx_fishchat_conf_t *fcf, ngx_str_t *node,
+    ngx_str_t **labels, ngx_http_fishchat_monitor_live_t *live,
+    ngx_uint_t nlive);
 static ngx_int_t ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r);
 static void ngx_http_fishchat_monitor_cluster_reply(redisReply *reply,
@@ -129,10 +128,6 @@ static void ngx_http_fishchat_monitor_cluster_cleanup(void *data);
 static int ngx_libc_cdecl ngx_http_fishchat_monitor_cmp_servers(
     const void *one, const void *two);
 
-static void ngx_http_fishchat_monitor_out_init(
-    ngx_http_fishchat_monitor_out_t *out, ngx_pool_t *pool);
-static void ngx_cdecl ngx_http_fishchat_monitor_printf(
-    ngx_http_fishchat_monitor_out_t *out, const char *fmt, ...);
 static ngx_str_t *ngx_http_fishchat_monitor_json_str(ngx_pool_t *pool,
     ngx_str_t *s);
 static ngx_str_t *ngx_http_fishchat_monitor_label_str(ngx_pool_t *pool,
@@ -140,7 +135,7 @@ static ngx_str_t *ngx_http_fishchat_monitor_label_str(ngx_pool_t *pool,
 static ngx_http_fishchat_monitor_live_t *ngx_http_fishchat_monitor_live(
     ngx_pool_t *pool, ngx_fishchat_conf_t *fcf, ngx_uint_t *n);
 static void ngx_http_fishchat_monitor_json_counters(
-    ngx_http_fishchat_monitor_out_t *out, ngx_fishchat_counters_t *c);
+    ngx_fishchat_json_t *out, ngx_fishchat_counters_t *c);
 static char *ngx_http_fishchat_monitor_link_name(ngx_atomic_t state);
 
 static void ngx_http_fishchat_monitor_publish(ngx_event_t *ev);
@@ -251,25 +246,7 @@ static ngx_conf_enum_t  ngx_http_fishchat_monitor_paths[] = {
 };
 
 
-/*
- * KEYS: heartbeats, loads; ARGV: the most entries to return.
- * The number of live entries, then address, milliseconds left and load
- * JSON of each live one, by Redis's clock.
- */
-
-static char  ngx_http_fishchat_monitor_cluster_lua[] =
-    "local t = redis.call('TIME') "
-    "local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) "
-    "local min = '(' .. string.format('%d', now) "
-    "local live = redis.call('ZRANGEBYSCORE', KEYS[1], min, '+inf', "
-                            "'WITHSCORES', 'LIMIT', 0, tonumber(ARGV[1])) "
-    "local r = { redis.call('ZCOUNT', KEYS[1], min, '+inf') } "
-    "for i = 1, #live, 2 do "
-        "r[#r + 1] = live[i] "
-        "r[#r + 1] = math.floor(tonumber(live[i + 1]) - now) "
-        "r[#r + 1] = redis.call('HGET', KEYS[2], live[i]) or '' "
-    "end "
-    "return r";
+static char  ngx_http_fishchat_monitor_cluster_lua[] = NGX_FISHCHAT_LUA_NODES;
 
 
 static ngx_http_fishchat_monitor_worker_t  ngx_http_fishchat_monitor_worker;
@@ -412,21 +389,12 @@ static ngx_int_t
 ngx_http_fishchat_monitor_header(ngx_http_request_t *r, char *key,
     char *value)
 {
-    ngx_table_elt_t  *h;
+    ngx_str_t  v;
 
-    h = ngx_list_push(&r->headers_out.headers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
+    v.data = (u_char *) value;
+    v.len = ngx_strlen(value);
 
-    h->hash = 1;
-    h->next = NULL;
-    h->key.data = (u_char *) key;
-    h->key.len = ngx_strlen(key);
-    h->value.data = (u_char *) value;
-    h->value.len = ngx_strlen(value);
-
-    return NGX_OK;
+    return ngx_fishchat_http_header(r, key, &v);
 }
 
 
@@ -434,70 +402,49 @@ ngx_http_fishchat_monitor_header(ngx_http_request_t *r, char *key,
 
 static ngx_int_t
 ngx_http_fishchat_monitor_send(ngx_http_request_t *r, ngx_uint_t status,
-    char *type, ngx_http_fishchat_monitor_out_t *out)
+    char *type, ngx_fishchat_json_t *out)
 {
-    ngx_int_t     rc;
-    ngx_chain_t  *cl;
-
-    if (out->failed || out->first == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    for (cl = out->first; cl; cl = cl->next) {
-        cl->buf->last_buf = 0;
-        cl->buf->last_in_chain = 0;
-    }
-
-    out->last->buf->last_buf = (r == r->main) ? 1 : 0;
-    out->last->buf->last_in_chain = 1;
-
-    r->headers_out.content_type.data = (u_char *) type;
-    r->headers_out.content_type.len = ngx_strlen(type);
-    r->headers_out.content_type_len = r->headers_out.content_type.len;
-    r->headers_out.content_type_lowcase = NULL;
-    r->headers_out.status = status;
-    r->headers_out.content_length_n = out->size;
-
     if (ngx_http_fishchat_monitor_header(r, "Cache-Control", "no-store")
         != NGX_OK)
     {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    rc = ngx_http_send_header(r);
-
-    if (rc == NGX_ERROR || rc > NGX_OK || r->header_only) {
-        return rc;
-    }
-
-    return ngx_http_output_filter(r, out->first);
+    return ngx_fishchat_http_send(r, status, type, out);
 }
 
 
-/* an error as JSON; "text" is put in a JSON string as it is */
+/*
+ * An error as JSON, {"status":<n>,"error":"<text>"} (the monitor's shape
+ * since its first version; "text" is put in a JSON string as it is), and
+ * a line at info.
+ */
 
 static ngx_int_t
 ngx_http_fishchat_monitor_error(ngx_http_request_t *r, ngx_uint_t status,
     char *text)
 {
-    ngx_http_fishchat_monitor_out_t  out;
+    ngx_fishchat_json_t  out;
 
-    ngx_http_fishchat_monitor_out_init(&out, r->pool);
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "fishchat monitor: %ui: %s", status, text);
 
-    ngx_http_fishchat_monitor_printf(&out, "{\"status\":%ui,\"error\":\"%s\"}"
-                                     CRLF, status, text);
+    ngx_fishchat_json_init(&out, r->pool, 256);
 
-    return ngx_http_fishchat_monitor_send(r, status,
-                                          "application/json", &out);
+    ngx_fishchat_json_fmt(&out, "{\"status\":%ui,\"error\":\"%s\"}" CRLF,
+                          status, text);
+
+    return ngx_http_fishchat_monitor_send(r, status, "application/json",
+                                          &out);
 }
 
 
 static ngx_int_t
 ngx_http_fishchat_monitor_dashboard_page(ngx_http_request_t *r)
 {
-    ngx_buf_t                        *b;
-    ngx_chain_t                      *cl;
-    ngx_http_fishchat_monitor_out_t   out;
+    ngx_buf_t           *b;
+    ngx_chain_t         *cl;
+    ngx_fishchat_json_t  out;
 
     b = ngx_calloc_buf(r->pool);
     cl = ngx_alloc_chain_link(r->pool);
@@ -513,11 +460,11 @@ ngx_http_fishchat_monitor_dashboard_page(ngx_http_request_t *r)
     cl->buf = b;
     cl->next = NULL;
 
-    out.pool = r->pool;
+    ngx_fishchat_json_init(&out, r->pool, 0);
+
     out.first = cl;
     out.last = cl;
     out.size = b->last - b->pos;
-    out.failed = 0;
 
     /* everything is in the page: nothing else may be loaded */
 
@@ -558,7 +505,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
     ngx_fishchat_conf_t               *fcf;
     ngx_fishchat_slot_t               *slot;
     ngx_fishchat_counters_t            totals;
-    ngx_http_fishchat_monitor_out_t    out;
+    ngx_fishchat_json_t                out;
     ngx_http_fishchat_monitor_live_t  *live;
     u_char                             rtt[NGX_ATOMIC_T_LEN];
 
@@ -629,28 +576,28 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
         stalled += live[i].slot->stalled;
     }
 
-    ngx_http_fishchat_monitor_out_init(&out, r->pool);
+    ngx_fishchat_json_init(&out, r->pool, NGX_HTTP_FISHCHAT_MONITOR_BUF);
 
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "{\"version\":\"%s\",\"nginx\":\"%s\",\"node\":\"%V\","
         "\"pid\":%P,\"time\":%T,\"msec\":%uL,\"started\":%T,\"uptime\":%T,",
         NGX_FISHCHAT_VERSION, NGINX_VERSION, node, ngx_pid, tp->sec, msec,
         started, tp->sec - started);
 
     if (address) {
-        ngx_http_fishchat_monitor_printf(&out, "\"redis\":\"%V\",", address);
+        ngx_fishchat_json_fmt(&out, "\"redis\":\"%V\",", address);
 
     } else {
-        ngx_http_fishchat_monitor_printf(&out, "\"redis\":null,");
+        ngx_fishchat_json_fmt(&out, "\"redis\":null,");
     }
 
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "\"totals\":{\"workers\":%ui,\"connections\":%uA,",
         nlive, connections);
 
     ngx_http_fishchat_monitor_json_counters(&out, &totals);
 
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
         "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},"
         "\"workers\":[", topics, queued, queues, backlog, stalled);
@@ -665,7 +612,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
             ngx_cpystrn(rtt, (u_char *) "null", sizeof("null"));
         }
 
-        ngx_http_fishchat_monitor_printf(&out,
+        ngx_fishchat_json_fmt(&out,
             "%s{\"slot\":%ui,\"pid\":%P,\"started\":%T,\"updated\":%uA,"
             "\"connections\":%uA,",
             i ? "," : "", live[i].n, slot->pid, slot->started,
@@ -673,7 +620,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
 
         ngx_http_fishchat_monitor_json_counters(&out, &live[i].sum);
 
-        ngx_http_fishchat_monitor_printf(&out,
+        ngx_fishchat_json_fmt(&out,
             ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
             "\"topic_backlog\":%uA,\"stalled_sessions\":%uA,"
             "\"redis\":{\"link\":\"%s\",\"subscriber\":\"%s\","
@@ -686,19 +633,19 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
             rtt, slot->redis_waiting, slot->channels);
 
         for (k = 0; k < fcf->servers.nelts; k++) {
-            ngx_http_fishchat_monitor_printf(&out, "%s{\"server\":\"%V\",",
+            ngx_fishchat_json_fmt(&out, "%s{\"server\":\"%V\",",
                                              k ? "," : "", labels[k]);
 
             ngx_http_fishchat_monitor_json_counters(&out,
                                                     &live[i].servers[k]);
 
-            ngx_http_fishchat_monitor_printf(&out, "}");
+            ngx_fishchat_json_fmt(&out, "}");
         }
 
-        ngx_http_fishchat_monitor_printf(&out, "]}");
+        ngx_fishchat_json_fmt(&out, "]}");
     }
 
-    ngx_http_fishchat_monitor_printf(&out, "]}" CRLF);
+    ngx_fishchat_json_fmt(&out, "]}" CRLF);
 
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
                                           &out);
@@ -706,12 +653,12 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
 
 
 static void
-ngx_http_fishchat_monitor_json_counters(ngx_http_fishchat_monitor_out_t *out,
+ngx_http_fishchat_monitor_json_counters(ngx_fishchat_json_t *out,
     ngx_fishchat_counters_t *c)
 {
     ngx_uint_t  e;
 
-    ngx_http_fishchat_monitor_printf(out,
+    ngx_fishchat_json_fmt(out,
         "\"active\":%uA,\"accepted\":%uA,\"sessions\":%uA,\"messages\":%uA,"
         "\"frames_in\":%uA,\"frames_out\":%uA,\"bytes_in\":%uA,"
         "\"bytes_out\":%uA,\"errors\":%uA,\"error\":{",
@@ -719,12 +666,12 @@ ngx_http_fishchat_monitor_json_counters(ngx_http_fishchat_monitor_out_t *out,
         c->frames_out, c->bytes_in, c->bytes_out, c->errors);
 
     for (e = 0; e < NGX_FISHCHAT_ERR_LAST; e++) {
-        ngx_http_fishchat_monitor_printf(out, "%s\"%s\":%uA", e ? "," : "",
+        ngx_fishchat_json_fmt(out, "%s\"%s\":%uA", e ? "," : "",
                                          ngx_http_fishchat_monitor_errors[e],
                                          c->error[e]);
     }
 
-    ngx_http_fishchat_monitor_printf(out, "}");
+    ngx_fishchat_json_fmt(out, "}");
 }
 
 
@@ -900,7 +847,7 @@ static ngx_http_fishchat_monitor_metric_t
 
 
 #define ngx_http_fishchat_monitor_family(out, name, type, help)             \
-    ngx_http_fishchat_monitor_printf(out, "# HELP %s %s\n# TYPE %s %s\n",   \
+    ngx_fishchat_json_fmt(out, "# HELP %s %s\n# TYPE %s %s\n",   \
                                      name, help, name, type)
 
 
@@ -910,14 +857,10 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
     u_char                              *p;
     time_t                               started;
     ngx_str_t                           *node, **labels, role;
-    ngx_uint_t                           i, k, e, nlive, link;
-    ngx_atomic_t                         v, state;
+    ngx_uint_t                           k, nlive;
     ngx_fishchat_conf_t                 *fcf;
-    ngx_fishchat_slot_t                 *slot;
-    ngx_fishchat_counters_t             *c;
-    ngx_http_fishchat_monitor_out_t      out;
+    ngx_fishchat_json_t                  out;
     ngx_http_fishchat_monitor_live_t    *live;
-    ngx_http_fishchat_monitor_metric_t  *m;
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
@@ -957,49 +900,68 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
         started = ngx_time();
     }
 
-    ngx_http_fishchat_monitor_out_init(&out, r->pool);
+    ngx_fishchat_json_init(&out, r->pool, NGX_HTTP_FISHCHAT_MONITOR_BUF);
 
     /* the node */
 
     ngx_http_fishchat_monitor_family(&out, "fishchat_info", "gauge",
                                      "Versions of this node, always 1.");
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "fishchat_info{node=\"%V\",version=\"%s\",nginx_version=\"%s\"} 1\n",
         node, NGX_FISHCHAT_VERSION, NGINX_VERSION);
 
     ngx_http_fishchat_monitor_family(&out, "fishchat_start_time_seconds",
                                      "gauge",
                                      "When nginx started, in Unix seconds.");
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "fishchat_start_time_seconds{node=\"%V\"} %T\n", node, started);
 
-    /* the workers */
+    ngx_http_fishchat_monitor_metrics_workers(&out, node, live, nlive);
+    ngx_http_fishchat_monitor_metrics_servers(&out, fcf, node, labels, live,
+                                              nlive);
 
-    ngx_http_fishchat_monitor_family(&out,
+    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK,
+                                          "text/plain; version=0.0.4; "
+                                          "charset=utf-8", &out);
+}
+
+
+/* the metrics of each worker: its start, its gauges, its Redis links */
+
+static void
+ngx_http_fishchat_monitor_metrics_workers(ngx_fishchat_json_t *out,
+    ngx_str_t *node, ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive)
+{
+    ngx_uint_t                           i, link;
+    ngx_atomic_t                         v, state;
+    ngx_fishchat_slot_t                 *slot;
+    ngx_http_fishchat_monitor_metric_t  *m;
+
+    ngx_http_fishchat_monitor_family(out,
                                      "fishchat_worker_start_time_seconds",
                                      "gauge",
                                      "When the worker started, in Unix "
                                      "seconds.");
 
     for (i = 0; i < nlive; i++) {
-        ngx_http_fishchat_monitor_printf(&out,
+        ngx_fishchat_json_fmt(out,
             "fishchat_worker_start_time_seconds{node=\"%V\",pid=\"%P\"} %T\n",
             node, live[i].slot->pid, live[i].slot->started);
     }
 
     for (m = ngx_http_fishchat_monitor_worker_metrics; m->name; m++) {
-        ngx_http_fishchat_monitor_family(&out, m->name, m->type, m->help);
+        ngx_http_fishchat_monitor_family(out, m->name, m->type, m->help);
 
         for (i = 0; i < nlive; i++) {
             v = *(ngx_atomic_t *) ((u_char *) live[i].slot + m->offset);
 
-            ngx_http_fishchat_monitor_printf(&out,
+            ngx_fishchat_json_fmt(out,
                 "%s{node=\"%V\",pid=\"%P\"} %uA\n",
                 m->name, node, live[i].slot->pid, v);
         }
     }
 
-    ngx_http_fishchat_monitor_family(&out, "fishchat_redis_up", "gauge",
+    ngx_http_fishchat_monitor_family(out, "fishchat_redis_up", "gauge",
                                      "Whether the worker's Redis link is "
                                      "up (1) or not (0), by link.");
 
@@ -1013,14 +975,14 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
                 continue;
             }
 
-            ngx_http_fishchat_monitor_printf(&out,
+            ngx_fishchat_json_fmt(out,
                 "fishchat_redis_up{node=\"%V\",pid=\"%P\",link=\"%s\"} %d\n",
                 node, slot->pid, link ? "subscriber" : "command",
                 state == NGX_FISHCHAT_REDIS_LINK_UP);
         }
     }
 
-    ngx_http_fishchat_monitor_family(&out, "fishchat_redis_rtt_seconds",
+    ngx_http_fishchat_monitor_family(out, "fishchat_redis_rtt_seconds",
                                      "gauge",
                                      "Round trip of the last PING on the "
                                      "worker's Redis command link (absent "
@@ -1033,23 +995,35 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
             continue;
         }
 
-        ngx_http_fishchat_monitor_printf(&out,
+        ngx_fishchat_json_fmt(out,
             "fishchat_redis_rtt_seconds{node=\"%V\",pid=\"%P\"} %uA.%06uA\n",
             node, slot->pid, slot->redis_rtt / 1000000,
             slot->redis_rtt % 1000000);
     }
+}
 
-    /* the server blocks of each worker */
+
+/* the counters of the server blocks of each worker, errors by code */
+
+static void
+ngx_http_fishchat_monitor_metrics_servers(ngx_fishchat_json_t *out,
+    ngx_fishchat_conf_t *fcf, ngx_str_t *node, ngx_str_t **labels,
+    ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive)
+{
+    ngx_uint_t                           i, k, e;
+    ngx_atomic_t                         v;
+    ngx_fishchat_counters_t             *c;
+    ngx_http_fishchat_monitor_metric_t  *m;
 
     for (m = ngx_http_fishchat_monitor_server_metrics; m->name; m++) {
-        ngx_http_fishchat_monitor_family(&out, m->name, m->type, m->help);
+        ngx_http_fishchat_monitor_family(out, m->name, m->type, m->help);
 
         for (i = 0; i < nlive; i++) {
             for (k = 0; k < fcf->servers.nelts; k++) {
                 v = *(ngx_atomic_t *) ((u_char *) &live[i].servers[k]
                                        + m->offset);
 
-                ngx_http_fishchat_monitor_printf(&out,
+                ngx_fishchat_json_fmt(out,
                     "%s{node=\"%V\",pid=\"%P\",role=\"%V\",server=\"%V\"} "
                     "%uA\n",
                     m->name, node, live[i].slot->pid, labels[2 * k],
@@ -1058,7 +1032,7 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
         }
     }
 
-    ngx_http_fishchat_monitor_family(&out, "fishchat_errors_total",
+    ngx_http_fishchat_monitor_family(out, "fishchat_errors_total",
                                      "counter",
                                      "Errors clients and peers caused, "
                                      "by code (docs/protocol.md).");
@@ -1068,7 +1042,7 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
             c = &live[i].servers[k];
 
             for (e = 0; e < NGX_FISHCHAT_ERR_LAST; e++) {
-                ngx_http_fishchat_monitor_printf(&out,
+                ngx_fishchat_json_fmt(out,
                     "fishchat_errors_total{node=\"%V\",pid=\"%P\","
                     "role=\"%V\",server=\"%V\",code=\"%s\"} %uA\n",
                     node, live[i].slot->pid, labels[2 * k],
@@ -1077,10 +1051,6 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
             }
         }
     }
-
-    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK,
-                                          "text/plain; version=0.0.4; "
-                                          "charset=utf-8", &out);
 }
 
 
@@ -1124,24 +1094,17 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len
-                             + sizeof("{nodes}:beat{nodes}:load")
-                             + NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    args[0].data = p;
-    p = ngx_sprintf(p, "%V{nodes}:beat", &fcf->redis_prefix);
-    args[0].len = p - args[0].data;
-
-    args[1].data = p;
-    p = ngx_sprintf(p, "%V{nodes}:load", &fcf->redis_prefix);
-    args[1].len = p - args[1].data;
+    args[0] = fcf->beat_key;
+    args[1] = fcf->load_key;
 
     args[2].data = p;
-    p = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX);
-    args[2].len = p - args[2].data;
+    args[2].len = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX)
+                  - p;
 
     cln = ngx_http_cleanup_add(r, 0);
     if (cln == NULL) {
@@ -1227,14 +1190,12 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     redisReply *reply)
 {
-    json_t                              *root, *v;
     ngx_str_t                           *node, *name, *addr, prev;
     ngx_int_t                            total, sessions;
     ngx_uint_t                           i, k, n, first;
-    redisReply                          *e;
-    json_error_t                         err;
+    ngx_fishchat_beat_t                  beat;
     ngx_fishchat_conf_t                 *fcf;
-    ngx_http_fishchat_monitor_out_t      out;
+    ngx_fishchat_json_t                  out;
     ngx_http_fishchat_monitor_server_t  *servers, *s;
 
     if (reply == NULL) {
@@ -1272,56 +1233,26 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     for (i = 0; i < n; i++) {
         s = &servers[i];
 
-        e = reply->element[1 + 3 * i];
+        switch (ngx_fishchat_nodes_entry(reply, i, r->pool, &beat)) {
 
-        if (e->type != REDIS_REPLY_STRING) {
+        case NGX_ERROR:
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+
+        case NGX_DECLINED:
             continue;
         }
 
-        s->address.data = ngx_pnalloc(r->pool, e->len);
+        /* the address points into the reply, which goes after this */
+
+        s->address.data = ngx_pstrdup(r->pool, &beat.address);
         if (s->address.data == NULL) {
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_memcpy(s->address.data, e->str, e->len);
-        s->address.len = e->len;
-
-        e = reply->element[2 + 3 * i];
-        s->ttl = (e->type == REDIS_REPLY_INTEGER) ? (ngx_int_t) e->integer
-                                                   : 0;
-
-        e = reply->element[3 + 3 * i];
-
-        if (e->type != REDIS_REPLY_STRING || e->len == 0) {
-            continue;
-        }
-
-        root = json_loadb(e->str, e->len, 0, &err);
-
-        if (root == NULL) {
-            continue;
-        }
-
-        v = json_object_get(root, "sessions");
-        s->sessions = json_is_integer(v) ? (ngx_int_t) json_integer_value(v)
-                                         : 0;
-
-        v = json_object_get(root, "node");
-
-        if (json_is_string(v)) {
-            s->node.len = ngx_strlen(json_string_value(v));
-            s->node.data = ngx_pnalloc(r->pool, s->node.len + 1);
-
-            if (s->node.data) {
-                ngx_cpystrn(s->node.data, (u_char *) json_string_value(v),
-                            s->node.len + 1);
-
-            } else {
-                s->node.len = 0;
-            }
-        }
-
-        json_decref(root);
+        s->address.len = beat.address.len;
+        s->ttl = beat.ttl;
+        s->node = beat.node;
+        s->sessions = ngx_max(beat.sessions, 0);
     }
 
     ngx_qsort(servers, n, sizeof(ngx_http_fishchat_monitor_server_t),
@@ -1332,9 +1263,9 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_fishchat_monitor_out_init(&out, r->pool);
+    ngx_fishchat_json_init(&out, r->pool, NGX_HTTP_FISHCHAT_MONITOR_BUF);
 
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "{\"node\":\"%V\",\"time\":%T,\"redis\":\"up\",\"servers\":%i,"
         "\"truncated\":%s,\"nodes\":[",
         node, ngx_time(), total, total > (ngx_int_t) n ? "true" : "false");
@@ -1378,7 +1309,7 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
-        ngx_http_fishchat_monitor_printf(&out,
+        ngx_fishchat_json_fmt(&out,
             "%s{\"node\":\"%V\",\"self\":%s,\"sessions\":%i,\"servers\":[",
             first ? "" : ",", name,
             (s->node.len == fcf->name.len
@@ -1402,17 +1333,17 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
                 return NGX_HTTP_INTERNAL_SERVER_ERROR;
             }
 
-            ngx_http_fishchat_monitor_printf(&out,
+            ngx_fishchat_json_fmt(&out,
                 "%s{\"address\":\"%V\",\"sessions\":%i,"
                 "\"expires_in_ms\":%i}",
                 k == i ? "" : ",", addr, servers[k].sessions,
                 servers[k].ttl);
         }
 
-        ngx_http_fishchat_monitor_printf(&out, "]}");
+        ngx_fishchat_json_fmt(&out, "]}");
     }
 
-    ngx_http_fishchat_monitor_printf(&out, "]}" CRLF);
+    ngx_fishchat_json_fmt(&out, "]}" CRLF);
 
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
                                           &out);
@@ -1447,9 +1378,9 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster_error(ngx_http_request_t *r, char *redis,
     char *text, size_t len)
 {
-    ngx_str_t                        *node, *msg, s;
-    ngx_fishchat_conf_t              *fcf;
-    ngx_http_fishchat_monitor_out_t   out;
+    ngx_str_t            *node, *msg, s;
+    ngx_fishchat_conf_t  *fcf;
+    ngx_fishchat_json_t   out;
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
@@ -1463,107 +1394,15 @@ ngx_http_fishchat_monitor_cluster_error(ngx_http_request_t *r, char *redis,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_http_fishchat_monitor_out_init(&out, r->pool);
+    ngx_fishchat_json_init(&out, r->pool, NGX_HTTP_FISHCHAT_MONITOR_BUF);
 
-    ngx_http_fishchat_monitor_printf(&out,
+    ngx_fishchat_json_fmt(&out,
         "{\"status\":503,\"node\":\"%V\",\"time\":%T,\"redis\":\"%s\","
         "\"error\":\"%V\",\"nodes\":[]}" CRLF,
         node, ngx_time(), redis, msg);
 
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_SERVICE_UNAVAILABLE,
                                           "application/json", &out);
-}
-
-
-/* response bodies */
-
-static void
-ngx_http_fishchat_monitor_out_init(ngx_http_fishchat_monitor_out_t *out,
-    ngx_pool_t *pool)
-{
-    out->pool = pool;
-    out->first = NULL;
-    out->last = NULL;
-    out->size = 0;
-    out->failed = 0;
-}
-
-
-/*
- * Appends formatted text; what does not fit in the last buffer goes to
- * a new one, as large as needed.  Sets "failed" when memory runs out.
- */
-
-static void ngx_cdecl
-ngx_http_fishchat_monitor_printf(ngx_http_fishchat_monitor_out_t *out,
-    const char *fmt, ...)
-{
-    u_char       *p;
-    size_t        size;
-    va_list       args;
-    ngx_buf_t    *b;
-    ngx_chain_t  *cl;
-
-    size = NGX_HTTP_FISHCHAT_MONITOR_BUF;
-
-    while (!out->failed) {
-
-        b = out->last ? out->last->buf : NULL;
-
-        if (b && b->last < b->end) {
-            va_start(args, fmt);
-            p = ngx_vslprintf(b->last, b->end, fmt, args);
-            va_end(args);
-
-            /* a full buffer may mean a cut: written again in a new one */
-
-            if (p < b->end) {
-                out->size += p - b->last;
-                b->last = p;
-                return;
-            }
-
-            if (b->last == b->pos) {
-                /* an empty buffer was too small */
-                size = 4 * (b->end - b->start);
-            }
-        }
-
-        if (size > NGX_HTTP_FISHCHAT_MONITOR_BUF_MAX) {
-            out->failed = 1;
-            return;
-        }
-
-        b = ngx_create_temp_buf(out->pool, size);
-        if (b == NULL) {
-            out->failed = 1;
-            return;
-        }
-
-        if (out->last && out->last->buf->last == out->last->buf->pos) {
-            /* an empty buffer is replaced, never sent */
-            out->last->buf = b;
-            continue;
-        }
-
-        cl = ngx_alloc_chain_link(out->pool);
-        if (cl == NULL) {
-            out->failed = 1;
-            return;
-        }
-
-        cl->buf = b;
-        cl->next = NULL;
-
-        if (out->last) {
-            out->last->next = cl;
-
-        } else {
-            out->first = cl;
-        }
-
-        out->last = cl;
-    }
 }
 
 
@@ -1861,7 +1700,6 @@ ngx_http_fishchat_monitor(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_fishchat_monitor_init_process(ngx_cycle_t *cycle)
 {
-    u_char                                 *p;
     ngx_fishchat_conf_t                    *fcf;
     ngx_http_fishchat_monitor_worker_t     *w;
     ngx_http_fishchat_monitor_main_conf_t  *mmcf;
@@ -1884,13 +1722,7 @@ ngx_http_fishchat_monitor_init_process(ngx_cycle_t *cycle)
 
     ngx_memzero(w, sizeof(ngx_http_fishchat_monitor_worker_t));
 
-    p = ngx_pnalloc(cycle->pool, fcf->redis_prefix.len + sizeof("t:"));
-    if (p == NULL) {
-        return NGX_ERROR;
-    }
-
-    w->topics.data = p;
-    w->topics.len = ngx_sprintf(p, "%Vt:", &fcf->redis_prefix) - p;
+    w->topics = fcf->topic_channels;
 
     /* the cluster view and the round trip need the link */
 

@@ -1,8 +1,8 @@
 
 /*
- * FishChat for nginx: what the files of the msg server role share (the
- * session, the worker, and the helpers of ngx_stream_fishchat_msg_module.c
- * that ngx_stream_fishchat_topic.c uses).  Internal to the role.
+ * FishChat for nginx: what the msg server role offers other modules (the
+ * router): whether it runs here, and a 1:1 message from outside a session.
+ * The system channels and the keyspace are the core's (ngx_fishchat.h).
  */
 
 
@@ -12,219 +12,34 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <ngx_stream.h>
 #include "ngx_fishchat.h"
 
 
-#define NGX_STREAM_FISHCHAT_MSG_ID_MAX      128
-#define NGX_STREAM_FISHCHAT_MSG_UUID_LEN    36
-#define NGX_STREAM_FISHCHAT_MSG_READ_SIZE   16384
-#define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
-
-
-/* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
-
-typedef enum {
-    NGX_STREAM_FISHCHAT_SYS_CLIENT_STATUS = 0,
-    NGX_STREAM_FISHCHAT_SYS_TOPIC_STATUS,
-    NGX_STREAM_FISHCHAT_SYS_TOPIC_SYNC,
-    NGX_STREAM_FISHCHAT_SYS_SEND,
-    NGX_STREAM_FISHCHAT_SYS_MONITOR,
-    NGX_STREAM_FISHCHAT_SYS_N
-} ngx_stream_fishchat_sys_e;
-
-extern char  *ngx_stream_fishchat_sys_names[];
-
-
-typedef struct ngx_stream_fishchat_topic_conf_s
-    ngx_stream_fishchat_topic_conf_t;
-typedef struct ngx_stream_fishchat_topic_worker_s
-    ngx_stream_fishchat_topic_worker_t;
-
-
-typedef struct {
-    ngx_flag_t                      enabled;
-    ngx_str_t                       advertise;
-    ngx_msec_t                      keepalive;
-    ngx_uint_t                      inbox_max;
-    ngx_msec_t                      inbox_ttl;
-    ngx_uint_t                      rate;
-    ngx_uint_t                      burst;
-    size_t                          send_buffer;
-    ngx_uint_t                      topic_history;
-    ngx_uint_t                      counters;
-    ngx_stream_core_srv_conf_t     *cscf;
-} ngx_stream_fishchat_msg_srv_conf_t;
-
-
-typedef struct {
-    ngx_msec_t                      heartbeat;
-    ngx_int_t                       topic_backlog;
-    ngx_array_t                     servers;  /* msg_srv_conf_t * */
-    ngx_fishchat_redis_script_t    *login;
-    ngx_fishchat_redis_script_t    *send;
-    ngx_fishchat_redis_script_t    *ack;
-    ngx_fishchat_redis_script_t    *logout;
-    ngx_fishchat_redis_script_t    *beat;
-    ngx_fishchat_redis_script_t    *fetch;
-    ngx_stream_fishchat_topic_conf_t  *topic;
-} ngx_stream_fishchat_msg_main_conf_t;
-
-
-
-
-typedef struct {
-    ngx_str_node_t                  node;       /* node.str is the id */
-    ngx_stream_session_t           *s;
-    ngx_connection_t               *c;
-    ngx_stream_fishchat_msg_srv_conf_t  *conf;
-    ngx_fishchat_counters_t        *counters;
-    ngx_fishchat_parser_t           parser;
-
-    uint64_t                        sid;
-
-    ngx_fishchat_outq_t             out;
-    ngx_fishchat_outq_t             held;       /* arrived during login */
-
-    ngx_queue_t                     reqs;
-    ngx_queue_t                     topics;     /* topic memberships */
-    ngx_queue_t                     stalled;    /* in the worker's list */
-
-    u_char                         *stash;      /* read during login */
-    size_t                          stash_len;
-
-    u_char                          inbox_after[NGX_INT64_LEN];
-    u_char                          inbox_gen[13];
-    u_char                          inbox_after_len;
-    u_char                          inbox_gen_len;
-
-    ngx_msec_t                      rate_last;
-    ngx_uint_t                      rate_tokens;   /* thousandths */
-    ngx_uint_t                      rate_strikes;
-
-    unsigned                        optin:1;
-    unsigned                        logging_in:1;
-    unsigned                        logged_in:1;
-    unsigned                        in_table:1;
-    unsigned                        eof:1;
-    unsigned                        inbox_more:1;
-    unsigned                        inbox_missed:1;
-    unsigned                        inbox_fetching:1;
-    unsigned                        closed:1;
-    unsigned                        kicked:1;
-    unsigned                        is_stalled:1;
-
-    u_char                          id[NGX_STREAM_FISHCHAT_MSG_ID_MAX];
-} ngx_stream_fishchat_msg_session_t;
-
-
-/* a Redis command under way for a session */
-
-typedef struct {
-    ngx_queue_t                     queue;
-    ngx_stream_fishchat_msg_session_t  *sess;   /* NULL: the sender left */
-    ngx_fishchat_counters_t        *counters;
-    ngx_fishchat_redis_req_t       *req;
-    ngx_str_t                       ref;
-    ngx_str_t                       to;
-    ngx_str_t                       frame;
-    ngx_uint_t                      resync;
-    u_char                          uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
-    u_char                          data[1];
-} ngx_stream_fishchat_msg_call_t;
-
-
-/* whether Redis keeps what it is told: asked once it answers */
-
-#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK      0
-#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASKING   1
-#define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN    2
-
-
-/* the state of this worker */
-
-typedef struct {
-    ngx_rbtree_t                    sessions;
-    ngx_rbtree_node_t               sentinel;
-    ngx_str_t                       channel;
-    ngx_str_t                       sys[NGX_STREAM_FISHCHAT_SYS_N];
-    ngx_event_t                     beat;
-    uint64_t                        serial;
-    uint64_t                        rnd[2];
-    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
-    ngx_fishchat_conf_t            *fcf;
-    u_char                         *scratch;
-    size_t                          scratch_size;
-    ngx_stream_fishchat_topic_worker_t  *topics;
-    ngx_queue_t                     stalled;    /* sessions not read */
-    ngx_uint_t                      overloaded;
-    ngx_uint_t                      persistence;  /* PERSISTENCE_* below */
-    u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
-} ngx_stream_fishchat_msg_worker_t;
-
-
-extern ngx_module_t  ngx_stream_fishchat_msg_module;
-extern ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
-
-
-/* ngx_stream_fishchat_msg_module.c */
-
-ngx_int_t ngx_stream_fishchat_msg_refuse(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
-    ngx_uint_t fatal, const char *fmt, ...);
-ngx_int_t ngx_stream_fishchat_msg_reply(
-    ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
-    ngx_uint_t nargs);
-ngx_int_t ngx_stream_fishchat_msg_write(
-    ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
-ngx_int_t ngx_stream_fishchat_msg_writev(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_out_piece_t *pieces,
-    ngx_uint_t n);
-void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
-ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
-    ngx_stream_fishchat_msg_session_t *sess, size_t size);
-void ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call);
-ngx_int_t ngx_stream_fishchat_msg_send_check(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *ref);
-ngx_int_t ngx_stream_fishchat_msg_valid_id(ngx_str_t *id);
-ngx_str_t ngx_stream_fishchat_msg_key(u_char **p, char *kind, ngx_str_t *id,
-    char *suffix);
-void ngx_stream_fishchat_msg_uuid(u_char *p);
-
 /*
- * A 1:1 message from outside a session (the router's ROUTE_MESSAGE_P2P):
- * stored and delivered as SEND_MESSAGE_P2P would; "handler" gets NGX_OK
- * once stored, or NGX_ERROR and the error (INBOX_FULL, REDIS,
- * NOT_CONFIRMED).  It is called when this returns NGX_OK; NGX_DECLINED:
- * Redis is unavailable, NGX_ERROR: no msg server here or no memory.
+ * "handler" of ngx_stream_fishchat_msg_route(): NGX_OK once stored, or
+ * NGX_ERROR and the error (INBOX_FULL, DUPLICATE_UUID, REDIS,
+ * NOT_CONFIRMED).
  */
 typedef void (*ngx_stream_fishchat_msg_routed_pt)(ngx_int_t rc,
     ngx_fishchat_err_e err, void *data);
 
+
+/* the fishchat_msg servers of the stream block of "cycle" */
+ngx_uint_t ngx_stream_fishchat_msg_servers(ngx_cycle_t *cycle);
+
+/* this worker serves msg sessions (its Redis link and channel are up) */
+ngx_uint_t ngx_stream_fishchat_msg_ready(void);
+
+/*
+ * A 1:1 message from outside a session (the router's ROUTE_MESSAGE_P2P):
+ * stored and delivered as SEND_MESSAGE_P2P would, under "uuid"
+ * (NGX_FISHCHAT_UUID_LEN bytes).  "handler" is called when this returns
+ * NGX_OK; NGX_DECLINED: Redis is unavailable, NGX_ERROR: no msg server
+ * here or no memory.
+ */
 ngx_int_t ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg,
     ngx_str_t *from, u_char *uuid, ngx_stream_fishchat_msg_routed_pt handler,
     void *data, ngx_log_t *log);
-
-
-/* ngx_stream_fishchat_topic.c */
-
-ngx_int_t ngx_stream_fishchat_topic_command(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_msg_t *m);
-void ngx_stream_fishchat_topic_login(ngx_stream_fishchat_msg_session_t *sess);
-void ngx_stream_fishchat_topic_cleanup(
-    ngx_stream_fishchat_msg_session_t *sess);
-void ngx_stream_fishchat_topic_drained(
-    ngx_stream_fishchat_msg_session_t *sess);
-void ngx_stream_fishchat_msg_overload(ngx_uint_t on);
-ngx_uint_t ngx_stream_fishchat_topic_backlog(void);
-void ngx_stream_fishchat_topic_control(
-    ngx_stream_fishchat_msg_session_t *sess, u_char op, ngx_str_t *name);
-char *ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,
-    ngx_stream_fishchat_msg_main_conf_t *mmcf);
-ngx_int_t ngx_stream_fishchat_topic_init_worker(ngx_cycle_t *cycle,
-    ngx_stream_fishchat_msg_worker_t *w);
-void ngx_stream_fishchat_topic_exit_worker(
-    ngx_stream_fishchat_msg_worker_t *w);
 
 
 #endif /* _NGX_STREAM_FISHCHAT_MSG_H_INCLUDED_ */

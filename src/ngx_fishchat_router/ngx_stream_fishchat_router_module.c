@@ -21,7 +21,8 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
-#include "../ngx_fishchat_msg/ngx_stream_fishchat_msg.h"
+#include "ngx_fishchat_stream.h"
+#include "ngx_stream_fishchat_msg.h"
 
 
 #define NGX_STREAM_FISHCHAT_ROUTER_READ_SIZE  16384
@@ -51,7 +52,7 @@ typedef struct {
 
     ngx_fishchat_outq_t             out;
 
-    ngx_queue_t                     link[NGX_STREAM_FISHCHAT_SYS_N];
+    ngx_queue_t                     link[NGX_FISHCHAT_SYS_N];
     ngx_uint_t                      channels;     /* bits: subscribed */
     ngx_uint_t                      confirmed;    /* bits: told so */
 
@@ -68,7 +69,7 @@ typedef struct {
 typedef struct {
     ngx_queue_t                     queue;
     ngx_stream_fishchat_router_peer_t  *peer;   /* NULL: the peer left */
-    u_char                          uuid[NGX_STREAM_FISHCHAT_MSG_UUID_LEN];
+    u_char                          uuid[NGX_FISHCHAT_UUID_LEN];
 } ngx_stream_fishchat_router_route_t;
 
 
@@ -91,9 +92,9 @@ static void ngx_stream_fishchat_router_write_handler(ngx_event_t *wev);
 static ngx_int_t ngx_stream_fishchat_router_frame(
     ngx_stream_fishchat_router_peer_t *peer, ngx_str_t *frame);
 static ngx_int_t ngx_stream_fishchat_router_subscribe(
-    ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_msg_t *m);
+    ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_frame_t *m);
 static ngx_int_t ngx_stream_fishchat_router_route(
-    ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_msg_t *m);
+    ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_router_routed(ngx_int_t rc,
     ngx_fishchat_err_e err, void *data);
 static void ngx_stream_fishchat_router_event(ngx_str_t *payload,
@@ -189,15 +190,10 @@ static ngx_str_t  ngx_stream_fishchat_router_channels[] = {
 
 
 static ngx_stream_fishchat_router_chan_t
-    ngx_stream_fishchat_router_chans[NGX_STREAM_FISHCHAT_SYS_N];
+    ngx_stream_fishchat_router_chans[NGX_FISHCHAT_SYS_N];
 
 static u_char  ngx_stream_fishchat_router_buf[
                    NGX_STREAM_FISHCHAT_ROUTER_READ_SIZE];
-
-
-#define ngx_stream_fishchat_router_is(m, name)                               \
-    ((m)->cmd.len == sizeof(name) - 1                                        \
-     && ngx_strncmp((m)->cmd.data, name, sizeof(name) - 1) == 0)
 
 
 static void
@@ -205,7 +201,7 @@ ngx_stream_fishchat_router_handler(ngx_stream_session_t *s)
 {
     ngx_uint_t                              i;
     ngx_connection_t                       *c;
-    ngx_pool_cleanup_t                     *cln;
+    ngx_fishchat_counters_t                *counters;
     ngx_stream_fishchat_router_peer_t      *peer;
     ngx_stream_fishchat_router_srv_conf_t  *rscf;
 
@@ -215,44 +211,33 @@ ngx_stream_fishchat_router_handler(ngx_stream_session_t *s)
     rscf = ngx_stream_get_module_srv_conf(s,
                                           ngx_stream_fishchat_router_module);
 
-    if (ngx_stream_fishchat_msg_worker == NULL) {
+    if (!ngx_stream_fishchat_msg_ready()) {
         ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    peer = ngx_pcalloc(c->pool, sizeof(ngx_stream_fishchat_router_peer_t));
+    peer = ngx_fishchat_stream_init(s, &ngx_stream_fishchat_router_module,
+                                    sizeof(ngx_stream_fishchat_router_peer_t),
+                                    ngx_stream_fishchat_router_cleanup,
+                                    rscf->counters, &counters);
     if (peer == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-        return;
-    }
-
-    cln = ngx_pool_cleanup_add(c->pool, 0);
-    if (cln == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
 
     peer->s = s;
     peer->c = c;
     peer->conf = rscf;
-    peer->counters = ngx_fishchat_counters(rscf->counters);
+    peer->counters = counters;
     peer->authed = (rscf->secret.len == 0);
 
-    for (i = 0; i < NGX_STREAM_FISHCHAT_SYS_N; i++) {
+    for (i = 0; i < NGX_FISHCHAT_SYS_N; i++) {
         ngx_queue_init(&peer->link[i]);
     }
 
     ngx_queue_init(&peer->routes);
     ngx_fishchat_parser_init(&peer->parser,
-                             ngx_stream_fishchat_msg_worker->fcf->frame_max);
-
-    peer->counters->accepted++;
-    peer->counters->active++;
-
-    cln->handler = ngx_stream_fishchat_router_cleanup;
-    cln->data = peer;
-
-    ngx_stream_set_ctx(s, peer, ngx_stream_fishchat_router_module);
+                             ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle)
+                             ->frame_max);
 
     c->read->handler = ngx_stream_fishchat_router_read_handler;
     c->write->handler = ngx_stream_fishchat_router_write_handler;
@@ -268,13 +253,14 @@ ngx_stream_fishchat_router_cleanup(void *data)
 
     ngx_uint_t                           i;
     ngx_queue_t                         *q;
+    ngx_fishchat_conf_t                 *fcf;
     ngx_stream_fishchat_router_chan_t   *ch;
     ngx_stream_fishchat_router_route_t  *rt;
 
     peer->closed = 1;
     peer->counters->active--;
 
-    for (i = 0; i < NGX_STREAM_FISHCHAT_SYS_N; i++) {
+    for (i = 0; i < NGX_FISHCHAT_SYS_N; i++) {
         if (!(peer->channels & (1 << i))) {
             continue;
         }
@@ -286,9 +272,9 @@ ngx_stream_fishchat_router_cleanup(void *data)
         if (--ch->peers == 0) {
             ch->ready = 0;
 
-            if (ngx_stream_fishchat_msg_worker) {
-                ngx_fishchat_redis_unsubscribe(
-                                     &ngx_stream_fishchat_msg_worker->sys[i]);
+            if (ngx_stream_fishchat_msg_ready()) {
+                fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+                ngx_fishchat_redis_unsubscribe(&fcf->sys[i]);
             }
         }
     }
@@ -413,17 +399,17 @@ static ngx_int_t
 ngx_stream_fishchat_router_frame(ngx_stream_fishchat_router_peer_t *peer,
     ngx_str_t *frame)
 {
-    ngx_int_t           rc;
-    ngx_fishchat_msg_t  m;
-    u_char              err[128];
+    ngx_int_t             rc;
+    ngx_fishchat_frame_t  m;
+    u_char                err[128];
 
-    if (ngx_fishchat_msg_decode(frame, &m, err, sizeof(err)) != NGX_OK) {
+    if (ngx_fishchat_frame_decode(frame, &m, err, sizeof(err)) != NGX_OK) {
         return ngx_stream_fishchat_router_refuse(peer,
                                                  NGX_FISHCHAT_ERR_BAD_FRAME,
                                                  1, "%s", err);
     }
 
-    if (ngx_stream_fishchat_router_is(&m, "AUTH")) {
+    if (ngx_fishchat_frame_is(&m, "AUTH")) {
         if (m.nargs != 1
             || (peer->conf->secret.len
                 && (m.args[0].len != peer->conf->secret.len
@@ -449,10 +435,10 @@ ngx_stream_fishchat_router_frame(ngx_stream_fishchat_router_peer_t *peer,
         goto done;
     }
 
-    if (ngx_stream_fishchat_router_is(&m, "SUBSCRIBE_CHANNEL")) {
+    if (ngx_fishchat_frame_is(&m, "SUBSCRIBE_CHANNEL")) {
         rc = ngx_stream_fishchat_router_subscribe(peer, &m);
 
-    } else if (ngx_stream_fishchat_router_is(&m, "ROUTE_MESSAGE_P2P")) {
+    } else if (ngx_fishchat_frame_is(&m, "ROUTE_MESSAGE_P2P")) {
         rc = ngx_stream_fishchat_router_route(peer, &m);
 
     } else {
@@ -464,7 +450,7 @@ ngx_stream_fishchat_router_frame(ngx_stream_fishchat_router_peer_t *peer,
 
 done:
 
-    ngx_fishchat_msg_free(&m);
+    ngx_fishchat_frame_free(&m);
 
     return rc;
 }
@@ -472,7 +458,7 @@ done:
 
 static ngx_int_t
 ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
-    ngx_fishchat_msg_t *m)
+    ngx_fishchat_frame_t *m)
 {
     ngx_uint_t                          i;
     ngx_stream_fishchat_router_chan_t  *ch;
@@ -484,7 +470,7 @@ ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
                                                  "channel and a uuid");
     }
 
-    for (i = 0; i < NGX_STREAM_FISHCHAT_SYS_N; i++) {
+    for (i = 0; i < NGX_FISHCHAT_SYS_N; i++) {
         if (m->args[0].len == ngx_stream_fishchat_router_channels[i].len
             && ngx_strncmp(m->args[0].data,
                            ngx_stream_fishchat_router_channels[i].data,
@@ -494,7 +480,7 @@ ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
         }
     }
 
-    if (i == NGX_STREAM_FISHCHAT_SYS_N) {
+    if (i == NGX_FISHCHAT_SYS_N) {
         return ngx_stream_fishchat_router_refuse(peer,
                                                  NGX_FISHCHAT_ERR_BAD_ARGS, 1,
                                                  "unknown channel \"%V\"",
@@ -510,7 +496,8 @@ ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
 
     if (ch->peers == 0) {
         if (ngx_fishchat_redis_subscribe_ready((ngx_cycle_t *) ngx_cycle,
-                                      &ngx_stream_fishchat_msg_worker->sys[i],
+                                      &ngx_fishchat_get_conf(
+                                          (ngx_cycle_t *) ngx_cycle)->sys[i],
                                       ngx_stream_fishchat_router_event,
                                       ngx_stream_fishchat_router_ready, ch)
             != NGX_OK)
@@ -651,7 +638,7 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
 
 static ngx_int_t
 ngx_stream_fishchat_router_route(ngx_stream_fishchat_router_peer_t *peer,
-    ngx_fishchat_msg_t *m)
+    ngx_fishchat_frame_t *m)
 {
     ngx_int_t                            rc;
     ngx_stream_fishchat_router_route_t  *rt;
@@ -663,8 +650,8 @@ ngx_stream_fishchat_router_route(ngx_stream_fishchat_router_peer_t *peer,
                                                  "message, from and uuid");
     }
 
-    if (ngx_stream_fishchat_msg_valid_id(&m->args[0]) != NGX_OK
-        || ngx_stream_fishchat_msg_valid_id(&m->args[2]) != NGX_OK)
+    if (ngx_fishchat_valid_id(&m->args[0]) != NGX_OK
+        || ngx_fishchat_valid_id(&m->args[2]) != NGX_OK)
     {
         return ngx_stream_fishchat_router_refuse(peer,
                                                  NGX_FISHCHAT_ERR_BAD_ARGS, 1,
@@ -681,10 +668,10 @@ ngx_stream_fishchat_router_route(ngx_stream_fishchat_router_peer_t *peer,
     rt->peer = peer;
 
     if (ngx_fishchat_uuid_valid(&m->args[3]) == NGX_OK) {
-        ngx_memcpy(rt->uuid, m->args[3].data, NGX_STREAM_FISHCHAT_MSG_UUID_LEN);
+        ngx_memcpy(rt->uuid, m->args[3].data, NGX_FISHCHAT_UUID_LEN);
 
     } else {
-        ngx_stream_fishchat_msg_uuid(rt->uuid);
+        ngx_fishchat_uuid(rt->uuid);
     }
 
     rc = ngx_stream_fishchat_msg_route(&m->args[0], &m->args[1], &m->args[2],
@@ -730,7 +717,7 @@ ngx_stream_fishchat_router_routed(ngx_int_t rc, ngx_fishchat_err_e err,
     ngx_queue_remove(&rt->queue);
 
     uuid.data = rt->uuid;
-    uuid.len = NGX_STREAM_FISHCHAT_MSG_UUID_LEN;
+    uuid.len = NGX_FISHCHAT_UUID_LEN;
 
     if (rc == NGX_OK) {
         peer->counters->messages++;
@@ -768,24 +755,14 @@ static ngx_int_t
 ngx_stream_fishchat_router_refuse(ngx_stream_fishchat_router_peer_t *peer,
     ngx_fishchat_err_e err, ngx_uint_t fatal, const char *fmt, ...)
 {
-    u_char     *p;
     va_list     args;
     ngx_str_t   text, eargs[2];
     u_char      buf[256];
 
     va_start(args, fmt);
-    p = ngx_vslprintf(buf, buf + sizeof(buf), fmt, args);
+    text = ngx_fishchat_refusal(peer->c->log, "router", peer->counters, err,
+                                fatal, buf, sizeof(buf), fmt, args);
     va_end(args);
-
-    text.data = buf;
-    text.len = p - buf;
-
-    peer->counters->errors++;
-    peer->counters->error[err]++;
-
-    ngx_log_error(NGX_LOG_INFO, peer->c->log, 0,
-                  "fishchat router: %V: %V%s", ngx_fishchat_err_code(err),
-                  &text, fatal ? ", closing" : "");
 
     eargs[0] = *ngx_fishchat_err_code(err);
     eargs[1] = text;
@@ -986,7 +963,6 @@ ngx_stream_fishchat_router(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_stream_fishchat_router_init_module(ngx_cycle_t *cycle)
 {
-    ngx_stream_fishchat_msg_main_conf_t     *mmcf;
     ngx_stream_fishchat_router_main_conf_t  *rmcf;
 
     rmcf = ngx_stream_cycle_get_module_main_conf(cycle,
@@ -996,10 +972,7 @@ ngx_stream_fishchat_router_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
-                                                ngx_stream_fishchat_msg_module);
-
-    if (mmcf == NULL || mmcf->servers.nelts == 0) {
+    if (ngx_stream_fishchat_msg_servers(cycle) == 0) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "\"fishchat_router\" needs a \"fishchat_msg\" server "
                       "in the same \"stream\" block");
@@ -1015,7 +988,7 @@ ngx_stream_fishchat_router_init_process(ngx_cycle_t *cycle)
 {
     ngx_uint_t  i;
 
-    for (i = 0; i < NGX_STREAM_FISHCHAT_SYS_N; i++) {
+    for (i = 0; i < NGX_FISHCHAT_SYS_N; i++) {
         ngx_stream_fishchat_router_chans[i].index = i;
         ngx_stream_fishchat_router_chans[i].peers = 0;
         ngx_stream_fishchat_router_chans[i].ready = 0;

@@ -1,0 +1,22 @@
+
+/*
+ * FishChat for nginx: what the stream roles (gateway, msg, router) share.
+ */
+
+
+#ifndef _NGX_FISHCHAT_STREAM_H_INCLUDED_
+#define _NGX_FISHCHAT_STREAM_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include "ngx_fishchat.h"
+
+
+void *ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
+    size_t size, ngx_pool_cleanup_pt cleanup, ngx_uint_t counters,
+    ngx_fishchat_counters_t **cp);
+
+
+#endif /* _NGX_FISHCHAT_STREAM_H_INCLUDED_ */

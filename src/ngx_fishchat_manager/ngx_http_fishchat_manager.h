@@ -1,0 +1,204 @@
+
+/*
+ * FishChat for nginx: the manager role, private to its files.
+ *
+ * ngx_http_fishchat_manager_module.c: directives, configuration, routing,
+ * access, body reading and the Redis plumbing of a request; one file per
+ * group of endpoints: _clients.c, _topics.c, _messages.c, _nodes.c.
+ */
+
+
+#ifndef _NGX_HTTP_FISHCHAT_MANAGER_H_INCLUDED_
+#define _NGX_HTTP_FISHCHAT_MANAGER_H_INCLUDED_
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_http.h>
+#include <jansson.h>
+#include "ngx_fishchat.h"
+#include "ngx_fishchat_http.h"
+#include "ngx_fishchat_lua.h"
+
+
+#define NGX_HTTP_FISHCHAT_MANAGER_PAGE       100
+#define NGX_HTTP_FISHCHAT_MANAGER_PAGE_MAX   1000
+#define NGX_HTTP_FISHCHAT_MANAGER_SEGS       4
+#define NGX_HTTP_FISHCHAT_MANAGER_PARAMS     2
+#define NGX_HTTP_FISHCHAT_MANAGER_CURSOR_MAX 20
+
+/* an error response, {"error":{"code":...,"message":...}}, logged */
+#define ngx_http_fishchat_manager_error(r, status, code, ...)                 \
+    ngx_fishchat_http_error(r, "manager", status, code, __VA_ARGS__)
+
+
+typedef struct {
+    ngx_flag_t                      enabled;
+    ngx_str_t                       token;
+    size_t                          body_max;
+    ngx_uint_t                      inbox_max;
+    ngx_msec_t                      inbox_ttl;
+    ngx_uint_t                      topic_history;
+} ngx_http_fishchat_manager_loc_conf_t;
+
+
+typedef struct {
+    ngx_uint_t                      enabled;
+
+    /* the msg server's scripts */
+    ngx_fishchat_redis_script_t    *send;
+    ngx_fishchat_redis_script_t    *ack;
+    ngx_fishchat_redis_script_t    *topic_create;
+    ngx_fishchat_redis_script_t    *topic_join;
+    ngx_fishchat_redis_script_t    *topic_leave;
+    ngx_fishchat_redis_script_t    *topic_send;
+
+    /* the manager's own */
+    ngx_fishchat_redis_script_t    *client;
+    ngx_fishchat_redis_script_t    *clients;
+    ngx_fishchat_redis_script_t    *kick;
+    ngx_fishchat_redis_script_t    *inbox;
+    ngx_fishchat_redis_script_t    *topic;
+    ngx_fishchat_redis_script_t    *topics;
+    ngx_fishchat_redis_script_t    *topic_delete;
+    ngx_fishchat_redis_script_t    *members;
+    ngx_fishchat_redis_script_t    *history;
+    ngx_fishchat_redis_script_t    *client_topic;
+    ngx_fishchat_redis_script_t    *nodes;
+} ngx_http_fishchat_manager_main_conf_t;
+
+
+
+
+typedef struct ngx_http_fishchat_manager_ctx_s
+    ngx_http_fishchat_manager_ctx_t;
+
+/* a reply arrived: NGX_DONE when another command is under way */
+typedef ngx_int_t (*ngx_http_fishchat_manager_done_pt)(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
+
+/* an endpoint: NGX_DONE when a command is under way, or what to finalize */
+typedef ngx_int_t (*ngx_http_fishchat_manager_start_pt)(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+
+struct ngx_http_fishchat_manager_ctx_s {
+    ngx_http_request_t             *request;
+    ngx_http_fishchat_manager_loc_conf_t   *conf;
+    ngx_http_fishchat_manager_main_conf_t  *main;
+    ngx_fishchat_conf_t            *fcf;
+
+    ngx_fishchat_redis_req_t       *req;
+    ngx_http_fishchat_manager_done_pt   done;
+    ngx_http_fishchat_manager_start_pt  start;
+
+    ngx_str_t                       param[NGX_HTTP_FISHCHAT_MANAGER_PARAMS];
+    ngx_str_t                       cursor;
+    ngx_uint_t                      count;
+    u_char                          count_text[NGX_INT_T_LEN];
+
+    json_t                         *json;
+    ngx_str_t                       name;      /* of a body's topic */
+    ngx_str_t                       id;        /* of a body's client */
+
+    u_char                         *scratch;   /* key names */
+    u_char                          uuid[NGX_FISHCHAT_UUID_LEN];
+
+    unsigned                        waiting:1;
+    unsigned                        starting:1;
+    unsigned                        stores:1;  /* a command that writes */
+};
+
+
+typedef struct {
+    ngx_uint_t                      nsegs;
+    char                           *seg[NGX_HTTP_FISHCHAT_MANAGER_SEGS];
+    ngx_http_fishchat_manager_start_pt  get;
+    ngx_http_fishchat_manager_start_pt  post;
+    ngx_http_fishchat_manager_start_pt  put;
+    ngx_http_fishchat_manager_start_pt  del;
+} ngx_http_fishchat_manager_route_t;
+
+
+extern ngx_module_t  ngx_http_fishchat_manager_module;
+
+/* the scripts of the endpoints, registered by the module */
+extern char  ngx_http_fishchat_manager_client_lua[];
+extern char  ngx_http_fishchat_manager_clients_lua[];
+extern char  ngx_http_fishchat_manager_kick_lua[];
+extern char  ngx_http_fishchat_manager_inbox_lua[];
+extern char  ngx_http_fishchat_manager_topic_lua[];
+extern char  ngx_http_fishchat_manager_topics_lua[];
+extern char  ngx_http_fishchat_manager_topic_delete_lua[];
+extern char  ngx_http_fishchat_manager_members_lua[];
+extern char  ngx_http_fishchat_manager_history_lua[];
+extern char  ngx_http_fishchat_manager_client_topic_lua[];
+extern char  ngx_http_fishchat_manager_nodes_lua[];
+
+/* ngx_http_fishchat_manager_module.c */
+
+void ngx_http_fishchat_manager_page_args(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_str_t *args);
+ngx_int_t ngx_http_fishchat_manager_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_int_t *rc);
+ngx_int_t ngx_http_fishchat_manager_field(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *name, ngx_str_t *value);
+ngx_int_t ngx_http_fishchat_manager_eval(
+    ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done, ngx_uint_t nkeys,
+    ngx_uint_t nargs, ngx_str_t *args);
+ngx_int_t ngx_http_fishchat_manager_send(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_uint_t status,
+    ngx_fishchat_json_t *out);
+void ngx_http_fishchat_manager_cursor(
+    ngx_fishchat_json_t *out, redisReply *e, ngx_uint_t more);
+ngx_int_t ngx_http_fishchat_manager_scan(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *kind,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done);
+
+/* ngx_http_fishchat_manager_clients.c */
+
+ngx_int_t ngx_http_fishchat_manager_client(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_clients(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_kick(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_inbox(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_inbox_delete(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_topics.c */
+
+ngx_int_t ngx_http_fishchat_manager_topics(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_topic_create(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_topic(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_topic_delete(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_members(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_member_add(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_member_remove(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_history(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_messages.c */
+
+ngx_int_t ngx_http_fishchat_manager_message(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_nodes.c */
+
+ngx_int_t ngx_http_fishchat_manager_nodes(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+
+#endif /* _NGX_HTTP_FISHCHAT_MANAGER_H_INCLUDED_ */

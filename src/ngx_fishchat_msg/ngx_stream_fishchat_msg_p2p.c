@@ -1,0 +1,573 @@
+
+/*
+ * FishChat for nginx: the msg server role, 1:1 messages.
+ *
+ * SEND_MESSAGE_P2P and P2P_ACK of a session, and the same message from
+ * outside a session (ngx_stream_fishchat_msg_route(), the router's
+ * ROUTE_MESSAGE_P2P): one script stores the message in the recipient's
+ * inbox and publishes it to the recipient's worker.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include "ngx_fishchat.h"
+#include "ngx_stream_fishchat_msg_private.h"
+
+
+static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
+static void ngx_stream_fishchat_msg_routed(redisReply *reply, void *data);
+static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
+
+
+static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
+    ngx_string("RESP_MESSAGE_P2P");
+
+
+/*
+ * What every message a client sends must pass: its reference, then the
+ * token bucket of fishchat_msg_rate.  NGX_OK: it may pass; NGX_DECLINED:
+ * refused, the session goes on; NGX_ERROR: refused and closed.
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_send_check(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *ref)
+{
+    ngx_int_t                            rc;
+    ngx_msec_int_t                       ms;
+    ngx_stream_fishchat_msg_srv_conf_t  *mscf;
+
+    mscf = sess->conf;
+
+    if (ref && ref->len > NGX_FISHCHAT_ID_MAX) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "reference over 128 bytes");
+    }
+
+    if (mscf->rate == 0) {
+        return NGX_OK;
+    }
+
+    ms = (ngx_msec_int_t) (ngx_current_msec - sess->rate_last);
+    sess->rate_last = ngx_current_msec;
+
+    if (ms > 0) {
+        sess->rate_tokens += (ngx_uint_t) ms * mscf->rate;
+
+        if (sess->rate_tokens > mscf->burst * 1000) {
+            sess->rate_tokens = mscf->burst * 1000;
+        }
+    }
+
+    if (sess->rate_tokens >= 1000) {
+        sess->rate_tokens -= 1000;
+        sess->rate_strikes = 0;
+        return NGX_OK;
+    }
+
+    rc = ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_RATE_LIMITED,
+                                        !sess->optin
+                                        || ++sess->rate_strikes > mscf->burst,
+                                        "over %ui messages a second",
+                                        mscf->rate);
+
+    return (rc == NGX_OK) ? NGX_DECLINED : rc;
+}
+
+
+ngx_int_t
+ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                              *p;
+    size_t                               size;
+    ngx_int_t                            rc;
+    ngx_str_t                            args[12], dargs[3], frame, *to;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    u_char                               max[NGX_INT_T_LEN];
+    u_char                               ttl[NGX_INT64_LEN];
+    u_char                               uuid[NGX_FISHCHAT_UUID_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "SEND_MESSAGE_P2P before "
+                                              "login");
+    }
+
+    if (m->nargs != 3 && m->nargs != 4) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "SEND_MESSAGE_P2P takes to, "
+                                              "message, from and an "
+                                              "optional reference");
+    }
+
+    to = &m->args[0];
+
+    if (ngx_fishchat_valid_id(to) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "invalid recipient id");
+    }
+
+    if (m->args[2].len != sess->node.str.len
+        || ngx_strncmp(m->args[2].data, sess->node.str.data,
+                       m->args[2].len) != 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              1, "\"from\" is not the "
+                                              "logged-in id");
+    }
+
+    rc = ngx_stream_fishchat_msg_send_check(sess,
+                                            m->nargs == 4 ? &m->args[3]
+                                                          : NULL);
+    if (rc != NGX_OK) {
+        return (rc == NGX_DECLINED) ? NGX_OK : rc;
+    }
+
+    /*
+     * the delivery frame, made once: stored, published and written;
+     * the uuid is made first, as the size counts the bytes to escape
+     */
+
+    ngx_fishchat_uuid(uuid);
+
+    dargs[0] = m->args[1];
+    dargs[1] = m->args[2];
+    dargs[2].data = uuid;
+    dargs[2].len = NGX_FISHCHAT_UUID_LEN;
+
+    size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
+                                   3);
+
+    call = ngx_stream_fishchat_msg_call(sess, size + to->len
+                                              + (m->nargs == 4
+                                                 ? m->args[3].len : 0));
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(call->uuid, uuid, NGX_FISHCHAT_UUID_LEN);
+    dargs[2].data = call->uuid;
+
+    frame.data = call->data;
+    p = ngx_fishchat_frame_write(frame.data,
+                                 &ngx_stream_fishchat_msg_resp_p2p, dargs, 3);
+    frame.len = p - frame.data;
+
+    call->frame = frame;
+
+    call->to.data = p;
+    call->to.len = to->len;
+    p = ngx_cpymem(p, to->data, to->len);
+
+    if (m->nargs == 4) {
+        call->ref.data = p;
+        call->ref.len = m->args[3].len;
+        ngx_memcpy(p, m->args[3].data, m->args[3].len);
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
+    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
+    args[2] = ngx_fishchat_key(&p, "client:", to, "");
+    args[3] = dargs[2];
+    args[4] = frame;
+    args[5].data = max;
+    args[5].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+    args[6].data = ttl;
+    args[6].len = ngx_sprintf(ttl, "%M", sess->conf->inbox_ttl) - ttl;
+    args[7] = w->channel;
+    args[8] = call->to;
+    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
+    args[10] = m->args[2];
+    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->send,
+                                        ngx_stream_fishchat_msg_stored,
+                                        call, 3, 12, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "message not accepted: Redis "
+                                              "is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_str_t                            args[2];
+    ngx_stream_fishchat_msg_session_t   *sess, *to;
+
+    sess = call->sess;
+
+    /*
+     * Either write below may close a session, the sender's included (a
+     * message to oneself over the send buffer), and a closed session
+     * frees its calls: the call is taken off the session's list first and
+     * freed last, and the sender is not looked at after its reply.  A
+     * sender that left meanwhile gets nothing, but a recipient here still
+     * gets the message.
+     */
+
+    if (sess) {
+        ngx_queue_remove(&call->queue);
+
+        if (sess->eof) {
+            /* the client's input ended: all may be answered after this */
+            ngx_post_event(sess->c->write, &ngx_posted_events);
+        }
+    }
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_STATUS))
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR,
+                          sess ? sess->c->log : ngx_cycle->log, 0,
+                          "fishchat msg: send script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        ngx_free(call);
+
+        if (sess == NULL) {
+            return;
+        }
+
+        if (reply == NULL && ngx_fishchat_redis_unknown()) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+                                             !sess->optin,
+                                             "Redis did not answer: the "
+                                             "message may have been stored");
+            return;
+        }
+
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "message not accepted: Redis "
+                                              "is unavailable");
+        return;
+    }
+
+    if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
+        ngx_free(call);
+
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_INBOX_FULL,
+                                                  !sess->optin,
+                                                  "the inbox of the "
+                                                  "recipient is full");
+        }
+
+        return;
+    }
+
+    if (reply->len == 8 && ngx_strncmp(reply->str, "CONFLICT", 8) == 0) {
+        ngx_free(call);
+
+        if (sess) {
+            (void) ngx_stream_fishchat_msg_refuse(sess,
+                                               NGX_FISHCHAT_ERR_DUPLICATE_UUID,
+                                               !sess->optin,
+                                               "another message has this "
+                                               "uuid");
+        }
+
+        return;
+    }
+
+    ngx_log_debug5(NGX_LOG_DEBUG_STREAM, ngx_cycle->log, 0,
+                   "fishchat msg: message %*s to \"%V\": %*s",
+                   (size_t) NGX_FISHCHAT_UUID_LEN, call->uuid, &call->to,
+                   (size_t) reply->len, reply->str);
+
+    call->counters->messages++;
+
+    if (sess && sess->optin) {
+        args[0] = call->ref;
+        args[1].data = call->uuid;
+        args[1].len = NGX_FISHCHAT_UUID_LEN;
+
+        (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
+    }
+
+    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
+        to = ngx_stream_fishchat_msg_find(&call->to);
+
+        if (to) {
+            (void) ngx_stream_fishchat_msg_deliver(to, call->frame.data,
+                                                   call->frame.len);
+        }
+    }
+
+    ngx_free(call);
+}
+
+
+/* a 1:1 message from outside a session: the router's ROUTE_MESSAGE_P2P */
+
+typedef struct {
+    ngx_stream_fishchat_msg_routed_pt   handler;
+    void                               *data;
+    ngx_log_t                          *log;
+    ngx_str_t                           to;
+    ngx_str_t                           frame;
+    u_char                              buf[1];
+} ngx_stream_fishchat_msg_route_t;
+
+
+ngx_uint_t
+ngx_stream_fishchat_msg_servers(ngx_cycle_t *cycle)
+{
+    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
+
+    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                ngx_stream_fishchat_msg_module);
+
+    return mmcf ? mmcf->servers.nelts : 0;
+}
+
+
+ngx_uint_t
+ngx_stream_fishchat_msg_ready(void)
+{
+    return ngx_stream_fishchat_msg_worker != NULL;
+}
+
+
+ngx_int_t
+ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
+    u_char *uuid, ngx_stream_fishchat_msg_routed_pt handler, void *data,
+    ngx_log_t *log)
+{
+    u_char                               *p;
+    size_t                                size;
+    ngx_str_t                             args[12], dargs[3];
+    ngx_fishchat_redis_req_t             *req;
+    ngx_stream_fishchat_msg_route_t      *r;
+    ngx_stream_fishchat_msg_worker_t     *w;
+    ngx_stream_fishchat_msg_srv_conf_t  **mscf;
+    u_char                                max[NGX_INT_T_LEN];
+    u_char                                ttl[NGX_INT64_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL) {
+        return NGX_ERROR;
+    }
+
+    /* the inbox limits of the first msg server of this node */
+    mscf = w->mmcf->servers.elts;
+
+    dargs[0] = *msg;
+    dargs[1] = *from;
+    dargs[2].data = uuid;
+    dargs[2].len = NGX_FISHCHAT_UUID_LEN;
+
+    size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
+                                   3);
+
+    r = ngx_alloc(sizeof(ngx_stream_fishchat_msg_route_t) + size + to->len,
+                  log);
+    if (r == NULL) {
+        return NGX_ERROR;
+    }
+
+    r->handler = handler;
+    r->data = data;
+    r->log = log;
+
+    r->frame.data = r->buf;
+    p = ngx_fishchat_frame_write(r->buf, &ngx_stream_fishchat_msg_resp_p2p,
+                                 dargs, 3);
+    r->frame.len = p - r->buf;
+
+    r->to.data = p;
+    r->to.len = to->len;
+    ngx_memcpy(p, to->data, to->len);
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
+    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
+    args[2] = ngx_fishchat_key(&p, "client:", to, "");
+    args[3] = dargs[2];
+    args[4] = r->frame;
+    args[5].data = max;
+    args[5].len = ngx_sprintf(max, "%ui", mscf[0]->inbox_max) - max;
+    args[6].data = ttl;
+    args[6].len = ngx_sprintf(ttl, "%M", mscf[0]->inbox_ttl) - ttl;
+    args[7] = w->channel;
+    args[8] = r->to;
+    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
+    args[10] = *from;
+    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+
+    req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->send,
+                                  ngx_stream_fishchat_msg_routed, r, 3, 12,
+                                  args);
+    if (req == NULL) {
+        ngx_free(r);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_routed(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_route_t *r = data;
+
+    ngx_fishchat_err_e                   err;
+    ngx_stream_fishchat_msg_session_t   *to;
+
+    if (reply == NULL
+        || (reply->type != REDIS_REPLY_STRING
+            && reply->type != REDIS_REPLY_STATUS))
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->log, 0,
+                          "fishchat msg: send script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        err = (reply == NULL && ngx_fishchat_redis_unknown())
+              ? NGX_FISHCHAT_ERR_NOT_CONFIRMED : NGX_FISHCHAT_ERR_REDIS;
+
+        goto failed;
+    }
+
+    if (reply->len == 4 && ngx_strncmp(reply->str, "FULL", 4) == 0) {
+        err = NGX_FISHCHAT_ERR_INBOX_FULL;
+        goto failed;
+    }
+
+    if (reply->len == 8 && ngx_strncmp(reply->str, "CONFLICT", 8) == 0) {
+        err = NGX_FISHCHAT_ERR_DUPLICATE_UUID;
+        goto failed;
+    }
+
+    /* DUP: a retry of a message the inbox holds, nothing more to do */
+
+    ngx_log_debug3(NGX_LOG_DEBUG_STREAM, r->log, 0,
+                   "fishchat msg: routed message to \"%V\": %*s",
+                   &r->to, (size_t) reply->len, reply->str);
+
+    if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {
+        to = ngx_stream_fishchat_msg_find(&r->to);
+
+        if (to) {
+            (void) ngx_stream_fishchat_msg_deliver(to, r->frame.data,
+                                                   r->frame.len);
+        }
+    }
+
+    r->handler(NGX_OK, 0, r->data);
+    ngx_free(r);
+    return;
+
+failed:
+
+    r->handler(NGX_ERROR, err, r->data);
+    ngx_free(r);
+}
+
+
+ngx_int_t
+ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                              *p;
+    ngx_str_t                            args[3];
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "P2P_ACK before login");
+    }
+
+    if (m->nargs != 2
+        || m->args[1].len != NGX_FISHCHAT_UUID_LEN)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "P2P_ACK takes the id and "
+                                              "a uuid");
+    }
+
+    if (m->args[0].len != sess->node.str.len
+        || ngx_strncmp(m->args[0].data, sess->node.str.data,
+                       m->args[0].len) != 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              1, "P2P_ACK for another id");
+    }
+
+    call = ngx_stream_fishchat_msg_call(sess, 0);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "inbox:", &sess->node.str, "");
+    args[1] = ngx_fishchat_key(&p, "inbox:", &sess->node.str, ":m");
+    args[2] = m->args[1];
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->ack,
+                                        ngx_stream_fishchat_msg_acked,
+                                        call, 2, 3, args);
+    if (call->req == NULL) {
+        /* not lost: the message comes again at the next login */
+        ngx_stream_fishchat_msg_call_done(call);
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: ack not recorded: Redis is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    if (call->sess->eof) {
+        ngx_post_event(call->sess->c->write, &ngx_posted_events);
+    }
+
+    if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
+        ngx_log_error(NGX_LOG_INFO, call->sess->c->log, 0,
+                      "fishchat msg: ack not recorded: %s",
+                      reply ? "script failed" : "Redis is unavailable");
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+}
