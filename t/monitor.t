@@ -7,7 +7,8 @@
 # the stream port land on either.  Counters live as long as nginx does, so
 # checks after traffic compare with a status taken before it.
 #
-# Steps of this file, besides those of t/README.md and Test::FishChat::Msg:
+# Steps of this file, besides those of t/README.md, Test::FishChat::Msg and
+# Test::FishChat::Steps:
 #
 #   http NAME METHOD PATH [STATUS]
 #       an HTTP/1.0 request to the http port; the response is kept as NAME
@@ -758,16 +759,8 @@ http e GET /monitor/status.json 200
 --- scenario
 wait_json /monitor/status.json @{$j->{workers}} == 2 && $j->{totals}{sessions} == 0 && $j->{totals}{active} == 0 && !grep { $_->{redis}{link} ne 'up' || !$_->{redis}{rtt_us} } @{$j->{workers}}
 http s0 GET /monitor/status.json 200
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 send a SEND_MESSAGE_P2P bob m1 alice r1
 recv a ACCEPTED r1 *
 recv b RESP_MESSAGE_P2P m1 alice *
@@ -815,11 +808,7 @@ wait_json /monitor/status.json $j->{totals}{sessions} == 0 && $j->{totals}{activ
 --- scenario_timeout: 10
 --- scenario
 wait_json /monitor/status.json @{$j->{workers}} == 2 && $j->{totals}{sessions} == 0 && $j->{totals}{topics} == 0
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 wait_json /monitor/status.json $j->{totals}{topics} == 1 && 1 == grep { $_->{topics} == 1 && $_->{redis}{channels} >= 2 } @{$j->{workers}}

@@ -3,8 +3,8 @@
 # delivery, limits, refusals, the seed's crash cases, keepalive, Redis
 # going away, heartbeats, configuration errors and counters.
 #
-# Custom steps: t/lib/Test/FishChat/Msg.pm.  Every block starts with no keys
-# under the file's prefix, repetitions included.
+# Custom steps: t/lib/Test/FishChat/Msg.pm and Steps.pm.  Every block starts
+# with no keys under the file's prefix, repetitions included.
 
 use Test::FishChat;
 use Test::FishChat::Msg;
@@ -134,16 +134,8 @@ with the uuids of the first delivery.
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 send a SEND_MESSAGE_P2P bob m1 alice r1
 recv a ACCEPTED r1 *
 capture a u1 1
@@ -171,11 +163,7 @@ send b2 P2P_ACK bob $u1
 send b2 P2P_ACK bob $u3
 redis_wait 2 ZCARD ${PREFIX}inbox:{bob}
 close b2
-connect b3
-send b3 HELLO 1
-recv b3 HELLO 1 * *
-send b3 SEND_CLIENT_ID bob
-recv b3 LOGIN_OK bob * *
+hello_login b3 bob
 recv b3 RESP_MESSAGE_P2P m2 alice $u2
 recv b3 RESP_MESSAGE_P2P m4 alice $u4
 no_frame b3
@@ -191,16 +179,8 @@ no_frame a 0.1
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 close b
 send a SEND_MESSAGE_P2P bob late alice r1
 recv a ACCEPTED r1 *
@@ -217,11 +197,7 @@ no_frame b2
     fishchat_msg;
     fishchat_msg_inbox_max 2;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a SEND_MESSAGE_P2P bob m1 alice r1
 recv a ACCEPTED r1 *
 capture a u1 1
@@ -259,19 +235,11 @@ fishchat msg: INBOX_FULL: the inbox of the recipient is full, closing
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a SEND_MESSAGE_P2P bob hi mallory
 recv a ERROR FORBIDDEN *
 closed a
-connect a2
-send a2 HELLO 1
-recv a2 HELLO 1 * *
-send a2 SEND_CLIENT_ID alice
-recv a2 LOGIN_OK alice * *
+hello_login a2 alice
 send a2 P2P_ACK bob 3082b924-3426-4c9f-a2c5-ca278e31749c
 recv a2 ERROR FORBIDDEN *
 closed a2
@@ -350,11 +318,7 @@ session w must keep working after each.
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect w
-send w HELLO 1
-recv w HELLO 1 * *
-send w SEND_CLIENT_ID watcher
-recv w LOGIN_OK watcher * *
+hello_login w watcher
 connect c1
 send c1 HELLO 1
 recv c1 HELLO 1 * *
@@ -366,11 +330,7 @@ send l1 SEND_CLIENT_ID
 closed l1
 send w SEND_PING
 recv w PONG
-connect c2
-send c2 HELLO 1
-recv c2 HELLO 1 * *
-send c2 SEND_CLIENT_ID u2
-recv c2 LOGIN_OK u2 * *
+hello_login c2 u2
 send c2 SEND_MESSAGE_P2P
 recv c2 ERROR BAD_ARGS *
 closed c2
@@ -386,11 +346,7 @@ recv c2b ERROR NOT_LOGGED_IN *
 closed c2b
 send w SEND_PING
 recv w PONG
-connect c3
-send c3 HELLO 1
-recv c3 HELLO 1 * *
-send c3 SEND_CLIENT_ID u3
-recv c3 LOGIN_OK u3 * *
+hello_login c3 u3
 send c3 P2P_ACK u3
 recv c3 ERROR BAD_ARGS *
 closed c3
@@ -416,11 +372,7 @@ closed c5
 connect l5
 send l5 CREATE_TOPIC room1
 closed l5
-connect c6
-send c6 HELLO 1
-recv c6 HELLO 1 * *
-send c6 SEND_CLIENT_ID u6
-recv c6 LOGIN_OK u6 * *
+hello_login c6 u6
 send c6 CREATE_TOPIC room1
 recv c6 TOPIC_CREATED room1
 send c6 NO_SUCH_COMMAND
@@ -444,11 +396,7 @@ fishchat msg: UNKNOWN_COMMAND: unknown command "NO_SUCH_COMMAND", closing
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect w
-send w HELLO 1
-recv w HELLO 1 * *
-send w SEND_CLIENT_ID watcher
-recv w LOGIN_OK watcher * *
+hello_login w watcher
 connect c1
 send c1 HELLO 1
 recv c1 HELLO 1 * *
@@ -574,19 +522,11 @@ closed c6
 connect l1
 send l1 SEND_CLIENT_ID "a b"
 closed l1
-connect ok
-send ok HELLO 1
-recv ok HELLO 1 * *
-send ok SEND_CLIENT_ID $id128
-recv ok LOGIN_OK $id128 * *
+hello_login ok $id128
 send ok SEND_MESSAGE_P2P "b b" hi $id128
 recv ok ERROR BAD_ARGS *
 closed ok
-connect ok2
-send ok2 HELLO 1
-recv ok2 HELLO 1 * *
-send ok2 SEND_CLIENT_ID "é☺"
-recv ok2 LOGIN_OK "é☺" * *
+hello_login ok2 "é☺"
 send ok2 SEND_MESSAGE_P2P "é☺" "to myself" "é☺" r1
 recv_any_order ok2 ACCEPTED r1 * || RESP_MESSAGE_P2P "to myself" "é☺" *
 redis_expect 1 ZCARD "${PREFIX}inbox:{é☺}"
@@ -603,17 +543,9 @@ fishchat msg: BAD_ARGS: invalid recipient id, closing
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect b1
-send b1 HELLO 1
-recv b1 HELLO 1 * *
-send b1 SEND_CLIENT_ID bob
-recv b1 LOGIN_OK bob * *
+hello_login b1 bob
 redis_capture sid1 HGET ${PREFIX}client:{bob} sid
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a SEND_MESSAGE_P2P bob m1 alice r1
 recv a ACCEPTED r1 *
 capture a u1 1
@@ -664,11 +596,7 @@ fishchat msg: KICKED: logged in elsewhere, closing
     fishchat_msg_keepalive_timeout 300ms;
 --- scenario_timeout: 5
 --- scenario
-connect s
-send s HELLO 1
-recv s HELLO 1 * *
-send s SEND_CLIENT_ID sleepy
-recv s LOGIN_OK sleepy * *
+hello_login s sleepy
 redis_expect 1 EXISTS ${PREFIX}client:{sleepy}
 closed s
 redis_wait 0 EXISTS ${PREFIX}client:{sleepy}
@@ -696,11 +624,7 @@ Pings every 100 ms for 600 ms with a 300 ms timeout, opt-in and seed.
     fishchat_msg_keepalive_timeout 300ms;
 --- scenario_timeout: 5
 --- scenario
-connect p
-send p HELLO 1
-recv p HELLO 1 * *
-send p SEND_CLIENT_ID pinger
-recv p LOGIN_OK pinger * *
+hello_login p pinger
 connect q
 send q SEND_CLIENT_ID quiet
 ping_for 0.6 0.1 p q
@@ -718,16 +642,8 @@ redis_expect 1 EXISTS ${PREFIX}client:{quiet}
     fishchat_msg;
     fishchat_msg_rate 5 burst=5;
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login b bob
+hello_login a alice
 send_repeat a 6 SEND_MESSAGE_P2P bob "m$i" alice "r$i"
 recv a ERROR RATE_LIMITED *
 recv_repeat a 5 ACCEPTED "r$i" *
@@ -759,16 +675,8 @@ them although their sender is gone when Redis answers.
     fishchat_msg;
     fishchat_msg_rate 5 burst=5;
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login b bob
+hello_login a alice
 send_repeat a 12 SEND_MESSAGE_P2P bob "m$i" alice "r$i"
 recv_repeat a 6 ERROR RATE_LIMITED *
 closed a
@@ -804,11 +712,7 @@ send b HELLO 1
 recv b HELLO 1 * *
 send b SEND_CLIENT_ID bob
 recv b LOGIN_OK bob * *
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send_repeat a 200 SEND_MESSAGE_P2P bob "$i $kb" alice "r$i"
 recv_repeat a 200 ACCEPTED "r$i" *
 drain_closed b
@@ -918,16 +822,8 @@ _EOS_
     fishchat_msg_inbox_max 5000;
 --- scenario_timeout: 10
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login b bob
+hello_login a alice
 send_repeat a 2000 SEND_MESSAGE_P2P bob "m$i" alice "r$i"
 recv_repeat a 2000 ACCEPTED "r$i" *
 recv_repeat b 2000 RESP_MESSAGE_P2P "m$i" alice *
@@ -942,11 +838,7 @@ no_frame b 0.1
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 connect a
 send_frames a HELLO 1 || SEND_CLIENT_ID alice || SEND_PING || SEND_MESSAGE_P2P bob one alice r1 || SEND_PING || SEND_MESSAGE_P2P bob two alice r2
 recv a HELLO 1 * *
@@ -992,11 +884,7 @@ no_frame l
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 connect h
 send_frames h HELLO 1 || SEND_CLIENT_ID hal || SEND_MESSAGE_P2P bob bye hal r1
 shutdown h
@@ -1063,16 +951,8 @@ unacknowledged message comes again, then messages flow again.
 redis2 start $TEST_NGINX_FC_PORT3 fresh
 wait_log fishchat: redis \S+ is up \(command link\)
 wait_log fishchat: redis \S+ is up \(subscriber link\)
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 send a SEND_MESSAGE_P2P bob m1 alice r1
 recv a ACCEPTED r1 *
 capture a u1 1
@@ -1124,11 +1004,7 @@ redis_wait 1 EVAL "local t = redis.call('TIME') local s = redis.call('ZSCORE', K
 redis_wait '{"node":"hb1","sessions":0}' HGET ${PREFIX}{nodes}:load msg.example.com:19001
 connect a
 send a SEND_CLIENT_ID alice
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 connect c
 send c HELLO 1
 recv c HELLO 1 * *
@@ -1250,11 +1126,7 @@ invalid parameter in
 --- scenario
 monitor_wait active=0 sessions=0
 monitor_mark
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 connect b
 send b SEND_CLIENT_ID bob
 send a SEND_MESSAGE_P2P bob m1 alice r1

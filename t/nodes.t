@@ -1,95 +1,15 @@
 # Two nginx nodes on one Redis: the Test::Nginx nginx is node1 (msg server
 # on the stream port, gateway on $TEST_NGINX_FC_PORT1); node2 is a second
-# nginx started and stopped by the scenario steps below, with its msg server
-# on $TEST_NGINX_FC_PORT2.
+# nginx started and stopped by the steps node2_start and node2_stop
+# (Test::FishChat::Steps), with its msg server on $TEST_NGINX_FC_PORT2.
 
 use Test::FishChat;
+use Test::FishChat::Steps;
 
-use File::Path qw(make_path);
 use Time::HiRes ();
 
 repeat_each(1);
 no_shuffle();
-
-my $node2_pid;
-my $node2_dir;
-
-sub node2_stop {
-    return unless $node2_pid;
-
-    kill 'QUIT', $node2_pid;
-
-    for (1 .. 200) {
-        last unless kill 0, $node2_pid;
-        Time::HiRes::sleep(0.025);
-    }
-
-    kill 'KILL', $node2_pid if kill 0, $node2_pid;
-    undef $node2_pid;
-}
-
-add_cleanup_handler(\&node2_stop);
-
-# node2_start: a second node sharing the Redis and the key prefix
-Test::FishChat::add_step(node2_start => sub {
-    my ($sc) = @_;
-
-    node2_stop();    # left over from a failed block
-
-    $node2_dir = html_dir() . "/node2";
-    make_path("$node2_dir/conf", "$node2_dir/logs");
-
-    my $conf = <<"EOF";
-daemon on;
-master_process on;
-worker_processes 1;
-worker_shutdown_timeout 1s;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-
-fishchat_node node2;
-fishchat_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};
-fishchat_redis_prefix $ENV{TEST_NGINX_FC_PREFIX};
-
-events { worker_connections 256; }
-
-stream {
-    fishchat_msg_heartbeat 100ms;
-
-    server {
-        listen 127.0.0.1:$ENV{TEST_NGINX_FC_PORT2};
-        fishchat_msg;
-    }
-}
-EOF
-
-    open my $fh, '>', "$node2_dir/conf/nginx.conf" or die "$!\n";
-    print $fh $conf;
-    close $fh;
-
-    system($ENV{TEST_NGINX_BINARY}, '-p', "$node2_dir/", '-c',
-           'conf/nginx.conf') == 0
-        or die "node2 did not start\n";
-
-    my $deadline = $sc->deadline;
-
-    until ($node2_pid) {
-        if (open my $p, '<', "$node2_dir/logs/nginx.pid") {
-            ($node2_pid) = <$p> =~ /(\d+)/;
-        }
-        die "node2 wrote no pid\n" if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02) unless $node2_pid;
-    }
-});
-
-# node2_stop: graceful stop, then its log must be free of errors
-Test::FishChat::add_step(node2_stop => sub {
-    node2_stop();
-
-    open my $fh, '<', "$node2_dir/logs/error.log" or die "$!\n";
-    my @bad = grep { /\[(error|alert|emerg|crit)\]/ } <$fh>;
-    die "node2's error log: @bad" if @bad;
-});
 
 # gateway_only PORT ADDR N: ask the gateway until it answered ADDR N times
 # in a row (it refreshes its heartbeats on a timer)

@@ -4,6 +4,7 @@
 # workers, so that peers and clients may be on either.
 
 use Test::FishChat;
+use Test::FishChat::Steps;
 
 master_on();
 workers(2);
@@ -91,16 +92,8 @@ send p SUBSCRIBE_CHANNEL /sysctrl/topic-status u1
 recv p SUBSCRIBED /sysctrl/topic-status
 send p SUBSCRIBE_CHANNEL /sysctrl/topic-sync u1
 recv p SUBSCRIBED /sysctrl/topic-sync
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 send a CREATE_TOPIC room1
 recv a TOPIC_CREATED room1
 recv p SYSCTRL_EVENT /sysctrl/topic-status CREATE room1 alice
@@ -135,16 +128,8 @@ no_frame p
 connect p $TEST_NGINX_FC_PORT1
 send p SUBSCRIBE_CHANNEL /sysctrl/send u1
 recv p SUBSCRIBED /sysctrl/send
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login a alice
+hello_login b bob
 send a SEND_MESSAGE_P2P bob hi alice m1
 recv a ACCEPTED m1 *
 capture a u1 1
@@ -205,11 +190,7 @@ recv p SYSCTRL_EVENT /sysctrl/monitor BEAT n1 127.0.0.1:$TEST_NGINX_STREAM_PORT 
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 connect p $TEST_NGINX_FC_PORT1
 send p ROUTE_MESSAGE_P2P bob "pushed by a backend" backend 1b4e28ba-2fa1-4d2b-a3b4-8e2a9c1d0f11
 recv p ROUTED 1b4e28ba-2fa1-4d2b-a3b4-8e2a9c1d0f11

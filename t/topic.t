@@ -6,11 +6,12 @@
 # nginx runs with a master and two workers.  Blocks that need both workers
 # use a second msg server with "reuseport" on $TEST_NGINX_FC_PORT1, where
 # the kernel spreads connections; node2 (blocks with node2_start) is a
-# second nginx on $TEST_NGINX_FC_PORT2.
+# second nginx on $TEST_NGINX_FC_PORT2.  Steps used here that other files
+# use too are in Test::FishChat::Steps.
 
 use Test::FishChat;
+use Test::FishChat::Steps;
 
-use File::Path qw(make_path);
 use Time::HiRes ();
 
 repeat_each(1);
@@ -18,36 +19,6 @@ no_shuffle();
 master_on();
 workers(2);
 worker_connections(512);
-
-# recv_any NAME LINE | LINE ...: the next frames of NAME are these, in any
-# order; the arguments of each are kept as $NAME_CMD_i (i from 0)
-Test::FishChat::add_step(recv_any => sub {
-    my ($sc, $rest) = @_;
-    my ($c, $more) = $sc->client_arg($rest);
-    my @want = split /\s+\|\s+/, $more;
-
-    while (@want) {
-        my $f = $sc->recv($c);
-        my ($i) = grep {
-            Test::FishChat::frame_line_mismatch($want[$_], $f, $sc->{vars}) eq ''
-        } 0 .. $#want;
-
-        die "got: $f->{text}\n    expected one of: " . join(' | ', @want)
-            . "\n" if !defined $i;
-
-        splice @want, $i, 1;
-
-        my $n = 0;
-        $sc->var("$c->{name}_$f->{cmd}_" . $n++, $_) for @{ $f->{args} };
-    }
-});
-
-# same A B: two values (variables) are equal
-Test::FishChat::add_step(same => sub {
-    my ($sc, $rest) = @_;
-    my ($a, $b) = $sc->tokens($rest);
-    die "\"$a\" and \"$b\" differ\n" if $a ne $b;
-});
 
 # recv_exact NAME LENGTH BODY: the next frame, byte for byte: the length in
 # hex, the JSON body as written here and the final \n
@@ -61,33 +32,6 @@ Test::FishChat::add_step(recv_exact => sub {
     if ($f->{raw} ne $want) {
         die "expected: $len $body\\n\n    got:      "
             . unpack('H8', $f->{raw}) . ' ' . substr($f->{raw}, 4) . "\n";
-    }
-});
-
-# connect_other NAME PID [PORT]: connect NAME (and HELLO 1) until it is
-# served by a worker other than PID; $NAME_pid is that worker's pid
-Test::FishChat::add_step(connect_other => sub {
-    my ($sc, $rest) = @_;
-    my ($name, $pid, $port) = $sc->tokens($rest);
-    my $deadline = $sc->deadline;
-
-    while (1) {
-        $sc->connect($name, $port);
-        $sc->send($name, frame('HELLO', '1'));
-        my $f = $sc->recv($name);
-        die "expected HELLO, got: $f->{text}\n"
-            if !$f->{cmd} || $f->{cmd} ne 'HELLO';
-
-        if ($f->{args}[2] ne $pid) {
-            $sc->var("${name}_pid", $f->{args}[2]);
-            return;
-        }
-
-        close $sc->client($name)->{sock};
-        delete $sc->{clients}{$name};
-
-        die "every connection went to worker $pid\n"
-            if Time::HiRes::time() > $deadline;
     }
 });
 
@@ -300,84 +244,32 @@ Test::FishChat::add_step(seed => sub {
     $sc->var("${name}_id", $id);
 });
 
-my $node2_pid;
-my $node2_dir;
-
-sub node2_stop {
-    return unless $node2_pid;
-
-    kill 'QUIT', $node2_pid;
-
-    for (1 .. 400) {
-        last unless kill 0, $node2_pid;
-        Time::HiRes::sleep(0.025);
-    }
-
-    kill 'KILL', $node2_pid if kill 0, $node2_pid;
-    undef $node2_pid;
-}
-
-add_cleanup_handler(\&node2_stop);
-
-# node2_start: a second node (one worker) sharing the Redis and the prefix
-Test::FishChat::add_step(node2_start => sub {
-    my ($sc) = @_;
-
-    node2_stop();
-
-    $node2_dir = html_dir() . "/node2";
-    make_path("$node2_dir/conf", "$node2_dir/logs");
-
-    my $conf = <<"EOF";
-daemon on;
-master_process on;
-worker_processes 1;
-worker_shutdown_timeout 1s;
-error_log logs/error.log info;
-pid logs/nginx.pid;
-
-fishchat_node node2;
-fishchat_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};
-fishchat_redis_prefix $ENV{TEST_NGINX_FC_PREFIX};
-
-events { worker_connections 256; }
-
-stream {
-    fishchat_msg_heartbeat 100ms;
-
-    server {
-        listen 127.0.0.1:$ENV{TEST_NGINX_FC_PORT2};
-        fishchat_msg;
-    }
-}
+# room_on_two_workers: on the server of $TEST_NGINX_FC_PORT1, alice (a)
+# and bob (b), opt-in, on different workers, and carol (c), a seed client;
+# alice makes "room", the others join it; both workers subscribe to it
+Test::FishChat::Steps::add_macro(room_on_two_workers => <<'EOF');
+connect a $TEST_NGINX_FC_PORT1
+send a HELLO 1
+recv a HELLO 1 * *
+capture a pid_a 2
+connect_worker b other $pid_a $TEST_NGINX_FC_PORT1
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * $pid_a
+optin a alice
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * $pid_b
+optin b bob
+connect c $TEST_NGINX_FC_PORT1
+login c carol
+seed c carol
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+send c JOIN_TOPIC room carol
+recv c LOCATE_TOPIC_MSG_ADDR * room
+redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
 EOF
-
-    open my $fh, '>', "$node2_dir/conf/nginx.conf" or die "$!\n";
-    print $fh $conf;
-    close $fh;
-
-    system($ENV{TEST_NGINX_BINARY}, '-p', "$node2_dir/", '-c',
-           'conf/nginx.conf') == 0
-        or die "node2 did not start\n";
-
-    my $deadline = $sc->deadline;
-
-    until ($node2_pid) {
-        if (open my $p, '<', "$node2_dir/logs/nginx.pid") {
-            ($node2_pid) = <$p> =~ /(\d+)/;
-        }
-        die "node2 wrote no pid\n" if Time::HiRes::time() > $deadline;
-        Time::HiRes::sleep(0.02) unless $node2_pid;
-    }
-});
-
-Test::FishChat::add_step(node2_stop => sub {
-    node2_stop();
-
-    open my $fh, '<', "$node2_dir/logs/error.log" or die "$!\n";
-    my @bad = grep { /\[(error|alert|emerg|crit)\]/ } <$fh>;
-    die "node2's error log: @bad" if @bad;
-});
 
 # each block: scenario, error_log and no_error_log; TEST 14 has two error_log
 plan tests => repeat_each() * (3 * blocks() + 1);
@@ -390,11 +282,7 @@ __DATA__
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 send a CREATE_TOPIC room
@@ -402,11 +290,7 @@ recv a ERROR TOPIC_EXISTS "topic \"room\" exists"
 # the creator is a member; joining again is harmless
 send a JOIN_TOPIC room alice
 recv a LOCATE_TOPIC_MSG_ADDR 127.0.0.1:$TEST_NGINX_STREAM_PORT room
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR 127.0.0.1:$TEST_NGINX_STREAM_PORT room
 send b JOIN_TOPIC room bob
@@ -450,19 +334,11 @@ send a CREATE_TOPIC room
 recv a ERROR NOT_LOGGED_IN "CREATE_TOPIC before login"
 closed a
 close a
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 # opt-in: the session goes on after these
-connect c
-send c HELLO 1
-recv c HELLO 1 * *
-send c SEND_CLIENT_ID carol
-recv c LOGIN_OK carol * *
+hello_login c carol
 send c SEND_MESSAGE_TOPIC room "let me in" r1
 recv c ERROR NOT_MEMBER "message to \"room\" not accepted"
 send c JOIN_TOPIC nowhere carol
@@ -477,20 +353,12 @@ send c CREATE_TOPIC "bad name"
 recv c ERROR BAD_ARGS *
 closed c
 close c
-connect c
-send c HELLO 1
-recv c HELLO 1 * *
-send c SEND_CLIENT_ID carol
-recv c LOGIN_OK carol * *
+hello_login c carol
 send c JOIN_TOPIC room alice
 recv c ERROR FORBIDDEN "JOIN_TOPIC for another id"
 closed c
 close c
-connect c
-send c HELLO 1
-recv c HELLO 1 * *
-send c SEND_CLIENT_ID carol
-recv c LOGIN_OK carol * *
+hello_login c carol
 send c SEND_MESSAGE_TOPIC room
 recv c ERROR BAD_ARGS "SEND_MESSAGE_TOPIC takes 2 to 3 arguments"
 closed c
@@ -552,11 +420,7 @@ no_frame b
 --- stream_server_config
     fishchat_msg;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 connect b
@@ -565,7 +429,7 @@ send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR 127.0.0.1:$TEST_NGINX_STREAM_PORT room
 send a SEND_MESSAGE_TOPIC room "hi \"all\" <3" m1
 recv_any a ACCEPTED m1 * | RESP_MESSAGE_TOPIC room "hi \"all\" <3" alice *
-same $a_ACCEPTED_1 $a_RESP_MESSAGE_TOPIC_3
+assert_eq $a_ACCEPTED_1 $a_RESP_MESSAGE_TOPIC_3
 recv b RESP_MESSAGE_TOPIC room "hi \"all\" <3" alice
 send a SEND_MESSAGE_TOPIC room "no reference"
 recv_any a ACCEPTED '' * | RESP_MESSAGE_TOPIC room "no reference" alice *
@@ -597,11 +461,11 @@ connect a $TEST_NGINX_FC_PORT1
 send a HELLO 1
 recv a HELLO 1 * *
 capture a pid_a 2
-connect_other b $pid_a $TEST_NGINX_FC_PORT1
+connect_worker b other $pid_a $TEST_NGINX_FC_PORT1
 send a SEND_CLIENT_ID alice
 recv a LOGIN_OK alice * $pid_a
 send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * $b_pid
+recv b LOGIN_OK bob * $pid_b
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 redis_wait "${PREFIX}t:{room} 1" PUBSUB NUMSUB ${PREFIX}t:{room}
@@ -701,18 +565,10 @@ node2_stop
     fishchat_msg;
 --- scenario_timeout: 10
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice $TEST_NGINX_FC_PORT1
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
-connect b $TEST_NGINX_FC_PORT1
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob $TEST_NGINX_FC_PORT1
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR * room
 send a SEND_MESSAGE_TOPIC room one m1
@@ -742,11 +598,7 @@ close b
 redis_wait 0 EXISTS ${PREFIX}client:{bob}
 redis_expect 5 HGET ${PREFIX}topic:{room}:members bob
 # nothing new: nothing comes again
-connect b $TEST_NGINX_FC_PORT1
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob $TEST_NGINX_FC_PORT1
 no_frame b 0.5
 # a flood while bob logs in again, on whichever worker: each once, in order
 close b
@@ -772,18 +624,10 @@ no_frame b
     fishchat_msg;
     fishchat_topic_history 3;
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR * room
 close b
@@ -799,11 +643,7 @@ recv_any a ACCEPTED m4 * | RESP_MESSAGE_TOPIC room four alice *
 send a SEND_MESSAGE_TOPIC room five m5
 recv_any a ACCEPTED m5 * | RESP_MESSAGE_TOPIC room five alice *
 redis_expect 3 LLEN ${PREFIX}topic:{room}:h
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 recv b TOPIC_GAP room 2
 recv b RESP_MESSAGE_TOPIC room three alice *
 recv b RESP_MESSAGE_TOPIC room four alice *
@@ -828,25 +668,13 @@ qr/\[info\] .*"bob" missed 2 messages of topic "room"/
     fishchat_msg;
 --- scenario_timeout: 20
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice $TEST_NGINX_FC_PORT1
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
-connect b $TEST_NGINX_FC_PORT1
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob $TEST_NGINX_FC_PORT1
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR * room
-connect s $TEST_NGINX_FC_PORT1
-send s HELLO 1
-recv s HELLO 1 * *
-send s SEND_CLIENT_ID slow
-recv s LOGIN_OK slow * *
+hello_login s slow $TEST_NGINX_FC_PORT1
 send s JOIN_TOPIC slow slow
 send s JOIN_TOPIC room slow
 recv s ERROR NO_SUCH_TOPIC *
@@ -859,11 +687,7 @@ send a SEND_MESSAGE_TOPIC room after m1
 recv_any a ACCEPTED m1 * | RESP_MESSAGE_TOPIC room after alice *
 recv b RESP_MESSAGE_TOPIC room after alice *
 # back, it gets what it was not sent, in order
-connect s2 $TEST_NGINX_FC_PORT1
-send s2 HELLO 1
-recv s2 HELLO 1 * *
-send s2 SEND_CLIENT_ID slow
-recv s2 LOGIN_OK slow * *
+hello_login s2 slow $TEST_NGINX_FC_PORT1
 recv_tail s2 a * 80 after
 no_frame s2
 --- no_error_log
@@ -877,18 +701,10 @@ no_frame s2
     fishchat_msg;
 --- scenario_timeout: 10
 --- scenario
-connect a
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
-connect b
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR * room
 send a SEND_MESSAGE_TOPIC room before m1
@@ -924,27 +740,7 @@ redis_wait 3 HGET ${PREFIX}topic:{room}:members alice
     fishchat_msg;
 --- scenario_timeout: 20
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-capture a pid_a 2
-connect_other b $pid_a $TEST_NGINX_FC_PORT1
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * $pid_a
-optin a alice
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * $b_pid
-optin b bob
-connect c $TEST_NGINX_FC_PORT1
-login c carol
-seed c carol
-send a CREATE_TOPIC room
-recv a TOPIC_CREATED room
-send b JOIN_TOPIC room bob
-recv b LOCATE_TOPIC_MSG_ADDR * room
-send c JOIN_TOPIC room carol
-recv c LOCATE_TOPIC_MSG_ADDR * room
-redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
+room_on_two_workers
 burst a room 300 100
 burst_recv b a 300
 burst_recv c a 300
@@ -972,25 +768,13 @@ qr/fishchat msg: (?:[2-9]|[1-9]\d+) frames of topic "room" to "(?:alice|bob|caro
     fishchat_msg;
 --- scenario_timeout: 20
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice $TEST_NGINX_FC_PORT1
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
-connect b $TEST_NGINX_FC_PORT1
-send b HELLO 1
-recv b HELLO 1 * *
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * *
+hello_login b bob $TEST_NGINX_FC_PORT1
 send b JOIN_TOPIC room bob
 recv b LOCATE_TOPIC_MSG_ADDR * room
-connect s $TEST_NGINX_FC_PORT1
-send s HELLO 1
-recv s HELLO 1 * *
-send s SEND_CLIENT_ID slow
-recv s LOGIN_OK slow * *
+hello_login s slow $TEST_NGINX_FC_PORT1
 send s JOIN_TOPIC room slow
 recv s LOCATE_TOPIC_MSG_ADDR * room
 # s reads nothing from here on: about 1 MB waits for it
@@ -1022,11 +806,7 @@ SLOW_READER
     fishchat_msg;
 --- scenario_timeout: 30
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * *
+hello_login a alice $TEST_NGINX_FC_PORT1
 optin a alice
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
@@ -1059,27 +839,7 @@ qr/fishchat msg: topic delivery goes on after the other events/
     fishchat_msg;
 --- scenario_timeout: 20
 --- scenario
-connect a $TEST_NGINX_FC_PORT1
-send a HELLO 1
-recv a HELLO 1 * *
-capture a pid_a 2
-connect_other b $pid_a $TEST_NGINX_FC_PORT1
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice * $pid_a
-optin a alice
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob * $b_pid
-optin b bob
-connect c $TEST_NGINX_FC_PORT1
-login c carol
-seed c carol
-send a CREATE_TOPIC room
-recv a TOPIC_CREATED room
-send b JOIN_TOPIC room bob
-recv b LOCATE_TOPIC_MSG_ADDR * room
-send c JOIN_TOPIC room carol
-recv c LOCATE_TOPIC_MSG_ADDR * room
-redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
+room_on_two_workers
 burst a room 300 100
 burst_recv b a 300
 burst_recv c a 300

@@ -2,7 +2,9 @@ package Test::FishChat::Msg;
 
 # Scenario steps for the msg server's tests (t/msg.t, t/msg-workers.t), on
 # top of Test::FishChat.  Loading the module adds the steps; see the list
-# below and t/README.md for the built-in ones.
+# below and t/README.md for the built-in ones.  It loads
+# Test::FishChat::Steps too: hello_login, recv_any, connect_worker,
+# assert_eq, assert_ne, node2_start and node2_stop are there.
 #
 #   send_frames NAME LINE || LINE ...    several frames in one write
 #   send_repeat NAME N LINE              N frames in one write; $i is 1..N
@@ -18,13 +20,7 @@ package Test::FishChat::Msg;
 #   ack_all NAME ID                      P2P_ACK every delivery received so
 #                                        far, in one write
 #   connect_tiny NAME [PORT]             a client with a 2k receive buffer
-#   connect_worker NAME any|same|other [OTHER] [PORT]
-#                                        connect and HELLO 1 until the
-#                                        worker pid (in $pid_NAME) differs
-#                                        from / equals $pid_OTHER (OTHER
-#                                        may be a pid or a channel too)
 #   set_repeat VAR TEXT N                $VAR is TEXT repeated N times
-#   assert_eq A B / assert_ne A B
 #   redis_capture VAR CMD...             $VAR is the rendered reply
 #   redis_wait_like REGEX CMD...         poll until the reply matches
 #   pid_file VAR                         $VAR is the pid in nginx.pid
@@ -62,6 +58,7 @@ use warnings;
 
 # Test::FishChat is loaded by the test file (it reads the blocks there)
 use Test::FishChat ();
+use Test::FishChat::Steps ();
 
 use File::Copy ();
 use File::Path ();
@@ -158,12 +155,6 @@ sub _new_client {
         name => $name, sock => $sock, buf => '', eof => 0, err => undef,
         frames => [], last => undef, addr => $addr,
     };
-}
-
-sub _drop_client {
-    my ($sc, $c) = @_;
-    close $c->{sock};
-    delete $sc->{clients}{$c->{name}};
 }
 
 sub _http_get {
@@ -359,17 +350,8 @@ Test::FishChat::add_step(
     recv_any_order => sub {
         my ($sc, $rest) = @_;
         my ($c, $lines) = $sc->client_arg($rest);
-        my @want = split /\s+\|\|\s+/, $lines;
-        while (@want) {
-            my $f = $sc->recv($c);
-            my ($i) = grep {
-                !Test::FishChat::frame_line_mismatch($want[$_], $f,
-                                                     $sc->{vars})
-            } 0 .. $#want;
-            die "got: $f->{text}\n    expected one of: "
-                . join(' || ', @want) . "\n" if !defined $i;
-            splice @want, $i, 1;
-        }
+        Test::FishChat::Steps::recv_any_of($sc, $c, ' || ', 0,
+                                           split /\s+\|\|\s+/, $lines);
     },
 
     last_body_like => sub {
@@ -441,64 +423,12 @@ Test::FishChat::add_step(
         }
     },
 
-    connect_worker => sub {
-        my ($sc, $rest) = @_;
-        my ($name, $how, @more) = $sc->tokens($rest);
-        my ($other, $port);
-        $other = shift @more if $how && $how ne 'any';
-        $port = shift @more;
-        die "usage: connect_worker NAME any|same|other [OTHER] [PORT]\n"
-            if !$how || $how !~ /^(?:any|same|other)$/
-               || ($how ne 'any' && !defined $other) || @more;
-
-        # OTHER: a client connected with connect_worker, a pid, or a
-        # worker channel (<prefix>w:<node>:<pid>)
-        my $want;
-        if ($how ne 'any') {
-            if ($other =~ /(?:^|:)(\d+)$/) {
-                $want = $1;
-            } else {
-                $want = $sc->var("pid_$other")
-                    // die "no \$pid_$other (connect $other with "
-                           . "connect_worker first)\n";
-            }
-        }
-
-        for my $try (1 .. 64) {
-            my $c = $sc->connect($name, $port);
-            $sc->send($c, Test::FishChat::frame('HELLO', '1'));
-            my $f = $sc->recv($c);
-            die "expected HELLO 1 <node> <pid>, got: $f->{text}\n"
-                if ($f->{cmd} // '') ne 'HELLO' || @{ $f->{args} } != 3;
-            my $pid = $f->{args}[2];
-            if ($how eq 'any' || ($how eq 'same') == ($pid eq $want)) {
-                $sc->var("pid_$name", $pid);
-                $sc->var('tries', $try);
-                return;
-            }
-            _drop_client($sc, $c);
-        }
-        die "64 connections, none to the wanted worker\n";
-    },
-
     set_repeat => sub {
         my ($sc, $rest) = @_;
         my ($var, $text, $n) = $sc->tokens($rest);
         die "usage: set_repeat VAR TEXT N\n"
             if !defined $n || $n !~ /^\d+$/;
         $sc->var($var, $text x $n);
-    },
-
-    assert_eq => sub {
-        my ($sc, $rest) = @_;
-        my ($a, $b) = $sc->tokens($rest);
-        die "\"$a\" ne \"$b\"\n" if $a ne $b;
-    },
-
-    assert_ne => sub {
-        my ($sc, $rest) = @_;
-        my ($a, $b) = $sc->tokens($rest);
-        die "both are \"$a\"\n" if $a eq $b;
     },
 
     redis_capture => sub {

@@ -1,0 +1,280 @@
+package Test::FishChat::Steps;
+
+# Scenario steps that several test files use, on top of Test::FishChat.
+# Loading the module adds the steps and nothing else: no block
+# preprocessor, no default log checks, no plan helper (those come with
+# Test::FishChat::Msg, which loads this module too).
+#
+#   hello_login NAME ID [PORT]           the opt-in login, the same as
+#                                          connect NAME [PORT]
+#                                          send NAME HELLO 1
+#                                          recv NAME HELLO 1 * *
+#                                          send NAME SEND_CLIENT_ID ID
+#                                          recv NAME LOGIN_OK ID * *
+#                                        (ID is one word as written in
+#                                        those lines: "a b", $id and
+#                                        "\u{263a}" work)
+#   recv_any NAME LINE | LINE ...        the next frames of NAME are these,
+#                                        in any order; the arguments of each
+#                                        are kept as $NAME_CMD_i (i from 0)
+#   connect_worker NAME any|same|other [OTHER] [PORT]
+#                                        connect and HELLO 1 until the
+#                                        worker pid (in $pid_NAME) differs
+#                                        from / equals $pid_OTHER (OTHER
+#                                        may be a pid or a channel too)
+#   assert_eq A B / assert_ne A B        two values are equal / differ
+#   node2_start                          a second nginx, "node2" (one
+#                                        worker, msg server on
+#                                        $TEST_NGINX_FC_PORT2, heartbeat
+#                                        100ms), sharing the Redis and the
+#                                        key prefix; in servroot/html/node2
+#   node2_stop                           stop it gracefully (QUIT, KILL
+#                                        after 10 s); its error.log must
+#                                        have no [error], [alert], [emerg]
+#                                        or [crit]
+#
+# node2 is also stopped when the test file ends.
+#
+# Perl helpers for steps written elsewhere:
+#   add_macro(NAME => TEXT)              a step NAME (no arguments) that
+#                                        runs the lines of TEXT, scenario
+#                                        syntax, in order: for a set-up
+#                                        several blocks of a file share
+#   run_steps($sc, LINE...)              run scenario lines as steps; a
+#                                        failure names the line
+#   recv_any_of($sc, $c, $sep, $capture, LINE...)
+#                                        recv_any's loop; $sep joins the
+#                                        lines in the message, $capture
+#                                        keeps the arguments
+#   drop_client($sc, $c)                 close a client and forget it
+
+use strict;
+use warnings;
+
+# Test::FishChat is loaded by the test file (it reads the blocks there)
+use Test::FishChat ();
+
+use File::Path ();
+use Time::HiRes ();
+
+sub run_steps {
+    my ($sc, @lines) = @_;
+    for my $l (@lines) {
+        my ($kw, $rest) = $l =~ /^(\S+)\s*(.*)$/s;
+        my $step = $Test::FishChat::Steps{$kw}
+            or die "unknown step \"$kw\"\n";
+        eval { $step->($sc, $rest); 1 } or die "$l: $@";
+    }
+}
+
+# words as written, quotes kept: "a b" is one word
+sub _raw_words {
+    my ($text) = @_;
+    my @w;
+    while ($text =~ /\G\s*((?:"(?:[^"\\]|\\.)*"|'[^']*'|[^\s"']+)+)/gc) {
+        push @w, $1;
+    }
+    die "cannot split into words: $text\n"
+        if (pos($text) // 0) < length($text) && $text =~ /\G\s*\S/gc;
+    return @w;
+}
+
+sub add_macro {
+    my ($name, $text) = @_;
+    my @lines = grep { $_ ne '' && !/^#/ }
+                map { s/^\s+|\s+$//gr } split /\n/, $text;
+    die "add_macro: $name has no steps\n" if !@lines;
+    Test::FishChat::add_step($name => sub {
+        my ($sc, $rest) = @_;
+        die "$name takes no arguments\n" if $rest =~ /\S/;
+        run_steps($sc, @lines);
+    });
+}
+
+sub recv_any_of {
+    my ($sc, $c, $sep, $capture, @want) = @_;
+    my @lines = @want;
+
+    while (@want) {
+        my $f = $sc->recv($c);
+        my ($i) = grep {
+            Test::FishChat::frame_line_mismatch($want[$_], $f, $sc->{vars})
+                eq ''
+        } 0 .. $#want;
+
+        die "got: $f->{text}\n    expected one of: " . join($sep, @want)
+            . "\n" if !defined $i;
+
+        splice @want, $i, 1;
+
+        if ($capture) {
+            my $n = 0;
+            $sc->var("$c->{name}_$f->{cmd}_" . $n++, $_)
+                for @{ $f->{args} };
+        }
+    }
+}
+
+sub drop_client {
+    my ($sc, $c) = @_;
+    close $c->{sock};
+    delete $sc->{clients}{$c->{name}};
+}
+
+# --------------------------------------------------------------------------
+# node2: a second nginx
+
+my $Node2Pid;
+my $Node2Dir;
+
+sub _node2_stop {
+    return unless $Node2Pid;
+
+    kill 'QUIT', $Node2Pid;
+
+    for (1 .. 400) {
+        last unless kill 0, $Node2Pid;
+        Time::HiRes::sleep(0.025);
+    }
+
+    kill 'KILL', $Node2Pid if kill 0, $Node2Pid;
+    undef $Node2Pid;
+}
+
+Test::Nginx::Util::add_cleanup_handler(\&_node2_stop);
+
+# --------------------------------------------------------------------------
+
+Test::FishChat::add_step(
+
+    hello_login => sub {
+        my ($sc, $rest) = @_;
+        my ($name, $id, @port) = _raw_words($rest);
+        die "usage: hello_login NAME ID [PORT]\n"
+            if !defined $id || @port > 1;
+        run_steps($sc, join(' ', 'connect', $name, @port),
+                  "send $name HELLO 1",
+                  "recv $name HELLO 1 * *",
+                  "send $name SEND_CLIENT_ID $id",
+                  "recv $name LOGIN_OK $id * *");
+    },
+
+    recv_any => sub {
+        my ($sc, $rest) = @_;
+        my ($c, $more) = $sc->client_arg($rest);
+        recv_any_of($sc, $c, ' | ', 1, split /\s+\|\s+/, $more);
+    },
+
+    connect_worker => sub {
+        my ($sc, $rest) = @_;
+        my ($name, $how, @more) = $sc->tokens($rest);
+        my ($other, $port);
+        $other = shift @more if $how && $how ne 'any';
+        $port = shift @more;
+        die "usage: connect_worker NAME any|same|other [OTHER] [PORT]\n"
+            if !$how || $how !~ /^(?:any|same|other)$/
+               || ($how ne 'any' && !defined $other) || @more;
+
+        # OTHER: a client connected with connect_worker, a pid, or a
+        # worker channel (<prefix>w:<node>:<pid>)
+        my $want;
+        if ($how ne 'any') {
+            if ($other =~ /(?:^|:)(\d+)$/) {
+                $want = $1;
+            } else {
+                $want = $sc->var("pid_$other")
+                    // die "no \$pid_$other (connect $other with "
+                           . "connect_worker first)\n";
+            }
+        }
+
+        for my $try (1 .. 64) {
+            my $c = $sc->connect($name, $port);
+            $sc->send($c, Test::FishChat::frame('HELLO', '1'));
+            my $f = $sc->recv($c);
+            die "expected HELLO 1 <node> <pid>, got: $f->{text}\n"
+                if ($f->{cmd} // '') ne 'HELLO' || @{ $f->{args} } != 3;
+            my $pid = $f->{args}[2];
+            if ($how eq 'any' || ($how eq 'same') == ($pid eq $want)) {
+                $sc->var("pid_$name", $pid);
+                $sc->var('tries', $try);
+                return;
+            }
+            drop_client($sc, $c);
+        }
+        die "64 connections, none to the wanted worker\n";
+    },
+
+    assert_eq => sub {
+        my ($sc, $rest) = @_;
+        my ($a, $b) = $sc->tokens($rest);
+        die "\"$a\" ne \"$b\"\n" if $a ne $b;
+    },
+
+    assert_ne => sub {
+        my ($sc, $rest) = @_;
+        my ($a, $b) = $sc->tokens($rest);
+        die "both are \"$a\"\n" if $a eq $b;
+    },
+
+    node2_start => sub {
+        my ($sc) = @_;
+
+        _node2_stop();    # left over from a failed block
+
+        $Node2Dir = Test::Nginx::Util::html_dir() . "/node2";
+        File::Path::make_path("$Node2Dir/conf", "$Node2Dir/logs");
+
+        my $conf = <<"EOF";
+daemon on;
+master_process on;
+worker_processes 1;
+worker_shutdown_timeout 1s;
+error_log logs/error.log info;
+pid logs/nginx.pid;
+
+fishchat_node node2;
+fishchat_redis 127.0.0.1:$ENV{TEST_NGINX_REDIS_PORT};
+fishchat_redis_prefix $ENV{TEST_NGINX_FC_PREFIX};
+
+events { worker_connections 256; }
+
+stream {
+    fishchat_msg_heartbeat 100ms;
+
+    server {
+        listen 127.0.0.1:$ENV{TEST_NGINX_FC_PORT2};
+        fishchat_msg;
+    }
+}
+EOF
+
+        open my $fh, '>', "$Node2Dir/conf/nginx.conf" or die "$!\n";
+        print $fh $conf;
+        close $fh;
+
+        system($ENV{TEST_NGINX_BINARY}, '-p', "$Node2Dir/", '-c',
+               'conf/nginx.conf') == 0
+            or die "node2 did not start\n";
+
+        my $deadline = $sc->deadline;
+
+        until ($Node2Pid) {
+            if (open my $p, '<', "$Node2Dir/logs/nginx.pid") {
+                ($Node2Pid) = <$p> =~ /(\d+)/;
+            }
+            die "node2 wrote no pid\n" if Time::HiRes::time() > $deadline;
+            Time::HiRes::sleep(0.02) unless $Node2Pid;
+        }
+    },
+
+    node2_stop => sub {
+        _node2_stop();
+
+        open my $fh, '<', "$Node2Dir/logs/error.log" or die "$!\n";
+        my @bad = grep { /\[(error|alert|emerg|crit)\]/ } <$fh>;
+        die "node2's error log: @bad" if @bad;
+    },
+);
+
+1;
