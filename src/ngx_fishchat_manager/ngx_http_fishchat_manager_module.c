@@ -27,6 +27,10 @@
 
 
 static ngx_int_t ngx_http_fishchat_manager_handler(ngx_http_request_t *r);
+static ngx_http_fishchat_manager_ctx_t *ngx_http_fishchat_manager_create_ctx(
+    ngx_http_request_t *r, ngx_http_fishchat_manager_loc_conf_t *mlcf);
+static ngx_http_fishchat_manager_start_pt ngx_http_fishchat_manager_method(
+    ngx_http_request_t *r, ngx_http_fishchat_manager_route_t *route);
 static void ngx_http_fishchat_manager_body_handler(ngx_http_request_t *r);
 static void ngx_http_fishchat_manager_run(
     ngx_http_fishchat_manager_ctx_t *ctx);
@@ -34,6 +38,9 @@ static ngx_int_t ngx_http_fishchat_manager_auth(ngx_http_request_t *r,
     ngx_str_t *token);
 static ngx_int_t ngx_http_fishchat_manager_route(
     ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_http_fishchat_manager_route_t **route);
+static ngx_int_t ngx_http_fishchat_manager_match(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_str_t *seg, ngx_uint_t n,
     ngx_http_fishchat_manager_route_t **route);
 static ngx_int_t ngx_http_fishchat_manager_allow(ngx_http_request_t *r,
     ngx_http_fishchat_manager_route_t *route);
@@ -207,7 +214,6 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
 {
     ngx_int_t                               rc;
     ngx_uint_t                              i;
-    ngx_pool_cleanup_t                     *cln;
     ngx_http_fishchat_manager_ctx_t        *ctx;
     ngx_http_fishchat_manager_route_t      *route;
     ngx_http_fishchat_manager_start_pt      start;
@@ -232,34 +238,10 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
                                                "required");
     }
 
-    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fishchat_manager_ctx_t));
+    ctx = ngx_http_fishchat_manager_create_ctx(r, mlcf);
     if (ctx == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    ctx->request = r;
-    ctx->conf = mlcf;
-    ctx->main = ngx_http_get_module_main_conf(r,
-                                            ngx_http_fishchat_manager_module);
-    ctx->fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
-
-    ctx->scratch = ngx_pnalloc(r->pool,
-                               8 * (ctx->fcf->redis_prefix.len
-                                    + 2 * NGX_FISHCHAT_ID_MAX
-                                    + 64));
-    if (ctx->scratch == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln = ngx_pool_cleanup_add(r->pool, 0);
-    if (cln == NULL) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    cln->handler = ngx_http_fishchat_manager_cleanup;
-    cln->data = ctx;
-
-    ngx_http_set_ctx(r, ctx, ngx_http_fishchat_manager_module);
 
     rc = ngx_http_fishchat_manager_route(ctx, &route);
 
@@ -277,28 +259,7 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
                                                "no such endpoint");
     }
 
-    switch (r->method) {
-
-    case NGX_HTTP_GET:
-    case NGX_HTTP_HEAD:
-        start = route->get;
-        break;
-
-    case NGX_HTTP_POST:
-        start = route->post;
-        break;
-
-    case NGX_HTTP_PUT:
-        start = route->put;
-        break;
-
-    case NGX_HTTP_DELETE:
-        start = route->del;
-        break;
-
-    default:
-        start = NULL;
-    }
+    start = ngx_http_fishchat_manager_method(r, route);
 
     if (start == NULL) {
         if (ngx_http_discard_request_body(r) != NGX_OK) {
@@ -319,18 +280,21 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
         if (ctx->param[i].data
             && ngx_fishchat_valid_id(&ctx->param[i]) != NGX_OK)
         {
-            if (ngx_http_discard_request_body(r) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                                   "BAD_REQUEST",
-                                                   "an id or name in the "
-                                                   "path is 1 to 128 bytes "
-                                                   "without white space, "
-                                                   "control characters or "
-                                                   "braces");
+            break;
         }
+    }
+
+    if (i < NGX_HTTP_FISHCHAT_MANAGER_PARAMS) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
+                                               "BAD_REQUEST",
+                                               "an id or name in the path is "
+                                               "1 to 128 bytes without white "
+                                               "space, control characters or "
+                                               "braces");
     }
 
     ctx->start = start;
@@ -372,6 +336,75 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
     ngx_http_fishchat_manager_run(ctx);
 
     return NGX_DONE;
+}
+
+
+/* the state of a request, freed (and its command forgotten) with it */
+
+static ngx_http_fishchat_manager_ctx_t *
+ngx_http_fishchat_manager_create_ctx(ngx_http_request_t *r,
+    ngx_http_fishchat_manager_loc_conf_t *mlcf)
+{
+    ngx_pool_cleanup_t               *cln;
+    ngx_http_fishchat_manager_ctx_t  *ctx;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fishchat_manager_ctx_t));
+    if (ctx == NULL) {
+        return NULL;
+    }
+
+    ctx->request = r;
+    ctx->conf = mlcf;
+    ctx->main = ngx_http_get_module_main_conf(r,
+                                            ngx_http_fishchat_manager_module);
+    ctx->fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    ctx->scratch = ngx_pnalloc(r->pool,
+                               8 * (ctx->fcf->redis_prefix.len
+                                    + 2 * NGX_FISHCHAT_ID_MAX
+                                    + 64));
+    if (ctx->scratch == NULL) {
+        return NULL;
+    }
+
+    cln = ngx_pool_cleanup_add(r->pool, 0);
+    if (cln == NULL) {
+        return NULL;
+    }
+
+    cln->handler = ngx_http_fishchat_manager_cleanup;
+    cln->data = ctx;
+
+    ngx_http_set_ctx(r, ctx, ngx_http_fishchat_manager_module);
+
+    return ctx;
+}
+
+
+/* the endpoint of the request's method on a route, NULL for none */
+
+static ngx_http_fishchat_manager_start_pt
+ngx_http_fishchat_manager_method(ngx_http_request_t *r,
+    ngx_http_fishchat_manager_route_t *route)
+{
+    switch (r->method) {
+
+    case NGX_HTTP_GET:
+    case NGX_HTTP_HEAD:
+        return route->get;
+
+    case NGX_HTTP_POST:
+        return route->post;
+
+    case NGX_HTTP_PUT:
+        return route->put;
+
+    case NGX_HTTP_DELETE:
+        return route->del;
+
+    default:
+        return NULL;
+    }
 }
 
 
@@ -476,13 +509,12 @@ static ngx_int_t
 ngx_http_fishchat_manager_route(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_http_fishchat_manager_route_t **route)
 {
-    u_char                             *p, *last, *end, *dst, *src;
-    size_t                              skip;
-    ngx_str_t                           seg[NGX_HTTP_FISHCHAT_MANAGER_SEGS];
-    ngx_uint_t                          n, i, k;
-    ngx_http_request_t                 *r;
-    ngx_http_core_loc_conf_t           *clcf;
-    ngx_http_fishchat_manager_route_t  *rt;
+    u_char                    *p, *last, *end, *dst, *src;
+    size_t                     skip;
+    ngx_str_t                  seg[NGX_HTTP_FISHCHAT_MANAGER_SEGS];
+    ngx_uint_t                 n;
+    ngx_http_request_t        *r;
+    ngx_http_core_loc_conf_t  *clcf;
 
     r = ctx->request;
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
@@ -557,6 +589,19 @@ ngx_http_fishchat_manager_route(ngx_http_fishchat_manager_ctx_t *ctx,
         n++;
         p = end + 1;
     }
+
+    return ngx_http_fishchat_manager_match(ctx, seg, n, route);
+}
+
+
+/* the route of the segments, its parameters in ctx->param */
+
+static ngx_int_t
+ngx_http_fishchat_manager_match(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_str_t *seg, ngx_uint_t n, ngx_http_fishchat_manager_route_t **route)
+{
+    ngx_uint_t                          i, k;
+    ngx_http_fishchat_manager_route_t  *rt;
 
     for (rt = ngx_http_fishchat_manager_routes; rt->nsegs; rt++) {
 

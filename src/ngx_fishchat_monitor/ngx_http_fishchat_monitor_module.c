@@ -116,6 +116,9 @@ static void ngx_http_fishchat_monitor_metrics_servers(
     ngx_fishchat_json_t *out, ngx_fishchat_conf_t *fcf, ngx_str_t *node,
     ngx_str_t **labels, ngx_http_fishchat_monitor_live_t *live,
     ngx_uint_t nlive);
+static void ngx_http_fishchat_monitor_status_workers(
+    ngx_fishchat_json_t *out, ngx_fishchat_conf_t *fcf, ngx_str_t **labels,
+    ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive);
 static ngx_int_t ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r);
 static void ngx_http_fishchat_monitor_cluster_reply(redisReply *reply,
@@ -125,6 +128,9 @@ static ngx_int_t ngx_http_fishchat_monitor_cluster_send(
 static ngx_int_t ngx_http_fishchat_monitor_cluster_error(
     ngx_http_request_t *r, char *redis, char *text, size_t len);
 static void ngx_http_fishchat_monitor_cluster_cleanup(void *data);
+static ngx_http_fishchat_monitor_server_t *
+    ngx_http_fishchat_monitor_cluster_servers(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t n);
 static int ngx_libc_cdecl ngx_http_fishchat_monitor_cmp_servers(
     const void *one, const void *two);
 
@@ -503,11 +509,9 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
     ngx_atomic_t                       backlog, stalled;
     ngx_atomic_t                      *src, *dst;
     ngx_fishchat_conf_t               *fcf;
-    ngx_fishchat_slot_t               *slot;
     ngx_fishchat_counters_t            totals;
     ngx_fishchat_json_t                out;
     ngx_http_fishchat_monitor_live_t  *live;
-    u_char                             rtt[NGX_ATOMIC_T_LEN];
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
@@ -602,6 +606,26 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
         "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},"
         "\"workers\":[", topics, queued, queues, backlog, stalled);
 
+    ngx_http_fishchat_monitor_status_workers(&out, fcf, labels, live, nlive);
+
+    ngx_fishchat_json_fmt(&out, "]}" CRLF);
+
+    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
+                                          &out);
+}
+
+
+/* "workers" of the status: each worker's gauges, counters and servers */
+
+static void
+ngx_http_fishchat_monitor_status_workers(ngx_fishchat_json_t *out,
+    ngx_fishchat_conf_t *fcf, ngx_str_t **labels,
+    ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive)
+{
+    ngx_uint_t            i, k;
+    ngx_fishchat_slot_t  *slot;
+    u_char                rtt[NGX_ATOMIC_T_LEN];
+
     for (i = 0; i < nlive; i++) {
         slot = live[i].slot;
 
@@ -612,15 +636,15 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
             ngx_cpystrn(rtt, (u_char *) "null", sizeof("null"));
         }
 
-        ngx_fishchat_json_fmt(&out,
+        ngx_fishchat_json_fmt(out,
             "%s{\"slot\":%ui,\"pid\":%P,\"started\":%T,\"updated\":%uA,"
             "\"connections\":%uA,",
             i ? "," : "", live[i].n, slot->pid, slot->started,
             slot->updated, slot->connections);
 
-        ngx_http_fishchat_monitor_json_counters(&out, &live[i].sum);
+        ngx_http_fishchat_monitor_json_counters(out, &live[i].sum);
 
-        ngx_fishchat_json_fmt(&out,
+        ngx_fishchat_json_fmt(out,
             ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
             "\"topic_backlog\":%uA,\"stalled_sessions\":%uA,"
             "\"redis\":{\"link\":\"%s\",\"subscriber\":\"%s\","
@@ -633,22 +657,16 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
             rtt, slot->redis_waiting, slot->channels);
 
         for (k = 0; k < fcf->servers.nelts; k++) {
-            ngx_fishchat_json_fmt(&out, "%s{\"server\":\"%V\",",
-                                             k ? "," : "", labels[k]);
+            ngx_fishchat_json_fmt(out, "%s{\"server\":\"%V\",",
+                                  k ? "," : "", labels[k]);
 
-            ngx_http_fishchat_monitor_json_counters(&out,
-                                                    &live[i].servers[k]);
+            ngx_http_fishchat_monitor_json_counters(out, &live[i].servers[k]);
 
-            ngx_fishchat_json_fmt(&out, "}");
+            ngx_fishchat_json_fmt(out, "}");
         }
 
-        ngx_fishchat_json_fmt(&out, "]}");
+        ngx_fishchat_json_fmt(out, "]}");
     }
-
-    ngx_fishchat_json_fmt(&out, "]}" CRLF);
-
-    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
-                                          &out);
 }
 
 
@@ -1193,7 +1211,6 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     ngx_str_t                           *node, *name, *addr, prev;
     ngx_int_t                            total, sessions;
     ngx_uint_t                           i, k, n, first;
-    ngx_fishchat_beat_t                  beat;
     ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_json_t                  out;
     ngx_http_fishchat_monitor_server_t  *servers, *s;
@@ -1224,39 +1241,10 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     total = (ngx_int_t) reply->element[0]->integer;
     n = reply->elements / 3;
 
-    servers = ngx_pcalloc(r->pool,
-                          (n + 1) * sizeof(ngx_http_fishchat_monitor_server_t));
+    servers = ngx_http_fishchat_monitor_cluster_servers(r, reply, n);
     if (servers == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
-
-    for (i = 0; i < n; i++) {
-        s = &servers[i];
-
-        switch (ngx_fishchat_nodes_entry(reply, i, r->pool, &beat)) {
-
-        case NGX_ERROR:
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-
-        case NGX_DECLINED:
-            continue;
-        }
-
-        /* the address points into the reply, which goes after this */
-
-        s->address.data = ngx_pstrdup(r->pool, &beat.address);
-        if (s->address.data == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
-        }
-
-        s->address.len = beat.address.len;
-        s->ttl = beat.ttl;
-        s->node = beat.node;
-        s->sessions = ngx_max(beat.sessions, 0);
-    }
-
-    ngx_qsort(servers, n, sizeof(ngx_http_fishchat_monitor_server_t),
-              ngx_http_fishchat_monitor_cmp_servers);
 
     node = ngx_http_fishchat_monitor_json_str(r->pool, &fcf->name);
     if (node == NULL) {
@@ -1347,6 +1335,54 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
                                           &out);
+}
+
+
+/* the live msg servers of the reply, sorted by node and address */
+
+static ngx_http_fishchat_monitor_server_t *
+ngx_http_fishchat_monitor_cluster_servers(ngx_http_request_t *r,
+    redisReply *reply, ngx_uint_t n)
+{
+    ngx_uint_t                           i;
+    ngx_fishchat_beat_t                  beat;
+    ngx_http_fishchat_monitor_server_t  *servers, *s;
+
+    servers = ngx_pcalloc(r->pool,
+                          (n + 1) * sizeof(ngx_http_fishchat_monitor_server_t));
+    if (servers == NULL) {
+        return NULL;
+    }
+
+    for (i = 0; i < n; i++) {
+        s = &servers[i];
+
+        switch (ngx_fishchat_nodes_entry(reply, i, r->pool, &beat)) {
+
+        case NGX_ERROR:
+            return NULL;
+
+        case NGX_DECLINED:
+            continue;
+        }
+
+        /* the address points into the reply, which goes after this */
+
+        s->address.data = ngx_pstrdup(r->pool, &beat.address);
+        if (s->address.data == NULL) {
+            return NULL;
+        }
+
+        s->address.len = beat.address.len;
+        s->ttl = beat.ttl;
+        s->node = beat.node;
+        s->sessions = ngx_max(beat.sessions, 0);
+    }
+
+    ngx_qsort(servers, n, sizeof(ngx_http_fishchat_monitor_server_t),
+              ngx_http_fishchat_monitor_cmp_servers);
+
+    return servers;
 }
 
 

@@ -30,6 +30,8 @@ static void ngx_stream_fishchat_msg_persistence(
     ngx_fishchat_redis_handler_pt handler);
 static void ngx_stream_fishchat_msg_aof(redisReply *reply, void *data);
 static void ngx_stream_fishchat_msg_rdb(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_config(
+    ngx_stream_fishchat_msg_worker_t *w, redisReply *reply, ngx_str_t *value);
 static void ngx_stream_fishchat_msg_stats(ngx_fishchat_slot_t *slot);
 
 static void *ngx_stream_fishchat_msg_create_main_conf(ngx_conf_t *cf);
@@ -379,23 +381,13 @@ ngx_stream_fishchat_msg_aof(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_worker_t *w = data;
 
-    if (reply == NULL) {
-        /* Redis did not answer: asked again at the next heartbeat */
-        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+    ngx_str_t  value;
+
+    if (ngx_stream_fishchat_msg_config(w, reply, &value) != NGX_OK) {
         return;
     }
 
-    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        return;
-    }
-
-    if (reply->element[1]->len == 3
-        && ngx_strncmp(reply->element[1]->str, "yes", 3) == 0)
-    {
+    if (value.len == 3 && ngx_strncmp(value.data, "yes", 3) == 0) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "fishchat msg: redis %V keeps its data in an "
                       "append-only file", &w->fcf->redis->url);
@@ -411,26 +403,18 @@ ngx_stream_fishchat_msg_rdb(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_worker_t *w = data;
 
-    if (reply == NULL) {
-        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+    ngx_str_t  value;
+
+    if (ngx_stream_fishchat_msg_config(w, reply, &value) != NGX_OK) {
         return;
     }
 
-    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
-
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
-        return;
-    }
-
-    if (reply->element[1]->len) {
+    if (value.len) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "fishchat msg: redis %V keeps its data in RDB "
-                      "snapshots only (save \"%*s\"): what came after the "
+                      "snapshots only (save \"%V\"): what came after the "
                       "last one is lost when it restarts",
-                      &w->fcf->redis->url, (size_t) reply->element[1]->len,
-                      reply->element[1]->str);
+                      &w->fcf->redis->url, &value);
         return;
     }
 
@@ -439,6 +423,35 @@ ngx_stream_fishchat_msg_rdb(redisReply *reply, void *data)
                   "(no append-only file, no RDB snapshots): accepted "
                   "messages are lost when it restarts, see "
                   "docs/operations.md", &w->fcf->redis->url);
+}
+
+
+/*
+ * The value of a CONFIG GET reply.  No reply: asked again at the next
+ * heartbeat; a refusal (CONFIG renamed or forbidden): nothing is said.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_config(ngx_stream_fishchat_msg_worker_t *w,
+    redisReply *reply, ngx_str_t *value)
+{
+    if (reply == NULL) {
+        w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_ASK;
+        return NGX_DECLINED;
+    }
+
+    w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_STRING)
+    {
+        return NGX_DECLINED;
+    }
+
+    value->data = (u_char *) reply->element[1]->str;
+    value->len = reply->element[1]->len;
+
+    return NGX_OK;
 }
 
 

@@ -20,6 +20,8 @@
 
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
+static ngx_int_t ngx_stream_fishchat_msg_may_read(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_event_t *rev);
 static ngx_int_t ngx_stream_fishchat_msg_parse(
     ngx_stream_fishchat_msg_session_t *sess, ngx_buf_t *b);
 static ngx_int_t ngx_stream_fishchat_msg_block_reading(ngx_event_t *rev);
@@ -215,57 +217,7 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     sess = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_msg_module);
     w = ngx_stream_fishchat_msg_worker;
 
-    if (c->close) {
-        /* worker_shutdown_timeout */
-        ngx_stream_fishchat_msg_close(sess);
-        return;
-    }
-
-    if (rev->timedout) {
-
-        if (sess->is_stalled) {
-            /* not read by us: the client is not to blame */
-            rev->timedout = 0;
-            ngx_add_timer(rev, sess->conf->keepalive);
-            return;
-        }
-
-        ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                      "fishchat msg: no frame for %M ms, closing",
-                      sess->conf->keepalive);
-        ngx_stream_fishchat_msg_close(sess);
-        return;
-    }
-
-    if (w->overloaded && !sess->eof) {
-        /*
-         * the worker has more topic messages to write than it can: its
-         * clients are read again when it has caught up (back-pressure on
-         * the senders through TCP)
-         */
-
-        if (!sess->is_stalled) {
-            ngx_queue_insert_tail(&w->stalled, &sess->stalled);
-            sess->is_stalled = 1;
-        }
-
-        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
-            ngx_stream_fishchat_msg_close(sess);
-        }
-
-        return;
-    }
-
-    if (sess->logging_in || sess->eof) {
-        /*
-         * what follows a login is read once the login is done; after the
-         * end of the input only the replies are waited for
-         */
-
-        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
-            ngx_stream_fishchat_msg_close(sess);
-        }
-
+    if (ngx_stream_fishchat_msg_may_read(sess, rev) != NGX_OK) {
         return;
     }
 
@@ -339,6 +291,80 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
         ngx_stream_fishchat_msg_close(sess);
     }
+}
+
+
+/*
+ * Whether the session is read now: NGX_DONE when it is not (closed, timed
+ * out, held back while the worker catches up or while a login is under
+ * way, or its input ended).
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_may_read(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_event_t *rev)
+{
+    ngx_connection_t                  *c;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    c = sess->c;
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (c->close) {
+        /* worker_shutdown_timeout */
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_DONE;
+    }
+
+    if (rev->timedout) {
+
+        if (sess->is_stalled) {
+            /* not read by us: the client is not to blame */
+            rev->timedout = 0;
+            ngx_add_timer(rev, sess->conf->keepalive);
+            return NGX_DONE;
+        }
+
+        ngx_log_error(NGX_LOG_INFO, c->log, 0,
+                      "fishchat msg: no frame for %M ms, closing",
+                      sess->conf->keepalive);
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_DONE;
+    }
+
+    if (w->overloaded && !sess->eof) {
+        /*
+         * the worker has more topic messages to write than it can: its
+         * clients are read again when it has caught up (back-pressure on
+         * the senders through TCP)
+         */
+
+        if (!sess->is_stalled) {
+            ngx_queue_insert_tail(&w->stalled, &sess->stalled);
+            sess->is_stalled = 1;
+        }
+
+        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return NGX_DONE;
+    }
+
+    if (sess->logging_in || sess->eof) {
+        /*
+         * what follows a login is read once the login is done; after the
+         * end of the input only the replies are waited for
+         */
+
+        if (ngx_stream_fishchat_msg_block_reading(rev) != NGX_OK) {
+            ngx_stream_fishchat_msg_close(sess);
+        }
+
+        return NGX_DONE;
+    }
+
+    return NGX_OK;
 }
 
 

@@ -52,6 +52,10 @@
 static ngx_int_t ngx_stream_fishchat_topic_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     const char *name, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg);
+static ngx_int_t ngx_stream_fishchat_topic_start(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    char *cmd, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg,
+    ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args);
 static ngx_int_t ngx_stream_fishchat_topic_create(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_topic_created(redisReply *reply, void *data);
@@ -238,36 +242,59 @@ ngx_stream_fishchat_topic_check(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * What a command on one topic begins with: the checks, the call named
+ * after the topic, and the topic's keys in args[0] and args[1] (at the
+ * start of the worker's scratch).  NGX_OK, or what the command returns.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m, char *cmd, ngx_uint_t min, ngx_uint_t max,
+    ngx_uint_t id_arg, ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args)
+{
+    u_char     *p;
+    ngx_int_t   rc;
+
+    rc = ngx_stream_fishchat_topic_check(sess, m, cmd, min, max, id_arg);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    *call = ngx_stream_fishchat_topic_name_call(sess, &m->args[0]);
+    if (*call == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = ngx_stream_fishchat_msg_worker->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "topic:", &m->args[0], "");
+    args[1] = ngx_fishchat_key(&p, "topic:", &m->args[0], ":members");
+
+    return NGX_OK;
+}
+
+
 /* CREATE_TOPIC <name> */
 
 static ngx_int_t
 ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[6], *name;
+    ngx_str_t                           args[6];
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
     u_char                              now[NGX_INT64_LEN];
 
-    rc = ngx_stream_fishchat_topic_check(sess, m, "CREATE_TOPIC", 1, 1, 0);
+    rc = ngx_stream_fishchat_topic_start(sess, m, "CREATE_TOPIC", 1, 1, 0,
+                                         &call, args);
     if (rc != NGX_OK) {
         return rc;
     }
 
     w = ngx_stream_fishchat_msg_worker;
-    name = &m->args[0];
 
-    call = ngx_stream_fishchat_topic_name_call(sess, name);
-    if (call == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
     args[2] = sess->node.str;
     args[3].data = now;
     args[3].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
@@ -343,31 +370,19 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_redis_handler_pt handler,
     ngx_stream_fishchat_msg_call_t **callp)
 {
-    u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[5], *name;
+    ngx_str_t                           args[5];
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
     *callp = NULL;
 
-    rc = ngx_stream_fishchat_topic_check(sess, m, cmd, 2, 2, 1);
+    rc = ngx_stream_fishchat_topic_start(sess, m, cmd, 2, 2, 1, &call, args);
     if (rc != NGX_OK) {
         return rc;
     }
 
     w = ngx_stream_fishchat_msg_worker;
-    name = &m->args[0];
-
-    call = ngx_stream_fishchat_topic_name_call(sess, name);
-    if (call == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
     args[2] = sess->node.str;
     args[3] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[4] = call->to;
@@ -543,29 +558,18 @@ static ngx_int_t
 ngx_stream_fishchat_topic_members(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    u_char                             *p;
     ngx_int_t                           rc;
-    ngx_str_t                           args[2], *name;
+    ngx_str_t                           args[2];
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
-    rc = ngx_stream_fishchat_topic_check(sess, m, "TOPIC_MEMBERS", 1, 1, 0);
+    rc = ngx_stream_fishchat_topic_start(sess, m, "TOPIC_MEMBERS", 1, 1, 0,
+                                         &call, args);
     if (rc != NGX_OK) {
         return rc;
     }
 
     w = ngx_stream_fishchat_msg_worker;
-    name = &m->args[0];
-
-    call = ngx_stream_fishchat_topic_name_call(sess, name);
-    if (call == NULL) {
-        return NGX_ERROR;
-    }
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->members,
                                           ngx_stream_fishchat_topic_list,
