@@ -465,10 +465,6 @@ ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
 
     b = ngx_fishchat_frame_buf(s->connection->pool,
                                &ngx_stream_fishchat_gw_select_cmd, &addr, 1);
-    if (b == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-        return;
-    }
 
     ngx_stream_fishchat_gw_reply(s, ctx, b);
 }
@@ -752,16 +748,12 @@ ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
     va_end(args);
 
     b = ngx_fishchat_error_buf(s->connection->pool, err, &text);
-    if (b == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-        return;
-    }
 
     ngx_stream_fishchat_gw_reply(s, ctx, b);
 }
 
 
-/* send one frame, then close gracefully */
+/* send one frame, then close gracefully; no frame (no memory): close */
 
 static void
 ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
@@ -769,6 +761,11 @@ ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
 {
     ngx_connection_t                   *c;
     ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+
+    if (b == NULL) {
+        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        return;
+    }
 
     c = s->connection;
     c->log->action = "sending gateway reply";

@@ -77,6 +77,10 @@ typedef struct ngx_http_fishchat_manager_ctx_s
 typedef ngx_int_t (*ngx_http_fishchat_manager_done_pt)(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 
+/* an element of a list page, from one entry of the reply */
+typedef void (*ngx_http_fishchat_manager_item_pt)(ngx_fishchat_json_t *out,
+    redisReply *e);
+
 /* an endpoint: NGX_DONE when a command is under way, or what to finalize */
 typedef ngx_int_t (*ngx_http_fishchat_manager_start_pt)(
     ngx_http_fishchat_manager_ctx_t *ctx);
@@ -137,6 +141,9 @@ extern char  ngx_http_fishchat_manager_nodes_lua[];
 
 /* ngx_http_fishchat_manager_module.c */
 
+ngx_int_t ngx_http_fishchat_manager_scan_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, char *name,
+    size_t fields, ngx_http_fishchat_manager_item_pt item);
 void ngx_http_fishchat_manager_page_args(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_str_t *args);
 ngx_int_t ngx_http_fishchat_manager_page(

@@ -12,6 +12,8 @@ static void ngx_http_fishchat_manager_presence(
     ngx_fishchat_json_t *out, redisReply **p);
 static ngx_int_t ngx_http_fishchat_manager_client_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
+static void ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
+    redisReply *e);
 static ngx_int_t ngx_http_fishchat_manager_clients_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_kick_done(
@@ -253,47 +255,24 @@ static ngx_int_t
 ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
-    size_t               i;
-    ngx_uint_t           n;
-    redisReply          *list, *e;
-    ngx_fishchat_json_t  out;
+    return ngx_http_fishchat_manager_scan_page(ctx, reply, "clients", 8,
+                                       ngx_http_fishchat_manager_client_item);
+}
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_ARRAY)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    list = reply->element[1];
+/* {id, node, ch, addr, srv, sid, since, pending} */
 
-    ngx_fishchat_json_init(&out, ctx->request->pool,
-                                       512 + 256 * list->elements);
-
-    ngx_fishchat_json_fmt(&out, "{\"clients\":[");
-
-    n = 0;
-
-    for (i = 0; i < list->elements; i++) {
-        e = list->element[i];
-
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 8) {
-            continue;
-        }
-
-        ngx_fishchat_json_fmt(&out, "%s{\"id\":", n++ ? "," : "");
-        ngx_fishchat_json_rstr(&out, e->element[0]);
-        ngx_fishchat_json_fmt(&out, ",\"online\":");
-        ngx_http_fishchat_manager_presence(&out, &e->element[1]);
-        ngx_fishchat_json_fmt(&out, ",\"pending\":");
-        ngx_fishchat_json_rnum(&out, e->element[7]);
-        ngx_fishchat_json_fmt(&out, "}");
-    }
-
-    ngx_fishchat_json_fmt(&out, "]");
-    ngx_http_fishchat_manager_cursor(&out, reply->element[0], 1);
-    ngx_fishchat_json_fmt(&out, "}");
-
-    return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
+static void
+ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
+    redisReply *e)
+{
+    ngx_fishchat_json_fmt(out, "{\"id\":");
+    ngx_fishchat_json_rstr(out, e->element[0]);
+    ngx_fishchat_json_fmt(out, ",\"online\":");
+    ngx_http_fishchat_manager_presence(out, &e->element[1]);
+    ngx_fishchat_json_fmt(out, ",\"pending\":");
+    ngx_fishchat_json_rnum(out, e->element[7]);
+    ngx_fishchat_json_fmt(out, "}");
 }
 
 
@@ -342,7 +321,7 @@ ngx_http_fishchat_manager_kick_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_fmt(&out, "{\"id\":");
     ngx_fishchat_json_str(&out, &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"kicked\":true,\"stale\":%s}",
-                                  reply->integer == 2 ? "true" : "false");
+                          reply->integer == 2 ? "true" : "false");
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
 }
@@ -446,7 +425,7 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
 
         } else {
             ngx_fishchat_json_fmt(&out, ",\"from\":null,"
-                                          "\"message\":null");
+                                  "\"message\":null");
         }
 
         ngx_fishchat_frame_free(&m);

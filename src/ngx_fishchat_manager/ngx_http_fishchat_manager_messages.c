@@ -301,7 +301,7 @@ ngx_http_fishchat_manager_topic_message_sent(
     ngx_fishchat_json_fmt(&out, ",\"topic\":");
     ngx_fishchat_json_str(&out, &ctx->name);
     ngx_fishchat_json_fmt(&out, ",\"seq\":%L}",
-                                  (int64_t) reply->integer);
+                          (int64_t) reply->integer);
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_CREATED, &out);
 }

@@ -748,6 +748,59 @@ invalid:
 }
 
 
+/*
+ * A page of a SCAN walk, {cursor, {entry...}}, as
+ * {"<name>":[item...],"cursor":...}: an entry that is not an array of
+ * "fields" elements is left out.
+ */
+
+ngx_int_t
+ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
+    redisReply *reply, char *name, size_t fields,
+    ngx_http_fishchat_manager_item_pt item)
+{
+    size_t               i;
+    ngx_uint_t           n;
+    redisReply          *list, *e;
+    ngx_fishchat_json_t  out;
+
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
+        || reply->element[1]->type != REDIS_REPLY_ARRAY)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    list = reply->element[1];
+
+    ngx_fishchat_json_init(&out, ctx->request->pool,
+                           512 + 256 * list->elements);
+
+    ngx_fishchat_json_fmt(&out, "{\"%s\":[", name);
+
+    n = 0;
+
+    for (i = 0; i < list->elements; i++) {
+        e = list->element[i];
+
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != fields) {
+            continue;
+        }
+
+        if (n++) {
+            ngx_fishchat_json_fmt(&out, ",");
+        }
+
+        item(&out, e);
+    }
+
+    ngx_fishchat_json_fmt(&out, "]");
+    ngx_http_fishchat_manager_cursor(&out, reply->element[0], 1);
+    ngx_fishchat_json_fmt(&out, "}");
+
+    return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
+}
+
+
 /* the cursor ("0" for the first page) and the count of a page, at "args" */
 
 void

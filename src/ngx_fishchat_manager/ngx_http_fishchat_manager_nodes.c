@@ -107,10 +107,10 @@ ngx_http_fishchat_manager_nodes_done(ngx_http_fishchat_manager_ctx_t *ctx,
         }
 
         ngx_fishchat_json_fmt(&out, "%s{\"node\":",
-                                      first ? "" : ",");
+                              first ? "" : ",");
         ngx_fishchat_json_str(&out, &beats[i].beat.node);
         ngx_fishchat_json_fmt(&out, ",\"sessions\":%L,\"servers\":[",
-                                      total);
+                              total);
 
         first = 0;
 
@@ -125,19 +125,19 @@ ngx_http_fishchat_manager_nodes_done(ngx_http_fishchat_manager_ctx_t *ctx,
             }
 
             ngx_fishchat_json_fmt(&out, "%s{\"address\":",
-                                          k == i ? "" : ",");
+                                  k == i ? "" : ",");
             ngx_fishchat_json_str(&out, &b->beat.address);
 
             if (b->beat.sessions >= 0) {
                 ngx_fishchat_json_fmt(&out, ",\"sessions\":%L",
-                                              b->beat.sessions);
+                                      b->beat.sessions);
 
             } else {
                 ngx_fishchat_json_fmt(&out, ",\"sessions\":null");
             }
 
             ngx_fishchat_json_fmt(&out, ",\"expires_in\":%i}",
-                                          b->beat.ttl);
+                                  b->beat.ttl);
 
             b->done = 1;
         }

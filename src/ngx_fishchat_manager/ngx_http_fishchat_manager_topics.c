@@ -8,6 +8,8 @@
 #include "ngx_http_fishchat_manager.h"
 
 
+static void ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out,
+    redisReply *e);
 static ngx_int_t ngx_http_fishchat_manager_topics_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_created(
@@ -18,6 +20,10 @@ static ngx_int_t ngx_http_fishchat_manager_topic_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_deleted(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_fishchat_manager_topic_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *suffix,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done);
 static ngx_int_t ngx_http_fishchat_manager_members_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_member(
@@ -153,51 +159,27 @@ static ngx_int_t
 ngx_http_fishchat_manager_topics_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
-    size_t               i;
-    ngx_uint_t           n;
-    redisReply          *list, *e;
-    ngx_fishchat_json_t  out;
+    return ngx_http_fishchat_manager_scan_page(ctx, reply, "topics", 5,
+                                       ngx_http_fishchat_manager_topic_item);
+}
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_ARRAY)
-    {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
 
-    list = reply->element[1];
+/* {name, creator, created, seq, members} */
 
-    ngx_fishchat_json_init(&out, ctx->request->pool,
-                                       512 + 256 * list->elements);
-
-    ngx_fishchat_json_fmt(&out, "{\"topics\":[");
-
-    n = 0;
-
-    for (i = 0; i < list->elements; i++) {
-        e = list->element[i];
-
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != 5) {
-            continue;
-        }
-
-        ngx_fishchat_json_fmt(&out, "%s{\"name\":", n++ ? "," : "");
-        ngx_fishchat_json_rstr(&out, e->element[0]);
-        ngx_fishchat_json_fmt(&out, ",\"creator\":");
-        ngx_fishchat_json_rstr(&out, e->element[1]);
-        ngx_fishchat_json_fmt(&out, ",\"created\":");
-        ngx_fishchat_json_rnum(&out, e->element[2]);
-        ngx_fishchat_json_fmt(&out, ",\"messages\":");
-        ngx_fishchat_json_rnum(&out, e->element[3]);
-        ngx_fishchat_json_fmt(&out, ",\"members\":");
-        ngx_fishchat_json_rnum(&out, e->element[4]);
-        ngx_fishchat_json_fmt(&out, "}");
-    }
-
-    ngx_fishchat_json_fmt(&out, "]");
-    ngx_http_fishchat_manager_cursor(&out, reply->element[0], 1);
-    ngx_fishchat_json_fmt(&out, "}");
-
-    return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
+static void
+ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out, redisReply *e)
+{
+    ngx_fishchat_json_fmt(out, "{\"name\":");
+    ngx_fishchat_json_rstr(out, e->element[0]);
+    ngx_fishchat_json_fmt(out, ",\"creator\":");
+    ngx_fishchat_json_rstr(out, e->element[1]);
+    ngx_fishchat_json_fmt(out, ",\"created\":");
+    ngx_fishchat_json_rnum(out, e->element[2]);
+    ngx_fishchat_json_fmt(out, ",\"messages\":");
+    ngx_fishchat_json_rnum(out, e->element[3]);
+    ngx_fishchat_json_fmt(out, ",\"members\":");
+    ngx_fishchat_json_rnum(out, e->element[4]);
+    ngx_fishchat_json_fmt(out, "}");
 }
 
 
@@ -501,7 +483,7 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_fmt(&out, "{\"name\":");
     ngx_fishchat_json_str(&out, name);
     ngx_fishchat_json_fmt(&out, ",\"deleted\":true,\"members\":%uz}",
-                                  reply->elements);
+                          reply->elements);
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
 }
@@ -511,6 +493,19 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
 
 ngx_int_t
 ngx_http_fishchat_manager_members(ngx_http_fishchat_manager_ctx_t *ctx)
+{
+    return ngx_http_fishchat_manager_topic_page(ctx, ":members",
+                                      ctx->main->members,
+                                      ngx_http_fishchat_manager_members_done);
+}
+
+
+/* a page of one of the topic's keys: the topic, the key, cursor, count */
+
+static ngx_int_t
+ngx_http_fishchat_manager_topic_page(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *suffix, ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done)
 {
     u_char     *p;
     ngx_int_t   rc;
@@ -524,12 +519,10 @@ ngx_http_fishchat_manager_members(ngx_http_fishchat_manager_ctx_t *ctx)
     p = ctx->scratch;
 
     args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
+    args[1] = ngx_fishchat_key(&p, "topic:", name, suffix);
     ngx_http_fishchat_manager_page_args(ctx, &args[2]);
 
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->members,
-                                     ngx_http_fishchat_manager_members_done,
-                                     2, 4, args);
+    return ngx_http_fishchat_manager_eval(ctx, script, done, 2, 4, args);
 }
 
 
@@ -558,7 +551,7 @@ ngx_http_fishchat_manager_members_done(ngx_http_fishchat_manager_ctx_t *ctx,
     list = reply->element[1];
 
     ngx_fishchat_json_init(&out, ctx->request->pool,
-                                       512 + 320 * list->elements);
+                           512 + 320 * list->elements);
 
     ngx_fishchat_json_fmt(&out, "{\"name\":");
     ngx_fishchat_json_str(&out, &ctx->param[0]);
@@ -678,9 +671,9 @@ ngx_http_fishchat_manager_member_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_fmt(&out, ",\"id\":");
     ngx_fishchat_json_str(&out, &ctx->param[1]);
     ngx_fishchat_json_fmt(&out, ",\"member\":%s,\"online\":%s}",
-                                  ctx->request->method == NGX_HTTP_PUT
-                                  ? "true" : "false",
-                                  reply->integer ? "true" : "false");
+                          ctx->request->method == NGX_HTTP_PUT
+                          ? "true" : "false",
+                          reply->integer ? "true" : "false");
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
 }
@@ -726,24 +719,9 @@ ngx_http_fishchat_manager_client_topic(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_history(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   args[4], *name;
-
-    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
-        return rc;
-    }
-
-    name = &ctx->param[0];
-    p = ctx->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":h");
-    ngx_http_fishchat_manager_page_args(ctx, &args[2]);
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->history,
-                                     ngx_http_fishchat_manager_history_done,
-                                     2, 4, args);
+    return ngx_http_fishchat_manager_topic_page(ctx, ":h",
+                                      ctx->main->history,
+                                      ngx_http_fishchat_manager_history_done);
 }
 
 
@@ -808,7 +786,7 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
         v.len = (nl ? nl : last) - s;
 
         ngx_fishchat_json_fmt(&out, "\"seq\":%L",
-                                      (int64_t) ngx_atoof(v.data, v.len));
+                              (int64_t) ngx_atoof(v.data, v.len));
 
         s = nl ? nl + 1 : last;
         nl = ngx_strlchr(s, last, '\n');
@@ -840,7 +818,7 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
         && n)
     {
         ngx_fishchat_json_fmt(&out, "],\"cursor\":\"%L\"}",
-                                      (int64_t) reply->element[2]->integer);
+                              (int64_t) reply->element[2]->integer);
 
     } else {
         ngx_fishchat_json_fmt(&out, "],\"cursor\":null}");

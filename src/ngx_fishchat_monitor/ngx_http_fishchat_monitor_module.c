@@ -685,8 +685,8 @@ ngx_http_fishchat_monitor_json_counters(ngx_fishchat_json_t *out,
 
     for (e = 0; e < NGX_FISHCHAT_ERR_LAST; e++) {
         ngx_fishchat_json_fmt(out, "%s\"%s\":%uA", e ? "," : "",
-                                         ngx_http_fishchat_monitor_errors[e],
-                                         c->error[e]);
+                              ngx_http_fishchat_monitor_errors[e],
+                              c->error[e]);
     }
 
     ngx_fishchat_json_fmt(out, "}");
@@ -866,7 +866,7 @@ static ngx_http_fishchat_monitor_metric_t
 
 #define ngx_http_fishchat_monitor_family(out, name, type, help)             \
     ngx_fishchat_json_fmt(out, "# HELP %s %s\n# TYPE %s %s\n",   \
-                                     name, help, name, type)
+                          name, help, name, type)
 
 
 static ngx_int_t
