@@ -31,6 +31,8 @@ static ngx_http_fishchat_manager_ctx_t *ngx_http_fishchat_manager_create_ctx(
     ngx_http_request_t *r, ngx_http_fishchat_manager_loc_conf_t *mlcf);
 static ngx_http_fishchat_manager_start_pt ngx_http_fishchat_manager_method(
     ngx_http_request_t *r, ngx_http_fishchat_manager_route_t *route);
+static ngx_int_t ngx_http_fishchat_manager_post(ngx_http_request_t *r,
+    ngx_http_fishchat_manager_loc_conf_t *mlcf);
 static void ngx_http_fishchat_manager_body_handler(ngx_http_request_t *r);
 static void ngx_http_fishchat_manager_run(
     ngx_http_fishchat_manager_ctx_t *ctx);
@@ -300,29 +302,7 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
     ctx->start = start;
 
     if (r->method == NGX_HTTP_POST) {
-
-        if (r->headers_in.content_length_n > (off_t) mlcf->body_max) {
-            if (ngx_http_discard_request_body(r) != NGX_OK) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            return ngx_http_fishchat_manager_error(r,
-                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
-                                           "BODY_TOO_LARGE",
-                                           "a body is at most %uz bytes",
-                                           mlcf->body_max);
-        }
-
-        r->request_body_in_single_buf = 1;
-
-        rc = ngx_http_read_client_request_body(r,
-                                       ngx_http_fishchat_manager_body_handler);
-
-        if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
-            return rc;
-        }
-
-        return NGX_DONE;
+        return ngx_http_fishchat_manager_post(r, mlcf);
     }
 
     rc = ngx_http_discard_request_body(r);
@@ -334,6 +314,39 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
     r->main->count++;
 
     ngx_http_fishchat_manager_run(ctx);
+
+    return NGX_DONE;
+}
+
+
+/* a POST: its body is read, at most fishchat_manager_body_max bytes */
+
+static ngx_int_t
+ngx_http_fishchat_manager_post(ngx_http_request_t *r,
+    ngx_http_fishchat_manager_loc_conf_t *mlcf)
+{
+    ngx_int_t  rc;
+
+    if (r->headers_in.content_length_n > (off_t) mlcf->body_max) {
+        if (ngx_http_discard_request_body(r) != NGX_OK) {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+        }
+
+        return ngx_http_fishchat_manager_error(r,
+                                           NGX_HTTP_REQUEST_ENTITY_TOO_LARGE,
+                                           "BODY_TOO_LARGE",
+                                           "a body is at most %uz bytes",
+                                           mlcf->body_max);
+    }
+
+    r->request_body_in_single_buf = 1;
+
+    rc = ngx_http_read_client_request_body(r,
+                                       ngx_http_fishchat_manager_body_handler);
+
+    if (rc >= NGX_HTTP_SPECIAL_RESPONSE) {
+        return rc;
+    }
 
     return NGX_DONE;
 }

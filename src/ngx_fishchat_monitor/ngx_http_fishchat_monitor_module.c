@@ -131,6 +131,9 @@ static void ngx_http_fishchat_monitor_cluster_cleanup(void *data);
 static ngx_http_fishchat_monitor_server_t *
     ngx_http_fishchat_monitor_cluster_servers(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t n);
+static ngx_int_t ngx_http_fishchat_monitor_cluster_node(
+    ngx_http_request_t *r, ngx_fishchat_json_t *out,
+    ngx_http_fishchat_monitor_server_t *servers, ngx_uint_t i, ngx_uint_t n);
 static int ngx_libc_cdecl ngx_http_fishchat_monitor_cmp_servers(
     const void *one, const void *two);
 
@@ -1208,7 +1211,7 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     redisReply *reply)
 {
-    ngx_str_t                           *node, *name, *addr, prev;
+    ngx_str_t                           *node, *name, prev;
     ngx_int_t                            total, sessions;
     ngx_uint_t                           i, k, n, first;
     ngx_fishchat_conf_t                 *fcf;
@@ -1307,25 +1310,10 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
         first = 0;
 
-        for (k = i; k < n; k++) {
-            if (servers[k].node.len != s->node.len
-                || ngx_strncmp(servers[k].node.data, s->node.data,
-                               s->node.len) != 0)
-            {
-                break;
-            }
-
-            addr = ngx_http_fishchat_monitor_json_str(r->pool,
-                                                      &servers[k].address);
-            if (addr == NULL) {
-                return NGX_HTTP_INTERNAL_SERVER_ERROR;
-            }
-
-            ngx_fishchat_json_fmt(&out,
-                "%s{\"address\":\"%V\",\"sessions\":%i,"
-                "\"expires_in_ms\":%i}",
-                k == i ? "" : ",", addr, servers[k].sessions,
-                servers[k].ttl);
+        if (ngx_http_fishchat_monitor_cluster_node(r, &out, servers, i, n)
+            != NGX_OK)
+        {
+            return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
         ngx_fishchat_json_fmt(&out, "]}");
@@ -1335,6 +1323,42 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
                                           &out);
+}
+
+
+/* the servers of the node of servers[i], which come one after the other */
+
+static ngx_int_t
+ngx_http_fishchat_monitor_cluster_node(ngx_http_request_t *r,
+    ngx_fishchat_json_t *out, ngx_http_fishchat_monitor_server_t *servers,
+    ngx_uint_t i, ngx_uint_t n)
+{
+    ngx_str_t                           *addr;
+    ngx_uint_t                           k;
+    ngx_http_fishchat_monitor_server_t  *s;
+
+    s = &servers[i];
+
+    for (k = i; k < n; k++) {
+        if (servers[k].node.len != s->node.len
+            || ngx_strncmp(servers[k].node.data, s->node.data,
+                           s->node.len) != 0)
+        {
+            break;
+        }
+
+        addr = ngx_http_fishchat_monitor_json_str(r->pool,
+                                                  &servers[k].address);
+        if (addr == NULL) {
+            return NGX_ERROR;
+        }
+
+        ngx_fishchat_json_fmt(out,
+            "%s{\"address\":\"%V\",\"sessions\":%i,\"expires_in_ms\":%i}",
+            k == i ? "" : ",", addr, servers[k].sessions, servers[k].ttl);
+    }
+
+    return NGX_OK;
 }
 
 

@@ -16,6 +16,8 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
+static ngx_int_t ngx_stream_fishchat_msg_p2p_args(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
 static void ngx_stream_fishchat_msg_routed(redisReply *reply, void *data);
 static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
@@ -93,35 +95,12 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
 
     w = ngx_stream_fishchat_msg_worker;
 
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "SEND_MESSAGE_P2P before "
-                                              "login");
-    }
-
-    if (m->nargs != 3 && m->nargs != 4) {
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
-                                              1, "SEND_MESSAGE_P2P takes to, "
-                                              "message, from and an "
-                                              "optional reference");
+    rc = ngx_stream_fishchat_msg_p2p_args(sess, m);
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     to = &m->args[0];
-
-    if (ngx_fishchat_valid_id(to) != NGX_OK) {
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
-                                              1, "invalid recipient id");
-    }
-
-    if (m->args[2].len != sess->node.str.len
-        || ngx_strncmp(m->args[2].data, sess->node.str.data,
-                       m->args[2].len) != 0)
-    {
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
-                                              1, "\"from\" is not the "
-                                              "logged-in id");
-    }
 
     rc = ngx_stream_fishchat_msg_send_check(sess,
                                             m->nargs == 4 ? &m->args[3]
@@ -200,6 +179,44 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
                                               !sess->optin,
                                               "message not accepted: Redis "
                                               "is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+/* SEND_MESSAGE_P2P <to> <msg> <from> [<ref>]: NGX_OK, or refused */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_p2p_args(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "SEND_MESSAGE_P2P before "
+                                              "login");
+    }
+
+    if (m->nargs != 3 && m->nargs != 4) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "SEND_MESSAGE_P2P takes to, "
+                                              "message, from and an "
+                                              "optional reference");
+    }
+
+    if (ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "invalid recipient id");
+    }
+
+    if (m->args[2].len != sess->node.str.len
+        || ngx_strncmp(m->args[2].data, sess->node.str.data,
+                       m->args[2].len) != 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              1, "\"from\" is not the "
+                                              "logged-in id");
     }
 
     return NGX_OK;

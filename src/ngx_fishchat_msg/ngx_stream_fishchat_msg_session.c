@@ -34,6 +34,8 @@ static ngx_int_t ngx_stream_fishchat_msg_login(
 static ngx_int_t ngx_stream_fishchat_msg_presence(
     ngx_stream_fishchat_msg_session_t *sess, ngx_uint_t resync);
 static void ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data);
+static ngx_int_t ngx_stream_fishchat_msg_after_login(
+    ngx_stream_fishchat_msg_session_t *sess);
 static ngx_int_t ngx_stream_fishchat_msg_inbox_page(
     ngx_stream_fishchat_msg_session_t *sess, redisReply *reply);
 static void ngx_stream_fishchat_msg_inbox_fetch(
@@ -770,12 +772,8 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
 
-    u_char                              *stash;
-    ngx_int_t                            rc;
-    ngx_buf_t                            b;
     ngx_str_t                            args[3];
     ngx_uint_t                           resync;
-    ngx_fishchat_out_t                  *held;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *sess;
     u_char                               pid[NGX_INT64_LEN];
@@ -845,6 +843,32 @@ inbox:
 
 held:
 
+    if (ngx_stream_fishchat_msg_after_login(sess) != NGX_OK) {
+        return;
+    }
+
+    ngx_post_event(sess->c->read, &ngx_posted_events);
+
+    if (!resync) {
+        /* the topics of the client: what it missed, then live messages */
+        ngx_stream_fishchat_topic_login(sess);
+    }
+}
+
+
+/*
+ * After a login or a resync: what arrived for the session meanwhile, then
+ * what the client sent after its login.  NGX_ERROR: the session is closed.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_after_login(ngx_stream_fishchat_msg_session_t *sess)
+{
+    u_char              *stash;
+    ngx_int_t            rc;
+    ngx_buf_t            b;
+    ngx_fishchat_out_t  *held;
+
     while (sess->held.head) {
         held = sess->held.head;
 
@@ -860,7 +884,7 @@ held:
             != NGX_OK)
         {
             ngx_free(held);
-            return;
+            return NGX_ERROR;
         }
 
         sess->counters->frames_out++;
@@ -882,16 +906,11 @@ held:
         ngx_free(stash);
 
         if (rc == NGX_ERROR) {
-            return;
+            return NGX_ERROR;
         }
     }
 
-    ngx_post_event(sess->c->read, &ngx_posted_events);
-
-    if (!resync) {
-        /* the topics of the client: what it missed, then live messages */
-        ngx_stream_fishchat_topic_login(sess);
-    }
+    return NGX_OK;
 }
 
 

@@ -30,6 +30,8 @@ static void ngx_stream_fishchat_topic_trim(ngx_stream_fishchat_topic_t *t,
     ngx_uint_t all);
 static void ngx_stream_fishchat_topic_catch_up(
     ngx_stream_fishchat_topic_member_t *mb);
+static ngx_int_t ngx_stream_fishchat_topic_page_check(
+    ngx_stream_fishchat_topic_member_t *mb, redisReply *reply);
 static ngx_int_t ngx_stream_fishchat_topic_gap(
     ngx_stream_fishchat_topic_member_t *mb, uint64_t from);
 static ngx_int_t ngx_stream_fishchat_topic_render(
@@ -781,53 +783,17 @@ ngx_stream_fishchat_topic_caught_up(redisReply *reply, void *data)
 
     u_char                              *last;
     uint64_t                             pos, seq, from, written;
-    ngx_str_t                           *name;
     ngx_uint_t                           frames;
     ngx_fishchat_out_piece_t             piece;
     ngx_stream_fishchat_topic_t         *t;
     ngx_stream_fishchat_topic_worker_t  *tw;
-    ngx_stream_fishchat_msg_session_t   *sess;
 
     mb->req = NULL;
 
-    sess = mb->sess;
     t = mb->topic;
-    name = &t->node.str;
     tw = ngx_stream_fishchat_msg_worker->topics;
 
-    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements < 1
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
-    {
-        if (reply && reply->type == REDIS_REPLY_ERROR) {
-            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
-                          "fishchat msg: topic catch-up script failed: %*s",
-                          (size_t) reply->len, reply->str);
-        }
-
-        t->retry = 1;
-        ngx_stream_fishchat_topic_dirty(t);
-        return;
-    }
-
-    if (reply->element[0]->integer < 0) {
-        /* not a member any more (left from another session) */
-        ngx_log_debug2(NGX_LOG_DEBUG_STREAM, sess->c->log, 0,
-                       "fishchat msg: \"%V\" is no member of \"%V\"",
-                       &sess->node.str, name);
-
-        (void) ngx_stream_fishchat_topic_client_set("SREM", &sess->node.str,
-                                                    name, NULL, NULL, NULL);
-        ngx_stream_fishchat_topic_detach(mb);
-        return;
-    }
-
-    if (reply->elements < 3
-        || reply->element[1]->type != REDIS_REPLY_INTEGER
-        || reply->element[2]->type != REDIS_REPLY_INTEGER)
-    {
-        t->retry = 1;
-        ngx_stream_fishchat_topic_dirty(t);
+    if (ngx_stream_fishchat_topic_page_check(mb, reply) != NGX_OK) {
         return;
     }
 
@@ -905,6 +871,64 @@ ngx_stream_fishchat_topic_caught_up(redisReply *reply, void *data)
     if (mb->again) {
         ngx_stream_fishchat_topic_catch_up(mb);
     }
+}
+
+
+/*
+ * A catch-up page is {position, seq, from, entry...}: NGX_DECLINED for
+ * anything else (tried again at the next save), and when the session is
+ * no member any more (the membership is let go).
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_page_check(ngx_stream_fishchat_topic_member_t *mb,
+    redisReply *reply)
+{
+    ngx_str_t                          *name;
+    ngx_stream_fishchat_topic_t        *t;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = mb->sess;
+    t = mb->topic;
+    name = &t->node.str;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
+        || reply->elements < 1
+        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    {
+        if (reply && reply->type == REDIS_REPLY_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+                          "fishchat msg: topic catch-up script failed: %*s",
+                          (size_t) reply->len, reply->str);
+        }
+
+        t->retry = 1;
+        ngx_stream_fishchat_topic_dirty(t);
+        return NGX_DECLINED;
+    }
+
+    if (reply->element[0]->integer < 0) {
+        /* not a member any more (left from another session) */
+        ngx_log_debug2(NGX_LOG_DEBUG_STREAM, sess->c->log, 0,
+                       "fishchat msg: \"%V\" is no member of \"%V\"",
+                       &sess->node.str, name);
+
+        (void) ngx_stream_fishchat_topic_client_set("SREM", &sess->node.str,
+                                                    name, NULL, NULL, NULL);
+        ngx_stream_fishchat_topic_detach(mb);
+        return NGX_DECLINED;
+    }
+
+    if (reply->elements < 3
+        || reply->element[1]->type != REDIS_REPLY_INTEGER
+        || reply->element[2]->type != REDIS_REPLY_INTEGER)
+    {
+        t->retry = 1;
+        ngx_stream_fishchat_topic_dirty(t);
+        return NGX_DECLINED;
+    }
+
+    return NGX_OK;
 }
 
 
