@@ -307,8 +307,6 @@ u_char *ngx_fishchat_json_escape(u_char *dst, ngx_str_t *s);
 /* ngx_fishchat_json.c: JSON bodies of the HTTP roles */
 void ngx_fishchat_json_init(ngx_fishchat_json_t *j, ngx_pool_t *pool,
     size_t size);
-u_char *ngx_fishchat_json_reserve(ngx_fishchat_json_t *j, size_t size);
-void ngx_fishchat_json_wrote(ngx_fishchat_json_t *j, u_char *p);
 void ngx_cdecl ngx_fishchat_json_fmt(ngx_fishchat_json_t *j,
     const char *fmt, ...);
 void ngx_fishchat_json_str(ngx_fishchat_json_t *j, ngx_str_t *s);

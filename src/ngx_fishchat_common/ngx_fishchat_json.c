@@ -17,6 +17,11 @@
 #define NGX_FISHCHAT_JSON_MAX  (16 * 1024 * 1024)
 
 
+static u_char *ngx_fishchat_json_reserve(ngx_fishchat_json_t *j,
+    size_t size);
+static void ngx_fishchat_json_wrote(ngx_fishchat_json_t *j, u_char *p);
+
+
 void
 ngx_fishchat_json_init(ngx_fishchat_json_t *j, ngx_pool_t *pool, size_t size)
 {
@@ -34,7 +39,7 @@ ngx_fishchat_json_init(ngx_fishchat_json_t *j, ngx_pool_t *pool, size_t size)
  * when they are not there.
  */
 
-u_char *
+static u_char *
 ngx_fishchat_json_reserve(ngx_fishchat_json_t *j, size_t size)
 {
     ngx_buf_t    *b;
@@ -90,7 +95,7 @@ ngx_fishchat_json_reserve(ngx_fishchat_json_t *j, size_t size)
 
 /* the bytes written at the end of the last buffer, up to "p" */
 
-void
+static void
 ngx_fishchat_json_wrote(ngx_fishchat_json_t *j, u_char *p)
 {
     j->size += p - j->last->buf->last;
