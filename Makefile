@@ -27,6 +27,7 @@ build-dynamic: deps
 run: build
 	@mkdir -p var/run/logs
 	@util/redis.sh run $(REDIS_HOST) $(REDIS_PORT)
+	@util/tls.sh
 	@util/run.sh $(NGINX) $(CONF) $(CURDIR)/var/run
 
 stop:

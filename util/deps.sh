@@ -5,6 +5,10 @@
 # chromium and chromium-driver run the monitor's dashboard test in a
 # headless browser (t/monitor.t).
 #
+# libjwt-dev verifies the login tokens; openssl (the command) makes the
+# certificates of util/tls.sh and signs test tokens; libio-socket-ssl-perl
+# lets the tests and util/fishchat-client speak TLS.
+#
 # Test::Nginx is not in Debian 12; its pure-Perl package libtest-nginx-perl
 # is downloaded from Debian's development suite through a private apt
 # configuration (the system's apt sources are never touched) and installed
@@ -23,7 +27,8 @@ pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libipc-run-perl libtest-longstring-perl liburi-perl libwww-perl
       libhttp-message-perl libencode-perl libfilter-perl
       libscalar-list-utils-perl libjson-pp-perl procps wrk
-      chromium chromium-driver"
+      chromium chromium-driver
+      libjwt-dev libio-socket-ssl-perl openssl"
 
 missing=""
 for p in $pkgs; do
