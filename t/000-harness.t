@@ -124,7 +124,7 @@ sub relay {
 $ENV{TEST_NGINX_FC_OUTSIDE_KEY} = "fct-outside:$$";
 
 my $unit_tests = 32;
-plan tests => $unit_tests + repeat_each() * 25;
+plan tests => $unit_tests + repeat_each() * 32;
 
 # lengths from /work/shared/seed/wire-transcripts.md
 is(unpack('H8', frame('REQ_MSG_SERVER')), '00000027', 'REQ_MSG_SERVER length');
@@ -295,6 +295,49 @@ Test::FishChat::add_step(near_now_ms => sub {
     my $want = int(Time::HiRes::time() * 1000) + $delta;
     die "$key is $v, not about $want\n" if abs($v - $want) > 2000;
 });
+
+# set_big VAR N: $VAR is N characters; read_size N: scenario clients read
+# at most N bytes at once (65536 again at the end of the block)
+Test::FishChat::add_step(set_big => sub {
+    my ($sc, $rest) = @_;
+    my ($var, $n) = $sc->tokens($rest);
+    $sc->var($var, join '', map { chr(65 + $_ % 26) } 0 .. $n - 1);
+});
+
+Test::FishChat::add_step(read_size => sub {
+    my ($sc, $rest) = @_;
+    ($Test::FishChat::ReadSize) = $sc->tokens($rest);
+});
+
+# send_joined NAME LINE || LINE ...: the frames in one write
+Test::FishChat::add_step(send_joined => sub {
+    my ($sc, $rest) = @_;
+    my ($c, $lines) = $sc->client_arg($rest);
+    $sc->send($c, join '', map { $sc->frame_bytes($_) }
+                           split /\s+\|\|\s+/, $lines);
+});
+
+# step_fails REGEX LINE: the step LINE must fail with a message matching
+# REGEX (one word)
+Test::FishChat::add_step(step_fails => sub {
+    my ($sc, $rest) = @_;
+    my ($re, $line) = $rest =~ /^(\S+)\s+(.*)$/s
+        or die "usage: step_fails REGEX LINE\n";
+    my ($kw, $args) = $line =~ /^(\S+)\s*(.*)$/s;
+    my $step = $Test::FishChat::Steps{$kw} or die "unknown step $kw\n";
+    my $ok = eval { $step->($sc, $args); 1 };
+    die "\"$line\" did not fail\n" if $ok;
+    die "\"$line\" failed with: $@" if $@ !~ /$re/;
+});
+
+{
+    no warnings 'redefine';
+    my $finish = \&Test::FishChat::Scenario::finish;
+    *Test::FishChat::Scenario::finish = sub {
+        $Test::FishChat::ReadSize = 65536;
+        $finish->(@_);
+    };
+}
 
 # is the fishchat_redis directive there (a static build) or loaded?
 my $have_fc = ($ENV{TEST_NGINX_LOAD_MODULES} // '') =~ /fishchat/;
@@ -479,3 +522,103 @@ conf_has "fishchat_redis_prefix $TEST_NGINX_FC_PREFIX;"
 --- no_error_log
 [alert]
 [emerg]
+
+
+
+=== TEST 10: TLS clients and a plaintext one, through a stream ssl listener
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 ssl;
+        ssl_certificate $TEST_NGINX_FC_KEYS/server.pem;
+        ssl_certificate_key $TEST_NGINX_FC_KEYS/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        proxy_pass 127.0.0.1:$TEST_NGINX_RELAY_PORT;
+    }
+--- stream_server_config
+    proxy_pass 127.0.0.1:$TEST_NGINX_RELAY_PORT;
+--- scenario
+connect_tls a $TEST_NGINX_FC_PORT1 ca=$TEST_NGINX_FC_KEYS/ca.pem
+connect b
+send a SEND_CLIENT_ID alice ack
+recv a LOGGED_IN alice
+send b SEND_CLIENT_ID bob ack
+recv b LOGGED_IN bob
+send a SEND_MESSAGE_P2P bob "over TLS" alice
+recv b RESP_MESSAGE_P2P "over TLS" alice *
+send b SEND_MESSAGE_P2P alice "to TLS" bob
+recv a RESP_MESSAGE_P2P "to TLS" bob *
+no_frame a 0.2
+# many frames in one write, one frame in many writes
+send_joined a ECHO 1 || ECHO 2 || hex: 00 00
+send a hex: 00 1f 7b 22
+send a raw: CmdName":"ECHO","Args":["3"]}
+recv a ECHO 1
+recv a ECHO 2
+recv a ECHO 3
+# a frame over several TLS records, read 7 bytes at a time: the bytes
+# already inside the TLS library are read without select
+set_big big 20000
+read_size 7
+send a ECHO $big x
+recv a ECHO $big x
+send a ECHO y
+send a ECHO z
+recv a ECHO y
+recv a ECHO z
+read_size 65536
+send a ECHO $tls_a
+recv a ECHO TLSv1_3
+connect_tls c $TEST_NGINX_FC_PORT1 version=TLSv1_2 sni=localhost
+send c ECHO $tls_c
+recv c ECHO TLSv1_2
+connect_tls d localhost:$TEST_NGINX_FC_PORT1 ca=$TEST_NGINX_FC_KEYS/ca.pem sni=localhost
+send d ECHO ok
+recv d ECHO ok
+step_fails certificate connect_tls e $TEST_NGINX_FC_PORT1 ca=$TEST_NGINX_FC_KEYS/other-ca.pem
+step_fails hostname connect_tls e $TEST_NGINX_FC_PORT1 ca=$TEST_NGINX_FC_KEYS/ca.pem sni=example.com
+step_fails not.a.TLS.client tls_renegotiate b
+send a BYE
+closed a
+send b ECHO still
+recv b ECHO still
+--- error_log eval
+"connected to 127.0.0.1:$ENV{TEST_NGINX_RELAY_PORT}"
+--- no_error_log
+[error]
+[alert]
+--- no_redis
+
+
+
+=== TEST 11: TLS: renegotiation, plaintext to the TLS port, a stalled handshake
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_FC_PORT1 ssl;
+        ssl_certificate $TEST_NGINX_FC_KEYS/server.pem;
+        ssl_certificate_key $TEST_NGINX_FC_KEYS/server.key;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        ssl_handshake_timeout 1s;
+        proxy_pass 127.0.0.1:$TEST_NGINX_RELAY_PORT;
+    }
+--- stream_server_config
+    proxy_pass 127.0.0.1:$TEST_NGINX_RELAY_PORT;
+--- scenario_timeout: 3
+--- scenario
+connect_raw s $TEST_NGINX_FC_PORT1
+connect_tls r $TEST_NGINX_FC_PORT1 version=TLSv1_2
+send r ECHO before
+recv r ECHO before
+tls_renegotiate r
+closed r
+connect_raw p $TEST_NGINX_FC_PORT1
+send p ECHO plaintext
+closed p
+connect_tls ok $TEST_NGINX_FC_PORT1
+send ok ECHO fine
+recv ok ECHO fine
+closed s
+wait_log SSL_do_handshake\(\) failed
+--- no_error_log
+[error]
+[alert]
+--- no_redis

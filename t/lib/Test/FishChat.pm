@@ -32,6 +32,10 @@ our $StepTimeout = $ENV{TEST_NGINX_FC_STEP_TIMEOUT} || 3;
 # blocking waits get longer under valgrind; no_frame windows do not
 our $TimeoutScale = $ENV{TEST_NGINX_USE_VALGRIND} ? 5 : 1;
 
+# the most a scenario client reads at once (the harness's self-test makes
+# it small to read TLS records piecemeal)
+our $ReadSize = 65536;
+
 # frames announcing more than this are reported instead of waited for
 our $MaxFrameLen = 64 * 1024 * 1024;
 
@@ -89,6 +93,13 @@ sub _pick_ports {
 }
 
 _pick_ports();
+
+# static test key material (t/lib/Test/FishChat/keys): configs and steps
+# name it $TEST_NGINX_FC_KEYS
+$ENV{TEST_NGINX_FC_KEYS} //= do {
+    require File::Spec;
+    File::Spec->rel2abs(File::Basename::dirname(__FILE__)) . '/FishChat/keys';
+};
 
 sub fc_prefix { $Prefix }
 
@@ -1092,7 +1103,7 @@ sub client_arg {
 }
 
 sub connect {
-    my ($sc, $name, $target) = @_;
+    my ($sc, $name, $target, %tls) = @_;
 
     die "client \"$name\" is already connected\n" if $sc->{clients}{$name};
 
@@ -1121,8 +1132,15 @@ sub connect {
         Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
     }
 
-    $sock->blocking(0);
     setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+
+    my $tls;
+    if (%tls) {
+        $sock = $sc->_start_tls($sock, $host, $port, $deadline, %tls);
+        $tls = $sock->get_sslversion // 'TLS';
+    }
+
+    $sock->blocking(0);
 
     return $sc->{clients}{$name} = {
         name   => $name,
@@ -1132,8 +1150,60 @@ sub connect {
         err    => undef,
         frames => [],
         last   => undef,
-        addr   => "$host:$port",
+        addr   => "$host:$port" . ($tls ? " $tls" : ''),
+        tls    => $tls ? 1 : 0,
     };
+}
+
+# a path given to a step: relative to servroot/html unless absolute
+sub path {
+    my ($sc, $file) = @_;
+    return $file if $file =~ m{^/};
+    return Test::Nginx::Util::html_dir() . "/$file";
+}
+
+# the TLS handshake on a connected socket (blocking, bounded by the
+# deadline); options: ca (verify the server against it, and its name: sni
+# or the host), sni, version (TLSv1_2, TLSv1_3)
+sub _start_tls {
+    my ($sc, $sock, $host, $port, $deadline, %o) = @_;
+
+    require IO::Socket::SSL;
+
+    my $left = $deadline - Time::HiRes::time();
+    my %args = (
+        SSL_startHandshake => 1,
+        Timeout            => $left > 0.1 ? $left : 0.1,
+    );
+
+    if (defined $o{ca}) {
+        my $ca = $sc->path($o{ca});
+        die "no CA file $ca\n" if !-r $ca;
+        $args{SSL_verify_mode} = IO::Socket::SSL::SSL_VERIFY_PEER();
+        $args{SSL_ca_file} = $ca;
+        $args{SSL_verifycn_name} = $o{sni} // $host;
+        $args{SSL_verifycn_scheme} = 'http';
+    } else {
+        $args{SSL_verify_mode} = IO::Socket::SSL::SSL_VERIFY_NONE();
+    }
+
+    # no SNI for an address, as browsers do
+    $args{SSL_hostname} = defined $o{sni} ? $o{sni} : '';
+
+    if (defined $o{version}) {
+        die "bad version \"$o{version}\" (TLSv1_2 or TLSv1_3)\n"
+            if $o{version} !~ /^TLSv1_[23]$/;
+        $args{SSL_version} = $o{version};
+    }
+
+    my $ssl = IO::Socket::SSL->start_SSL($sock, %args);
+    if (!$ssl) {
+        my $err = $IO::Socket::SSL::SSL_ERROR || $!;
+        close $sock;
+        die "TLS handshake with $host:$port failed: $err\n";
+    }
+
+    return $ssl;
 }
 
 sub send {
@@ -1149,14 +1219,36 @@ sub send {
         my $left = $deadline - Time::HiRes::time();
         die "send timed out after $off of " . length($bytes) . " bytes\n"
             if $left <= 0;
-        next if !$sel->can_write($left);
+        if ($c->{want_read}) {
+            # TLS: the record layer needs the peer's bytes first
+            $sel->can_read($left > 0.05 ? 0.05 : $left);
+        } else {
+            next if !$sel->can_write($left);
+        }
+        $c->{want_read} = 0;
         my $n = syswrite($c->{sock}, $bytes, length($bytes) - $off, $off);
         if (!defined $n) {
-            next if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-            die "send failed: $!\n";
+            if ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR) {
+                $c->{want_read} = $c->{tls} && _ssl_wants_read();
+                next;
+            }
+            die "send failed: " . _sock_err($c) . "\n";
         }
         $off += $n;
     }
+}
+
+sub _ssl_wants_read {
+    return ($IO::Socket::SSL::SSL_ERROR // '') =~ /wants a read/
+           ? 1 : 0;
+}
+
+sub _sock_err {
+    my $c = shift;
+    my $e = "$!";
+    $e .= " ($IO::Socket::SSL::SSL_ERROR)"
+        if $c->{tls} && $IO::Socket::SSL::SSL_ERROR;
+    return $e;
 }
 
 # read once; 1: got bytes, 0: end of stream, undef: deadline passed
@@ -1168,14 +1260,24 @@ sub _fill {
     my $sel = IO::Select->new($c->{sock});
 
     while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        return undef if $left <= 0;
-        next if !$sel->can_read($left);
+        # TLS: a record already read into the library is not seen by
+        # select: ask the library first
+        if (!($c->{tls} && $c->{sock}->pending)) {
+            my $left = $deadline - Time::HiRes::time();
+            return undef if $left <= 0;
+            next if !$sel->can_read($left);
+        }
 
-        my $n = sysread($c->{sock}, $c->{buf}, 65536, length $c->{buf});
+        my $n = sysread($c->{sock}, $c->{buf}, $Test::FishChat::ReadSize,
+                        length $c->{buf});
         if (!defined $n) {
-            next if $! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR;
-            $c->{err} = "$!";
+            # TLS: a record without application data (a session ticket,
+            # a handshake message) reads as EAGAIN
+            if ($! == EAGAIN || $! == EWOULDBLOCK || $! == EINTR) {
+                return undef if $deadline <= Time::HiRes::time();
+                next;
+            }
+            $c->{err} = _sock_err($c);
             $c->{eof} = 1;
             return 0;
         }
@@ -1304,6 +1406,46 @@ add_step(
         my ($name, @port) = $sc->tokens($rest);
         die "usage: connect NAME [PORT]\n" if !defined $name || @port > 1;
         $sc->connect($name, $port[0]);
+    },
+
+    connect_raw => sub {
+        my ($sc, $rest) = @_;
+        my ($name, @port) = $sc->tokens($rest);
+        die "usage: connect_raw NAME [PORT]\n" if !defined $name || @port > 1;
+        $sc->connect($name, $port[0]);
+    },
+
+    connect_tls => sub {
+        my ($sc, $rest) = @_;
+        my ($name, @more) = $sc->tokens($rest);
+        my ($port, %o);
+        for my $w (@more) {
+            if ($w =~ /^(ca|sni|version)=(.*)$/s) {
+                $o{$1} = $2;
+            } elsif (!defined $port && !%o) {
+                $port = $w;
+            } else {
+                die "bad argument \"$w\"\n";
+            }
+        }
+        die "usage: connect_tls NAME [PORT] [ca=FILE] [sni=NAME] "
+            . "[version=TLSv1_2|TLSv1_3]\n" if !defined $name;
+        my $c = $sc->connect($name, $port, tls => 1, %o);
+        $sc->var("tls_$name", $c->{sock}->get_sslversion);
+    },
+
+    tls_renegotiate => sub {
+        my ($sc, $rest) = @_;
+        my ($c) = $sc->client_arg($rest);
+        die "client $c->{name} is not a TLS client\n" if !$c->{tls};
+        my $ssl = $c->{sock}->_get_ssl_object
+            or die "no SSL object for $c->{name}\n";
+        Net::SSLeay::renegotiate($ssl)
+            or die "renegotiate refused by the library (TLSv1.3? use "
+                   . "version=TLSv1_2)\n";
+        # non-blocking: this sends the ClientHello; the rest of the
+        # handshake, or the server's refusal, comes with the next reads
+        Net::SSLeay::do_handshake($ssl);
     },
 
     send => sub {
