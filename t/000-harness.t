@@ -123,7 +123,7 @@ sub relay {
 
 $ENV{TEST_NGINX_FC_OUTSIDE_KEY} = "fct-outside:$$";
 
-my $unit_tests = 32;
+my $unit_tests = 35;
 plan tests => $unit_tests + repeat_each() * 32;
 
 # lengths from /work/shared/seed/wire-transcripts.md
@@ -273,6 +273,30 @@ send a ECHO $v
 recv a ECHO "a b"
 _EOS_
 ok($ok, 'recv_like, capture, set') or diag $msg;
+
+# tokens (Test::FishChat::Token): the step and its Perl function
+{
+    require Test::FishChat::Token;
+    my $keys = $ENV{TEST_NGINX_FC_KEYS};
+    is(Test::FishChat::Token::mint(alg => 'HS256', key => "$keys/hs.secret",
+                                   claims => { sub => 'alice',
+                                               exp => 2000000000 }),
+       'eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJleHAiOjIwMDAwMDAwMDAsInN1Y'
+       . 'iI6ImFsaWNlIn0.gYzRM_FAMkQ2rfQTxdbfbnxi0nDqhF3_Ad-wzMu6Qvg',
+       'HS256 token, secret without its newline');
+    is(Test::FishChat::Token::mint(alg => 'none', claims => { sub => 'a' }),
+       'eyJhbGciOiJub25lIiwidHlwIjoiSldUIn0.eyJzdWIiOiJhIn0.',
+       'alg none: an empty signature');
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => <<'_EOS_');
+token t key=$TEST_NGINX_FC_KEYS/ec.key alg=ES256 sub=bob exp=-10 nbf=+60 aud=chat claim=n:5 claim=s:x
+connect a
+send a ECHO $t
+recv_like a ^ECHO eyJhbGciOiJFUzI1NiIsInR5cCI6IkpXVCJ9\.eyJ[\w-]+\.[\w-]{86}$
+_EOS_
+    ok($ok, 'token step: ES256, r||s of 64 bytes') or diag $msg;
+}
 
 is(Test::FishChat::render_redis([ 'a b', 1, undef, [ 'c' ], '' ]),
    '"a b" 1 (nil) [c] ""', 'render_redis');
