@@ -6,7 +6,7 @@ CONF        = $(CURDIR)/conf/fishchat.conf
 REDIS_HOST ?= 127.0.0.1
 REDIS_PORT ?= 6379
 PROVE_ARGS ?= -r t/
-DYN_TESTS  ?= t/gateway.t t/router.t t/msg-workers.t t/manager.t \
+DYN_TESTS  ?= t/gateway.t t/router.t t/msg-workers.t t/manager.t t/auth.t \
               t/monitor.t t/persistence.t
 
 .PHONY: all deps build build-dynamic run stop test test-dynamic bench bench-run clean

@@ -58,6 +58,8 @@ typedef enum {
     NGX_FISHCHAT_ERR_NOT_MEMBER,
     NGX_FISHCHAT_ERR_NOT_CONFIRMED,
     NGX_FISHCHAT_ERR_DUPLICATE_UUID,
+    NGX_FISHCHAT_ERR_AUTH_FAILED,
+    NGX_FISHCHAT_ERR_TOKEN_EXPIRED,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -245,11 +247,30 @@ typedef struct {
     ngx_shm_zone_t             *zone;
     size_t                      slot_size;
 
+    /* login tokens (ngx_fishchat_auth.c) */
+    ngx_str_t                   auth_secret;      /* HS*: the key */
+    ngx_str_t                   auth_public_key;  /* RS*, ES*: PEM */
+    ngx_uint_t                  auth_alg;         /* jwt_alg_t */
+    time_t                      auth_leeway;
+    ngx_str_t                   auth_audience;
+    ngx_uint_t                  auth_required;    /* a server wants tokens */
+
     ngx_str_t                   sys[NGX_FISHCHAT_SYS_N];
     ngx_str_t                   beat_key;     /* P{nodes}:beat */
     ngx_str_t                   load_key;     /* P{nodes}:load */
     ngx_str_t                   topic_channels;   /* Pt: */
 } ngx_fishchat_conf_t;
+
+
+/* the claims of a token that passed ngx_fishchat_token_verify() */
+
+typedef struct {
+    time_t                      exp;
+    time_t                      iat;          /* 0: not in the token */
+} ngx_fishchat_token_t;
+
+/* ngx_fishchat_token_verify() besides NGX_OK and NGX_DECLINED (bad) */
+#define NGX_FISHCHAT_TOKEN_EXPIRED    -20
 
 
 /* a live msg server, from NGX_FISHCHAT_LUA_NODES */
@@ -259,6 +280,7 @@ typedef struct {
     ngx_int_t                   ttl;          /* ms left */
     ngx_str_t                   node;
     ngx_int_t                   sessions;
+    ngx_uint_t                  tls;          /* listens with TLS */
 } ngx_fishchat_beat_t;
 
 
@@ -325,11 +347,24 @@ ngx_int_t ngx_fishchat_uuid_init(ngx_log_t *log);
 void ngx_fishchat_uuid(u_char *p);
 ngx_int_t ngx_fishchat_uuid_valid(ngx_str_t *uuid);
 u_char *ngx_fishchat_load_encode(u_char *buf, size_t len, ngx_str_t *node,
-    ngx_atomic_int_t sessions);
+    ngx_atomic_int_t sessions, ngx_uint_t tls);
 ngx_int_t ngx_fishchat_load_decode(u_char *data, size_t len, ngx_pool_t *pool,
-    ngx_str_t *node, ngx_int_t *sessions);
+    ngx_str_t *node, ngx_int_t *sessions, ngx_uint_t *tls);
 ngx_int_t ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i,
     ngx_pool_t *pool, ngx_fishchat_beat_t *beat);
+
+/* ngx_fishchat_auth.c: login tokens */
+char *ngx_fishchat_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+char *ngx_fishchat_auth_alg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+ngx_int_t ngx_fishchat_auth_init_conf(ngx_cycle_t *cycle,
+    ngx_fishchat_conf_t *fcf);
+ngx_uint_t ngx_fishchat_auth_enabled(ngx_fishchat_conf_t *fcf);
+ngx_int_t ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf,
+    ngx_str_t *token, ngx_str_t *sub, ngx_fishchat_token_t *t,
+    char **reason);
+ngx_int_t ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *id, time_t ttl, ngx_str_t *token, time_t *expires);
 
 /* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

@@ -53,7 +53,9 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("NO_SUCH_TOPIC"),
     ngx_string("NOT_MEMBER"),
     ngx_string("NOT_CONFIRMED"),
-    ngx_string("DUPLICATE_UUID")
+    ngx_string("DUPLICATE_UUID"),
+    ngx_string("AUTH_FAILED"),
+    ngx_string("TOKEN_EXPIRED")
 };
 
 

@@ -267,14 +267,14 @@ ngx_fishchat_uuid_valid(ngx_str_t *uuid)
 
 
 /*
- * A heartbeat's load record, {"node":"<name>","sessions":<n>} (other
- * fields are ignored): what the msg servers write, at most "len" bytes of
- * "buf".
+ * A heartbeat's load record, {"node":"<name>","sessions":<n>}, with
+ * "tls":true for a msg server that listens with TLS (other fields are
+ * ignored): what the msg servers write, at most "len" bytes of "buf".
  */
 
 u_char *
 ngx_fishchat_load_encode(u_char *buf, size_t len, ngx_str_t *node,
-    ngx_atomic_int_t sessions)
+    ngx_atomic_int_t sessions, ngx_uint_t tls)
 {
     u_char  *p, *last;
 
@@ -286,7 +286,8 @@ ngx_fishchat_load_encode(u_char *buf, size_t len, ngx_str_t *node,
         p = (u_char *) ngx_escape_json(p, node->data, ngx_min(node->len, 64));
     }
 
-    return ngx_slprintf(p, last, "\",\"sessions\":%A}", sessions);
+    return ngx_slprintf(p, last, "\",\"sessions\":%A%s}", sessions,
+                        tls ? ",\"tls\":true" : "");
 }
 
 
@@ -298,12 +299,13 @@ ngx_fishchat_load_encode(u_char *buf, size_t len, ngx_str_t *node,
 
 ngx_int_t
 ngx_fishchat_load_decode(u_char *data, size_t len, ngx_pool_t *pool,
-    ngx_str_t *node, ngx_int_t *sessions)
+    ngx_str_t *node, ngx_int_t *sessions, ngx_uint_t *tls)
 {
     json_t        *root, *v;
     json_error_t   err;
 
     *sessions = 0;
+    *tls = 0;
 
     if (node) {
         ngx_str_null(node);
@@ -323,6 +325,8 @@ ngx_fishchat_load_decode(u_char *data, size_t len, ngx_pool_t *pool,
     if (json_is_integer(v)) {
         *sessions = (ngx_int_t) json_integer_value(v);
     }
+
+    *tls = json_is_true(json_object_get(root, "tls"));
 
     v = json_object_get(root, "node");
 
@@ -384,7 +388,7 @@ ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i, ngx_pool_t *pool,
 
     switch (ngx_fishchat_load_decode((u_char *) e->str, e->len, pool,
                                      pool ? &beat->node : NULL,
-                                     &beat->sessions))
+                                     &beat->sessions, &beat->tls))
     {
     case NGX_ERROR:
         return NGX_ERROR;

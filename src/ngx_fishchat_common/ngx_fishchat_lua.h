@@ -91,7 +91,7 @@
 /*
  * A topic is made.
  * KEYS: topic, members.  ARGV: creator, creation time (Unix ms), the
- * system channel of topic events, the name.
+ * system channel of topic events, the name, "1" for a private topic.
  * 1 when made, 0 when the name is taken.
  */
 
@@ -99,6 +99,7 @@
     "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "               \
     "redis.call('HSET', KEYS[1], 'creator', ARGV[1], 'created', ARGV[2], "   \
                "'seq', 0) "                                                  \
+    "if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'private', 1) end "  \
     "redis.call('HSET', KEYS[2], ARGV[1], 0) "                               \
     "redis.call('PUBLISH', ARGV[3], 'CREATE\\n' .. ARGV[4] .. '\\n' "        \
                ".. ARGV[1]) "                                                \
@@ -106,33 +107,65 @@
 
 
 /*
+ * Who changes a topic's members, the last argument of the two scripts
+ * below: "" the member itself (JOIN_TOPIC, LEAVE_TOPIC), "*" the manager,
+ * or a client id for TOPIC_INVITE and TOPIC_REMOVE, which only the
+ * topic's creator may send (-3 otherwise).  A private topic is joined
+ * only by the manager's or the creator's doing (-2 otherwise).
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_ACTOR                                         \
+    "local t = redis.call('HMGET', KEYS[1], 'seq', 'private', 'creator') "   \
+    "if not t[1] then return -1 end "                                        \
+    "if ARGV[4] ~= '*' and ARGV[4] ~= '' and ARGV[4] ~= t[3] then "          \
+        "return -3 "                                                         \
+    "end "
+
+
+/*
  * A member joins.
  * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
- * name.  A new member's position is the last message of the topic (no
- * history before the join); -1: no such topic.
+ * name, who (above).  A new member's position is the last message of the
+ * topic (no history before the join); -1: no such topic; 1: a member.
  */
 
 #define NGX_FISHCHAT_LUA_TOPIC_JOIN                                          \
-    "local seq = redis.call('HGET', KEYS[1], 'seq') "                        \
-    "if not seq then return -1 end "                                         \
-    "if redis.call('HSETNX', KEYS[2], ARGV[1], seq) == 1 then "              \
-        "redis.call('PUBLISH', ARGV[2], 'JOIN\\n' .. ARGV[3] .. '\\n' "      \
-                   ".. ARGV[1]) "                                            \
-    "end "                                                                   \
+    NGX_FISHCHAT_LUA_TOPIC_ACTOR                                             \
+    "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 1 end "     \
+    "if t[2] == '1' and ARGV[4] == '' then return -2 end "                   \
+    "redis.call('HSET', KEYS[2], ARGV[1], t[1]) "                            \
+    "redis.call('PUBLISH', ARGV[2], 'JOIN\\n' .. ARGV[3] .. '\\n' "          \
+               ".. ARGV[1]) "                                                \
     "return 1"
 
 
 /*
  * A member leaves.
  * KEYS: topic, members.  ARGV: id, the system channel of topic events, the
- * name.  1, 0 (not a member), -1 (no topic)
+ * name, who (above).  1, 0 (not a member), -1 (no topic)
  */
 
 #define NGX_FISHCHAT_LUA_TOPIC_LEAVE                                         \
-    "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "              \
+    NGX_FISHCHAT_LUA_TOPIC_ACTOR                                             \
     "if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end "        \
     "redis.call('PUBLISH', ARGV[2], 'LEAVE\\n' .. ARGV[3] .. '\\n' "         \
                ".. ARGV[1]) "                                                \
+    "return 1"
+
+
+/*
+ * KEYS: presence, topics of the client.  ARGV: SADD or SREM, the topic,
+ * J or L, id.  The topic list of the client follows its membership, and
+ * its session, where it is online, takes the topic up or lets it go
+ * (J<id>\n<topic>, L<id>\n<topic> on its worker's channel).  1 when
+ * online, 0 when not.
+ */
+
+#define NGX_FISHCHAT_LUA_CLIENT_TOPIC                                        \
+    "redis.call(ARGV[1], KEYS[2], ARGV[2]) "                                 \
+    "local ch = redis.call('HGET', KEYS[1], 'ch') "                          \
+    "if not ch then return 0 end "                                           \
+    "redis.call('PUBLISH', ch, ARGV[3] .. ARGV[4] .. '\\n' .. ARGV[2]) "     \
     "return 1"
 
 

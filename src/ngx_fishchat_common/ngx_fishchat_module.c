@@ -92,6 +92,41 @@ static ngx_command_t  ngx_fishchat_commands[] = {
       offsetof(ngx_fishchat_conf_t, redis_queue),
       NULL },
 
+    { ngx_string("fishchat_auth_secret_file"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_fishchat_auth_key_file,
+      0,
+      offsetof(ngx_fishchat_conf_t, auth_secret),
+      NULL },
+
+    { ngx_string("fishchat_auth_public_key_file"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_fishchat_auth_key_file,
+      0,
+      offsetof(ngx_fishchat_conf_t, auth_public_key),
+      NULL },
+
+    { ngx_string("fishchat_auth_alg"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_fishchat_auth_alg,
+      0,
+      0,
+      NULL },
+
+    { ngx_string("fishchat_auth_leeway"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, auth_leeway),
+      NULL },
+
+    { ngx_string("fishchat_auth_audience"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, auth_audience),
+      NULL },
+
     { ngx_string("fishchat_frame_max"),
       NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -169,6 +204,8 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     fcf->redis_queue = NGX_CONF_UNSET_UINT;
     fcf->frame_max = NGX_CONF_UNSET_SIZE;
+    fcf->auth_alg = NGX_CONF_UNSET_UINT;
+    fcf->auth_leeway = NGX_CONF_UNSET;
 
     if (ngx_array_init(&fcf->servers, cycle->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
@@ -210,6 +247,10 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
     if (fcf->frame_max < 64 || fcf->frame_max > 64 * 1024 * 1024) {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "\"fishchat_frame_max\" must be between 64 and 64m");
+        return NGX_CONF_ERROR;
+    }
+
+    if (ngx_fishchat_auth_init_conf(cycle, fcf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 

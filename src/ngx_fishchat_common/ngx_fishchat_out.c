@@ -19,12 +19,20 @@
 #include "ngx_fishchat.h"
 
 
+/* the most a TLS record holds */
+#define NGX_FISHCHAT_OUT_RECORD  16384
+
+
 /* pieces or entries a system call */
 #define NGX_FISHCHAT_OUT_IOVS  64
 
 
 static ngx_int_t ngx_fishchat_out_add(ngx_fishchat_outq_t *q, u_char *data,
     size_t len, ngx_fishchat_chunk_t *chunk, ngx_log_t *log);
+#if (NGX_SSL)
+static ssize_t ngx_fishchat_out_send_ssl(ngx_connection_t *c,
+    struct iovec *iov, ngx_uint_t n);
+#endif
 static ssize_t ngx_fishchat_out_send(ngx_connection_t *c, struct iovec *iov,
     ngx_uint_t n, size_t size);
 static void ngx_fishchat_out_free_entry(ngx_fishchat_out_t *out);
@@ -340,37 +348,8 @@ ngx_fishchat_out_send(ngx_connection_t *c, struct iovec *iov, ngx_uint_t n,
 
 #if (NGX_SSL)
 
-    ssize_t      total;
-    ngx_uint_t   i;
-
     if (c->ssl) {
-        /* TLS records: a piece at a time */
-
-        total = 0;
-
-        for (i = 0; i < n; i++) {
-            sent = c->send(c, iov[i].iov_base, iov[i].iov_len);
-
-            if (sent == NGX_ERROR) {
-                return NGX_ERROR;
-            }
-
-            if (sent == NGX_AGAIN) {
-                break;
-            }
-
-            total += sent;
-
-            if ((size_t) sent < iov[i].iov_len) {
-                break;
-            }
-        }
-
-        if (total == 0 && i < n) {
-            return NGX_AGAIN;
-        }
-
-        return total;
+        return ngx_fishchat_out_send_ssl(c, iov, n);
     }
 
 #endif
@@ -393,3 +372,87 @@ ngx_fishchat_out_send(ngx_connection_t *c, struct iovec *iov, ngx_uint_t n,
 
     return sent;
 }
+
+
+#if (NGX_SSL)
+
+/*
+ * TLS: the pieces go out as few records as they fit in.  Small frames are
+ * copied together, up to a whole record (16k), and written at once: one
+ * SSL_write() and one record for many frames, not one each.  A piece of a
+ * record or more is written from where it is.  A write that waits is
+ * tried again with the same bytes first (the queue is only ever added
+ * to), from wherever they are then (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER,
+ * ngx_fishchat_stream.c).
+ */
+
+static ssize_t
+ngx_fishchat_out_send_ssl(ngx_connection_t *c, struct iovec *iov,
+    ngx_uint_t n)
+{
+    u_char      *p;
+    size_t       len, take, off;
+    ssize_t      sent, total;
+    ngx_uint_t   i, k;
+
+    static u_char  record[NGX_FISHCHAT_OUT_RECORD];
+
+    total = 0;
+    i = 0;
+    off = 0;
+
+    while (i < n) {
+
+        if (off == 0 && iov[i].iov_len >= NGX_FISHCHAT_OUT_RECORD) {
+            p = iov[i].iov_base;
+            len = iov[i].iov_len;
+            i++;
+
+        } else {
+            p = record;
+            len = 0;
+
+            for (k = i; k < n && len < NGX_FISHCHAT_OUT_RECORD; /* void */) {
+                take = ngx_min(iov[k].iov_len - off,
+                               NGX_FISHCHAT_OUT_RECORD - len);
+
+                ngx_memcpy(record + len, (u_char *) iov[k].iov_base + off,
+                           take);
+
+                len += take;
+                off += take;
+
+                if (off == iov[k].iov_len) {
+                    k++;
+                    off = 0;
+                }
+            }
+
+            i = k;
+        }
+
+        sent = c->send(c, p, len);
+
+        if (sent == NGX_ERROR) {
+            return NGX_ERROR;
+        }
+
+        if (sent == NGX_AGAIN) {
+            break;
+        }
+
+        total += sent;
+
+        if ((size_t) sent < len) {
+            break;
+        }
+    }
+
+    if (total == 0) {
+        return NGX_AGAIN;
+    }
+
+    return total;
+}
+
+#endif

@@ -1525,7 +1525,7 @@ ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 }
 
 
-#define NGX_FISHCHAT_REDIS_MAX_ARGS  16
+#define NGX_FISHCHAT_REDIS_MAX_ARGS  32
 
 ngx_fishchat_redis_req_t *
 ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
@@ -1538,6 +1538,9 @@ ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
     const char  *argv[NGX_FISHCHAT_REDIS_MAX_ARGS + 3];
 
     if (nargs > NGX_FISHCHAT_REDIS_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "fishchat: a script call with %ui arguments, at most "
+                      "%d are possible", nargs, NGX_FISHCHAT_REDIS_MAX_ARGS);
         return NULL;
     }
 

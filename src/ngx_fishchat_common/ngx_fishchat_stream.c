@@ -39,6 +39,20 @@ ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
     cln->handler = cleanup;
     cln->data = ctx;
 
+#if (NGX_STREAM_SSL)
+
+    if (s->connection->ssl) {
+        /*
+         * a write that waited (NGX_AGAIN) is tried again from the output
+         * queue's copy of the bytes, with more after them
+         * (ngx_fishchat_out.c)
+         */
+        SSL_set_mode(s->connection->ssl->connection,
+                     SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    }
+
+#endif
+
     *cp = ngx_fishchat_counters(counters);
     (*cp)->accepted++;
     (*cp)->active++;

@@ -32,6 +32,7 @@ typedef struct {
     ngx_str_t                       addr;
     ngx_msec_t                      expires;
     ngx_int_t                       load;
+    ngx_uint_t                      tls;
 } ngx_stream_fishchat_gw_node_t;
 
 
@@ -634,7 +635,9 @@ ngx_stream_fishchat_gw_listed(ngx_stream_fishchat_gw_srv_conf_t *gscf,
 /*
  * The candidates are the live nodes of the heartbeat cache (restricted to
  * the static list if there is one), or the static list when heartbeats are
- * off.  least_conn takes the smallest load and rotates among equals;
+ * off.  A client that came over TLS is given msg servers that listen with
+ * TLS, a plaintext client plaintext ones (heartbeats say which is which).
+ * least_conn takes the smallest load and rotates among equals;
  * hash uses rendezvous hashing, so that a key moves only when its node
  * goes away.
  */
@@ -646,18 +649,20 @@ ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
     uint32_t                        hash, best_hash;
     ngx_int_t                       best_load;
     ngx_str_t                      *key, *server;
-    ngx_uint_t                      i, n, k, best, start;
+    ngx_uint_t                      i, n, k, best, start, tls;
     ngx_stream_fishchat_gw_node_t  *node;
     ngx_stream_fishchat_gw_node_t  *cand[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
     ngx_stream_fishchat_gw_node_t   statics[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
 
     n = 0;
+    tls = (s->connection->ssl != NULL);
 
     if (gscf->heartbeat) {
         node = ngx_stream_fishchat_gw_cache.nodes;
 
         for (i = 0; i < ngx_stream_fishchat_gw_cache.nnodes; i++) {
             if ((ngx_msec_int_t) (node[i].expires - ngx_current_msec) > 0
+                && node[i].tls == tls
                 && ngx_stream_fishchat_gw_listed(gscf, &node[i].addr))
             {
                 cand[n++] = &node[i];
@@ -1004,6 +1009,7 @@ ngx_stream_fishchat_gw_update(ngx_stream_fishchat_gw_cache_t *cache,
 
         nodes[i].expires = ngx_current_msec + ngx_max(beat.ttl, 0);
         nodes[i].load = ngx_max(beat.sessions, 0);
+        nodes[i].tls = beat.tls;
     }
 
     if (cache->pool) {

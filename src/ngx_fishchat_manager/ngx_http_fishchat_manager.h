@@ -32,6 +32,25 @@
     ngx_fishchat_http_error(r, "manager", status, code, __VA_ARGS__)
 
 
+/*
+ * KEYS[1]: presence.  ARGV: id, the system channel of client events.
+ * The worker of the session closes it (K<id>\n0: no session is number
+ * 0): 1; 0 when offline; 2 when no worker listens on the channel any more
+ * (presence left by a crash): the presence is removed.
+ */
+
+#define NGX_HTTP_FISHCHAT_MANAGER_KICK_LUA                                   \
+    "local p = redis.call('HMGET', KEYS[1], 'ch', 'node', 'srv') "           \
+    "if not p[1] then return 0 end "                                         \
+    "if redis.call('PUBLISH', p[1], 'K' .. ARGV[1] .. '\\n0') > 0 then "     \
+        "return 1 "                                                          \
+    "end "                                                                   \
+    "redis.call('DEL', KEYS[1]) "                                            \
+    "redis.call('PUBLISH', ARGV[2], 'KICKED\\n' .. ARGV[1] .. '\\n' "        \
+               ".. (p[2] or '') .. '\\n' .. (p[3] or '')) "                  \
+    "return 2"
+
+
 typedef struct {
     ngx_flag_t                      enabled;
     ngx_str_t                       token;
@@ -57,6 +76,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *client;
     ngx_fishchat_redis_script_t    *clients;
     ngx_fishchat_redis_script_t    *kick;
+    ngx_fishchat_redis_script_t    *revoke;
     ngx_fishchat_redis_script_t    *inbox;
     ngx_fishchat_redis_script_t    *topic;
     ngx_fishchat_redis_script_t    *topics;
@@ -130,6 +150,7 @@ extern ngx_module_t  ngx_http_fishchat_manager_module;
 extern char  ngx_http_fishchat_manager_client_lua[];
 extern char  ngx_http_fishchat_manager_clients_lua[];
 extern char  ngx_http_fishchat_manager_kick_lua[];
+extern char  ngx_http_fishchat_manager_revoke_lua[];
 extern char  ngx_http_fishchat_manager_inbox_lua[];
 extern char  ngx_http_fishchat_manager_topic_lua[];
 extern char  ngx_http_fishchat_manager_topics_lua[];
@@ -176,6 +197,13 @@ ngx_int_t ngx_http_fishchat_manager_kick(
 ngx_int_t ngx_http_fishchat_manager_inbox(
     ngx_http_fishchat_manager_ctx_t *ctx);
 ngx_int_t ngx_http_fishchat_manager_inbox_delete(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_auth.c */
+
+ngx_int_t ngx_http_fishchat_manager_token(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_revoke(
     ngx_http_fishchat_manager_ctx_t *ctx);
 
 /* ngx_http_fishchat_manager_topics.c */

@@ -77,23 +77,10 @@ char  ngx_http_fishchat_manager_clients_lua[] =
     "end "
     "return {cursor, out}";
 
-/*
- * KEYS: presence.  ARGV: id, the system channel of client events.
- * The worker of the session closes it (K<id>\n0: no session is number
- * 0): 1; 0 when offline; 2 when no worker listens on the channel any more
- * (presence left by a crash): the presence is removed.
- */
+/* DELETE /clients/{id}/session: see ngx_http_fishchat_manager.h */
 
 char  ngx_http_fishchat_manager_kick_lua[] =
-    "local p = redis.call('HMGET', KEYS[1], 'ch', 'node', 'srv') "
-    "if not p[1] then return 0 end "
-    "if redis.call('PUBLISH', p[1], 'K' .. ARGV[1] .. '\\n0') > 0 then "
-        "return 1 "
-    "end "
-    "redis.call('DEL', KEYS[1]) "
-    "redis.call('PUBLISH', ARGV[2], 'KICKED\\n' .. ARGV[1] .. '\\n' "
-               ".. (p[2] or '') .. '\\n' .. (p[3] or '')) "
-    "return 2";
+    NGX_HTTP_FISHCHAT_MANAGER_KICK_LUA;
 
 /*
  * KEYS: presence, inbox order, inbox messages, topics of the client.

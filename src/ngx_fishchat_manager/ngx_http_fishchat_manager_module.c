@@ -156,6 +156,9 @@ static ngx_http_fishchat_manager_route_t  ngx_http_fishchat_manager_routes[] = {
     { 3, { "clients", NULL, "session" },
       NULL, NULL, NULL, ngx_http_fishchat_manager_kick },
 
+    { 3, { "clients", NULL, "revoke" },
+      NULL, ngx_http_fishchat_manager_revoke, NULL, NULL },
+
     { 3, { "clients", NULL, "inbox" },
       ngx_http_fishchat_manager_inbox, NULL, NULL, NULL },
 
@@ -182,6 +185,9 @@ static ngx_http_fishchat_manager_route_t  ngx_http_fishchat_manager_routes[] = {
 
     { 1, { "messages" },
       NULL, ngx_http_fishchat_manager_message, NULL, NULL },
+
+    { 1, { "tokens" },
+      NULL, ngx_http_fishchat_manager_token, NULL, NULL },
 
     { 1, { "nodes" },
       ngx_http_fishchat_manager_nodes, NULL, NULL, NULL },
@@ -301,7 +307,11 @@ ngx_http_fishchat_manager_handler(ngx_http_request_t *r)
 
     ctx->start = start;
 
-    if (r->method == NGX_HTTP_POST) {
+    /* a revocation needs no body */
+
+    if (r->method == NGX_HTTP_POST
+        && start != ngx_http_fishchat_manager_revoke)
+    {
         return ngx_http_fishchat_manager_post(r, mlcf);
     }
 
@@ -1275,6 +1285,8 @@ ngx_http_fishchat_manager(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                      ngx_http_fishchat_manager_clients_lua);
     ngx_http_fishchat_manager_script(kick,
                                      ngx_http_fishchat_manager_kick_lua);
+    ngx_http_fishchat_manager_script(revoke,
+                                     ngx_http_fishchat_manager_revoke_lua);
     ngx_http_fishchat_manager_script(inbox,
                                      ngx_http_fishchat_manager_inbox_lua);
     ngx_http_fishchat_manager_script(topic,

@@ -136,7 +136,8 @@ ngx_http_fishchat_manager_nodes_done(ngx_http_fishchat_manager_ctx_t *ctx,
                 ngx_fishchat_json_fmt(&out, ",\"sessions\":null");
             }
 
-            ngx_fishchat_json_fmt(&out, ",\"expires_in\":%i}",
+            ngx_fishchat_json_fmt(&out, ",\"tls\":%s,\"expires_in\":%i}",
+                                  b->beat.tls ? "true" : "false",
                                   b->beat.ttl);
 
             b->done = 1;

@@ -127,20 +127,10 @@ char  ngx_http_fishchat_manager_history_lua[] =
     "end "
     "return out";
 
-/*
- * KEYS: presence, topics of the client.  ARGV: SADD or SREM, the topic,
- * J or L, id.  The topic list of the client follows its membership, and
- * its session, where it is online, takes the topic up or lets it go
- * (J<id>\n<topic>, L<id>\n<topic> on its worker's channel).  1 when
- * online, 0 when not.
- */
+/* the topic list of a client, and its live session: see ngx_fishchat_lua.h */
 
 char  ngx_http_fishchat_manager_client_topic_lua[] =
-    "redis.call(ARGV[1], KEYS[2], ARGV[2]) "
-    "local ch = redis.call('HGET', KEYS[1], 'ch') "
-    "if not ch then return 0 end "
-    "redis.call('PUBLISH', ch, ARGV[3] .. ARGV[4] .. '\\n' .. ARGV[2]) "
-    "return 1";
+    NGX_FISHCHAT_LUA_CLIENT_TOPIC;
 
 
 /* the endpoints: topics */
@@ -183,14 +173,27 @@ ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out, redisReply *e)
 }
 
 
-/* POST /topics {"name": ..., "creator": ...}: as CREATE_TOPIC */
+/*
+ * POST /topics {"name": ..., "creator": ..., "private": false}: as
+ * CREATE_TOPIC
+ */
 
 ngx_int_t
 ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char     *p;
-    ngx_str_t   args[6];
+    json_t     *v;
+    ngx_str_t   args[7];
     u_char      now[NGX_INT64_LEN];
+
+    v = json_object_get(ctx->json, "private");
+
+    if (v && !json_is_boolean(v) && !json_is_null(v)) {
+        return ngx_http_fishchat_manager_error(ctx->request,
+                                               NGX_HTTP_BAD_REQUEST,
+                                               "BAD_REQUEST",
+                                               "\"private\": true or false");
+    }
 
     if (ngx_http_fishchat_manager_field(ctx, "name", &ctx->name) != NGX_OK
         || ngx_fishchat_valid_id(&ctx->name) != NGX_OK)
@@ -227,11 +230,18 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
     args[4] = ctx->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[5] = ctx->name;
 
+    if (v && json_is_true(v)) {
+        ngx_str_set(&args[6], "1");
+
+    } else {
+        ngx_str_null(&args[6]);
+    }
+
     ctx->stores = 1;
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_create,
                                     ngx_http_fishchat_manager_topic_created,
-                                    2, 6, args);
+                                    2, 7, args);
 }
 
 
@@ -388,7 +398,7 @@ ngx_int_t
 ngx_http_fishchat_manager_topic_delete(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char     *p;
-    ngx_str_t   args[5], *name;
+    ngx_str_t   args[6], *name;
 
     name = &ctx->param[0];
     p = ctx->scratch;
@@ -599,7 +609,7 @@ ngx_http_fishchat_manager_member(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_redis_script_t *script)
 {
     u_char     *p;
-    ngx_str_t   args[5], *name;
+    ngx_str_t   args[6], *name;
 
     name = &ctx->param[0];
     p = ctx->scratch;
@@ -609,12 +619,13 @@ ngx_http_fishchat_manager_member(ngx_http_fishchat_manager_ctx_t *ctx,
     args[2] = ctx->param[1];
     args[3] = ctx->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[4] = *name;
+    ngx_str_set(&args[5], "*");     /* the manager: private topics too */
 
     ctx->stores = 1;
 
     return ngx_http_fishchat_manager_eval(ctx, script,
                                     ngx_http_fishchat_manager_member_changed,
-                                    2, 5, args);
+                                    2, 6, args);
 }
 
 

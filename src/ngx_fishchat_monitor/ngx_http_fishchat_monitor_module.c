@@ -224,7 +224,9 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "no_such_topic",
     "not_member",
     "not_confirmed",
-    "duplicate_uuid"
+    "duplicate_uuid",
+    "auth_failed",
+    "token_expired"
 };
 
 

@@ -50,6 +50,13 @@ static ngx_int_t ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle);
 static void ngx_stream_fishchat_msg_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_conf_enum_t  ngx_stream_fishchat_msg_auth_modes[] = {
+    { ngx_string("off"), NGX_STREAM_FISHCHAT_MSG_AUTH_OFF },
+    { ngx_string("token"), NGX_STREAM_FISHCHAT_MSG_AUTH_TOKEN },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_command_t  ngx_stream_fishchat_msg_commands[] = {
 
     { ngx_string("fishchat_msg"),
@@ -108,6 +115,20 @@ static ngx_command_t  ngx_stream_fishchat_msg_commands[] = {
       offsetof(ngx_stream_fishchat_msg_srv_conf_t, topic_history),
       NULL },
 
+    { ngx_string("fishchat_msg_auth"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      offsetof(ngx_stream_fishchat_msg_srv_conf_t, auth),
+      &ngx_stream_fishchat_msg_auth_modes },
+
+    { ngx_string("fishchat_msg_login_rate"),
+      NGX_STREAM_MAIN_CONF|NGX_STREAM_SRV_CONF|NGX_CONF_TAKE12,
+      ngx_stream_fishchat_msg_login_rate,
+      NGX_STREAM_SRV_CONF_OFFSET,
+      0,
+      NULL },
+
     { ngx_string("fishchat_msg_heartbeat"),
       NGX_STREAM_MAIN_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_msec_slot,
@@ -155,12 +176,13 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
 
 
 /*
- * KEYS: presence, inbox order, inbox messages.
+ * KEYS: presence, inbox order, inbox messages, the id's revocation.
  * ARGV: node, worker channel, client address, msg server, session id,
  * login time, id, how many pending messages to return, the system
  * channel of client events, how many bytes of them, the last seq the
  * session was sent from the inbox and its generation ("0" and "" at
- * login: the whole inbox).
+ * login: the whole inbox), the login token's "iat" ("" without one).
+ * A token issued before the id's revocation is answered "REVOKED".
  * Takes the presence over (and tells the worker that had it to close its
  * session), returns the first page of the inbox, oldest first.  A new session
  * (not a resync of the same one) is published as LOGIN, and the session
@@ -199,6 +221,12 @@ ngx_module_t  ngx_stream_fishchat_msg_module = {
     "end "
 
 static char  ngx_stream_fishchat_msg_login_lua[] =
+    "if ARGV[13] ~= '' then "
+        "local r = redis.call('GET', KEYS[4]) "
+        "if r and tonumber(ARGV[13]) < tonumber(r) then "
+            "return 'REVOKED' "
+        "end "
+    "end "
     "local old = redis.call('HMGET', KEYS[1], 'ch', 'sid', 'node', 'srv') "
     "redis.call('HSET', KEYS[1], 'node', ARGV[1], 'ch', ARGV[2], "
                "'addr', ARGV[3], 'srv', ARGV[4], 'sid', ARGV[5], "
@@ -319,7 +347,8 @@ ngx_stream_fishchat_msg_beat(ngx_event_t *ev)
 
         args[4].data = load;
         args[4].len = ngx_fishchat_load_encode(load, sizeof(load),
-                                               &w->fcf->name, sessions)
+                                               &w->fcf->name, sessions,
+                                               mscf[i]->ssl)
                       - load;
 
         args[5] = w->fcf->sys[NGX_FISHCHAT_SYS_MONITOR];
@@ -575,6 +604,9 @@ ngx_stream_fishchat_msg_create_srv_conf(ngx_conf_t *cf)
     mscf->burst = NGX_CONF_UNSET_UINT;
     mscf->send_buffer = NGX_CONF_UNSET_SIZE;
     mscf->topic_history = NGX_CONF_UNSET_UINT;
+    mscf->auth = NGX_CONF_UNSET_UINT;
+    mscf->login_rate = NGX_CONF_UNSET_UINT;
+    mscf->login_burst = NGX_CONF_UNSET_UINT;
 
     return mscf;
 }
@@ -597,6 +629,15 @@ ngx_stream_fishchat_msg_merge_srv_conf(ngx_conf_t *cf, void *parent,
                               1024 * 1024);
     ngx_conf_merge_uint_value(conf->topic_history, prev->topic_history,
                               1000);
+    ngx_conf_merge_uint_value(conf->auth, prev->auth,
+                              NGX_STREAM_FISHCHAT_MSG_AUTH_OFF);
+    ngx_conf_merge_uint_value(conf->login_rate, prev->login_rate, 0);
+    ngx_conf_merge_uint_value(conf->login_burst, prev->login_burst, 1);
+
+    if (conf->auth == NGX_STREAM_FISHCHAT_MSG_AUTH_TOKEN) {
+        /* the core checks that a key is set once it has read it all */
+        ngx_fishchat_conf(cf)->auth_required = 1;
+    }
 
     if (conf->burst == 0) {
         conf->burst = 1;
@@ -644,10 +685,6 @@ ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf)
 
     for (i = 0; i < mmcf->servers.nelts; i++) {
 
-        if (mscf[i]->advertise.len) {
-            continue;
-        }
-
         ports = cmcf->ports ? cmcf->ports->elts : NULL;
 
         for (j = 0; ports && j < cmcf->ports->nelts; j++) {
@@ -659,6 +696,14 @@ ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf)
                 for (l = 0; l < addr[k].servers.nelts; l++) {
                     if (cscfp[l] != mscf[i]->cscf) {
                         continue;
+                    }
+
+#if (NGX_STREAM_SSL)
+                    mscf[i]->ssl = addr[k].opt.ssl;
+#endif
+
+                    if (mscf[i]->advertise.len) {
+                        goto found;
                     }
 
                     if (!addr[k].opt.wildcard) {
@@ -739,10 +784,12 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                             ngx_stream_fishchat_msg_beat_lua);
         mmcf->fetch = ngx_fishchat_redis_script(cf,
                                             ngx_stream_fishchat_msg_fetch_lua);
+        mmcf->revoked = ngx_fishchat_redis_script(cf,
+                                        ngx_stream_fishchat_msg_revoked_lua);
 
         if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
             || mmcf->logout == NULL || mmcf->beat == NULL
-            || mmcf->fetch == NULL)
+            || mmcf->fetch == NULL || mmcf->revoked == NULL)
         {
             return NGX_CONF_ERROR;
         }
@@ -859,6 +906,10 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
                            + NGX_FISHCHAT_ID_MAX + 64);
     w->scratch = ngx_palloc(cycle->pool, w->scratch_size);
     if (w->scratch == NULL) {
+        return NGX_ERROR;
+    }
+
+    if (ngx_stream_fishchat_msg_limiter_init(w, cycle->log) != NGX_OK) {
         return NGX_ERROR;
     }
 

@@ -39,8 +39,16 @@ typedef struct {
     size_t                          send_buffer;
     ngx_uint_t                      topic_history;
     ngx_uint_t                      counters;
+    ngx_uint_t                      auth;         /* fishchat_msg_auth */
+    ngx_uint_t                      login_rate;   /* a minute, 0: off */
+    ngx_uint_t                      login_burst;
+    ngx_uint_t                      ssl;          /* listen ... ssl */
     ngx_stream_core_srv_conf_t     *cscf;
 } ngx_stream_fishchat_msg_srv_conf_t;
+
+
+#define NGX_STREAM_FISHCHAT_MSG_AUTH_OFF     0
+#define NGX_STREAM_FISHCHAT_MSG_AUTH_TOKEN   1
 
 
 typedef struct {
@@ -53,6 +61,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *logout;
     ngx_fishchat_redis_script_t    *beat;
     ngx_fishchat_redis_script_t    *fetch;
+    ngx_fishchat_redis_script_t    *revoked;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -75,6 +84,8 @@ typedef struct {
     ngx_queue_t                     reqs;
     ngx_queue_t                     topics;     /* topic memberships */
     ngx_queue_t                     stalled;    /* in the worker's list */
+
+    ngx_event_t                    *expiry;     /* the token's end */
 
     u_char                         *stash;      /* read during login */
     size_t                          stash_len;
@@ -127,6 +138,29 @@ typedef struct {
 #define NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN    2
 
 
+/* the logins of recent client addresses (fishchat_msg_login_rate) */
+
+#define NGX_STREAM_FISHCHAT_MSG_LIMITER_SIZE  4096
+
+typedef struct {
+    ngx_rbtree_node_t               node;       /* key: crc32 of addr */
+    ngx_queue_t                     queue;      /* least recent first */
+    ngx_msec_t                      last;
+    ngx_uint_t                      excess;     /* thousandths of a login */
+    u_char                          len;
+    u_char                          addr[16];
+} ngx_stream_fishchat_msg_login_t;
+
+
+typedef struct {
+    ngx_rbtree_t                    tree;
+    ngx_rbtree_node_t               sentinel;
+    ngx_queue_t                     lru;
+    ngx_uint_t                      used;
+    ngx_stream_fishchat_msg_login_t  *logins;   /* LIMITER_SIZE of them */
+} ngx_stream_fishchat_msg_limiter_t;
+
+
 /* the state of this worker */
 
 typedef struct {
@@ -143,6 +177,7 @@ typedef struct {
     ngx_queue_t                     stalled;    /* sessions not read */
     ngx_uint_t                      overloaded;
     ngx_uint_t                      persistence;  /* PERSISTENCE_* below */
+    ngx_stream_fishchat_msg_limiter_t  *logins;   /* login rates */
     u_char                          read[NGX_STREAM_FISHCHAT_MSG_READ_SIZE];
 } ngx_stream_fishchat_msg_worker_t;
 
@@ -181,6 +216,21 @@ ngx_int_t ngx_stream_fishchat_msg_deliver(
 ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_msg_find(
     ngx_str_t *id);
 void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
+
+/* ngx_stream_fishchat_msg_auth.c */
+
+extern char  ngx_stream_fishchat_msg_revoked_lua[];
+char *ngx_stream_fishchat_msg_login_rate(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf);
+ngx_int_t ngx_stream_fishchat_msg_limiter_init(
+    ngx_stream_fishchat_msg_worker_t *w, ngx_log_t *log);
+ngx_int_t ngx_stream_fishchat_msg_auth_login(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    ngx_str_t *iat);
+void ngx_stream_fishchat_msg_auth_cleanup(
+    ngx_stream_fishchat_msg_session_t *sess);
+ngx_int_t ngx_stream_fishchat_msg_refresh(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
 /* ngx_stream_fishchat_msg_p2p.c */
 

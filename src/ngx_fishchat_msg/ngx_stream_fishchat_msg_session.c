@@ -32,7 +32,8 @@ static ngx_int_t ngx_stream_fishchat_msg_hello(
 static ngx_int_t ngx_stream_fishchat_msg_login(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static ngx_int_t ngx_stream_fishchat_msg_presence(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_uint_t resync);
+    ngx_stream_fishchat_msg_session_t *sess, ngx_uint_t resync,
+    ngx_str_t *iat);
 static void ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_msg_after_login(
     ngx_stream_fishchat_msg_session_t *sess);
@@ -119,6 +120,8 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         ngx_queue_remove(&sess->stalled);
         sess->is_stalled = 0;
     }
+
+    ngx_stream_fishchat_msg_auth_cleanup(sess);
 
     /* before the logout: positions are saved while presence is ours */
     ngx_stream_fishchat_topic_cleanup(sess);
@@ -527,6 +530,9 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
     } else if (ngx_fishchat_frame_is(&m, "HELLO")) {
         rc = ngx_stream_fishchat_msg_hello(sess, &m);
 
+    } else if (ngx_fishchat_frame_is(&m, "REFRESH_TOKEN")) {
+        rc = ngx_stream_fishchat_msg_refresh(sess, &m);
+
     } else {
         rc = ngx_stream_fishchat_topic_command(sess, &m);
 
@@ -579,20 +585,22 @@ static ngx_int_t
 ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    ngx_str_t                            *id;
+    ngx_str_t                            *id, iat;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *old;
+    u_char                               iat_text[NGX_TIME_T_LEN];
 
     w = ngx_stream_fishchat_msg_worker;
 
-    if (m->nargs != 1 || ngx_fishchat_valid_id(&m->args[0])
-                         != NGX_OK)
+    if (m->nargs < 1 || m->nargs > 2
+        || ngx_fishchat_valid_id(&m->args[0]) != NGX_OK)
     {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
                                               1, "SEND_CLIENT_ID takes an id "
                                               "of 1 to 128 bytes without "
                                               "white space, control "
-                                              "characters or braces");
+                                              "characters or braces, and "
+                                              "a token");
     }
 
     id = &m->args[0];
@@ -608,6 +616,12 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
                                               1, "already logged in as "
                                               "\"%V\"", &sess->node.str);
+    }
+
+    iat.data = iat_text;
+
+    if (ngx_stream_fishchat_msg_auth_login(sess, m, &iat) != NGX_OK) {
+        return NGX_ERROR;
     }
 
     /* a session of the same id on this worker is replaced */
@@ -633,7 +647,7 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
     ngx_rbtree_insert(&w->sessions, &sess->node.node);
     sess->in_table = 1;
 
-    if (ngx_stream_fishchat_msg_presence(sess, 0) != NGX_OK) {
+    if (ngx_stream_fishchat_msg_presence(sess, 0, &iat) != NGX_OK) {
         if (sess->closed) {
             return NGX_ERROR;
         }
@@ -661,10 +675,10 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
 
 static ngx_int_t
 ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
-    ngx_uint_t resync)
+    ngx_uint_t resync, ngx_str_t *iat)
 {
     u_char                              *p;
-    ngx_str_t                            args[15], *id;
+    ngx_str_t                            args[18], *id;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
     u_char                               sid[NGX_INT64_LEN];
@@ -688,21 +702,22 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
     args[0] = ngx_fishchat_key(&p, "client:", id, "");
     args[1] = ngx_fishchat_key(&p, "inbox:", id, "");
     args[2] = ngx_fishchat_key(&p, "inbox:", id, ":m");
-    args[3] = w->fcf->name;
-    args[4] = w->channel;
-    args[5] = sess->c->addr_text;
-    args[6] = sess->conf->advertise;
-    args[7].data = sid;
-    args[7].len = ngx_sprintf(sid, "%uL", sess->sid) - sid;
-    args[8].data = now;
-    args[8].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+    args[3] = ngx_fishchat_key(&p, "revoked:", id, "");
+    args[4] = w->fcf->name;
+    args[5] = w->channel;
+    args[6] = sess->c->addr_text;
+    args[7] = sess->conf->advertise;
+    args[8].data = sid;
+    args[8].len = ngx_sprintf(sid, "%uL", sess->sid) - sid;
+    args[9].data = now;
+    args[9].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
                   - now;
-    args[9] = *id;
-    args[10].data = max;
-    args[10].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
-    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
-    args[12].data = budget;
-    args[12].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
+    args[10] = *id;
+    args[11].data = max;
+    args[11].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
+    args[12] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+    args[13].data = budget;
+    args[13].len = ngx_sprintf(budget, "%uz", sess->conf->send_buffer / 2)
                    - budget;
 
     /*
@@ -711,20 +726,29 @@ ngx_stream_fishchat_msg_presence(ngx_stream_fishchat_msg_session_t *sess,
      */
 
     if (resync && sess->inbox_after_len) {
-        args[13].data = sess->inbox_after;
-        args[13].len = sess->inbox_after_len;
-        args[14].data = sess->inbox_gen;
-        args[14].len = sess->inbox_gen_len;
+        args[14].data = sess->inbox_after;
+        args[14].len = sess->inbox_after_len;
+        args[15].data = sess->inbox_gen;
+        args[15].len = sess->inbox_gen_len;
 
     } else {
-        ngx_str_set(&args[13], "0");
-        ngx_str_null(&args[14]);
+        ngx_str_set(&args[14], "0");
+        ngx_str_null(&args[15]);
+    }
+
+    /* the token's "iat", for the revocation check; "" without tokens */
+
+    if (iat) {
+        args[16] = *iat;
+
+    } else {
+        ngx_str_null(&args[16]);
     }
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->login,
                                         ngx_stream_fishchat_msg_logged_in,
-                                        call, 3, 15, args);
+                                        call, 4, 17, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return NGX_DECLINED;
@@ -761,7 +785,7 @@ ngx_stream_fishchat_msg_resync(void *data)
         sess = (ngx_stream_fishchat_msg_session_t *) node;
 
         if (sess->logged_in && !sess->logging_in && !sess->closed) {
-            (void) ngx_stream_fishchat_msg_presence(sess, 1);
+            (void) ngx_stream_fishchat_msg_presence(sess, 1, NULL);
         }
     }
 }
@@ -785,6 +809,20 @@ ngx_stream_fishchat_msg_logged_in(redisReply *reply, void *data)
     ngx_stream_fishchat_msg_call_done(call);
 
     sess->logging_in = 0;
+
+    if (reply && reply->type == REDIS_REPLY_STRING && !resync) {
+        /* the login script's answer to a revoked token */
+
+        ngx_rbtree_delete(&w->sessions, &sess->node.node);
+        sess->in_table = 0;
+
+        (void) ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_AUTH_FAILED, 1,
+                                              "login of \"%V\" refused: "
+                                              "the token is revoked",
+                                              &sess->node.str);
+        return;
+    }
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY) {
         if (reply && reply->type == REDIS_REPLY_ERROR) {

@@ -52,10 +52,6 @@
 static ngx_int_t ngx_stream_fishchat_topic_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     const char *name, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg);
-static ngx_int_t ngx_stream_fishchat_topic_start(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
-    char *cmd, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg,
-    ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args);
 static ngx_int_t ngx_stream_fishchat_topic_create(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_topic_created(redisReply *reply, void *data);
@@ -80,10 +76,6 @@ static ngx_int_t ngx_stream_fishchat_topic_send(
 static void ngx_stream_fishchat_topic_sent(redisReply *reply, void *data);
 static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_topic_name_call(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *name);
-static ngx_int_t ngx_stream_fishchat_topic_call(
-    ngx_stream_fishchat_msg_call_t *call,
-    ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
-    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
 static void ngx_stream_fishchat_topic_logged_in(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_topic_is_id(ngx_str_t *arg,
@@ -103,6 +95,9 @@ static char  ngx_stream_fishchat_topic_join_lua[] =
 
 static char  ngx_stream_fishchat_topic_leave_lua[] =
     NGX_FISHCHAT_LUA_TOPIC_LEAVE;
+
+static char  ngx_stream_fishchat_topic_client_lua[] =
+    NGX_FISHCHAT_LUA_CLIENT_TOPIC;
 
 static char  ngx_stream_fishchat_topic_send_lua[] =
     NGX_FISHCHAT_LUA_TOPIC_SEND;
@@ -195,6 +190,14 @@ ngx_stream_fishchat_topic_command(ngx_stream_fishchat_msg_session_t *sess,
         return ngx_stream_fishchat_topic_mine(sess, m);
     }
 
+    if (sess->optin && ngx_fishchat_frame_is(m, "TOPIC_INVITE")) {
+        return ngx_stream_fishchat_topic_invite(sess, m, 1);
+    }
+
+    if (sess->optin && ngx_fishchat_frame_is(m, "TOPIC_REMOVE")) {
+        return ngx_stream_fishchat_topic_invite(sess, m, 0);
+    }
+
     return NGX_DECLINED;
 }
 
@@ -248,7 +251,7 @@ ngx_stream_fishchat_topic_check(ngx_stream_fishchat_msg_session_t *sess,
  * start of the worker's scratch).  NGX_OK, or what the command returns.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m, char *cmd, ngx_uint_t min, ngx_uint_t max,
     ngx_uint_t id_arg, ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args)
@@ -275,19 +278,38 @@ ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-/* CREATE_TOPIC <name> */
+/* CREATE_TOPIC <name> [open|private] */
 
 static ngx_int_t
 ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
     ngx_int_t                           rc;
-    ngx_str_t                           args[6];
+    ngx_str_t                           args[7];
+    ngx_uint_t                          private;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
     u_char                              now[NGX_INT64_LEN];
 
-    rc = ngx_stream_fishchat_topic_start(sess, m, "CREATE_TOPIC", 1, 1, 0,
+    private = 0;
+
+    if (m->nargs == 2) {
+        if (m->args[1].len == 7
+            && ngx_strncmp(m->args[1].data, "private", 7) == 0)
+        {
+            private = 1;
+
+        } else if (m->args[1].len != 4
+                   || ngx_strncmp(m->args[1].data, "open", 4) != 0)
+        {
+            return ngx_stream_fishchat_msg_refuse(sess,
+                                                  NGX_FISHCHAT_ERR_BAD_ARGS,
+                                                  1, "a topic is \"open\" "
+                                                  "or \"private\"");
+        }
+    }
+
+    rc = ngx_stream_fishchat_topic_start(sess, m, "CREATE_TOPIC", 1, 2, 0,
                                          &call, args);
     if (rc != NGX_OK) {
         return rc;
@@ -302,9 +324,16 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
     args[4] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[5] = call->to;
 
+    if (private) {
+        ngx_str_set(&args[6], "1");
+
+    } else {
+        ngx_str_null(&args[6]);
+    }
+
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->create,
                                           ngx_stream_fishchat_topic_created,
-                                          2, 6, args);
+                                          2, 7, args);
 }
 
 
@@ -371,7 +400,7 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     ngx_stream_fishchat_msg_call_t **callp)
 {
     ngx_int_t                           rc;
-    ngx_str_t                           args[5];
+    ngx_str_t                           args[6];
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
 
@@ -386,9 +415,10 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = sess->node.str;
     args[3] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[4] = call->to;
+    ngx_str_null(&args[5]);     /* the member itself */
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
-                                        handler, call, 2, 5, args);
+                                        handler, call, 2, 6, args);
     if (call->req == NULL) {
         /* the call is gone: the caller must not look at it */
         ngx_stream_fishchat_msg_call_done(call);
@@ -438,6 +468,17 @@ ngx_stream_fishchat_topic_joined(redisReply *reply, void *data)
                                               !sess->optin,
                                               "not joined: Redis is "
                                               "unavailable");
+        ngx_free(call);
+        return;
+    }
+
+    if (reply->integer == -2) {
+        (void) ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_FORBIDDEN,
+                                              !sess->optin,
+                                              "topic \"%V\" is private: "
+                                              "only its creator adds "
+                                              "members", &call->to);
         ngx_free(call);
         return;
     }
@@ -847,7 +888,7 @@ ngx_stream_fishchat_topic_name_call(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-static ngx_int_t
+ngx_int_t
 ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
     ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
@@ -1105,10 +1146,12 @@ ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,
                                         ngx_stream_fishchat_topic_catchup_lua);
     tc->save = ngx_fishchat_redis_script(cf,
                                         ngx_stream_fishchat_topic_save_lua);
+    tc->client_topic = ngx_fishchat_redis_script(cf,
+                                        ngx_stream_fishchat_topic_client_lua);
 
     if (tc->create == NULL || tc->join == NULL || tc->leave == NULL
         || tc->members == NULL || tc->send == NULL || tc->catchup == NULL
-        || tc->save == NULL)
+        || tc->save == NULL || tc->client_topic == NULL)
     {
         return NGX_CONF_ERROR;
     }

@@ -45,6 +45,7 @@ struct ngx_stream_fishchat_topic_conf_s {
     ngx_fishchat_redis_script_t    *send;
     ngx_fishchat_redis_script_t    *catchup;
     ngx_fishchat_redis_script_t    *save;
+    ngx_fishchat_redis_script_t    *client_topic;
 };
 
 
@@ -136,9 +137,22 @@ struct ngx_stream_fishchat_topic_worker_s {
 
 /* ngx_stream_fishchat_topic.c */
 
+ngx_int_t ngx_stream_fishchat_topic_start(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    char *cmd, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg,
+    ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args);
+ngx_int_t ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
+    ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
 ngx_int_t ngx_stream_fishchat_topic_client_set(char *cmd,
     ngx_str_t *id, ngx_str_t *name, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_fishchat_redis_req_t **req);
+
+/* ngx_stream_fishchat_topic_invite.c */
+
+ngx_int_t ngx_stream_fishchat_topic_invite(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    ngx_uint_t invite);
 
 /* ngx_stream_fishchat_topic_fanout.c */
 

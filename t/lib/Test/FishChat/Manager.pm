@@ -7,6 +7,9 @@ package Test::FishChat::Manager;
 #   api STATUS METHOD PATH [BODY]     one request on a new connection
 #                                     (Connection: close); STATUS is the
 #                                     expected status, * for any
+#   api_tls on PORT | off             api, api_raw and api_pages over TLS
+#                                     to PORT from now on (no certificate
+#                                     check)
 #   api_raw STATUS BYTES              the same with a request written by
 #                                     hand ("\r\n" escapes work in quotes)
 #   api_send NAME METHOD PATH [BODY]  connect client NAME to the HTTP port
@@ -164,9 +167,33 @@ sub _connect_http {
     }
 }
 
+# over TLS (after "api_tls on"): blocking, until the server closes
+sub _api_request_tls {
+    my ($sc, $bytes, $head) = @_;
+    require IO::Socket::SSL;
+    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1',
+                                 PeerPort => $sc->{api_tls},
+                                 SSL_verify_mode => 0,
+                                 Timeout => $sc->{timeout})
+        or die "TLS connect to the http port failed: "
+               . IO::Socket::SSL::errstr() . "\n";
+    $s->print($bytes) or die "TLS write failed\n";
+    my $raw = '';
+    while (1) {
+        my $n = $s->sysread(my $buf, 65536);
+        die "TLS read failed: " . IO::Socket::SSL::errstr() . "\n"
+            if !defined $n;
+        last if $n == 0;
+        $raw .= $buf;
+    }
+    $s->close;
+    return parse_response($raw, $head);
+}
+
 sub api_request {
     my ($sc, $bytes) = @_;
     my $head = $bytes =~ /^HEAD /;
+    return _api_request_tls($sc, $bytes, $head) if $sc->{api_tls};
     my $deadline = $sc->deadline;
     my $s = _connect_http($sc, $deadline);
     local $SIG{PIPE} = 'IGNORE';
@@ -189,6 +216,15 @@ sub api_request {
 }
 
 Test::FishChat::add_step(
+
+    api_tls => sub {
+        my ($sc, $rest) = @_;
+        my ($on, $port) = $sc->tokens($rest);
+        die "usage: api_tls on PORT | off\n"
+            if !defined $on || $on !~ /^(on|off)\z/
+               || ($on eq 'on' && !defined $port);
+        $sc->{api_tls} = $on eq 'on' ? $port : undef;
+    },
 
     api => sub {
         my ($sc, $rest) = @_;

@@ -1,0 +1,563 @@
+
+/*
+ * FishChat for nginx: login tokens (JWT, RFC 7519, compact form).
+ *
+ * The key (an HMAC secret or a public key, each from a file), the one
+ * algorithm accepted, and every claim check live here, so that each role
+ * (msg servers, manager, and the media and files roles to come) checks
+ * tokens the same way.  Parsing and signatures are libjwt's.
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <jwt.h>
+#include <jansson.h>
+#include "ngx_fishchat.h"
+
+#if (NGX_OPENSSL)
+#include <openssl/bio.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#endif
+
+
+#define NGX_FISHCHAT_AUTH_SECRET_MIN  32
+
+
+static ngx_uint_t ngx_fishchat_auth_hmac(ngx_uint_t alg);
+static ngx_uint_t ngx_fishchat_auth_world_readable(ngx_str_t *name);
+static ngx_int_t ngx_fishchat_auth_read(ngx_conf_t *cf, ngx_str_t *name,
+    ngx_str_t *out);
+static ngx_int_t ngx_fishchat_token_audience(ngx_fishchat_conf_t *fcf,
+    jwt_t *jwt);
+static ngx_int_t ngx_fishchat_token_time(jwt_t *jwt, const char *claim,
+    time_t *value);
+
+
+/* fishchat_auth_secret_file, fishchat_auth_public_key_file */
+
+char *
+ngx_fishchat_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_fishchat_conf_t *fcf = conf;
+
+    ngx_str_t  *value, *key;
+
+    value = cf->args->elts;
+
+    key = (ngx_str_t *) ((char *) fcf + cmd->offset);
+
+    if (key->data) {
+        return "is duplicate";
+    }
+
+    if (ngx_fishchat_auth_read(cf, &value[1], key) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    if (cmd->offset == offsetof(ngx_fishchat_conf_t, auth_secret)) {
+
+        if (ngx_fishchat_auth_world_readable(&value[1])) {
+            ngx_conf_log_error(NGX_LOG_WARN, cf, 0,
+                               "the secret in \"%V\" is readable by every "
+                               "user", &value[1]);
+        }
+
+        /* a secret ends at its line: "echo" and editors add a newline */
+
+        while (key->len
+               && (key->data[key->len - 1] == LF
+                   || key->data[key->len - 1] == CR))
+        {
+            key->len--;
+        }
+
+        if (key->len < NGX_FISHCHAT_AUTH_SECRET_MIN) {
+            ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                               "the secret in \"%V\" is %uz bytes long, "
+                               "at least %d expected", &value[1], key->len,
+                               NGX_FISHCHAT_AUTH_SECRET_MIN);
+            return NGX_CONF_ERROR;
+        }
+
+        return NGX_CONF_OK;
+    }
+
+#if (NGX_OPENSSL)
+    {
+    BIO       *bio;
+    EVP_PKEY  *pkey;
+
+    bio = BIO_new_mem_buf(key->data, (int) key->len);
+    if (bio == NULL) {
+        return NGX_CONF_ERROR;
+    }
+
+    pkey = PEM_read_bio_PUBKEY(bio, NULL, NULL, NULL);
+    BIO_free(bio);
+
+    if (pkey == NULL) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" holds no PEM public key", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    EVP_PKEY_free(pkey);
+    }
+#endif
+
+    return NGX_CONF_OK;
+}
+
+
+/* fishchat_auth_alg HS256 | RS256 | ES256 | ...; "none" is refused */
+
+char *
+ngx_fishchat_auth_alg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+    ngx_fishchat_conf_t *fcf = conf;
+
+    u_char     name[16];
+    jwt_alg_t  alg;
+    ngx_str_t  *value;
+
+    if (fcf->auth_alg != NGX_CONF_UNSET_UINT) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    alg = JWT_ALG_INVAL;
+
+    if (value[1].len < sizeof(name)) {
+        ngx_cpystrn(name, value[1].data, value[1].len + 1);
+        alg = jwt_str_alg((char *) name);
+    }
+
+    if (alg == JWT_ALG_INVAL || alg == JWT_ALG_NONE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "invalid algorithm \"%V\": HS256, HS384, HS512, "
+                           "RS256, RS384, RS512, ES256, ES384 or ES512 "
+                           "expected", &value[1]);
+        return NGX_CONF_ERROR;
+    }
+
+    fcf->auth_alg = alg;
+
+    return NGX_CONF_OK;
+}
+
+
+/* after the whole configuration: the key must fit the algorithm */
+
+ngx_int_t
+ngx_fishchat_auth_init_conf(ngx_cycle_t *cycle, ngx_fishchat_conf_t *fcf)
+{
+    ngx_uint_t  hmac;
+
+    ngx_conf_init_uint_value(fcf->auth_alg, JWT_ALG_HS256);
+
+    if (fcf->auth_leeway == NGX_CONF_UNSET) {
+        fcf->auth_leeway = 30;
+    }
+
+    hmac = ngx_fishchat_auth_hmac(fcf->auth_alg);
+
+    if (hmac && fcf->auth_secret.len == 0 && fcf->auth_public_key.len) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"fishchat_auth_public_key_file\" needs an RS or ES "
+                      "\"fishchat_auth_alg\", %s is an HMAC",
+                      jwt_alg_str(fcf->auth_alg));
+        return NGX_ERROR;
+    }
+
+    if (!hmac && fcf->auth_public_key.len == 0) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"fishchat_auth_alg %s\" needs "
+                      "\"fishchat_auth_public_key_file\"",
+                      jwt_alg_str(fcf->auth_alg));
+        return NGX_ERROR;
+    }
+
+    if (fcf->auth_required && fcf->auth_secret.len == 0
+        && fcf->auth_public_key.len == 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "tokens are required (\"fishchat_msg_auth token\") "
+                      "but neither \"fishchat_auth_secret_file\" nor "
+                      "\"fishchat_auth_public_key_file\" is set");
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+ngx_uint_t
+ngx_fishchat_auth_enabled(ngx_fishchat_conf_t *fcf)
+{
+    return fcf->auth_secret.len || fcf->auth_public_key.len;
+}
+
+
+static ngx_uint_t
+ngx_fishchat_auth_hmac(ngx_uint_t alg)
+{
+    return alg == JWT_ALG_HS256 || alg == JWT_ALG_HS384
+           || alg == JWT_ALG_HS512;
+}
+
+
+static ngx_uint_t
+ngx_fishchat_auth_world_readable(ngx_str_t *name)
+{
+    ngx_file_info_t  fi;
+
+    if (ngx_file_info(name->data, &fi) == NGX_FILE_ERROR) {
+        return 0;
+    }
+
+    return (fi.st_mode & S_IROTH) != 0;
+}
+
+
+static ngx_int_t
+ngx_fishchat_auth_read(ngx_conf_t *cf, ngx_str_t *name, ngx_str_t *out)
+{
+    ssize_t          n;
+    ngx_fd_t         fd;
+    ngx_int_t        rc;
+    ngx_file_t       file;
+    ngx_file_info_t  fi;
+
+    if (ngx_conf_full_name(cf->cycle, name, 1) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    fd = ngx_open_file(name->data, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+    if (fd == NGX_INVALID_FILE) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_open_file_n " \"%V\" failed", name);
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+
+    if (ngx_fd_info(fd, &fi) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, ngx_errno,
+                           ngx_fd_info_n " \"%V\" failed", name);
+        goto done;
+    }
+
+    if (ngx_file_size(&fi) == 0 || ngx_file_size(&fi) > 65536) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" must hold 1 to 65536 bytes", name);
+        goto done;
+    }
+
+
+    out->len = (size_t) ngx_file_size(&fi);
+    out->data = ngx_pnalloc(cf->pool, out->len + 1);
+    if (out->data == NULL) {
+        goto done;
+    }
+
+    ngx_memzero(&file, sizeof(ngx_file_t));
+    file.fd = fd;
+    file.name = *name;
+    file.log = cf->log;
+
+    n = ngx_read_file(&file, out->data, out->len, 0);
+
+    if (n != (ssize_t) out->len) {
+        ngx_conf_log_error(NGX_LOG_EMERG, cf, 0,
+                           "\"%V\" could not be read whole", name);
+        goto done;
+    }
+
+    out->data[out->len] = '\0';
+    rc = NGX_OK;
+
+done:
+
+    if (ngx_close_file(fd) == NGX_FILE_ERROR) {
+        ngx_conf_log_error(NGX_LOG_ALERT, cf, ngx_errno,
+                           ngx_close_file_n " \"%V\" failed", name);
+    }
+
+    return rc;
+}
+
+
+/*
+ * Checks a token: the signature with the configured key and algorithm
+ * only, "exp" (required), "nbf", "aud" when fishchat_auth_audience is
+ * set, and "sub" against the id the client claims.  NGX_OK fills t;
+ * NGX_DECLINED (bad) and NGX_FISHCHAT_TOKEN_EXPIRED set *reason, a text
+ * for the log that never holds the token.
+ */
+
+ngx_int_t
+ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf, ngx_str_t *token,
+    ngx_str_t *sub, ngx_fishchat_token_t *t, char **reason)
+{
+    u_char         *s;
+    jwt_t          *jwt;
+    time_t          now, nbf;
+    ngx_int_t       rc;
+    ngx_str_t      *key;
+    const char     *claim;
+
+    if (token->len == 0) {
+        *reason = "no token";
+        return NGX_DECLINED;
+    }
+
+    key = ngx_fishchat_auth_hmac(fcf->auth_alg) ? &fcf->auth_secret
+                                                : &fcf->auth_public_key;
+
+    if (key->len == 0) {
+        *reason = "no key is configured";
+        return NGX_DECLINED;
+    }
+
+    s = ngx_alloc(token->len + 1, ngx_cycle->log);
+    if (s == NULL) {
+        *reason = "no memory";
+        return NGX_DECLINED;
+    }
+
+    ngx_cpystrn(s, token->data, token->len + 1);
+
+    jwt = NULL;
+
+    if (jwt_decode(&jwt, (char *) s, key->data, (int) key->len) != 0) {
+        ngx_free(s);
+        *reason = "not a token signed with the configured key";
+        return NGX_DECLINED;
+    }
+
+    ngx_free(s);
+
+    rc = NGX_DECLINED;
+    now = ngx_time();
+
+    if ((ngx_uint_t) jwt_get_alg(jwt) != fcf->auth_alg) {
+        *reason = "not the configured algorithm";
+        goto done;
+    }
+
+    if (ngx_fishchat_token_time(jwt, "exp", &t->exp) != NGX_OK) {
+        *reason = "no \"exp\"";
+        goto done;
+    }
+
+    if (t->exp + fcf->auth_leeway <= now) {
+        *reason = "expired";
+        rc = NGX_FISHCHAT_TOKEN_EXPIRED;
+        goto done;
+    }
+
+    if (ngx_fishchat_token_time(jwt, "nbf", &nbf) == NGX_OK
+        && nbf - fcf->auth_leeway > now)
+    {
+        *reason = "not valid yet (\"nbf\")";
+        goto done;
+    }
+
+    if (ngx_fishchat_token_time(jwt, "iat", &t->iat) != NGX_OK) {
+        t->iat = 0;
+    }
+
+    if (fcf->auth_audience.len
+        && ngx_fishchat_token_audience(fcf, jwt) != NGX_OK)
+    {
+        *reason = "not for this audience (\"aud\")";
+        goto done;
+    }
+
+    claim = jwt_get_grant(jwt, "sub");
+
+    if (claim == NULL) {
+        *reason = "no \"sub\"";
+        goto done;
+    }
+
+    if (sub && (ngx_strlen(claim) != sub->len
+                || ngx_strncmp(claim, sub->data, sub->len) != 0))
+    {
+        *reason = "for another id (\"sub\")";
+        goto done;
+    }
+
+    rc = NGX_OK;
+
+done:
+
+    jwt_free(jwt);
+
+    return rc;
+}
+
+
+static ngx_int_t
+ngx_fishchat_token_time(jwt_t *jwt, const char *claim, time_t *value)
+{
+    long  v;
+
+    errno = 0;
+    v = jwt_get_grant_int(jwt, claim);
+
+    if (errno != 0) {
+        return NGX_DECLINED;
+    }
+
+    *value = (time_t) v;
+
+    return NGX_OK;
+}
+
+
+/* "aud": a string, or an array of strings one of which is ours */
+
+static ngx_int_t
+ngx_fishchat_token_audience(ngx_fishchat_conf_t *fcf, jwt_t *jwt)
+{
+    char        *text;
+    size_t       i;
+    json_t      *root, *e;
+    ngx_int_t    rc;
+    const char  *aud;
+    ngx_str_t   *want;
+
+    want = &fcf->auth_audience;
+
+    aud = jwt_get_grant(jwt, "aud");
+
+    if (aud) {
+        return (ngx_strlen(aud) == want->len
+                && ngx_strncmp(aud, want->data, want->len) == 0)
+               ? NGX_OK : NGX_DECLINED;
+    }
+
+    text = jwt_get_grants_json(jwt, "aud");
+    if (text == NULL) {
+        return NGX_DECLINED;
+    }
+
+    root = json_loads(text, 0, NULL);
+    free(text);
+
+    if (root == NULL) {
+        return NGX_DECLINED;
+    }
+
+    rc = NGX_DECLINED;
+
+    if (json_is_array(root)) {
+        for (i = 0; i < json_array_size(root); i++) {
+            e = json_array_get(root, i);
+
+            if (json_is_string(e)
+                && json_string_length(e) == want->len
+                && ngx_strncmp(json_string_value(e), want->data, want->len)
+                   == 0)
+            {
+                rc = NGX_OK;
+                break;
+            }
+        }
+    }
+
+    json_decref(root);
+
+    return rc;
+}
+
+
+/*
+ * A token for id, valid for ttl seconds, signed with the HMAC secret:
+ * for backends without a JWT library (POST /tokens).  NGX_DECLINED: no
+ * secret to sign with (the server checks a public key's signatures).
+ */
+
+ngx_int_t
+ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *id, time_t ttl, ngx_str_t *token, time_t *expires)
+{
+    char       *s;
+    jwt_t      *jwt;
+    time_t      now;
+    ngx_int_t   rc;
+    u_char      sub[NGX_FISHCHAT_ID_MAX + 1];
+    u_char      aud[NGX_FISHCHAT_ID_MAX + 1];
+
+    if (fcf->auth_secret.len == 0 || !ngx_fishchat_auth_hmac(fcf->auth_alg)) {
+        return NGX_DECLINED;
+    }
+
+    if (id->len > NGX_FISHCHAT_ID_MAX
+        || fcf->auth_audience.len > NGX_FISHCHAT_ID_MAX)
+    {
+        return NGX_ERROR;
+    }
+
+    if (jwt_new(&jwt) != 0) {
+        return NGX_ERROR;
+    }
+
+    rc = NGX_ERROR;
+    s = NULL;
+    now = ngx_time();
+
+    ngx_cpystrn(sub, id->data, id->len + 1);
+
+    if (jwt_add_grant(jwt, "sub", (char *) sub) != 0
+        || jwt_add_grant_int(jwt, "iat", (long) now) != 0
+        || jwt_add_grant_int(jwt, "exp", (long) (now + ttl)) != 0)
+    {
+        goto done;
+    }
+
+    if (fcf->auth_audience.len) {
+        ngx_cpystrn(aud, fcf->auth_audience.data,
+                    fcf->auth_audience.len + 1);
+
+        if (jwt_add_grant(jwt, "aud", (char *) aud) != 0) {
+            goto done;
+        }
+    }
+
+    if (jwt_set_alg(jwt, fcf->auth_alg, fcf->auth_secret.data,
+                    (int) fcf->auth_secret.len)
+        != 0)
+    {
+        goto done;
+    }
+
+    s = jwt_encode_str(jwt);
+    if (s == NULL) {
+        goto done;
+    }
+
+    token->len = ngx_strlen(s);
+    token->data = ngx_pnalloc(pool, token->len);
+    if (token->data == NULL) {
+        goto done;
+    }
+
+    ngx_memcpy(token->data, s, token->len);
+    *expires = now + ttl;
+    rc = NGX_OK;
+
+done:
+
+    if (s) {
+        free(s);
+    }
+
+    jwt_free(jwt);
+
+    return rc;
+}
