@@ -49,8 +49,13 @@ fc_flush(fc_conn_t *c)
     ssize_t  n;
 
     while (c->out_pos < c->out_len) {
-        n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos,
-                 MSG_NOSIGNAL);
+        if (c->ssl) {
+            n = fc_tls_send(c, c->out + c->out_pos, c->out_len - c->out_pos);
+
+        } else {
+            n = send(c->fd, c->out + c->out_pos, c->out_len - c->out_pos,
+                     MSG_NOSIGNAL);
+        }
 
         if (n > 0) {
             c->out_pos += (size_t) n;
@@ -203,6 +208,10 @@ fc_conn_close(fc_conn_t *c)
         c->fd = -1;
     }
 
+    if (c->ssl) {
+        fc_tls_free(c);
+    }
+
     c->state = FC_CLOSED;
     c->wait_write = 0;
 
@@ -251,12 +260,8 @@ fc_conn_lost(fc_conn_t *c, const char *why, int err)
 static void
 fc_connected(fc_conn_t *c)
 {
-    int          err;
-    size_t       len;
-    socklen_t    sl;
-    const char  *args[1];
-    size_t       lens[1];
-    char         id[FC_ID_LEN];
+    int        err;
+    socklen_t  sl;
 
     err = 0;
     sl = sizeof(err);
@@ -269,6 +274,32 @@ fc_connected(fc_conn_t *c)
         fc_conn_lost(c, "connect", err);
         return;
     }
+
+    if (fc_conf.tls) {
+        /* the handshake, then fc_login_start(); still FC_CONNECTING */
+
+        if (fc_tls_start(c) != 0) {
+            fc_conn_lost(c, "SSL_new", 0);
+            return;
+        }
+
+        fc_tls_handshake(c);
+        return;
+    }
+
+    fc_login_start(c);
+}
+
+
+/* connected (and the TLS handshake done): HELLO 1, SEND_CLIENT_ID */
+
+void
+fc_login_start(fc_conn_t *c)
+{
+    size_t       len;
+    const char  *args[1];
+    size_t       lens[1];
+    char         id[FC_ID_LEN];
 
     c->state = FC_LOGGING_IN;
 
@@ -388,6 +419,10 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
 
     now = fc_now();
 
+    if (now >= fc.ws && now < fc.we) {
+        fc.st.w_frames++;
+    }
+
     if (fc_conf.mode->frame && fc_conf.mode->frame(c, &m, now)) {
         return;
     }
@@ -499,6 +534,11 @@ fc_read(fc_conn_t *c)
 {
     ssize_t  n;
 
+    if (c->ssl) {
+        fc_tls_read(c);
+        return;
+    }
+
     for ( ;; ) {
         n = recv(c->fd, fc.rbuf, FC_READ_SIZE, 0);
 
@@ -535,7 +575,10 @@ void
 fc_event(fc_conn_t *c, uint32_t events)
 {
     if (c->state == FC_CONNECTING) {
-        if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
+        if (c->ssl) {
+            fc_tls_handshake(c);
+
+        } else if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) {
             fc_connected(c);
         }
 
@@ -584,9 +627,10 @@ fc_sweep(int64_t now)
         if (c->state == FC_CONNECTING || c->state == FC_LOGGING_IN) {
             if (now >= c->deadline) {
                 fc.st.timeouts++;
-                fc_conn_lost(c, c->state == FC_CONNECTING
-                                ? "connect timed out"
-                                : "no LOGIN_OK in time", 0);
+                fc_conn_lost(c, c->state == FC_LOGGING_IN
+                                ? "no LOGIN_OK in time"
+                                : c->ssl ? "TLS handshake timed out"
+                                : "connect timed out", 0);
             }
 
             continue;

@@ -897,7 +897,9 @@ fc_usage(void)
         "  -l BYTES     message text size (the time stamp, padded)\n"
         "  -x PREFIX    id prefix (fcl<pid>-)\n"
         "  -p PIDFILE   nginx master pid file: RSS and CPU of its workers\n"
-        "  -k PIDFILE   redis pid file: its CPU (p2p)\n");
+        "  -k PIDFILE   redis pid file: its CPU (p2p)\n"
+        "  -E[1.2]      TLS to every server, 1.3 (or -E1.2), no certificate\n"
+        "               check; p2p and topic count the records received\n");
 }
 
 
@@ -996,7 +998,7 @@ main(int argc, char **argv)
     optind = 2;
 
     while ((ch = getopt(argc, argv,
-                        "s:n:m:r:w:t:W:P:c:b:C:D:T:L:M:S:i:l:x:p:k:h"))
+                        "s:n:m:r:w:t:W:P:c:b:C:D:T:L:M:S:i:l:x:p:k:E::h"))
            != -1)
     {
         v = optarg ? strtod(optarg, NULL) : 0;
@@ -1090,6 +1092,21 @@ main(int argc, char **argv)
             fc_conf.redis_pidfile = optarg;
             break;
 
+        case 'E':
+            /* -E: TLS 1.3; -E1.2 (attached): TLS 1.2 */
+            if (optarg == NULL || strcmp(optarg, "1.3") == 0) {
+                fc_conf.tls = 13;
+
+            } else if (strcmp(optarg, "1.2") == 0) {
+                fc_conf.tls = 12;
+
+            } else {
+                fprintf(stderr, "fc-load: -E takes 1.2 or 1.3\n");
+                return FC_EXIT_SETUP;
+            }
+
+            break;
+
         default:
             fc_usage();
             return FC_EXIT_SETUP;
@@ -1159,6 +1176,10 @@ main(int argc, char **argv)
 
     if ((long) fc_conf.procs > fc_conf.sessions) {
         fc_conf.procs = (unsigned) fc_conf.sessions;
+    }
+
+    if (fc_conf.tls && fc_tls_init() != 0) {
+        return FC_EXIT_SETUP;
     }
 
     signal(SIGPIPE, SIG_IGN);

@@ -19,7 +19,7 @@
  * Exit codes: 0 all well; 1 usage or set-up; 2 protocol errors, failed
  * logins, closed sessions or the time limit; 3 lost messages.
  *
- * No dependencies beyond libc.  The files:
+ * Dependencies: libc, and OpenSSL for -E (TLS).  The files:
  *
  *     fc_core.c     main, the options, the table of modes; the parent and
  *                   its children (fork, the pipes), a child's event loop
@@ -30,6 +30,8 @@
  *                   figures a child reports, the summaries' shared parts
  *     fc_run.c      a measured run (warm-up, window, drain; at a rate or
  *                   flat out), for the modes that send (p2p, topic)
+ *     fc_tls.c      TLS (-E): the handshake on the epoll loop, SSL_read
+ *                   and SSL_write, the records received
  *     fc_idle.c, fc_p2p.c, fc_offline.c, fc_topic.c: a mode each, with its
  *                   fc_mode_t (below), listed in fc_modes[] (fc_core.c)
  */
@@ -50,6 +52,7 @@
 #include <string.h>
 #include <time.h>
 #include <netinet/in.h>
+#include <sys/types.h>
 
 
 #define FC_MAX_SERVERS      16
@@ -138,6 +141,7 @@ typedef struct {
     char               *redis_pidfile;
     char                prefix[64];
     int                 quiet;
+    int                 tls;          /* -E: 13 (TLS 1.3) or 12; 0: none */
 } fc_conf_t;
 
 
@@ -180,6 +184,11 @@ typedef struct {
     uint64_t            joined;
     uint64_t            topic_exists;
     uint64_t            gaps;
+    uint64_t            w_frames;     /* frames received in the window */
+    uint64_t            tls_records;  /* application-data records in */
+    uint64_t            tls_bytes;
+    uint64_t            w_tls_records;
+    uint64_t            w_tls_bytes;
     uint64_t            errors[FC_ERR_N];
     uint64_t            hist[FC_HIST_SIZE];
     uint64_t            acc_hist[FC_HIST_SIZE];
@@ -225,6 +234,7 @@ struct fc_conn_s {
     size_t              out_len;
     size_t              out_size;
     fc_conn_t          *next_dirty;
+    struct ssl_st      *ssl;          /* -E */
     unsigned            dirty:1;
     unsigned            wait_write:1;
     unsigned            setup:1;      /* the mode's set-up after LOGIN_OK
@@ -415,6 +425,7 @@ void fc_flush_dirty(void);
 size_t fc_id(char *buf, uint32_t idx);
 void fc_conn_close(fc_conn_t *c);
 void fc_conn_lost(fc_conn_t *c, const char *why, int err);
+void fc_login_start(fc_conn_t *c);
 void fc_connect_more(void);
 int fc_received(int64_t now);
 void fc_frame_in(fc_conn_t *c, char *p, size_t len);
@@ -461,6 +472,17 @@ void fc_answered(fc_conn_t *c, int64_t now, int refused);
 void fc_refill(int64_t now);
 int fc_run_tick(int64_t now);
 int fc_run_parent(fc_parent_t *p);
+
+/* fc_tls.c */
+
+int fc_tls_init(void);
+int fc_tls_start(fc_conn_t *c);
+void fc_tls_handshake(fc_conn_t *c);
+ssize_t fc_tls_send(fc_conn_t *c, const char *p, size_t len);
+void fc_tls_read(fc_conn_t *c);
+void fc_tls_free(fc_conn_t *c);
+void fc_tls_print(double secs, uint64_t delivered);
+void fc_tls_result(double secs, uint64_t delivered);
 
 /* fc_p2p.c: 1:1 messages, also for offline */
 

@@ -320,6 +320,7 @@ fc_p2p_result(fc_parent_t *p, int rc)
     fc_print_lat("latency", fc_total.hist, fc_total.lat_max);
     fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
     fc_print_cpu(p, secs);
+    fc_tls_print(secs, fc_total.w_delivered);
 
     printf("  %-12s sent %" PRIu64 ", accepted %" PRIu64 ", refused %"
            PRIu64 "; delivered %" PRIu64 " (%" PRIu64 " uuids, %"
@@ -347,6 +348,7 @@ fc_p2p_result(fc_parent_t *p, int rc)
     printf(" acc_p99_us=%" PRIu64,
            fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max));
     fc_result_cpu(p, secs);
+    fc_tls_result(secs, fc_total.w_delivered);
     printf(" behind=%" PRIu64 " undelivered=%" PRIu64 " refused=%" PRIu64
            " duplicates=%" PRIu64 " delivered_unaccepted=%" PRIu64,
            fc_total.behind, lost, fc_total.refused, fc_total.duplicates,

@@ -80,6 +80,11 @@ fc_field_t  fc_fields[] = {
     fc_field(joined, FC_AGG_SUM),
     fc_field(topic_exists, FC_AGG_SUM),
     fc_field(gaps, FC_AGG_SUM),
+    fc_field(w_frames, FC_AGG_SUM),
+    fc_field(tls_records, FC_AGG_SUM),
+    fc_field(tls_bytes, FC_AGG_SUM),
+    fc_field(w_tls_records, FC_AGG_SUM),
+    fc_field(w_tls_bytes, FC_AGG_SUM),
     { NULL, 0, 0 }
 };
 

@@ -612,6 +612,7 @@ fc_topic_result(fc_parent_t *p, int rc)
     fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
 
     fc_print_cpu(p, secs);
+    fc_tls_print(secs, fc_total.w_delivered);
 
     printf("  %-12s sent %" PRIu64 ", accepted %" PRIu64 ", refused %"
            PRIu64 "; %" PRIu64 " deliveries; after the drain: %" PRIu64
@@ -656,6 +657,7 @@ fc_topic_result(fc_parent_t *p, int rc)
            fc_hist_pct(fc_first_hist, 0.99, first_max),
            fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max));
     fc_result_cpu(p, secs);
+    fc_tls_result(secs, fc_total.w_delivered);
     printf(" behind=%" PRIu64 " incomplete=%" PRIu64 " undelivered=%" PRIu64
            " extra=%" PRIu64 " refused=%" PRIu64 " gaps=%" PRIu64
            " delivered_unaccepted=%" PRIu64,
