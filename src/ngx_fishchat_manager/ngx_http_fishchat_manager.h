@@ -158,6 +158,20 @@ ngx_int_t ngx_http_fishchat_manager_eval(
 ngx_int_t ngx_http_fishchat_manager_send(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_uint_t status,
     ngx_fishchat_json_t *out);
+void ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value);
+void ngx_http_fishchat_manager_messages(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_json_t *out,
+    redisReply *reply, size_t first, char *key, char *count);
+void ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_str_t *keys, char **parts);
+ngx_int_t ngx_http_fishchat_manager_not_found(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *what);
+ngx_int_t ngx_http_fishchat_manager_store(
+    ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done, ngx_uint_t nkeys,
+    ngx_uint_t nargs, ngx_str_t *args);
 void ngx_http_fishchat_manager_cursor(
     ngx_fishchat_json_t *out, redisReply *e, ngx_uint_t more);
 ngx_int_t ngx_http_fishchat_manager_scan(

@@ -1105,6 +1105,96 @@ ngx_http_fishchat_manager_send(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
+/*
+ * The start of the JSON object of a reply: {"<key>":<value>, with "size"
+ * bytes for the first buffer
+ */
+
+void
+ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value)
+{
+    ngx_fishchat_json_init(out, ctx->request->pool, size);
+
+    ngx_fishchat_json_fmt(out, "{\"%s\":", key);
+    ngx_fishchat_json_str(out, value);
+}
+
+
+/*
+ * The head of a page of messages: {"<key>":<the first parameter>,
+ * "<count>":<the first element>,"messages":[, with room for the elements
+ * from "first" on
+ */
+
+void
+ngx_http_fishchat_manager_messages(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, redisReply *reply, size_t first, char *key,
+    char *count)
+{
+    size_t  i, size;
+
+    size = 512;
+
+    for (i = first; i < reply->elements; i++) {
+        size += 2 * reply->element[i]->len + 64;
+    }
+
+    ngx_http_fishchat_manager_open(ctx, out, size, key, &ctx->param[0]);
+
+    ngx_fishchat_json_fmt(out, ",\"%s\":", count);
+    ngx_fishchat_json_rnum(out, reply->element[0]);
+    ngx_fishchat_json_fmt(out, ",\"messages\":[");
+}
+
+
+/*
+ * The keys of the path's first parameter (a client, a topic): one of
+ * each prefix and suffix in "parts", up to a NULL, in ctx->scratch
+ */
+
+void
+ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_str_t *keys, char **parts)
+{
+    u_char  *p;
+
+    p = ctx->scratch;
+
+    while (*parts) {
+        *keys++ = ngx_fishchat_key(&p, parts[0], &ctx->param[0], parts[1]);
+        parts += 2;
+    }
+}
+
+
+/* NOT_FOUND: no <what> "<the first parameter of the path>" */
+
+ngx_int_t
+ngx_http_fishchat_manager_not_found(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *what)
+{
+    return ngx_http_fishchat_manager_error(ctx->request, NGX_HTTP_NOT_FOUND,
+                                           "NOT_FOUND", "no %s \"%V\"",
+                                           what, &ctx->param[0]);
+}
+
+
+/* EVALSHA of a script that writes */
+
+ngx_int_t
+ngx_http_fishchat_manager_store(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done, ngx_uint_t nkeys,
+    ngx_uint_t nargs, ngx_str_t *args)
+{
+    ctx->stores = 1;
+
+    return ngx_http_fishchat_manager_eval(ctx, script, done, nkeys, nargs,
+                                          args);
+}
+
+
 /* ,"cursor":"<n>" for the next page, or null after the last */
 
 void
