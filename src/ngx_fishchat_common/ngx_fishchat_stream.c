@@ -47,3 +47,32 @@ ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
 
     return ctx;
 }
+
+
+/*
+ * The directive of a stream role ("fishchat_gateway", "fishchat_msg",
+ * "fishchat_router") in a server block: once a block, with counters of
+ * its own; "handler" takes the block's sessions
+ */
+
+char *
+ngx_fishchat_stream_role(ngx_conf_t *cf, char *role, ngx_flag_t *enabled,
+    ngx_uint_t *counters, ngx_stream_content_handler_pt handler)
+{
+    ngx_stream_core_srv_conf_t  *cscf;
+
+    if (*enabled) {
+        return "is duplicate";
+    }
+
+    if (ngx_fishchat_counters_add(cf, role, counters) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
+
+    *enabled = 1;
+
+    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
+    cscf->handler = handler;
+
+    return NGX_CONF_OK;
+}

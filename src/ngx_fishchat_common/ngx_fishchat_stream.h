@@ -17,6 +17,8 @@
 void *ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
     size_t size, ngx_pool_cleanup_pt cleanup, ngx_uint_t counters,
     ngx_fishchat_counters_t **cp);
+char *ngx_fishchat_stream_role(ngx_conf_t *cf, char *role, ngx_flag_t *enabled,
+    ngx_uint_t *counters, ngx_stream_content_handler_pt handler);
 
 
 #endif /* _NGX_FISHCHAT_STREAM_H_INCLUDED_ */

@@ -1119,22 +1119,9 @@ ngx_stream_fishchat_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_gw_srv_conf_t *gscf = conf;
 
-    ngx_stream_core_srv_conf_t  *cscf;
-
-    if (gscf->enabled) {
-        return "is duplicate";
-    }
-
-    if (ngx_fishchat_counters_add(cf, "gateway", &gscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    gscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_gw_handler;
-
-    return NGX_CONF_OK;
+    return ngx_fishchat_stream_role(cf, "gateway", &gscf->enabled,
+                                    &gscf->counters,
+                                    ngx_stream_fishchat_gw_handler);
 }
 
 

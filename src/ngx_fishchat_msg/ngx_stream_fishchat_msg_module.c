@@ -21,6 +21,7 @@
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_lua.h"
+#include "ngx_fishchat_stream.h"
 #include "ngx_stream_fishchat_msg_private.h"
 
 
@@ -705,23 +706,18 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_msg_srv_conf_t *mscf = conf;
 
-    ngx_stream_core_srv_conf_t            *cscf;
+    char                                  *rv;
     ngx_stream_fishchat_msg_srv_conf_t   **p;
     ngx_stream_fishchat_msg_main_conf_t   *mmcf;
 
-    if (mscf->enabled) {
-        return "is duplicate";
+    rv = ngx_fishchat_stream_role(cf, "msg", &mscf->enabled, &mscf->counters,
+                                  ngx_stream_fishchat_msg_handler);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    if (ngx_fishchat_counters_add(cf, "msg", &mscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    mscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_msg_handler;
-    mscf->cscf = cscf;
+    mscf->cscf = ngx_stream_conf_get_module_srv_conf(cf,
+                                                     ngx_stream_core_module);
 
     mmcf = ngx_stream_conf_get_module_main_conf(cf,
                                                 ngx_stream_fishchat_msg_module);

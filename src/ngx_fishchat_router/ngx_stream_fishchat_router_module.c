@@ -936,21 +936,15 @@ ngx_stream_fishchat_router(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_router_srv_conf_t *rscf = conf;
 
-    ngx_stream_core_srv_conf_t              *cscf;
+    char                                    *rv;
     ngx_stream_fishchat_router_main_conf_t  *rmcf;
 
-    if (rscf->enabled) {
-        return "is duplicate";
+    rv = ngx_fishchat_stream_role(cf, "router", &rscf->enabled,
+                                  &rscf->counters,
+                                  ngx_stream_fishchat_router_handler);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
-
-    if (ngx_fishchat_counters_add(cf, "router", &rscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    rscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_router_handler;
 
     rmcf = ngx_stream_conf_get_module_main_conf(cf,
                                            ngx_stream_fishchat_router_module);
