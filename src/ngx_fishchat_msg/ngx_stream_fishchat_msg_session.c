@@ -1110,6 +1110,31 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * No answer to a message to store (to a client, to a topic): where Redis
+ * may have stored it all the same, the client is told so; otherwise the
+ * message is not accepted
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_not_stored(ngx_stream_fishchat_msg_session_t *sess,
+    redisReply *reply)
+{
+    if (reply == NULL && ngx_fishchat_redis_unknown()) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+                                              !sess->optin,
+                                              "Redis did not answer: the "
+                                              "message may have been stored");
+    }
+
+    return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                          !sess->optin,
+                                          "message not accepted: Redis is "
+                                          "unavailable");
+}
+
+
 ngx_int_t
 ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
     char *cmd, ngx_str_t *args, ngx_uint_t nargs)

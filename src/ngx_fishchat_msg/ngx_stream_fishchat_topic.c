@@ -58,6 +58,8 @@ static ngx_int_t ngx_stream_fishchat_topic_start(
     ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args);
 static ngx_int_t ngx_stream_fishchat_topic_create(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+static ngx_int_t ngx_stream_fishchat_topic_answer(
+    ngx_stream_fishchat_msg_call_t *call, redisReply *reply, char *what);
 static void ngx_stream_fishchat_topic_created(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_topic_membership(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m, char *cmd,
@@ -275,6 +277,36 @@ ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The answer to a change of a topic (create, join, leave): the call is
+ * taken off the session (a write may close the session); without an
+ * integer from Redis the client is told "<what>: Redis is unavailable" and
+ * the call is freed.  NGX_OK: the answer is an integer.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_answer(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply, char *what)
+{
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    ngx_queue_remove(&call->queue);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "%s: Redis is unavailable",
+                                              what);
+        ngx_free(call);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* CREATE_TOPIC <name> */
 
 static ngx_int_t
@@ -317,16 +349,9 @@ ngx_stream_fishchat_topic_created(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    /* the call is taken off the session: a write may close the session */
-
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "topic not created: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "topic not created")
+        != NGX_OK)
+    {
         return;
     }
 
@@ -431,14 +456,8 @@ ngx_stream_fishchat_topic_joined(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "not joined: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "not joined") != NGX_OK)
+    {
         return;
     }
 
@@ -514,14 +533,7 @@ ngx_stream_fishchat_topic_left(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "not left: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "not left") != NGX_OK) {
         return;
     }
 
@@ -776,20 +788,7 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
                           (size_t) reply->len, reply->str);
         }
 
-        if (reply == NULL && ngx_fishchat_redis_unknown()) {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
-                                             !sess->optin,
-                                             "Redis did not answer: the "
-                                             "message may have been stored");
-
-        } else {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                                  NGX_FISHCHAT_ERR_REDIS,
-                                                  !sess->optin,
-                                                  "message not accepted: "
-                                                  "Redis is unavailable");
-        }
+        (void) ngx_stream_fishchat_msg_not_stored(sess, reply);
 
         ngx_free(call);
         return;
