@@ -267,6 +267,7 @@ extern ngx_module_t  ngx_fishchat_module;
 
 /* ngx_fishchat_module.c: configuration, counters, random seeds */
 ngx_fishchat_conf_t *ngx_fishchat_get_conf(ngx_cycle_t *cycle);
+ngx_int_t ngx_fishchat_redis_needed(ngx_cycle_t *cycle, char *directive);
 ngx_fishchat_conf_t *ngx_fishchat_conf(ngx_conf_t *cf);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 ngx_int_t ngx_fishchat_counters_add(ngx_conf_t *cf, char *role,

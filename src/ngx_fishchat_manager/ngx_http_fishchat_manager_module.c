@@ -1391,7 +1391,6 @@ ngx_http_fishchat_manager(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_fishchat_manager_init_module(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t                    *fcf;
     ngx_http_fishchat_manager_main_conf_t  *mmcf;
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -1401,15 +1400,7 @@ ngx_http_fishchat_manager_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    fcf = ngx_fishchat_get_conf(cycle);
-
-    if (fcf == NULL || fcf->redis == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "\"fishchat_manager\" needs \"fishchat_redis\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_fishchat_redis_needed(cycle, "fishchat_manager");
 }
 
 

@@ -802,25 +802,11 @@ ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t                  *fcf;
-    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
-
-    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
-                                                ngx_stream_fishchat_msg_module);
-
-    if (mmcf == NULL || mmcf->servers.nelts == 0) {
+    if (ngx_stream_fishchat_msg_servers(cycle) == 0) {
         return NGX_OK;
     }
 
-    fcf = ngx_fishchat_get_conf(cycle);
-
-    if (fcf->redis == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "\"fishchat_msg\" needs \"fishchat_redis\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_fishchat_redis_needed(cycle, "fishchat_msg");
 }
 
 
