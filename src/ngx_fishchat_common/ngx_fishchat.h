@@ -213,6 +213,13 @@ typedef struct {
 } ngx_fishchat_redis_script_t;
 
 
+/* a script of a role and where its conf keeps it */
+typedef struct {
+    char                       *body;
+    size_t                      offset;
+} ngx_fishchat_redis_script_slot_t;
+
+
 #define NGX_FISHCHAT_REDIS_LINK_NONE        0   /* not configured, not made */
 #define NGX_FISHCHAT_REDIS_LINK_DOWN        1
 #define NGX_FISHCHAT_REDIS_LINK_CONNECTING  2
@@ -355,6 +362,8 @@ ngx_uint_t ngx_fishchat_redis_up(ngx_fishchat_redis_t *link);
 ngx_int_t ngx_fishchat_redis_start(ngx_cycle_t *cycle);
 ngx_fishchat_redis_script_t *ngx_fishchat_redis_script(ngx_conf_t *cf,
     char *body);
+ngx_int_t ngx_fishchat_redis_scripts(ngx_conf_t *cf, void *conf,
+    ngx_fishchat_redis_script_slot_t *slots);
 ngx_fishchat_redis_req_t *ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);

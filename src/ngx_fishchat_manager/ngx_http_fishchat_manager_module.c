@@ -209,6 +209,47 @@ static char  ngx_http_fishchat_manager_topic_send_lua[] =
     NGX_FISHCHAT_LUA_TOPIC_SEND;
 
 
+static ngx_fishchat_redis_script_slot_t
+    ngx_http_fishchat_manager_scripts[] =
+{
+    { ngx_http_fishchat_manager_send_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, send) },
+    { ngx_http_fishchat_manager_ack_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, ack) },
+    { ngx_http_fishchat_manager_topic_create_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_create) },
+    { ngx_http_fishchat_manager_topic_join_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_join) },
+    { ngx_http_fishchat_manager_topic_leave_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_leave) },
+    { ngx_http_fishchat_manager_topic_send_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_send) },
+    { ngx_http_fishchat_manager_client_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, client) },
+    { ngx_http_fishchat_manager_clients_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, clients) },
+    { ngx_http_fishchat_manager_kick_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, kick) },
+    { ngx_http_fishchat_manager_inbox_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, inbox) },
+    { ngx_http_fishchat_manager_topic_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic) },
+    { ngx_http_fishchat_manager_topics_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topics) },
+    { ngx_http_fishchat_manager_topic_delete_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_delete) },
+    { ngx_http_fishchat_manager_members_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, members) },
+    { ngx_http_fishchat_manager_history_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, history) },
+    { ngx_http_fishchat_manager_client_topic_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, client_topic) },
+    { ngx_http_fishchat_manager_nodes_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, nodes) },
+    { NULL, 0 }
+};
+
+
 /* requests */
 
 static ngx_int_t
@@ -1340,49 +1381,12 @@ ngx_http_fishchat_manager(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mmcf->enabled = 1;
 
-#define ngx_http_fishchat_manager_script(field, body)                         \
-    mmcf->field = ngx_fishchat_redis_script(cf, body);                        \
-    if (mmcf->field == NULL) {                                                \
-        return NGX_CONF_ERROR;                                                \
+    if (ngx_fishchat_redis_scripts(cf, mmcf,
+                                   ngx_http_fishchat_manager_scripts)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
-
-    ngx_http_fishchat_manager_script(send,
-                                     ngx_http_fishchat_manager_send_lua);
-    ngx_http_fishchat_manager_script(ack,
-                                     ngx_http_fishchat_manager_ack_lua);
-    ngx_http_fishchat_manager_script(topic_create,
-                                 ngx_http_fishchat_manager_topic_create_lua);
-    ngx_http_fishchat_manager_script(topic_join,
-                                 ngx_http_fishchat_manager_topic_join_lua);
-    ngx_http_fishchat_manager_script(topic_leave,
-                                 ngx_http_fishchat_manager_topic_leave_lua);
-    ngx_http_fishchat_manager_script(topic_send,
-                                 ngx_http_fishchat_manager_topic_send_lua);
-
-    ngx_http_fishchat_manager_script(client,
-                                     ngx_http_fishchat_manager_client_lua);
-    ngx_http_fishchat_manager_script(clients,
-                                     ngx_http_fishchat_manager_clients_lua);
-    ngx_http_fishchat_manager_script(kick,
-                                     ngx_http_fishchat_manager_kick_lua);
-    ngx_http_fishchat_manager_script(inbox,
-                                     ngx_http_fishchat_manager_inbox_lua);
-    ngx_http_fishchat_manager_script(topic,
-                                     ngx_http_fishchat_manager_topic_lua);
-    ngx_http_fishchat_manager_script(topics,
-                                     ngx_http_fishchat_manager_topics_lua);
-    ngx_http_fishchat_manager_script(topic_delete,
-                                 ngx_http_fishchat_manager_topic_delete_lua);
-    ngx_http_fishchat_manager_script(members,
-                                     ngx_http_fishchat_manager_members_lua);
-    ngx_http_fishchat_manager_script(history,
-                                     ngx_http_fishchat_manager_history_lua);
-    ngx_http_fishchat_manager_script(client_topic,
-                                 ngx_http_fishchat_manager_client_topic_lua);
-    ngx_http_fishchat_manager_script(nodes,
-                                     ngx_http_fishchat_manager_nodes_lua);
-
-#undef ngx_http_fishchat_manager_script
 
     return NGX_CONF_OK;
 }

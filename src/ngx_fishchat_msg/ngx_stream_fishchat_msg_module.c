@@ -271,6 +271,25 @@ static char  ngx_stream_fishchat_msg_beat_lua[] =
     "return 1";
 
 
+static ngx_fishchat_redis_script_slot_t
+    ngx_stream_fishchat_msg_scripts[] =
+{
+    { ngx_stream_fishchat_msg_login_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, login) },
+    { ngx_stream_fishchat_msg_send_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, send) },
+    { ngx_stream_fishchat_msg_ack_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, ack) },
+    { ngx_stream_fishchat_msg_logout_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, logout) },
+    { ngx_stream_fishchat_msg_beat_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, beat) },
+    { ngx_stream_fishchat_msg_fetch_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, fetch) },
+    { NULL, 0 }
+};
+
+
 ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
 
 
@@ -723,22 +742,9 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                                 ngx_stream_fishchat_msg_module);
 
     if (mmcf->login == NULL) {
-        mmcf->login = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_login_lua);
-        mmcf->send = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_send_lua);
-        mmcf->ack = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_ack_lua);
-        mmcf->logout = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_logout_lua);
-        mmcf->beat = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_beat_lua);
-        mmcf->fetch = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_fetch_lua);
-
-        if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
-            || mmcf->logout == NULL || mmcf->beat == NULL
-            || mmcf->fetch == NULL)
+        if (ngx_fishchat_redis_scripts(cf, mmcf,
+                                       ngx_stream_fishchat_msg_scripts)
+            != NGX_OK)
         {
             return NGX_CONF_ERROR;
         }

@@ -162,6 +162,27 @@ static char  ngx_stream_fishchat_topic_save_lua[] =
     "return 1";
 
 
+static ngx_fishchat_redis_script_slot_t
+    ngx_stream_fishchat_topic_scripts[] =
+{
+    { ngx_stream_fishchat_topic_create_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, create) },
+    { ngx_stream_fishchat_topic_join_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, join) },
+    { ngx_stream_fishchat_topic_leave_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, leave) },
+    { ngx_stream_fishchat_topic_members_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, members) },
+    { ngx_stream_fishchat_topic_send_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, send) },
+    { ngx_stream_fishchat_topic_catchup_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, catchup) },
+    { ngx_stream_fishchat_topic_save_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, save) },
+    { NULL, 0 }
+};
+
+
 /*
  * The topic commands; NGX_DECLINED for a command that is not one of them.
  * Otherwise as the msg module's: NGX_OK while the session goes on.
@@ -1090,24 +1111,8 @@ ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    tc->create = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_create_lua);
-    tc->join = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_join_lua);
-    tc->leave = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_leave_lua);
-    tc->members = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_members_lua);
-    tc->send = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_send_lua);
-    tc->catchup = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_catchup_lua);
-    tc->save = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_save_lua);
-
-    if (tc->create == NULL || tc->join == NULL || tc->leave == NULL
-        || tc->members == NULL || tc->send == NULL || tc->catchup == NULL
-        || tc->save == NULL)
+    if (ngx_fishchat_redis_scripts(cf, tc, ngx_stream_fishchat_topic_scripts)
+        != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }
