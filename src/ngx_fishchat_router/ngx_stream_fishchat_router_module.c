@@ -100,6 +100,8 @@ static void ngx_stream_fishchat_router_routed(ngx_int_t rc,
 static void ngx_stream_fishchat_router_event(ngx_str_t *payload,
     void *data);
 static void ngx_stream_fishchat_router_ready(void *data);
+static ngx_stream_fishchat_router_peer_t *ngx_stream_fishchat_router_peer(
+    ngx_queue_t *q, ngx_uint_t index);
 static ngx_int_t ngx_stream_fishchat_router_refuse(
     ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_err_e err,
     ngx_uint_t fatal, const char *fmt, ...);
@@ -523,6 +525,17 @@ ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
 }
 
 
+/* the peer of a link in the queue of the channel "index" */
+
+static ngx_stream_fishchat_router_peer_t *
+ngx_stream_fishchat_router_peer(ngx_queue_t *q, ngx_uint_t index)
+{
+    return (ngx_stream_fishchat_router_peer_t *)
+               ((u_char *) (q - index)
+                - offsetof(ngx_stream_fishchat_router_peer_t, link));
+}
+
+
 /* Redis confirmed a subscription: the peers that wait are told */
 
 static void
@@ -541,9 +554,7 @@ ngx_stream_fishchat_router_ready(void *data)
     {
         next = ngx_queue_next(q);
 
-        peer = (ngx_stream_fishchat_router_peer_t *)
-                   ((u_char *) (q - ch->index)
-                    - offsetof(ngx_stream_fishchat_router_peer_t, link));
+        peer = ngx_stream_fishchat_router_peer(q, ch->index);
 
         if (peer->cut || (peer->confirmed & (1 << ch->index))) {
             continue;
@@ -617,9 +628,7 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
     {
         next = ngx_queue_next(q);
 
-        peer = (ngx_stream_fishchat_router_peer_t *)
-                   ((u_char *) (q - ch->index)
-                    - offsetof(ngx_stream_fishchat_router_peer_t, link));
+        peer = ngx_stream_fishchat_router_peer(q, ch->index);
 
         if (peer->cut || !(peer->confirmed & (1 << ch->index))) {
             continue;
