@@ -85,7 +85,13 @@ static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_topic_name_call(
 static ngx_int_t ngx_stream_fishchat_topic_call(
     ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
-    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
+    ngx_stream_fishchat_msg_call_t **callp);
+static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_topic_taken(
+    ngx_stream_fishchat_msg_call_t *call);
+static void ngx_stream_fishchat_topic_refused(
+    ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_err_e err,
+    ngx_uint_t fatal, const char *fmt);
 static void ngx_stream_fishchat_topic_logged_in(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_topic_is_id(ngx_str_t *arg,
@@ -311,9 +317,7 @@ ngx_stream_fishchat_topic_answer(ngx_stream_fishchat_msg_call_t *call,
 {
     ngx_stream_fishchat_msg_session_t  *sess;
 
-    sess = call->sess;
-
-    ngx_queue_remove(&call->queue);
+    sess = ngx_stream_fishchat_topic_taken(call);
 
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
         (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
@@ -357,7 +361,7 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->create,
                                           ngx_stream_fishchat_topic_created,
-                                          2, 6, args);
+                                          2, 6, args, NULL);
 }
 
 
@@ -378,11 +382,9 @@ ngx_stream_fishchat_topic_created(redisReply *reply, void *data)
 
     if (reply->integer == 0) {
         /* the seed sent nothing back: seed clients get nothing either */
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_TOPIC_EXISTS,
-                                              0, "topic \"%V\" exists",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_TOPIC_EXISTS, 0,
+                                          "topic \"%V\" exists");
         return;
     }
 
@@ -433,19 +435,8 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     args[3] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
     args[4] = call->to;
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
-                                        handler, call, 2, 5, args);
-    if (call->req == NULL) {
-        /* the call is gone: the caller must not look at it */
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "Redis is unavailable");
-    }
-
-    *callp = call;
-
-    return NGX_OK;
+    return ngx_stream_fishchat_topic_call(call, script, handler, 2, 5, args,
+                                          callp);
 }
 
 
@@ -483,11 +474,9 @@ ngx_stream_fishchat_topic_joined(redisReply *reply, void *data)
     }
 
     if (reply->integer < 0) {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
-                                              !sess->optin,
-                                              "no topic \"%V\"", &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
+                                          !sess->optin, "no topic \"%V\"");
         return;
     }
 
@@ -566,13 +555,11 @@ ngx_stream_fishchat_topic_left(redisReply *reply, void *data)
 
     if (reply->integer <= 0) {
         /* nothing to leave: harmless, but said to opt-in clients */
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              reply->integer < 0
-                                              ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC
-                                              : NGX_FISHCHAT_ERR_NOT_MEMBER,
-                                              0, "not a member of \"%V\"",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          reply->integer < 0
+                                          ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC
+                                          : NGX_FISHCHAT_ERR_NOT_MEMBER,
+                                          0, "not a member of \"%V\"");
         return;
     }
 
@@ -606,7 +593,7 @@ ngx_stream_fishchat_topic_members(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->members,
                                           ngx_stream_fishchat_topic_list,
-                                          2, 2, args);
+                                          2, 2, args, NULL);
 }
 
 
@@ -659,9 +646,7 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
     redisReply                          *e;
     ngx_stream_fishchat_msg_session_t   *sess;
 
-    sess = call->sess;
-
-    ngx_queue_remove(&call->queue);
+    sess = ngx_stream_fishchat_topic_taken(call);
 
     if (reply == NULL
         || (reply->type != REDIS_REPLY_ARRAY
@@ -675,11 +660,9 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
     }
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
-                                              0, "no topic \"%V\"",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_NO_SUCH_TOPIC, 0,
+                                          "no topic \"%V\"");
         return;
     }
 
@@ -782,7 +765,7 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->send,
                                           ngx_stream_fishchat_topic_sent,
-                                          3, 10, args);
+                                          3, 10, args, NULL);
 }
 
 
@@ -795,9 +778,7 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
     ngx_fishchat_err_e                  err;
     ngx_stream_fishchat_msg_session_t  *sess;
 
-    sess = call->sess;
-
-    ngx_queue_remove(&call->queue);
+    sess = ngx_stream_fishchat_topic_taken(call);
 
     if (reply == NULL
         || (reply->type != REDIS_REPLY_INTEGER
@@ -819,10 +800,8 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
         err = (reply->len == sizeof("NOTOPIC") - 1)
               ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC : NGX_FISHCHAT_ERR_NOT_MEMBER;
 
-        (void) ngx_stream_fishchat_msg_refuse(sess, err, !sess->optin,
-                                              "message to \"%V\" not "
-                                              "accepted", &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call, err, !sess->optin,
+                                          "message to \"%V\" not accepted");
         return;
     }
 
@@ -867,10 +846,16 @@ ngx_stream_fishchat_topic_name_call(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The script of a call; "callp" (if any) gets the call when it is under
+ * way: otherwise the call is gone, and the caller must not look at it
+ */
+
 static ngx_int_t
 ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
-    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
+    ngx_stream_fishchat_msg_call_t **callp)
 {
     ngx_stream_fishchat_msg_session_t  *sess;
 
@@ -885,7 +870,37 @@ ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
                                               "Redis is unavailable");
     }
 
+    if (callp) {
+        *callp = call;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * A call answered is taken off its session first: a write may close the
+ * session
+ */
+
+static ngx_stream_fishchat_msg_session_t *
+ngx_stream_fishchat_topic_taken(ngx_stream_fishchat_msg_call_t *call)
+{
+    ngx_queue_remove(&call->queue);
+
+    return call->sess;
+}
+
+
+/* the command of a call on the topic call->to is refused; the call goes */
+
+static void
+ngx_stream_fishchat_topic_refused(ngx_stream_fishchat_msg_call_t *call,
+    ngx_fishchat_err_e err, ngx_uint_t fatal, const char *fmt)
+{
+    (void) ngx_stream_fishchat_msg_refuse(call->sess, err, fatal, fmt,
+                                          &call->to);
+    ngx_free(call);
 }
 
 
