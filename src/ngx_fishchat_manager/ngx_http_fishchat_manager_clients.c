@@ -14,8 +14,6 @@ static ngx_int_t ngx_http_fishchat_manager_client_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
     redisReply *e);
-static ngx_int_t ngx_http_fishchat_manager_clients_done(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_counted(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, ngx_int_t *rc,
     char *fmt, ngx_str_t *a, ngx_str_t *b);
@@ -55,17 +53,7 @@ char  ngx_http_fishchat_manager_client_lua[] =
  */
 
 char  ngx_http_fishchat_manager_clients_lua[] =
-    "local cursor = ARGV[2] "
-    "local want = tonumber(ARGV[3]) "
-    "local keys = {} "
-    "local i = 0 "
-    "repeat "
-        "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], "
-                             "'COUNT', want) "
-        "cursor = r[1] "
-        "for _, k in ipairs(r[2]) do keys[#keys + 1] = k end "
-        "i = i + 1 "
-    "until cursor == '0' or #keys >= want or i == 16 "
+    NGX_HTTP_FISHCHAT_MANAGER_LUA_SCAN
     "local skip = #ARGV[4] + 9 "
     "local out = {} "
     "for _, k in ipairs(keys) do "
@@ -131,6 +119,15 @@ char  ngx_http_fishchat_manager_inbox_lua[] =
 
 static char  *ngx_http_fishchat_manager_client_keys[] = {
     "client:", "", "inbox:", "", "inbox:", ":m", "client:", ":topics", NULL
+};
+
+
+/* GET /clients: SCAN for "client:" keys, a list of entries of 8 fields */
+
+static ngx_http_fishchat_manager_scan_t
+    ngx_http_fishchat_manager_clients_scan =
+{
+    "client:", "clients", 8, ngx_http_fishchat_manager_client_item
 };
 
 
@@ -274,17 +271,8 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_scan(ctx, "client:", ctx->main->clients,
-                                      ngx_http_fishchat_manager_clients_done);
-}
-
-
-static ngx_int_t
-ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply)
-{
-    return ngx_http_fishchat_manager_scan_page(ctx, reply, "clients", 8,
-                                       ngx_http_fishchat_manager_client_item);
+    return ngx_http_fishchat_manager_scan(ctx, ctx->main->clients,
+                                    &ngx_http_fishchat_manager_clients_scan);
 }
 
 

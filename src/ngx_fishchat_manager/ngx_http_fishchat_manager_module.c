@@ -51,6 +51,8 @@ static ngx_int_t ngx_http_fishchat_manager_read_body(
 static void ngx_http_fishchat_manager_cleanup(void *data);
 static void ngx_http_fishchat_manager_json_cleanup(void *data);
 static void ngx_http_fishchat_manager_reply(redisReply *reply, void *data);
+static ngx_int_t ngx_http_fishchat_manager_scan_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void *ngx_http_fishchat_manager_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_fishchat_manager_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fishchat_manager_merge_loc_conf(ngx_conf_t *cf,
@@ -808,15 +810,17 @@ invalid:
  * "fields" elements is left out.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply, char *name, size_t fields,
-    ngx_http_fishchat_manager_item_pt item)
+    redisReply *reply)
 {
-    size_t               i;
-    ngx_uint_t           n;
-    redisReply          *list, *e;
-    ngx_fishchat_json_t  out;
+    size_t                             i;
+    ngx_uint_t                         n;
+    redisReply                        *list, *e;
+    ngx_fishchat_json_t                out;
+    ngx_http_fishchat_manager_scan_t  *scan;
+
+    scan = ctx->scan;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
         || reply->element[1]->type != REDIS_REPLY_ARRAY)
@@ -829,14 +833,14 @@ ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_init(&out, ctx->request->pool,
                            512 + 256 * list->elements);
 
-    ngx_fishchat_json_fmt(&out, "{\"%s\":[", name);
+    ngx_fishchat_json_fmt(&out, "{\"%s\":[", scan->name);
 
     n = 0;
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != fields) {
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != scan->fields) {
             continue;
         }
 
@@ -844,7 +848,7 @@ ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
             ngx_fishchat_json_fmt(&out, ",");
         }
 
-        item(&out, e);
+        scan->item(&out, e);
     }
 
     ngx_fishchat_json_fmt(&out, "]");
@@ -1261,8 +1265,8 @@ ngx_http_fishchat_manager_cursor(ngx_fishchat_json_t *out,
 
 ngx_int_t
 ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
-    char *kind, ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_done_pt done)
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_scan_t *scan)
 {
     u_char     *p;
     ngx_int_t   rc;
@@ -1274,11 +1278,15 @@ ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key_pattern(&p, kind);
+    args[0] = ngx_fishchat_key_pattern(&p, scan->kind);
     ngx_http_fishchat_manager_page_args(ctx, &args[1]);
     args[3] = ctx->fcf->redis_prefix;
 
-    return ngx_http_fishchat_manager_eval(ctx, script, done, 0, 4, args);
+    ctx->scan = scan;
+
+    return ngx_http_fishchat_manager_eval(ctx, script,
+                                        ngx_http_fishchat_manager_scan_page,
+                                        0, 4, args);
 }
 
 

@@ -10,8 +10,6 @@
 
 static void ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out,
     redisReply *e);
-static ngx_int_t ngx_http_fishchat_manager_topics_done(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_created(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_creator(
@@ -57,17 +55,7 @@ char  ngx_http_fishchat_manager_topic_lua[] =
  */
 
 char  ngx_http_fishchat_manager_topics_lua[] =
-    "local cursor = ARGV[2] "
-    "local want = tonumber(ARGV[3]) "
-    "local keys = {} "
-    "local i = 0 "
-    "repeat "
-        "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], "
-                             "'COUNT', want) "
-        "cursor = r[1] "
-        "for _, k in ipairs(r[2]) do keys[#keys + 1] = k end "
-        "i = i + 1 "
-    "until cursor == '0' or #keys >= want or i == 16 "
+    NGX_HTTP_FISHCHAT_MANAGER_LUA_SCAN
     "local skip = #ARGV[4] + 8 "
     "local out = {} "
     "for _, k in ipairs(keys) do "
@@ -149,6 +137,15 @@ static char  *ngx_http_fishchat_manager_topic_keys[] = {
 };
 
 
+/* GET /topics: SCAN for "topic:" keys, a list of entries of 5 fields */
+
+static ngx_http_fishchat_manager_scan_t
+    ngx_http_fishchat_manager_topics_scan =
+{
+    "topic:", "topics", 5, ngx_http_fishchat_manager_topic_item
+};
+
+
 /* the endpoints: topics */
 
 /* GET /topics?cursor=&count= */
@@ -156,17 +153,8 @@ static char  *ngx_http_fishchat_manager_topic_keys[] = {
 ngx_int_t
 ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_scan(ctx, "topic:", ctx->main->topics,
-                                       ngx_http_fishchat_manager_topics_done);
-}
-
-
-static ngx_int_t
-ngx_http_fishchat_manager_topics_done(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply)
-{
-    return ngx_http_fishchat_manager_scan_page(ctx, reply, "topics", 5,
-                                       ngx_http_fishchat_manager_topic_item);
+    return ngx_http_fishchat_manager_scan(ctx, ctx->main->topics,
+                                    &ngx_http_fishchat_manager_topics_scan);
 }
 
 
