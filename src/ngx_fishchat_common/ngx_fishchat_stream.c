@@ -50,6 +50,24 @@ ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
 
 
 /*
+ * A new session is set up: its own handlers take its events over, with a
+ * timer on reading, and what has come already is read now
+ */
+
+void
+ngx_fishchat_stream_start(ngx_connection_t *c, ngx_event_handler_pt read,
+    ngx_event_handler_pt write, ngx_msec_t timeout)
+{
+    c->read->handler = read;
+    c->write->handler = write;
+
+    ngx_add_timer(c->read, timeout);
+
+    read(c->read);
+}
+
+
+/*
  * The directive of a stream role ("fishchat_gateway", "fishchat_msg",
  * "fishchat_router") in a server block: once a block, with counters of
  * its own; "handler" takes the block's sessions

@@ -262,12 +262,9 @@ ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
         return;
     }
 
-    c->read->handler = ngx_stream_fishchat_gw_read_handler;
-    c->write->handler = ngx_stream_fishchat_gw_write_handler;
-
-    ngx_add_timer(c->read, gscf->timeout);
-
-    ngx_stream_fishchat_gw_read_handler(c->read);
+    ngx_fishchat_stream_start(c, ngx_stream_fishchat_gw_read_handler,
+                              ngx_stream_fishchat_gw_write_handler,
+                              gscf->timeout);
 }
 
 

@@ -88,12 +88,9 @@ ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s)
     ngx_fishchat_parser_init(&sess->parser,
                              ngx_stream_fishchat_msg_worker->fcf->frame_max);
 
-    c->read->handler = ngx_stream_fishchat_msg_read_handler;
-    c->write->handler = ngx_stream_fishchat_msg_write_handler;
-
-    ngx_add_timer(c->read, mscf->keepalive);
-
-    ngx_stream_fishchat_msg_read_handler(c->read);
+    ngx_fishchat_stream_start(c, ngx_stream_fishchat_msg_read_handler,
+                              ngx_stream_fishchat_msg_write_handler,
+                              mscf->keepalive);
 }
 
 
