@@ -318,7 +318,10 @@ token t2 key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+600
 send a REFRESH_TOKEN $t2
 recv a TOKEN_REFRESHED *
 capture a exp 0
-token t3 key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+600
+# a token that ends before the session's does not shorten it
+token t3 key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+300
+send a REFRESH_TOKEN $t3
+recv a ERROR AUTH_FAILED "refresh of \"alice\" refused: the token ends before the session's"
 no_frame a 3
 send a SEND_PING PING
 recv a PONG

@@ -162,6 +162,8 @@ hello_login p bob
 [alert]
 [emerg]
 [crit]
+--- error_log
+fishchat: closed before the end of its TLS handshake (timed out, or not TLS)
 
 
 

@@ -215,6 +215,13 @@ typedef struct {
 } ngx_fishchat_redis_script_t;
 
 
+/* a script of a role and where its conf keeps it */
+typedef struct {
+    char                       *body;
+    size_t                      offset;
+} ngx_fishchat_redis_script_slot_t;
+
+
 #define NGX_FISHCHAT_REDIS_LINK_NONE        0   /* not configured, not made */
 #define NGX_FISHCHAT_REDIS_LINK_DOWN        1
 #define NGX_FISHCHAT_REDIS_LINK_CONNECTING  2
@@ -244,6 +251,8 @@ typedef struct {
 
     ngx_array_t                 scripts;      /* redis_script_t * */
     ngx_array_t                 servers;      /* ngx_str_t: counters labels */
+    ngx_array_t                 stream_servers;   /* the stream roles' srv
+                                                     confs (void *) */
     ngx_shm_zone_t             *zone;
     size_t                      slot_size;
 
@@ -289,6 +298,7 @@ extern ngx_module_t  ngx_fishchat_module;
 
 /* ngx_fishchat_module.c: configuration, counters, random seeds */
 ngx_fishchat_conf_t *ngx_fishchat_get_conf(ngx_cycle_t *cycle);
+ngx_int_t ngx_fishchat_redis_needed(ngx_cycle_t *cycle, char *directive);
 ngx_fishchat_conf_t *ngx_fishchat_conf(ngx_conf_t *cf);
 ngx_int_t ngx_fishchat_get_random(void *buf, size_t len, ngx_log_t *log);
 ngx_int_t ngx_fishchat_counters_add(ngx_conf_t *cf, char *role,
@@ -389,6 +399,8 @@ ngx_uint_t ngx_fishchat_redis_up(ngx_fishchat_redis_t *link);
 ngx_int_t ngx_fishchat_redis_start(ngx_cycle_t *cycle);
 ngx_fishchat_redis_script_t *ngx_fishchat_redis_script(ngx_conf_t *cf,
     char *body);
+ngx_int_t ngx_fishchat_redis_scripts(ngx_conf_t *cf, void *conf,
+    ngx_fishchat_redis_script_slot_t *slots);
 ngx_fishchat_redis_req_t *ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);

@@ -172,6 +172,28 @@ ngx_fishchat_get_conf(ngx_cycle_t *cycle)
 }
 
 
+/*
+ * A role in use that talks to Redis: without "fishchat_redis" it cannot
+ * start; NGX_ERROR, and "directive" is named in the log
+ */
+
+ngx_int_t
+ngx_fishchat_redis_needed(ngx_cycle_t *cycle, char *directive)
+{
+    ngx_fishchat_conf_t  *fcf;
+
+    fcf = ngx_fishchat_get_conf(cycle);
+
+    if (fcf == NULL || fcf->redis == NULL) {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"%s\" needs \"fishchat_redis\"", directive);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 ngx_fishchat_conf_t *
 ngx_fishchat_conf(ngx_conf_t *cf)
 {
@@ -208,6 +230,12 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->auth_leeway = NGX_CONF_UNSET;
 
     if (ngx_array_init(&fcf->servers, cycle->pool, 4, sizeof(ngx_str_t))
+        != NGX_OK)
+    {
+        return NULL;
+    }
+
+    if (ngx_array_init(&fcf->stream_servers, cycle->pool, 4, sizeof(void *))
         != NGX_OK)
     {
         return NULL;

@@ -1525,6 +1525,31 @@ ngx_fishchat_redis_script(ngx_conf_t *cf, char *body)
 }
 
 
+/*
+ * The scripts of a role: each one of "slots" (up to a NULL body) is
+ * registered and kept in "conf" at its offset
+ */
+
+ngx_int_t
+ngx_fishchat_redis_scripts(ngx_conf_t *cf, void *conf,
+    ngx_fishchat_redis_script_slot_t *slots)
+{
+    ngx_fishchat_redis_script_t  *script;
+
+    for ( /* void */ ; slots->body; slots++) {
+        script = ngx_fishchat_redis_script(cf, slots->body);
+        if (script == NULL) {
+            return NGX_ERROR;
+        }
+
+        *(ngx_fishchat_redis_script_t **) ((u_char *) conf + slots->offset)
+            = script;
+    }
+
+    return NGX_OK;
+}
+
+
 #define NGX_FISHCHAT_REDIS_MAX_ARGS  32
 
 ngx_fishchat_redis_req_t *

@@ -96,6 +96,8 @@ static void ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
 static ngx_int_t ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
 static void ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev);
+static void ngx_stream_fishchat_gw_drain(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, char *closed);
 static void ngx_stream_fishchat_gw_wake(ngx_stream_fishchat_gw_cache_t *cache);
 static ngx_int_t ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr);
@@ -123,6 +125,8 @@ static char *ngx_stream_fishchat_gateway(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static char *ngx_stream_fishchat_gw_servers(ngx_conf_t *cf,
     ngx_command_t *cmd, void *conf);
+static ngx_stream_fishchat_gw_main_conf_t *ngx_stream_fishchat_gw_heartbeats(
+    ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle);
 static void ngx_stream_fishchat_gw_exit_process(ngx_cycle_t *cycle);
@@ -186,7 +190,7 @@ static ngx_command_t  ngx_stream_fishchat_gateway_commands[] = {
 
 static ngx_stream_module_t  ngx_stream_fishchat_gateway_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_fishchat_stream_log_init,          /* postconfiguration */
 
     ngx_stream_fishchat_gw_create_main_conf, /* create main configuration */
     ngx_stream_fishchat_gw_init_main_conf, /* init main configuration */
@@ -259,12 +263,9 @@ ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
         return;
     }
 
-    c->read->handler = ngx_stream_fishchat_gw_read_handler;
-    c->write->handler = ngx_stream_fishchat_gw_write_handler;
-
-    ngx_add_timer(c->read, gscf->timeout);
-
-    ngx_stream_fishchat_gw_read_handler(c->read);
+    ngx_fishchat_stream_start(c, ngx_stream_fishchat_gw_read_handler,
+                              ngx_stream_fishchat_gw_write_handler,
+                              gscf->timeout);
 }
 
 
@@ -543,7 +544,6 @@ ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
 static void
 ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
 {
-    ssize_t                        n;
     ngx_connection_t              *c;
     ngx_stream_session_t          *s;
     ngx_stream_fishchat_gw_ctx_t  *ctx;
@@ -565,20 +565,40 @@ ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
 
     /* whatever follows the request is dropped; a close ends the wait */
 
+    ngx_stream_fishchat_gw_drain(s, ctx, "fishchat gateway: client closed "
+                                 "the connection before the reply");
+}
+
+
+/*
+ * What the client sends is read and dropped; when it closes, "closed" (if
+ * any) is logged and the session ends
+ */
+
+static void
+ngx_stream_fishchat_gw_drain(ngx_stream_session_t *s,
+    ngx_stream_fishchat_gw_ctx_t *ctx, char *closed)
+{
+    ssize_t            n;
+    ngx_connection_t  *c;
+
+    c = s->connection;
+
     do {
         n = c->recv(c, ctx->in->start, ctx->in->end - ctx->in->start);
 
         if (n == NGX_ERROR || n == 0) {
-            ngx_log_error(NGX_LOG_INFO, c->log, 0,
-                          "fishchat gateway: client closed the connection "
-                          "before the reply");
+            if (closed) {
+                ngx_log_error(NGX_LOG_INFO, c->log, 0, "%s", closed);
+            }
+
             ngx_stream_finalize_session(s, NGX_STREAM_OK);
             return;
         }
 
     } while (n > 0);
 
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
+    if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
         ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
     }
 }
@@ -869,7 +889,6 @@ ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev)
 static void
 ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev)
 {
-    ssize_t                        n;
     ngx_connection_t              *c;
     ngx_stream_session_t          *s;
     ngx_stream_fishchat_gw_ctx_t  *ctx;
@@ -888,19 +907,7 @@ ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev)
         return;
     }
 
-    do {
-        n = c->recv(c, ctx->in->start, ctx->in->end - ctx->in->start);
-
-        if (n == NGX_ERROR || n == 0) {
-            ngx_stream_finalize_session(s, NGX_STREAM_OK);
-            return;
-        }
-
-    } while (n > 0);
-
-    if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
-    }
+    ngx_stream_fishchat_gw_drain(s, ctx, NULL);
 }
 
 
@@ -1125,22 +1132,9 @@ ngx_stream_fishchat_gateway(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_gw_srv_conf_t *gscf = conf;
 
-    ngx_stream_core_srv_conf_t  *cscf;
-
-    if (gscf->enabled) {
-        return "is duplicate";
-    }
-
-    if (ngx_fishchat_counters_add(cf, "gateway", &gscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    gscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_gw_handler;
-
-    return NGX_CONF_OK;
+    return ngx_fishchat_stream_role(cf, "gateway", &gscf->enabled,
+                                    &gscf->counters,
+                                    ngx_stream_fishchat_gw_handler);
 }
 
 
@@ -1195,29 +1189,28 @@ ngx_stream_fishchat_gw_servers(ngx_conf_t *cf, ngx_command_t *cmd,
 }
 
 
-static ngx_int_t
-ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle)
+/* the main conf where a server block has heartbeats on; NULL otherwise */
+
+static ngx_stream_fishchat_gw_main_conf_t *
+ngx_stream_fishchat_gw_heartbeats(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t                 *fcf;
     ngx_stream_fishchat_gw_main_conf_t  *gmcf;
 
     gmcf = ngx_stream_cycle_get_module_main_conf(cycle,
                                           ngx_stream_fishchat_gateway_module);
 
-    if (gmcf == NULL || !gmcf->heartbeat) {
+    return (gmcf && gmcf->heartbeat) ? gmcf : NULL;
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_gw_init_module(ngx_cycle_t *cycle)
+{
+    if (ngx_stream_fishchat_gw_heartbeats(cycle) == NULL) {
         return NGX_OK;
     }
 
-    fcf = ngx_fishchat_get_conf(cycle);
-
-    if (fcf->redis == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "\"fishchat_gateway_heartbeat on\" needs "
-                      "\"fishchat_redis\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_fishchat_redis_needed(cycle, "fishchat_gateway_heartbeat on");
 }
 
 
@@ -1228,10 +1221,9 @@ ngx_stream_fishchat_gw_init_process(ngx_cycle_t *cycle)
     ngx_stream_fishchat_gw_cache_t      *cache;
     ngx_stream_fishchat_gw_main_conf_t  *gmcf;
 
-    gmcf = ngx_stream_cycle_get_module_main_conf(cycle,
-                                          ngx_stream_fishchat_gateway_module);
+    gmcf = ngx_stream_fishchat_gw_heartbeats(cycle);
 
-    if (gmcf == NULL || !gmcf->heartbeat) {
+    if (gmcf == NULL) {
         return NGX_OK;
     }
 

@@ -27,6 +27,26 @@
 #define NGX_HTTP_FISHCHAT_MANAGER_PARAMS     2
 #define NGX_HTTP_FISHCHAT_MANAGER_CURSOR_MAX 20
 
+
+/*
+ * The start of the scripts of the SCAN walks (ARGV: the MATCH pattern,
+ * cursor, count): SCAN until about "count" keys or the end, at most 16
+ * calls; the rest of the script goes on with "keys" and "cursor"
+ */
+#define NGX_HTTP_FISHCHAT_MANAGER_LUA_SCAN                                    \
+    "local cursor = ARGV[2] "                                                 \
+    "local want = tonumber(ARGV[3]) "                                         \
+    "local keys = {} "                                                        \
+    "local i = 0 "                                                            \
+    "repeat "                                                                 \
+        "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], "             \
+                             "'COUNT', want) "                                \
+        "cursor = r[1] "                                                      \
+        "for _, k in ipairs(r[2]) do keys[#keys + 1] = k end "                \
+        "i = i + 1 "                                                          \
+    "until cursor == '0' or #keys >= want or i == 16 "
+
+
 /* an error response, {"error":{"code":...,"message":...}}, logged */
 #define ngx_http_fishchat_manager_error(r, status, code, ...)                 \
     ngx_fishchat_http_error(r, "manager", status, code, __VA_ARGS__)
@@ -101,6 +121,14 @@ typedef ngx_int_t (*ngx_http_fishchat_manager_done_pt)(
 typedef void (*ngx_http_fishchat_manager_item_pt)(ngx_fishchat_json_t *out,
     redisReply *e);
 
+/* a SCAN over the keys of one kind, answered as a page of a list */
+typedef struct {
+    char                               *kind;     /* "client:", "topic:" */
+    char                               *name;     /* the list's */
+    size_t                              fields;   /* of an entry */
+    ngx_http_fishchat_manager_item_pt   item;
+} ngx_http_fishchat_manager_scan_t;
+
 /* an endpoint: NGX_DONE when a command is under way, or what to finalize */
 typedef ngx_int_t (*ngx_http_fishchat_manager_start_pt)(
     ngx_http_fishchat_manager_ctx_t *ctx);
@@ -115,6 +143,7 @@ struct ngx_http_fishchat_manager_ctx_s {
     ngx_fishchat_redis_req_t       *req;
     ngx_http_fishchat_manager_done_pt   done;
     ngx_http_fishchat_manager_start_pt  start;
+    ngx_http_fishchat_manager_scan_t   *scan;
 
     ngx_str_t                       param[NGX_HTTP_FISHCHAT_MANAGER_PARAMS];
     ngx_str_t                       cursor;
@@ -162,9 +191,6 @@ extern char  ngx_http_fishchat_manager_nodes_lua[];
 
 /* ngx_http_fishchat_manager_module.c */
 
-ngx_int_t ngx_http_fishchat_manager_scan_page(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, char *name,
-    size_t fields, ngx_http_fishchat_manager_item_pt item);
 void ngx_http_fishchat_manager_page_args(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_str_t *args);
 ngx_int_t ngx_http_fishchat_manager_page(
@@ -179,12 +205,25 @@ ngx_int_t ngx_http_fishchat_manager_eval(
 ngx_int_t ngx_http_fishchat_manager_send(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_uint_t status,
     ngx_fishchat_json_t *out);
+void ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value);
+void ngx_http_fishchat_manager_messages(
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_json_t *out,
+    redisReply *reply, size_t first, char *key, char *count);
+void ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_str_t *keys, char **parts);
+ngx_int_t ngx_http_fishchat_manager_not_found(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *what);
+ngx_int_t ngx_http_fishchat_manager_store(
+    ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done, ngx_uint_t nkeys,
+    ngx_uint_t nargs, ngx_str_t *args);
 void ngx_http_fishchat_manager_cursor(
     ngx_fishchat_json_t *out, redisReply *e, ngx_uint_t more);
 ngx_int_t ngx_http_fishchat_manager_scan(
-    ngx_http_fishchat_manager_ctx_t *ctx, char *kind,
-    ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_done_pt done);
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_scan_t *scan);
 
 /* ngx_http_fishchat_manager_clients.c */
 

@@ -14,8 +14,9 @@ static ngx_int_t ngx_http_fishchat_manager_client_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
     redisReply *e);
-static ngx_int_t ngx_http_fishchat_manager_clients_done(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
+static ngx_int_t ngx_http_fishchat_manager_counted(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, ngx_int_t *rc,
+    char *fmt, ngx_str_t *a, ngx_str_t *b);
 static ngx_int_t ngx_http_fishchat_manager_kick_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_inbox_done(
@@ -52,17 +53,7 @@ char  ngx_http_fishchat_manager_client_lua[] =
  */
 
 char  ngx_http_fishchat_manager_clients_lua[] =
-    "local cursor = ARGV[2] "
-    "local want = tonumber(ARGV[3]) "
-    "local keys = {} "
-    "local i = 0 "
-    "repeat "
-        "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], "
-                             "'COUNT', want) "
-        "cursor = r[1] "
-        "for _, k in ipairs(r[2]) do keys[#keys + 1] = k end "
-        "i = i + 1 "
-    "until cursor == '0' or #keys >= want or i == 16 "
+    NGX_HTTP_FISHCHAT_MANAGER_LUA_SCAN
     "local skip = #ARGV[4] + 9 "
     "local out = {} "
     "for _, k in ipairs(keys) do "
@@ -107,6 +98,24 @@ char  ngx_http_fishchat_manager_inbox_lua[] =
         "n = n + 1 "
     "end "
     "return out";
+
+/*
+ * The keys of the client of the path: presence, inbox order, inbox
+ * messages, topics of the client
+ */
+
+static char  *ngx_http_fishchat_manager_client_keys[] = {
+    "client:", "", "inbox:", "", "inbox:", ":m", "client:", ":topics", NULL
+};
+
+
+/* GET /clients: SCAN for "client:" keys, a list of entries of 8 fields */
+
+static ngx_http_fishchat_manager_scan_t
+    ngx_http_fishchat_manager_clients_scan =
+{
+    "client:", "clients", 8, ngx_http_fishchat_manager_client_item
+};
 
 
 /*
@@ -158,6 +167,32 @@ ngx_http_fishchat_manager_presence(ngx_fishchat_json_t *out,
 }
 
 
+/*
+ * The integer answer of a script that writes: 0 (nothing there) is
+ * NOT_FOUND with the message given, of "a" and "b"; NGX_OK to go on,
+ * otherwise *rc is the answer to return
+ */
+
+static ngx_int_t
+ngx_http_fishchat_manager_counted(ngx_http_fishchat_manager_ctx_t *ctx,
+    redisReply *reply, ngx_int_t *rc, char *fmt, ngx_str_t *a, ngx_str_t *b)
+{
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    if (reply->integer == 0) {
+        *rc = ngx_http_fishchat_manager_error(ctx->request,
+                                              NGX_HTTP_NOT_FOUND,
+                                              "NOT_FOUND", fmt, a, b);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* the endpoints: clients */
 
 /* GET /clients/{id} */
@@ -165,15 +200,12 @@ ngx_http_fishchat_manager_presence(ngx_fishchat_json_t *out,
 ngx_int_t
 ngx_http_fishchat_manager_client(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[3], *id;
+    ngx_str_t  args[4];
 
-    id = &ctx->param[0];
-    p = ctx->scratch;
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_client_keys);
 
-    args[0] = ngx_fishchat_key(&p, "client:", id, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", id, "");
-    args[2] = ngx_fishchat_key(&p, "client:", id, ":topics");
+    args[2] = args[3];
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->client,
                                       ngx_http_fishchat_manager_client_done,
@@ -189,11 +221,7 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_t  out;
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no client \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "client");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 4
@@ -205,10 +233,7 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
 
     p = reply->element[0];
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"id\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "id", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"online\":");
     ngx_http_fishchat_manager_presence(&out, p->element);
     ngx_fishchat_json_fmt(&out, ",\"pending\":");
@@ -233,17 +258,8 @@ ngx_http_fishchat_manager_client_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_scan(ctx, "client:", ctx->main->clients,
-                                      ngx_http_fishchat_manager_clients_done);
-}
-
-
-static ngx_int_t
-ngx_http_fishchat_manager_clients_done(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply)
-{
-    return ngx_http_fishchat_manager_scan_page(ctx, reply, "clients", 8,
-                                       ngx_http_fishchat_manager_client_item);
+    return ngx_http_fishchat_manager_scan(ctx, ctx->main->clients,
+                                    &ngx_http_fishchat_manager_clients_scan);
 }
 
 
@@ -277,9 +293,7 @@ ngx_http_fishchat_manager_kick(ngx_http_fishchat_manager_ctx_t *ctx)
     args[1] = ctx->param[0];
     args[2] = ctx->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->kick,
+    return ngx_http_fishchat_manager_store(ctx, ctx->main->kick,
                                         ngx_http_fishchat_manager_kick_done,
                                         1, 3, args);
 }
@@ -289,24 +303,18 @@ static ngx_int_t
 ngx_http_fishchat_manager_kick_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
+    ngx_int_t            rc;
     ngx_fishchat_json_t  out;
 
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_http_fishchat_manager_counted(ctx, reply, &rc,
+                                          "client \"%V\" is not online",
+                                          &ctx->param[0], NULL)
+        != NGX_OK)
+    {
+        return rc;
     }
 
-    if (reply->integer == 0) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "client \"%V\" is not online",
-                                               &ctx->param[0]);
-    }
-
-    ngx_fishchat_json_init(&out, ctx->request->pool, 512);
-
-    ngx_fishchat_json_fmt(&out, "{\"id\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 512, "id", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"kicked\":true,\"stale\":%s}",
                           reply->integer == 2 ? "true" : "false");
 
@@ -319,21 +327,15 @@ ngx_http_fishchat_manager_kick_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_inbox(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   args[6], *id;
+    ngx_int_t  rc;
+    ngx_str_t  args[6];
 
     if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
-    id = &ctx->param[0];
-    p = ctx->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "client:", id, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", id, "");
-    args[2] = ngx_fishchat_key(&p, "inbox:", id, ":m");
-    args[3] = ngx_fishchat_key(&p, "client:", id, ":topics");
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_client_keys);
     ngx_http_fishchat_manager_page_args(ctx, &args[4]);
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->inbox,
@@ -346,7 +348,7 @@ static ngx_int_t
 ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
-    size_t                i, size;
+    size_t                i;
     ngx_str_t             frame;
     redisReply           *e;
     ngx_fishchat_frame_t  m;
@@ -354,11 +356,7 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
     u_char                err[128];
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no client \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "client");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 2
@@ -367,19 +365,7 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 512;
-
-    for (i = 2; i < reply->elements; i++) {
-        size += 2 * reply->element[i]->len + 64;
-    }
-
-    ngx_fishchat_json_init(&out, ctx->request->pool, size);
-
-    ngx_fishchat_json_fmt(&out, "{\"id\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
-    ngx_fishchat_json_fmt(&out, ",\"total\":");
-    ngx_fishchat_json_rnum(&out, reply->element[0]);
-    ngx_fishchat_json_fmt(&out, ",\"messages\":[");
+    ngx_http_fishchat_manager_messages(ctx, &out, reply, 2, "id", "total");
 
     for (i = 2; i < reply->elements; i += 3) {
         e = reply->element[i + 2];
@@ -439,21 +425,18 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_inbox_delete(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[3], *id;
+    ngx_str_t  args[4];
 
-    id = &ctx->param[0];
-    p = ctx->scratch;
+    /* the inbox order and messages, the uuid */
 
-    args[0] = ngx_fishchat_key(&p, "inbox:", id, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", id, ":m");
-    args[2] = ctx->param[1];
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_client_keys);
 
-    ctx->stores = 1;
+    args[3] = ctx->param[1];
 
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->ack,
+    return ngx_http_fishchat_manager_store(ctx, ctx->main->ack,
                                     ngx_http_fishchat_manager_inbox_deleted,
-                                    2, 3, args);
+                                    2, 3, &args[1]);
 }
 
 
@@ -461,26 +444,19 @@ static ngx_int_t
 ngx_http_fishchat_manager_inbox_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
+    ngx_int_t            rc;
     ngx_fishchat_json_t  out;
 
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    if (ngx_http_fishchat_manager_counted(ctx, reply, &rc,
+                                          "no message \"%V\" in the "
+                                          "inbox of \"%V\"",
+                                          &ctx->param[1], &ctx->param[0])
+        != NGX_OK)
+    {
+        return rc;
     }
 
-    if (reply->integer == 0) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no message \"%V\" in the "
-                                               "inbox of \"%V\"",
-                                               &ctx->param[1],
-                                               &ctx->param[0]);
-    }
-
-    ngx_fishchat_json_init(&out, ctx->request->pool, 512);
-
-    ngx_fishchat_json_fmt(&out, "{\"id\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 512, "id", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"uuid\":");
     ngx_fishchat_json_str(&out, &ctx->param[1]);
     ngx_fishchat_json_fmt(&out, ",\"deleted\":true}");

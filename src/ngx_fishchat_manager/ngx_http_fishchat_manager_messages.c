@@ -251,10 +251,7 @@ ngx_http_fishchat_manager_message_sent(ngx_http_fishchat_manager_ctx_t *ctx,
 
     dup = (reply->len == 3 && ngx_strncmp(reply->str, "DUP", 3) == 0);
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"uuid\":");
-    ngx_fishchat_json_str(&out, &uuid);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "uuid", &uuid);
     ngx_fishchat_json_fmt(&out, ",\"to\":");
     ngx_fishchat_json_str(&out, &ctx->id);
     ngx_fishchat_json_fmt(&out, ",\"status\":");
@@ -294,10 +291,7 @@ ngx_http_fishchat_manager_topic_message_sent(
     uuid.data = ctx->uuid;
     uuid.len = NGX_FISHCHAT_UUID_LEN;
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"uuid\":");
-    ngx_fishchat_json_str(&out, &uuid);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "uuid", &uuid);
     ngx_fishchat_json_fmt(&out, ",\"topic\":");
     ngx_fishchat_json_str(&out, &ctx->name);
     ngx_fishchat_json_fmt(&out, ",\"seq\":%L}",

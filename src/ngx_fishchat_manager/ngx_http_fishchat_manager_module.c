@@ -51,6 +51,8 @@ static ngx_int_t ngx_http_fishchat_manager_read_body(
 static void ngx_http_fishchat_manager_cleanup(void *data);
 static void ngx_http_fishchat_manager_json_cleanup(void *data);
 static void ngx_http_fishchat_manager_reply(redisReply *reply, void *data);
+static ngx_int_t ngx_http_fishchat_manager_scan_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void *ngx_http_fishchat_manager_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_fishchat_manager_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fishchat_manager_merge_loc_conf(ngx_conf_t *cf,
@@ -213,6 +215,49 @@ static char  ngx_http_fishchat_manager_topic_leave_lua[] =
 
 static char  ngx_http_fishchat_manager_topic_send_lua[] =
     NGX_FISHCHAT_LUA_TOPIC_SEND;
+
+
+static ngx_fishchat_redis_script_slot_t
+    ngx_http_fishchat_manager_scripts[] =
+{
+    { ngx_http_fishchat_manager_send_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, send) },
+    { ngx_http_fishchat_manager_ack_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, ack) },
+    { ngx_http_fishchat_manager_topic_create_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_create) },
+    { ngx_http_fishchat_manager_topic_join_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_join) },
+    { ngx_http_fishchat_manager_topic_leave_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_leave) },
+    { ngx_http_fishchat_manager_topic_send_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_send) },
+    { ngx_http_fishchat_manager_client_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, client) },
+    { ngx_http_fishchat_manager_clients_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, clients) },
+    { ngx_http_fishchat_manager_kick_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, kick) },
+    { ngx_http_fishchat_manager_revoke_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, revoke) },
+    { ngx_http_fishchat_manager_inbox_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, inbox) },
+    { ngx_http_fishchat_manager_topic_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic) },
+    { ngx_http_fishchat_manager_topics_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topics) },
+    { ngx_http_fishchat_manager_topic_delete_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, topic_delete) },
+    { ngx_http_fishchat_manager_members_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, members) },
+    { ngx_http_fishchat_manager_history_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, history) },
+    { ngx_http_fishchat_manager_client_topic_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, client_topic) },
+    { ngx_http_fishchat_manager_nodes_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, nodes) },
+    { NULL, 0 }
+};
 
 
 /* requests */
@@ -777,15 +822,17 @@ invalid:
  * "fields" elements is left out.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply, char *name, size_t fields,
-    ngx_http_fishchat_manager_item_pt item)
+    redisReply *reply)
 {
-    size_t               i;
-    ngx_uint_t           n;
-    redisReply          *list, *e;
-    ngx_fishchat_json_t  out;
+    size_t                             i;
+    ngx_uint_t                         n;
+    redisReply                        *list, *e;
+    ngx_fishchat_json_t                out;
+    ngx_http_fishchat_manager_scan_t  *scan;
+
+    scan = ctx->scan;
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
         || reply->element[1]->type != REDIS_REPLY_ARRAY)
@@ -798,14 +845,14 @@ ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_init(&out, ctx->request->pool,
                            512 + 256 * list->elements);
 
-    ngx_fishchat_json_fmt(&out, "{\"%s\":[", name);
+    ngx_fishchat_json_fmt(&out, "{\"%s\":[", scan->name);
 
     n = 0;
 
     for (i = 0; i < list->elements; i++) {
         e = list->element[i];
 
-        if (e->type != REDIS_REPLY_ARRAY || e->elements != fields) {
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != scan->fields) {
             continue;
         }
 
@@ -813,7 +860,7 @@ ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
             ngx_fishchat_json_fmt(&out, ",");
         }
 
-        item(&out, e);
+        scan->item(&out, e);
     }
 
     ngx_fishchat_json_fmt(&out, "]");
@@ -1115,6 +1162,96 @@ ngx_http_fishchat_manager_send(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
+/*
+ * The start of the JSON object of a reply: {"<key>":<value>, with "size"
+ * bytes for the first buffer
+ */
+
+void
+ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value)
+{
+    ngx_fishchat_json_init(out, ctx->request->pool, size);
+
+    ngx_fishchat_json_fmt(out, "{\"%s\":", key);
+    ngx_fishchat_json_str(out, value);
+}
+
+
+/*
+ * The head of a page of messages: {"<key>":<the first parameter>,
+ * "<count>":<the first element>,"messages":[, with room for the elements
+ * from "first" on
+ */
+
+void
+ngx_http_fishchat_manager_messages(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_json_t *out, redisReply *reply, size_t first, char *key,
+    char *count)
+{
+    size_t  i, size;
+
+    size = 512;
+
+    for (i = first; i < reply->elements; i++) {
+        size += 2 * reply->element[i]->len + 64;
+    }
+
+    ngx_http_fishchat_manager_open(ctx, out, size, key, &ctx->param[0]);
+
+    ngx_fishchat_json_fmt(out, ",\"%s\":", count);
+    ngx_fishchat_json_rnum(out, reply->element[0]);
+    ngx_fishchat_json_fmt(out, ",\"messages\":[");
+}
+
+
+/*
+ * The keys of the path's first parameter (a client, a topic): one of
+ * each prefix and suffix in "parts", up to a NULL, in ctx->scratch
+ */
+
+void
+ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_str_t *keys, char **parts)
+{
+    u_char  *p;
+
+    p = ctx->scratch;
+
+    while (*parts) {
+        *keys++ = ngx_fishchat_key(&p, parts[0], &ctx->param[0], parts[1]);
+        parts += 2;
+    }
+}
+
+
+/* NOT_FOUND: no <what> "<the first parameter of the path>" */
+
+ngx_int_t
+ngx_http_fishchat_manager_not_found(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *what)
+{
+    return ngx_http_fishchat_manager_error(ctx->request, NGX_HTTP_NOT_FOUND,
+                                           "NOT_FOUND", "no %s \"%V\"",
+                                           what, &ctx->param[0]);
+}
+
+
+/* EVALSHA of a script that writes */
+
+ngx_int_t
+ngx_http_fishchat_manager_store(ngx_http_fishchat_manager_ctx_t *ctx,
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_done_pt done, ngx_uint_t nkeys,
+    ngx_uint_t nargs, ngx_str_t *args)
+{
+    ctx->stores = 1;
+
+    return ngx_http_fishchat_manager_eval(ctx, script, done, nkeys, nargs,
+                                          args);
+}
+
+
 /* ,"cursor":"<n>" for the next page, or null after the last */
 
 void
@@ -1140,8 +1277,8 @@ ngx_http_fishchat_manager_cursor(ngx_fishchat_json_t *out,
 
 ngx_int_t
 ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
-    char *kind, ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_done_pt done)
+    ngx_fishchat_redis_script_t *script,
+    ngx_http_fishchat_manager_scan_t *scan)
 {
     u_char     *p;
     ngx_int_t   rc;
@@ -1153,11 +1290,15 @@ ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key_pattern(&p, kind);
+    args[0] = ngx_fishchat_key_pattern(&p, scan->kind);
     ngx_http_fishchat_manager_page_args(ctx, &args[1]);
     args[3] = ctx->fcf->redis_prefix;
 
-    return ngx_http_fishchat_manager_eval(ctx, script, done, 0, 4, args);
+    ctx->scan = scan;
+
+    return ngx_http_fishchat_manager_eval(ctx, script,
+                                        ngx_http_fishchat_manager_scan_page,
+                                        0, 4, args);
 }
 
 
@@ -1260,51 +1401,12 @@ ngx_http_fishchat_manager(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mmcf->enabled = 1;
 
-#define ngx_http_fishchat_manager_script(field, body)                         \
-    mmcf->field = ngx_fishchat_redis_script(cf, body);                        \
-    if (mmcf->field == NULL) {                                                \
-        return NGX_CONF_ERROR;                                                \
+    if (ngx_fishchat_redis_scripts(cf, mmcf,
+                                   ngx_http_fishchat_manager_scripts)
+        != NGX_OK)
+    {
+        return NGX_CONF_ERROR;
     }
-
-    ngx_http_fishchat_manager_script(send,
-                                     ngx_http_fishchat_manager_send_lua);
-    ngx_http_fishchat_manager_script(ack,
-                                     ngx_http_fishchat_manager_ack_lua);
-    ngx_http_fishchat_manager_script(topic_create,
-                                 ngx_http_fishchat_manager_topic_create_lua);
-    ngx_http_fishchat_manager_script(topic_join,
-                                 ngx_http_fishchat_manager_topic_join_lua);
-    ngx_http_fishchat_manager_script(topic_leave,
-                                 ngx_http_fishchat_manager_topic_leave_lua);
-    ngx_http_fishchat_manager_script(topic_send,
-                                 ngx_http_fishchat_manager_topic_send_lua);
-
-    ngx_http_fishchat_manager_script(client,
-                                     ngx_http_fishchat_manager_client_lua);
-    ngx_http_fishchat_manager_script(clients,
-                                     ngx_http_fishchat_manager_clients_lua);
-    ngx_http_fishchat_manager_script(kick,
-                                     ngx_http_fishchat_manager_kick_lua);
-    ngx_http_fishchat_manager_script(revoke,
-                                     ngx_http_fishchat_manager_revoke_lua);
-    ngx_http_fishchat_manager_script(inbox,
-                                     ngx_http_fishchat_manager_inbox_lua);
-    ngx_http_fishchat_manager_script(topic,
-                                     ngx_http_fishchat_manager_topic_lua);
-    ngx_http_fishchat_manager_script(topics,
-                                     ngx_http_fishchat_manager_topics_lua);
-    ngx_http_fishchat_manager_script(topic_delete,
-                                 ngx_http_fishchat_manager_topic_delete_lua);
-    ngx_http_fishchat_manager_script(members,
-                                     ngx_http_fishchat_manager_members_lua);
-    ngx_http_fishchat_manager_script(history,
-                                     ngx_http_fishchat_manager_history_lua);
-    ngx_http_fishchat_manager_script(client_topic,
-                                 ngx_http_fishchat_manager_client_topic_lua);
-    ngx_http_fishchat_manager_script(nodes,
-                                     ngx_http_fishchat_manager_nodes_lua);
-
-#undef ngx_http_fishchat_manager_script
 
     return NGX_CONF_OK;
 }
@@ -1313,7 +1415,6 @@ ngx_http_fishchat_manager(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_http_fishchat_manager_init_module(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t                    *fcf;
     ngx_http_fishchat_manager_main_conf_t  *mmcf;
 
     mmcf = ngx_http_cycle_get_module_main_conf(cycle,
@@ -1323,15 +1424,7 @@ ngx_http_fishchat_manager_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
-    fcf = ngx_fishchat_get_conf(cycle);
-
-    if (fcf == NULL || fcf->redis == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "\"fishchat_manager\" needs \"fishchat_redis\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_fishchat_redis_needed(cycle, "fishchat_manager");
 }
 
 

@@ -10,8 +10,6 @@
 
 static void ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out,
     redisReply *e);
-static ngx_int_t ngx_http_fishchat_manager_topics_done(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_created(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_creator(
@@ -21,7 +19,7 @@ static ngx_int_t ngx_http_fishchat_manager_topic_done(
 static ngx_int_t ngx_http_fishchat_manager_topic_deleted(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_topic_page(
-    ngx_http_fishchat_manager_ctx_t *ctx, char *suffix,
+    ngx_http_fishchat_manager_ctx_t *ctx, ngx_uint_t key,
     ngx_fishchat_redis_script_t *script,
     ngx_http_fishchat_manager_done_pt done);
 static ngx_int_t ngx_http_fishchat_manager_members_done(
@@ -57,17 +55,7 @@ char  ngx_http_fishchat_manager_topic_lua[] =
  */
 
 char  ngx_http_fishchat_manager_topics_lua[] =
-    "local cursor = ARGV[2] "
-    "local want = tonumber(ARGV[3]) "
-    "local keys = {} "
-    "local i = 0 "
-    "repeat "
-        "local r = redis.call('SCAN', cursor, 'MATCH', ARGV[1], "
-                             "'COUNT', want) "
-        "cursor = r[1] "
-        "for _, k in ipairs(r[2]) do keys[#keys + 1] = k end "
-        "i = i + 1 "
-    "until cursor == '0' or #keys >= want or i == 16 "
+    NGX_HTTP_FISHCHAT_MANAGER_LUA_SCAN
     "local skip = #ARGV[4] + 8 "
     "local out = {} "
     "for _, k in ipairs(keys) do "
@@ -132,6 +120,21 @@ char  ngx_http_fishchat_manager_history_lua[] =
 char  ngx_http_fishchat_manager_client_topic_lua[] =
     NGX_FISHCHAT_LUA_CLIENT_TOPIC;
 
+/* the keys of the topic of the path: topic, members, history */
+
+static char  *ngx_http_fishchat_manager_topic_keys[] = {
+    "topic:", "", "topic:", ":members", "topic:", ":h", NULL
+};
+
+
+/* GET /topics: SCAN for "topic:" keys, a list of entries of 5 fields */
+
+static ngx_http_fishchat_manager_scan_t
+    ngx_http_fishchat_manager_topics_scan =
+{
+    "topic:", "topics", 5, ngx_http_fishchat_manager_topic_item
+};
+
 
 /* the endpoints: topics */
 
@@ -140,17 +143,8 @@ char  ngx_http_fishchat_manager_client_topic_lua[] =
 ngx_int_t
 ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_scan(ctx, "topic:", ctx->main->topics,
-                                       ngx_http_fishchat_manager_topics_done);
-}
-
-
-static ngx_int_t
-ngx_http_fishchat_manager_topics_done(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply)
-{
-    return ngx_http_fishchat_manager_scan_page(ctx, reply, "topics", 5,
-                                       ngx_http_fishchat_manager_topic_item);
+    return ngx_http_fishchat_manager_scan(ctx, ctx->main->topics,
+                                    &ngx_http_fishchat_manager_topics_scan);
 }
 
 
@@ -237,9 +231,7 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
         ngx_str_null(&args[6]);
     }
 
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_create,
+    return ngx_http_fishchat_manager_store(ctx, ctx->main->topic_create,
                                     ngx_http_fishchat_manager_topic_created,
                                     2, 7, args);
 }
@@ -318,10 +310,7 @@ ngx_http_fishchat_manager_topic_creator(ngx_http_fishchat_manager_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_fishchat_json_init(&out, r->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, &ctx->name);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "name", &ctx->name);
     ngx_fishchat_json_fmt(&out, ",\"creator\":");
     ngx_fishchat_json_str(&out, &ctx->id);
     ngx_fishchat_json_fmt(&out, ",\"created\":true}");
@@ -335,15 +324,10 @@ ngx_http_fishchat_manager_topic_creator(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_topic(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[3], *name;
+    ngx_str_t  args[3];
 
-    name = &ctx->param[0];
-    p = ctx->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
-    args[2] = ngx_fishchat_key(&p, "topic:", name, ":h");
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_topic_keys);
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic,
                                        ngx_http_fishchat_manager_topic_done,
@@ -358,21 +342,14 @@ ngx_http_fishchat_manager_topic_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_t  out;
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "topic");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 5) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "name", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"creator\":");
     ngx_fishchat_json_rstr(&out, reply->element[0]);
     ngx_fishchat_json_fmt(&out, ",\"created\":");
@@ -397,21 +374,15 @@ ngx_http_fishchat_manager_topic_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_topic_delete(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[6], *name;
+    ngx_str_t  args[5];
 
-    name = &ctx->param[0];
-    p = ctx->scratch;
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_topic_keys);
 
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
-    args[2] = ngx_fishchat_key(&p, "topic:", name, ":h");
     args[3] = ctx->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
-    args[4] = *name;
+    args[4] = ctx->param[0];
 
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_delete,
+    return ngx_http_fishchat_manager_store(ctx, ctx->main->topic_delete,
                                     ngx_http_fishchat_manager_topic_deleted,
                                     3, 5, args);
 }
@@ -431,10 +402,7 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     name = &ctx->param[0];
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"", name);
+        return ngx_http_fishchat_manager_not_found(ctx, "topic");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY) {
@@ -488,10 +456,7 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
                       name, failed);
     }
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 512);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, name);
+    ngx_http_fishchat_manager_open(ctx, &out, 512, "name", name);
     ngx_fishchat_json_fmt(&out, ",\"deleted\":true,\"members\":%uz}",
                           reply->elements);
 
@@ -504,32 +469,33 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_members(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_topic_page(ctx, ":members",
+    return ngx_http_fishchat_manager_topic_page(ctx, 1,
                                       ctx->main->members,
                                       ngx_http_fishchat_manager_members_done);
 }
 
 
-/* a page of one of the topic's keys: the topic, the key, cursor, count */
+/*
+ * A page of one of the topic's keys (1: members, 2: history): the topic,
+ * the key, cursor, count
+ */
 
 static ngx_int_t
 ngx_http_fishchat_manager_topic_page(ngx_http_fishchat_manager_ctx_t *ctx,
-    char *suffix, ngx_fishchat_redis_script_t *script,
+    ngx_uint_t key, ngx_fishchat_redis_script_t *script,
     ngx_http_fishchat_manager_done_pt done)
 {
-    u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   args[4], *name;
+    ngx_int_t  rc;
+    ngx_str_t  args[4];
 
     if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
         return rc;
     }
 
-    name = &ctx->param[0];
-    p = ctx->scratch;
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_topic_keys);
 
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, suffix);
+    args[1] = args[key];
     ngx_http_fishchat_manager_page_args(ctx, &args[2]);
 
     return ngx_http_fishchat_manager_eval(ctx, script, done, 2, 4, args);
@@ -545,11 +511,7 @@ ngx_http_fishchat_manager_members_done(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_t  out;
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "topic");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 3
@@ -560,11 +522,8 @@ ngx_http_fishchat_manager_members_done(ngx_http_fishchat_manager_ctx_t *ctx,
 
     list = reply->element[1];
 
-    ngx_fishchat_json_init(&out, ctx->request->pool,
-                           512 + 320 * list->elements);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 512 + 320 * list->elements,
+                                   "name", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"total\":");
     ngx_fishchat_json_rnum(&out, reply->element[2]);
     ngx_fishchat_json_fmt(&out, ",\"members\":[");
@@ -608,22 +567,17 @@ static ngx_int_t
 ngx_http_fishchat_manager_member(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_redis_script_t *script)
 {
-    u_char     *p;
-    ngx_str_t   args[6], *name;
+    ngx_str_t  args[6];
 
-    name = &ctx->param[0];
-    p = ctx->scratch;
+    ngx_http_fishchat_manager_keys(ctx, args,
+                                   ngx_http_fishchat_manager_topic_keys);
 
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
     args[2] = ctx->param[1];
     args[3] = ctx->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_STATUS];
-    args[4] = *name;
+    args[4] = ctx->param[0];
     ngx_str_set(&args[5], "*");     /* the manager: private topics too */
 
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, script,
+    return ngx_http_fishchat_manager_store(ctx, script,
                                     ngx_http_fishchat_manager_member_changed,
                                     2, 6, args);
 }
@@ -642,11 +596,7 @@ ngx_http_fishchat_manager_member_changed(ngx_http_fishchat_manager_ctx_t *ctx,
     }
 
     if (reply->integer < 0) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "topic");
     }
 
     if (!join && reply->integer == 0) {
@@ -675,10 +625,7 @@ ngx_http_fishchat_manager_member_done(ngx_http_fishchat_manager_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 1024);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 1024, "name", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"id\":");
     ngx_fishchat_json_str(&out, &ctx->param[1]);
     ngx_fishchat_json_fmt(&out, ",\"member\":%s,\"online\":%s}",
@@ -730,7 +677,7 @@ ngx_http_fishchat_manager_client_topic(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_history(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    return ngx_http_fishchat_manager_topic_page(ctx, ":h",
+    return ngx_http_fishchat_manager_topic_page(ctx, 2,
                                       ctx->main->history,
                                       ngx_http_fishchat_manager_history_done);
 }
@@ -741,18 +688,14 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
     u_char              *s, *last, *nl;
-    size_t               i, size;
+    size_t               i;
     ngx_str_t            v;
     ngx_uint_t           n;
     redisReply          *e;
     ngx_fishchat_json_t  out;
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_NOT_FOUND,
-                                               "NOT_FOUND",
-                                               "no topic \"%V\"",
-                                               &ctx->param[0]);
+        return ngx_http_fishchat_manager_not_found(ctx, "topic");
     }
 
     if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 3
@@ -762,19 +705,7 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    size = 512;
-
-    for (i = 3; i < reply->elements; i++) {
-        size += 2 * reply->element[i]->len + 64;
-    }
-
-    ngx_fishchat_json_init(&out, ctx->request->pool, size);
-
-    ngx_fishchat_json_fmt(&out, "{\"name\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
-    ngx_fishchat_json_fmt(&out, ",\"last\":");
-    ngx_fishchat_json_rnum(&out, reply->element[0]);
-    ngx_fishchat_json_fmt(&out, ",\"messages\":[");
+    ngx_http_fishchat_manager_messages(ctx, &out, reply, 3, "name", "last");
 
     n = 0;
 

@@ -22,6 +22,7 @@ static ngx_int_t ngx_stream_fishchat_msg_login_allowed(
     ngx_stream_fishchat_msg_session_t *sess);
 static ngx_stream_fishchat_msg_login_t *ngx_stream_fishchat_msg_login_entry(
     ngx_stream_fishchat_msg_limiter_t *lim, u_char *addr, size_t len);
+static ngx_msec_t ngx_stream_fishchat_msg_expiry(time_t exp);
 static void ngx_stream_fishchat_msg_expire(
     ngx_stream_fishchat_msg_session_t *sess, time_t exp);
 static void ngx_stream_fishchat_msg_expired(ngx_event_t *ev);
@@ -83,20 +84,7 @@ ngx_stream_fishchat_msg_login_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     mscf->login_rate = n * scale;
     mscf->login_burst = 1;
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
-            return "invalid parameter";
-        }
-
-        n = ngx_atoi(value[2].data + 6, value[2].len - 6);
-        if (n == NGX_ERROR || n == 0 || n > 1000000) {
-            return "invalid burst";
-        }
-
-        mscf->login_burst = n;
-    }
-
-    return NGX_CONF_OK;
+    return ngx_stream_fishchat_msg_burst(cf, &mscf->login_burst);
 }
 
 
@@ -312,11 +300,32 @@ ngx_stream_fishchat_msg_login_entry(ngx_stream_fishchat_msg_limiter_t *lim,
 
 /* the session ends with its token, fishchat_auth_leeway after "exp" */
 
+static ngx_msec_t
+ngx_stream_fishchat_msg_expiry(time_t exp)
+{
+    time_t  left;
+
+    left = exp + ngx_stream_fishchat_msg_worker->fcf->auth_leeway
+           - ngx_time();
+
+    if (left < 0) {
+        left = 0;
+    }
+
+    /* timers count in ngx_msec_t: a token for years is cut to a month */
+
+    if (left > 30 * 24 * 3600) {
+        left = 30 * 24 * 3600;
+    }
+
+    return (ngx_msec_t) left * 1000;
+}
+
+
 static void
 ngx_stream_fishchat_msg_expire(ngx_stream_fishchat_msg_session_t *sess,
     time_t exp)
 {
-    time_t        left;
     ngx_event_t  *ev;
 
     ev = sess->expiry;
@@ -336,20 +345,7 @@ ngx_stream_fishchat_msg_expire(ngx_stream_fishchat_msg_session_t *sess,
         sess->expiry = ev;
     }
 
-    left = exp + ngx_stream_fishchat_msg_worker->fcf->auth_leeway
-           - ngx_time();
-
-    if (left < 0) {
-        left = 0;
-    }
-
-    /* timers count in ngx_msec_t: a token for years is cut to a month */
-
-    if (left > 30 * 24 * 3600) {
-        left = 30 * 24 * 3600;
-    }
-
-    ngx_add_timer(ev, (ngx_msec_t) left * 1000);
+    ngx_add_timer(ev, ngx_stream_fishchat_msg_expiry(exp));
 }
 
 
@@ -433,6 +429,21 @@ ngx_stream_fishchat_msg_refresh(ngx_stream_fishchat_msg_session_t *sess,
                                       : NGX_FISHCHAT_ERR_AUTH_FAILED,
                                       0, "refresh of \"%V\" refused: %s",
                                       &sess->node.str, reason);
+    }
+
+    /* a newer token only: the session never ends sooner by a refresh */
+
+    if (sess->expiry && sess->expiry->timer_set
+        && (ngx_msec_int_t) (ngx_current_msec
+                             + ngx_stream_fishchat_msg_expiry(t.exp)
+                             - sess->expiry->timer.key)
+           < 0)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_AUTH_FAILED, 0,
+                                              "refresh of \"%V\" refused: "
+                                              "the token ends before the "
+                                              "session's", &sess->node.str);
     }
 
     call = ngx_stream_fishchat_msg_call(sess, sizeof(time_t));

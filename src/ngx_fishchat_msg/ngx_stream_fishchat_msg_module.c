@@ -21,6 +21,7 @@
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_lua.h"
+#include "ngx_fishchat_stream.h"
 #include "ngx_stream_fishchat_msg_private.h"
 
 
@@ -296,6 +297,27 @@ static char  ngx_stream_fishchat_msg_beat_lua[] =
     "redis.call('PUBLISH', ARGV[4], 'BEAT\\n' .. ARGV[5] .. '\\n' .. ARGV[1] "
                ".. '\\n' .. ARGV[6]) "
     "return 1";
+
+
+static ngx_fishchat_redis_script_slot_t
+    ngx_stream_fishchat_msg_scripts[] =
+{
+    { ngx_stream_fishchat_msg_login_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, login) },
+    { ngx_stream_fishchat_msg_send_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, send) },
+    { ngx_stream_fishchat_msg_ack_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, ack) },
+    { ngx_stream_fishchat_msg_logout_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, logout) },
+    { ngx_stream_fishchat_msg_beat_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, beat) },
+    { ngx_stream_fishchat_msg_fetch_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, fetch) },
+    { ngx_stream_fishchat_msg_revoked_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, revoked) },
+    { NULL, 0 }
+};
 
 
 ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
@@ -660,7 +682,8 @@ ngx_stream_fishchat_msg_merge_srv_conf(ngx_conf_t *cf, void *parent,
 }
 
 
-/* the address clients are given: fishchat_msg_advertise, or the listen */
+/* the address clients are given (fishchat_msg_advertise, or the listen), and
+ * whether it is TLS; the log phase of the stream roles */
 
 static ngx_int_t
 ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf)
@@ -680,6 +703,10 @@ ngx_stream_fishchat_msg_postconfiguration(ngx_conf_t *cf)
                                                 ngx_stream_fishchat_msg_module);
     cmcf = ngx_stream_conf_get_module_main_conf(cf, ngx_stream_core_module);
     fcf = ngx_fishchat_conf(cf);
+
+    if (ngx_fishchat_stream_log_init(cf) != NGX_OK) {
+        return NGX_ERROR;
+    }
 
     mscf = mmcf->servers.elts;
 
@@ -750,46 +777,26 @@ ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_msg_srv_conf_t *mscf = conf;
 
-    ngx_stream_core_srv_conf_t            *cscf;
+    char                                  *rv;
     ngx_stream_fishchat_msg_srv_conf_t   **p;
     ngx_stream_fishchat_msg_main_conf_t   *mmcf;
 
-    if (mscf->enabled) {
-        return "is duplicate";
+    rv = ngx_fishchat_stream_role(cf, "msg", &mscf->enabled, &mscf->counters,
+                                  ngx_stream_fishchat_msg_handler);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
 
-    if (ngx_fishchat_counters_add(cf, "msg", &mscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    mscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_msg_handler;
-    mscf->cscf = cscf;
+    mscf->cscf = ngx_stream_conf_get_module_srv_conf(cf,
+                                                     ngx_stream_core_module);
 
     mmcf = ngx_stream_conf_get_module_main_conf(cf,
                                                 ngx_stream_fishchat_msg_module);
 
     if (mmcf->login == NULL) {
-        mmcf->login = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_login_lua);
-        mmcf->send = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_send_lua);
-        mmcf->ack = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_ack_lua);
-        mmcf->logout = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_logout_lua);
-        mmcf->beat = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_beat_lua);
-        mmcf->fetch = ngx_fishchat_redis_script(cf,
-                                            ngx_stream_fishchat_msg_fetch_lua);
-        mmcf->revoked = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_msg_revoked_lua);
-
-        if (mmcf->login == NULL || mmcf->send == NULL || mmcf->ack == NULL
-            || mmcf->logout == NULL || mmcf->beat == NULL
-            || mmcf->fetch == NULL || mmcf->revoked == NULL)
+        if (ngx_fishchat_redis_scripts(cf, mmcf,
+                                       ngx_stream_fishchat_msg_scripts)
+            != NGX_OK)
         {
             return NGX_CONF_ERROR;
         }
@@ -833,18 +840,34 @@ ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mscf->rate = n;
 
-    if (cf->args->nelts == 3) {
-        if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
-            return "invalid parameter";
-        }
+    return ngx_stream_fishchat_msg_burst(cf, &mscf->burst);
+}
 
-        n = ngx_atoi(value[2].data + 6, value[2].len - 6);
-        if (n == NGX_ERROR || n == 0 || n > 1000000) {
-            return "invalid burst";
-        }
 
-        mscf->burst = n;
+/* the "burst=<n>" of fishchat_msg_rate and fishchat_msg_login_rate */
+
+char *
+ngx_stream_fishchat_msg_burst(ngx_conf_t *cf, ngx_uint_t *burst)
+{
+    ngx_int_t   n;
+    ngx_str_t  *value;
+
+    if (cf->args->nelts != 3) {
+        return NGX_CONF_OK;
     }
+
+    value = cf->args->elts;
+
+    if (ngx_strncmp(value[2].data, "burst=", 6) != 0) {
+        return "invalid parameter";
+    }
+
+    n = ngx_atoi(value[2].data + 6, value[2].len - 6);
+    if (n == NGX_ERROR || n == 0 || n > 1000000) {
+        return "invalid burst";
+    }
+
+    *burst = n;
 
     return NGX_CONF_OK;
 }
@@ -853,25 +876,11 @@ ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 static ngx_int_t
 ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle)
 {
-    ngx_fishchat_conf_t                  *fcf;
-    ngx_stream_fishchat_msg_main_conf_t  *mmcf;
-
-    mmcf = ngx_stream_cycle_get_module_main_conf(cycle,
-                                                ngx_stream_fishchat_msg_module);
-
-    if (mmcf == NULL || mmcf->servers.nelts == 0) {
+    if (ngx_stream_fishchat_msg_servers(cycle) == 0) {
         return NGX_OK;
     }
 
-    fcf = ngx_fishchat_get_conf(cycle);
-
-    if (fcf->redis == NULL) {
-        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
-                      "\"fishchat_msg\" needs \"fishchat_redis\"");
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    return ngx_fishchat_redis_needed(cycle, "fishchat_msg");
 }
 
 

@@ -268,19 +268,7 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
             return;
         }
 
-        if (reply == NULL && ngx_fishchat_redis_unknown()) {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
-                                             !sess->optin,
-                                             "Redis did not answer: the "
-                                             "message may have been stored");
-            return;
-        }
-
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "message not accepted: Redis "
-                                              "is unavailable");
+        (void) ngx_stream_fishchat_msg_not_stored(sess, reply);
         return;
     }
 

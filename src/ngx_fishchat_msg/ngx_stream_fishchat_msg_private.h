@@ -191,6 +191,8 @@ extern ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
 ngx_int_t ngx_stream_fishchat_msg_refuse(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
     ngx_uint_t fatal, const char *fmt, ...);
+ngx_int_t ngx_stream_fishchat_msg_not_stored(
+    ngx_stream_fishchat_msg_session_t *sess, redisReply *reply);
 ngx_int_t ngx_stream_fishchat_msg_reply(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
@@ -216,6 +218,10 @@ ngx_int_t ngx_stream_fishchat_msg_deliver(
 ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_msg_find(
     ngx_str_t *id);
 void ngx_stream_fishchat_msg_channel(ngx_str_t *payload, void *data);
+
+/* ngx_stream_fishchat_msg_module.c */
+
+char *ngx_stream_fishchat_msg_burst(ngx_conf_t *cf, ngx_uint_t *burst);
 
 /* ngx_stream_fishchat_msg_auth.c */
 

@@ -89,12 +89,9 @@ ngx_stream_fishchat_msg_handler(ngx_stream_session_t *s)
     ngx_fishchat_parser_init(&sess->parser,
                              ngx_stream_fishchat_msg_worker->fcf->frame_max);
 
-    c->read->handler = ngx_stream_fishchat_msg_read_handler;
-    c->write->handler = ngx_stream_fishchat_msg_write_handler;
-
-    ngx_add_timer(c->read, mscf->keepalive);
-
-    ngx_stream_fishchat_msg_read_handler(c->read);
+    ngx_fishchat_stream_start(c, ngx_stream_fishchat_msg_read_handler,
+                              ngx_stream_fishchat_msg_write_handler,
+                              mscf->keepalive);
 }
 
 
@@ -1145,6 +1142,31 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * No answer to a message to store (to a client, to a topic): where Redis
+ * may have stored it all the same, the client is told so; otherwise the
+ * message is not accepted
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_not_stored(ngx_stream_fishchat_msg_session_t *sess,
+    redisReply *reply)
+{
+    if (reply == NULL && ngx_fishchat_redis_unknown()) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_CONFIRMED,
+                                              !sess->optin,
+                                              "Redis did not answer: the "
+                                              "message may have been stored");
+    }
+
+    return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                          !sess->optin,
+                                          "message not accepted: Redis is "
+                                          "unavailable");
 }
 
 

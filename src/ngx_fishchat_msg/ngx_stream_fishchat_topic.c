@@ -54,6 +54,8 @@ static ngx_int_t ngx_stream_fishchat_topic_check(
     const char *name, ngx_uint_t min, ngx_uint_t max, ngx_uint_t id_arg);
 static ngx_int_t ngx_stream_fishchat_topic_create(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+static ngx_int_t ngx_stream_fishchat_topic_answer(
+    ngx_stream_fishchat_msg_call_t *call, redisReply *reply, char *what);
 static void ngx_stream_fishchat_topic_created(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_topic_membership(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m, char *cmd,
@@ -76,6 +78,11 @@ static ngx_int_t ngx_stream_fishchat_topic_send(
 static void ngx_stream_fishchat_topic_sent(redisReply *reply, void *data);
 static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_topic_name_call(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *name);
+static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_topic_taken(
+    ngx_stream_fishchat_msg_call_t *call);
+static void ngx_stream_fishchat_topic_refused(
+    ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_err_e err,
+    ngx_uint_t fatal, const char *fmt);
 static void ngx_stream_fishchat_topic_logged_in(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_topic_is_id(ngx_str_t *arg,
@@ -153,6 +160,29 @@ static char  ngx_stream_fishchat_topic_save_lua[] =
         "end "
     "end "
     "return 1";
+
+
+static ngx_fishchat_redis_script_slot_t
+    ngx_stream_fishchat_topic_scripts[] =
+{
+    { ngx_stream_fishchat_topic_create_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, create) },
+    { ngx_stream_fishchat_topic_join_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, join) },
+    { ngx_stream_fishchat_topic_leave_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, leave) },
+    { ngx_stream_fishchat_topic_members_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, members) },
+    { ngx_stream_fishchat_topic_send_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, send) },
+    { ngx_stream_fishchat_topic_catchup_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, catchup) },
+    { ngx_stream_fishchat_topic_save_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, save) },
+    { ngx_stream_fishchat_topic_client_lua,
+      offsetof(ngx_stream_fishchat_topic_conf_t, client_topic) },
+    { NULL, 0 }
+};
 
 
 /*
@@ -278,6 +308,34 @@ ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The answer to a change of a topic (create, join, leave): the call is
+ * taken off the session (a write may close the session); without an
+ * integer from Redis the client is told "<what>: Redis is unavailable" and
+ * the call is freed.  NGX_OK: the answer is an integer.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_topic_answer(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply, char *what)
+{
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = ngx_stream_fishchat_topic_taken(call);
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                              !sess->optin,
+                                              "%s: Redis is unavailable",
+                                              what);
+        ngx_free(call);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* CREATE_TOPIC <name> [open|private] */
 
 static ngx_int_t
@@ -333,7 +391,7 @@ ngx_stream_fishchat_topic_create(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->create,
                                           ngx_stream_fishchat_topic_created,
-                                          2, 7, args);
+                                          2, 7, args, NULL);
 }
 
 
@@ -346,26 +404,17 @@ ngx_stream_fishchat_topic_created(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    /* the call is taken off the session: a write may close the session */
-
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "topic not created: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "topic not created")
+        != NGX_OK)
+    {
         return;
     }
 
     if (reply->integer == 0) {
         /* the seed sent nothing back: seed clients get nothing either */
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_TOPIC_EXISTS,
-                                              0, "topic \"%V\" exists",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_TOPIC_EXISTS, 0,
+                                          "topic \"%V\" exists");
         return;
     }
 
@@ -417,19 +466,8 @@ ngx_stream_fishchat_topic_membership(ngx_stream_fishchat_msg_session_t *sess,
     args[4] = call->to;
     ngx_str_null(&args[5]);     /* the member itself */
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
-                                        handler, call, 2, 6, args);
-    if (call->req == NULL) {
-        /* the call is gone: the caller must not look at it */
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "Redis is unavailable");
-    }
-
-    *callp = call;
-
-    return NGX_OK;
+    return ngx_stream_fishchat_topic_call(call, script, handler, 2, 6, args,
+                                          callp);
 }
 
 
@@ -461,34 +499,23 @@ ngx_stream_fishchat_topic_joined(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "not joined: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "not joined") != NGX_OK)
+    {
         return;
     }
 
     if (reply->integer == -2) {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_FORBIDDEN,
-                                              !sess->optin,
-                                              "topic \"%V\" is private: "
-                                              "only its creator adds "
-                                              "members", &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call, NGX_FISHCHAT_ERR_FORBIDDEN,
+                                          !sess->optin,
+                                          "topic \"%V\" is private: only "
+                                          "its creator adds members");
         return;
     }
 
     if (reply->integer < 0) {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
-                                              !sess->optin,
-                                              "no topic \"%V\"", &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
+                                          !sess->optin, "no topic \"%V\"");
         return;
     }
 
@@ -555,14 +582,7 @@ ngx_stream_fishchat_topic_left(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    ngx_queue_remove(&call->queue);
-
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "not left: Redis is "
-                                              "unavailable");
-        ngx_free(call);
+    if (ngx_stream_fishchat_topic_answer(call, reply, "not left") != NGX_OK) {
         return;
     }
 
@@ -574,13 +594,11 @@ ngx_stream_fishchat_topic_left(redisReply *reply, void *data)
 
     if (reply->integer <= 0) {
         /* nothing to leave: harmless, but said to opt-in clients */
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              reply->integer < 0
-                                              ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC
-                                              : NGX_FISHCHAT_ERR_NOT_MEMBER,
-                                              0, "not a member of \"%V\"",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          reply->integer < 0
+                                          ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC
+                                          : NGX_FISHCHAT_ERR_NOT_MEMBER,
+                                          0, "not a member of \"%V\"");
         return;
     }
 
@@ -614,7 +632,7 @@ ngx_stream_fishchat_topic_members(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->members,
                                           ngx_stream_fishchat_topic_list,
-                                          2, 2, args);
+                                          2, 2, args, NULL);
 }
 
 
@@ -667,9 +685,7 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
     redisReply                          *e;
     ngx_stream_fishchat_msg_session_t   *sess;
 
-    sess = call->sess;
-
-    ngx_queue_remove(&call->queue);
+    sess = ngx_stream_fishchat_topic_taken(call);
 
     if (reply == NULL
         || (reply->type != REDIS_REPLY_ARRAY
@@ -683,11 +699,9 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
     }
 
     if (reply->type == REDIS_REPLY_INTEGER) {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NO_SUCH_TOPIC,
-                                              0, "no topic \"%V\"",
-                                              &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call,
+                                          NGX_FISHCHAT_ERR_NO_SUCH_TOPIC, 0,
+                                          "no topic \"%V\"");
         return;
     }
 
@@ -790,7 +804,7 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
 
     return ngx_stream_fishchat_topic_call(call, w->topics->conf->send,
                                           ngx_stream_fishchat_topic_sent,
-                                          3, 10, args);
+                                          3, 10, args, NULL);
 }
 
 
@@ -803,9 +817,7 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
     ngx_fishchat_err_e                  err;
     ngx_stream_fishchat_msg_session_t  *sess;
 
-    sess = call->sess;
-
-    ngx_queue_remove(&call->queue);
+    sess = ngx_stream_fishchat_topic_taken(call);
 
     if (reply == NULL
         || (reply->type != REDIS_REPLY_INTEGER
@@ -817,20 +829,7 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
                           (size_t) reply->len, reply->str);
         }
 
-        if (reply == NULL && ngx_fishchat_redis_unknown()) {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                             NGX_FISHCHAT_ERR_NOT_CONFIRMED,
-                                             !sess->optin,
-                                             "Redis did not answer: the "
-                                             "message may have been stored");
-
-        } else {
-            (void) ngx_stream_fishchat_msg_refuse(sess,
-                                                  NGX_FISHCHAT_ERR_REDIS,
-                                                  !sess->optin,
-                                                  "message not accepted: "
-                                                  "Redis is unavailable");
-        }
+        (void) ngx_stream_fishchat_msg_not_stored(sess, reply);
 
         ngx_free(call);
         return;
@@ -840,10 +839,8 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
         err = (reply->len == sizeof("NOTOPIC") - 1)
               ? NGX_FISHCHAT_ERR_NO_SUCH_TOPIC : NGX_FISHCHAT_ERR_NOT_MEMBER;
 
-        (void) ngx_stream_fishchat_msg_refuse(sess, err, !sess->optin,
-                                              "message to \"%V\" not "
-                                              "accepted", &call->to);
-        ngx_free(call);
+        ngx_stream_fishchat_topic_refused(call, err, !sess->optin,
+                                          "message to \"%V\" not accepted");
         return;
     }
 
@@ -888,10 +885,16 @@ ngx_stream_fishchat_topic_name_call(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The script of a call; "callp" (if any) gets the call when it is under
+ * way: otherwise the call is gone, and the caller must not look at it
+ */
+
 ngx_int_t
 ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
-    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
+    ngx_stream_fishchat_msg_call_t **callp)
 {
     ngx_stream_fishchat_msg_session_t  *sess;
 
@@ -906,7 +909,37 @@ ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
                                               "Redis is unavailable");
     }
 
+    if (callp) {
+        *callp = call;
+    }
+
     return NGX_OK;
+}
+
+
+/*
+ * A call answered is taken off its session first: a write may close the
+ * session
+ */
+
+static ngx_stream_fishchat_msg_session_t *
+ngx_stream_fishchat_topic_taken(ngx_stream_fishchat_msg_call_t *call)
+{
+    ngx_queue_remove(&call->queue);
+
+    return call->sess;
+}
+
+
+/* the command of a call on the topic call->to is refused; the call goes */
+
+static void
+ngx_stream_fishchat_topic_refused(ngx_stream_fishchat_msg_call_t *call,
+    ngx_fishchat_err_e err, ngx_uint_t fatal, const char *fmt)
+{
+    (void) ngx_stream_fishchat_msg_refuse(call->sess, err, fatal, fmt,
+                                          &call->to);
+    ngx_free(call);
 }
 
 
@@ -1132,26 +1165,8 @@ ngx_stream_fishchat_topic_conf(ngx_conf_t *cf,
         return NGX_CONF_ERROR;
     }
 
-    tc->create = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_create_lua);
-    tc->join = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_join_lua);
-    tc->leave = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_leave_lua);
-    tc->members = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_members_lua);
-    tc->send = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_send_lua);
-    tc->catchup = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_catchup_lua);
-    tc->save = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_save_lua);
-    tc->client_topic = ngx_fishchat_redis_script(cf,
-                                        ngx_stream_fishchat_topic_client_lua);
-
-    if (tc->create == NULL || tc->join == NULL || tc->leave == NULL
-        || tc->members == NULL || tc->send == NULL || tc->catchup == NULL
-        || tc->save == NULL || tc->client_topic == NULL)
+    if (ngx_fishchat_redis_scripts(cf, tc, ngx_stream_fishchat_topic_scripts)
+        != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

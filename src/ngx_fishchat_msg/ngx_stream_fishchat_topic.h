@@ -143,7 +143,8 @@ ngx_int_t ngx_stream_fishchat_topic_start(
     ngx_stream_fishchat_msg_call_t **call, ngx_str_t *args);
 ngx_int_t ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
-    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
+    ngx_stream_fishchat_msg_call_t **callp);
 ngx_int_t ngx_stream_fishchat_topic_client_set(char *cmd,
     ngx_str_t *id, ngx_str_t *name, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_fishchat_redis_req_t **req);

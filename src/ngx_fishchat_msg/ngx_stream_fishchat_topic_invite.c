@@ -75,7 +75,7 @@ ngx_stream_fishchat_topic_invite(ngx_stream_fishchat_msg_session_t *sess,
     return ngx_stream_fishchat_topic_call(call,
                                           invite ? tcf->join : tcf->leave,
                                           ngx_stream_fishchat_topic_invited,
-                                          2, 6, args);
+                                          2, 6, args, NULL);
 }
 
 

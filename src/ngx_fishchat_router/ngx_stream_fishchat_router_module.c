@@ -100,6 +100,8 @@ static void ngx_stream_fishchat_router_routed(ngx_int_t rc,
 static void ngx_stream_fishchat_router_event(ngx_str_t *payload,
     void *data);
 static void ngx_stream_fishchat_router_ready(void *data);
+static ngx_stream_fishchat_router_peer_t *ngx_stream_fishchat_router_peer(
+    ngx_queue_t *q, ngx_uint_t index);
 static ngx_int_t ngx_stream_fishchat_router_refuse(
     ngx_stream_fishchat_router_peer_t *peer, ngx_fishchat_err_e err,
     ngx_uint_t fatal, const char *fmt, ...);
@@ -148,7 +150,7 @@ static ngx_command_t  ngx_stream_fishchat_router_commands[] = {
 
 static ngx_stream_module_t  ngx_stream_fishchat_router_module_ctx = {
     NULL,                                  /* preconfiguration */
-    NULL,                                  /* postconfiguration */
+    ngx_fishchat_stream_log_init,          /* postconfiguration */
 
     ngx_stream_fishchat_router_create_main_conf,
                                            /* create main configuration */
@@ -523,6 +525,17 @@ ngx_stream_fishchat_router_subscribe(ngx_stream_fishchat_router_peer_t *peer,
 }
 
 
+/* the peer of a link in the queue of the channel "index" */
+
+static ngx_stream_fishchat_router_peer_t *
+ngx_stream_fishchat_router_peer(ngx_queue_t *q, ngx_uint_t index)
+{
+    return (ngx_stream_fishchat_router_peer_t *)
+               ((u_char *) (q - index)
+                - offsetof(ngx_stream_fishchat_router_peer_t, link));
+}
+
+
 /* Redis confirmed a subscription: the peers that wait are told */
 
 static void
@@ -541,9 +554,7 @@ ngx_stream_fishchat_router_ready(void *data)
     {
         next = ngx_queue_next(q);
 
-        peer = (ngx_stream_fishchat_router_peer_t *)
-                   ((u_char *) (q - ch->index)
-                    - offsetof(ngx_stream_fishchat_router_peer_t, link));
+        peer = ngx_stream_fishchat_router_peer(q, ch->index);
 
         if (peer->cut || (peer->confirmed & (1 << ch->index))) {
             continue;
@@ -617,9 +628,7 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
     {
         next = ngx_queue_next(q);
 
-        peer = (ngx_stream_fishchat_router_peer_t *)
-                   ((u_char *) (q - ch->index)
-                    - offsetof(ngx_stream_fishchat_router_peer_t, link));
+        peer = ngx_stream_fishchat_router_peer(q, ch->index);
 
         if (peer->cut || !(peer->confirmed & (1 << ch->index))) {
             continue;
@@ -936,21 +945,15 @@ ngx_stream_fishchat_router(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
     ngx_stream_fishchat_router_srv_conf_t *rscf = conf;
 
-    ngx_stream_core_srv_conf_t              *cscf;
+    char                                    *rv;
     ngx_stream_fishchat_router_main_conf_t  *rmcf;
 
-    if (rscf->enabled) {
-        return "is duplicate";
+    rv = ngx_fishchat_stream_role(cf, "router", &rscf->enabled,
+                                  &rscf->counters,
+                                  ngx_stream_fishchat_router_handler);
+    if (rv != NGX_CONF_OK) {
+        return rv;
     }
-
-    if (ngx_fishchat_counters_add(cf, "router", &rscf->counters) != NGX_OK) {
-        return NGX_CONF_ERROR;
-    }
-
-    rscf->enabled = 1;
-
-    cscf = ngx_stream_conf_get_module_srv_conf(cf, ngx_stream_core_module);
-    cscf->handler = ngx_stream_fishchat_router_handler;
 
     rmcf = ngx_stream_conf_get_module_main_conf(cf,
                                            ngx_stream_fishchat_router_module);

@@ -171,12 +171,19 @@ sub _connect_http {
 sub _api_request_tls {
     my ($sc, $bytes, $head) = @_;
     require IO::Socket::SSL;
-    my $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1',
-                                 PeerPort => $sc->{api_tls},
-                                 SSL_verify_mode => 0,
-                                 Timeout => $sc->{timeout})
-        or die "TLS connect to the http port failed: "
-               . IO::Socket::SSL::errstr() . "\n";
+    my $deadline = $sc->deadline;
+    my $s;
+    while (1) {
+        $s = IO::Socket::SSL->new(PeerAddr => '127.0.0.1',
+                                  PeerPort => $sc->{api_tls},
+                                  SSL_verify_mode => 0,
+                                  Timeout => $sc->{timeout});
+        last if $s;
+        die "TLS connect to the http port failed: "
+            . IO::Socket::SSL::errstr() . "\n"
+            if Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
+    }
     $s->print($bytes) or die "TLS write failed\n";
     my $raw = '';
     while (1) {
