@@ -3,10 +3,12 @@
 #
 #   bench/run.sh                 every mode, 3 runs each, then the medians
 #   MODES="p2p" RUNS=1 bench/run.sh
+#   MODES=tls bench/run.sh       p2p and topic in plain text and over TLS
 #
 # Starts a private Redis (util/redis.sh test) and nginx (build/nginx) with a
 # configuration of its own: 2 workers, two msg servers on 127.0.0.1:19100
-# and :19101 with reuseport, 20,000 open files and connections a worker, no
+# and :19101 with reuseport, the same over TLS on :19110 and :19111
+# (TLS_CERT, TLS_KEY), 20,000 open files and connections a worker, no
 # rate limit. nginx is started afresh for each idle run (so that "RSS
 # before" is a fresh worker) and once for the other modes. Everything it
 # started is stopped on exit, Ctrl-C included.
@@ -21,6 +23,10 @@
 # the latency run), TOPIC_T (10 topics: the flat-out fan-out run),
 # TOPIC_SENDERS (4 a topic), TOPIC_WINDOW (4 in flight a sender, flat
 # out), TOPIC_PROCS (2 fc-load processes), TOPIC_SECS (10),
+# TLS_RATE (10000 messages/s: the fixed-rate runs of MODES=tls),
+# TLS_TOPIC (1: MODES=tls also runs topic-max in plain text and TLS;
+# empty: not),
+# TLS_CERT, TLS_KEY (t/lib/Test/FishChat/keys/server.{pem,key}),
 # NGINX (build/nginx/sbin/nginx), KEEP=1 leaves nginx and Redis running.
 
 set -euo pipefail
@@ -45,11 +51,18 @@ TOPIC_SENDERS=${TOPIC_SENDERS:-4}
 TOPIC_WINDOW=${TOPIC_WINDOW:-4}
 TOPIC_PROCS=${TOPIC_PROCS:-2}
 TOPIC_SECS=${TOPIC_SECS:-10}
+TLS_RATE=${TLS_RATE:-10000}
+TLS_TOPIC=${TLS_TOPIC-1}
+TLS_CERT=${TLS_CERT:-$top/t/lib/Test/FishChat/keys/server.pem}
+TLS_KEY=${TLS_KEY:-$top/t/lib/Test/FishChat/keys/server.key}
 NGINX=${NGINX:-$top/build/nginx/sbin/nginx}
 KEEP=${KEEP:-}
 
 ports=(19100 19101)
 servers="127.0.0.1:${ports[0]},127.0.0.1:${ports[1]}"
+tls_ports=(19110 19111)
+tls_servers="127.0.0.1:${tls_ports[0]},127.0.0.1:${tls_ports[1]}"
+run_servers=$servers
 fcload="$top/bench/fc-load"
 dir="$top/var/bench/$(date +%Y%m%d-%H%M%S)"
 pidfile="$dir/logs/nginx.pid"
@@ -72,7 +85,7 @@ fi
 
 make -s -C "$top/bench" fc-load
 
-for port in "${ports[@]}"; do
+for port in "${ports[@]}" "${tls_ports[@]}"; do
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
         echo "bench: 127.0.0.1:$port is in use (another bench?)" >&2
         exit 1
@@ -118,6 +131,20 @@ stream {
 
     server {
         listen  127.0.0.1:${ports[1]} reuseport backlog=4096;
+        fishchat_msg;
+    }
+
+    # the same over TLS (MODES=tls, fc-load -E)
+    ssl_certificate      $TLS_CERT;
+    ssl_certificate_key  $TLS_KEY;
+
+    server {
+        listen  127.0.0.1:${tls_ports[0]} ssl reuseport backlog=4096;
+        fishchat_msg;
+    }
+
+    server {
+        listen  127.0.0.1:${tls_ports[1]} ssl reuseport backlog=4096;
         fishchat_msg;
     }
 }
@@ -187,7 +214,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# run TAG fc-load-args...: one run; its RESULT line goes to $results
+# run TAG fc-load-args...: one run (to $run_servers); its RESULT line goes
+# to $results, with nginx_us (nginx workers' CPU a delivered message, us)
 run() {
     local tag=$1 out rc
     shift
@@ -195,8 +223,8 @@ run() {
     say "--- $tag: fc-load $* (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
     set +e
-    out=$("$fcload" "$@" -s "$servers" -p "$pidfile" -k "$redis_pidfile" \
-          2>>"$dir/fc-load.stderr")
+    out=$("$fcload" "$@" -s "$run_servers" -p "$pidfile" \
+          -k "$redis_pidfile" 2>>"$dir/fc-load.stderr")
     rc=$?
     set -e
 
@@ -207,8 +235,15 @@ run() {
         failed=1
     fi
 
-    echo "$out" | grep '^RESULT ' | sed "s/^RESULT /$tag /" >> "$results" \
-        || true
+    echo "$out" | grep '^RESULT ' | sed "s/^RESULT /$tag /" \
+        | awk '{ c = 0; d = 0
+                 for (i = 1; i <= NF; i++) {
+                     if ($i ~ /^nginx_cpu=/) c = substr($i, 11)
+                     if ($i ~ /^delivered_per_s=/) d = substr($i, 17)
+                     if ($i ~ /^deliveries_per_s=/) d = substr($i, 18)
+                 }
+                 printf "%s nginx_us=%.2f\n", $0, (d > 0 ? c * 1e6 / d : 0) }' \
+        >> "$results" || true
 }
 
 # med TAG KEY: the median of KEY over the runs of TAG
@@ -218,7 +253,7 @@ med() {
 }
 
 say "bench: $(nproc) cores, $(uname -r), nginx $("$NGINX" -v 2>&1 \
-    | sed 's/.*nginx\///'), Redis $(redis-server --version \
+    | sed 's/.*nginx\///') ($NGINX), Redis $(redis-server --version \
     | sed 's/.*v=\([^ ]*\).*/\1/') on port $redis_port; in $dir"
 
 # --- the runs --------------------------------------------------------------
@@ -274,6 +309,44 @@ for mode in $MODES; do
                 -S "$TOPIC_SENDERS" -w "$TOPIC_WINDOW" -t "$TOPIC_SECS" \
                 -P "$TOPIC_PROCS"
         done
+        ;;
+
+    tls)
+        # p2p in plain text and over TLS (fc-load -E) against the same
+        # nginx, the runs alternating: flat out, then at TLS_RATE; then
+        # topic flat out (TLS_TOPIC)
+        nginx_start
+
+        for i in $(seq 1 "$RUNS"); do
+            run_servers=$servers
+            run plain-max p2p -n "$P2P_N" -w "$P2P_WINDOW" -t "$P2P_SECS"
+            run_servers=$tls_servers
+            run tls-max p2p -E -n "$P2P_N" -w "$P2P_WINDOW" -t "$P2P_SECS"
+        done
+
+        for i in $(seq 1 "$RUNS"); do
+            run_servers=$servers
+            run plain-rate p2p -n "$P2P_N" -r "$TLS_RATE" -t "$P2P_SECS"
+            run_servers=$tls_servers
+            run tls-rate p2p -E -n "$P2P_N" -r "$TLS_RATE" -t "$P2P_SECS"
+        done
+
+        # the topic fan-out flat out: a member's pending messages go out
+        # with one write, where frames share TLS records
+        if [ -n "$TLS_TOPIC" ]; then
+            for i in $(seq 1 "$RUNS"); do
+                run_servers=$servers
+                run plain-topic topic -T "$TOPIC_T" -M "$TOPIC_M" \
+                    -S "$TOPIC_SENDERS" -w "$TOPIC_WINDOW" \
+                    -t "$TOPIC_SECS" -P "$TOPIC_PROCS"
+                run_servers=$tls_servers
+                run tls-topic topic -E -T "$TOPIC_T" -M "$TOPIC_M" \
+                    -S "$TOPIC_SENDERS" -w "$TOPIC_WINDOW" \
+                    -t "$TOPIC_SECS" -P "$TOPIC_PROCS"
+            done
+        fi
+
+        run_servers=$servers
         ;;
 
     *)
@@ -356,6 +429,37 @@ if grep -q '^topic-max ' "$results"; then
         "cores; waiting for a CPU: nginx $(med topic-max nginx_wait_ms)," \
         "fc-load $(med topic-max load_wait_ms) ms/s"
 fi
+
+for tag in plain-max tls-max plain-rate tls-rate; do
+    grep -q "^$tag " "$results" || continue
+    say "$(printf '%-10s' "$tag") $(med "$tag" delivered_per_s) delivered/s" \
+        "(rate $(med "$tag" rate)), nginx $(med "$tag" nginx_us) us a" \
+        "message ($(med "$tag" nginx_cpu) cores, waited" \
+        "$(med "$tag" nginx_wait_ms) ms/s), fc-load $(med "$tag" load_cpu)" \
+        "cores; p50 $(med "$tag" p50_us) us, p99 $(med "$tag" p99_us) us"
+    if [ "${tag#tls}" != "$tag" ]; then
+        say "           TLS records received: $(med "$tag" records_per_s)/s," \
+            "$(med "$tag" records_per_delivered) a delivered message," \
+            "$(med "$tag" frames_per_record) frames a record," \
+            "$(med "$tag" bytes_per_record) bytes a record"
+    fi
+done
+
+for tag in plain-topic tls-topic; do
+    grep -q "^$tag " "$results" || continue
+    say "$(printf '%-10s' "$tag") $(med "$tag" deliveries_per_s)" \
+        "deliveries/s ($(med "$tag" accepted_per_s) messages/s), nginx" \
+        "$(med "$tag" nginx_us) us a delivery ($(med "$tag" nginx_cpu)" \
+        "cores), fc-load $(med "$tag" load_cpu) cores; last member p50" \
+        "$(med "$tag" p50_us) us, p99 $(med "$tag" p99_us) us; not to all" \
+        "$(med "$tag" incomplete)+$(med "$tag" undelivered)"
+    if [ "$tag" = tls-topic ]; then
+        say "           TLS records received: $(med "$tag" records_per_s)/s," \
+            "$(med "$tag" records_per_delivered) a delivery," \
+            "$(med "$tag" frames_per_record) frames a record," \
+            "$(med "$tag" bytes_per_record) bytes a record"
+    fi
+done
 
 say "server   [alert]/[crit]/[emerg] lines in error.log: $crashes"
 
