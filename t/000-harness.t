@@ -2,7 +2,10 @@
 # modules only: return, proxy_pass) and a small relay server forked here.
 
 use Test::FishChat;
+use Test::FishChat::Steps;
+use Test::FishChat::Media;
 
+use File::Spec;
 use IO::Select;
 use IO::Socket::INET;
 use JSON::PP;
@@ -123,8 +126,8 @@ sub relay {
 
 $ENV{TEST_NGINX_FC_OUTSIDE_KEY} = "fct-outside:$$";
 
-my $unit_tests = 35;
-plan tests => $unit_tests + repeat_each() * 32;
+my $unit_tests = 42;
+plan tests => $unit_tests + repeat_each() * 40;
 
 # lengths from /work/shared/seed/wire-transcripts.md
 is(unpack('H8', frame('REQ_MSG_SERVER')), '00000027', 'REQ_MSG_SERVER length');
@@ -301,6 +304,61 @@ _EOS_
 is(Test::FishChat::render_redis([ 'a b', 1, undef, [ 'c' ], '' ]),
    '"a b" 1 (nil) [c] ""', 'render_redis');
 
+# media steps (Test::FishChat::Media) that need no nginx
+{
+    my $me = File::Spec->rel2abs($0);
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => <<"_EOS_");
+wait_file $me
+set me $me
+assert_eq \$file \$me
+_EOS_
+    ok($ok, 'wait_file finds a file, $file names it') or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               timeout => 0.3, text => <<"_EOS_");
+wait_file $me.nothing*
+_EOS_
+    like($msg, qr/no file \S+\.nothing\* within 0\.3 s/, 'wait_file times out')
+        or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => "no_file $me");
+    like($msg, qr/expected no file, found: \Q$me\E/, 'no_file fails on a file')
+        or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => 'http_get v http://example.com/');
+    like($msg, qr/bad URL "http:\/\/example.com\/" \(http:\/\/127/,
+         'http_get: loopback only') or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => 'ffmpeg_wait x 0');
+    like($msg, qr/no ffmpeg "x" was started/, 'ffmpeg_wait: unknown name')
+        or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => <<'_EOS_');
+token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=al exp=2000000000 claim=stream:s-1 claim=n:5
+capture_re tok rtmp://127.0.0.1/live/s-1?token=$t [?&]token=([^&]+)
+assert_eq $tok $t
+jwt_claim $tok stream s-1
+jwt_claim $tok exp 2000000000
+jwt_claim $tok n 5
+jwt_claim $tok iat *
+jwt_claim $tok aud -
+_EOS_
+    ok($ok, 'capture_re, jwt_claim') or diag $msg;
+
+    ($ok, $msg) = Test::FishChat::run_scenario(undef, port => $port,
+                                               text => <<'_EOS_');
+token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=al claim=act:play
+jwt_claim $t act publish
+_EOS_
+    like($msg, qr/claim act is "play", expected publish; claims: \{"act":"play",/,
+         'jwt_claim: a wrong claim') or diag $msg;
+}
+
 # --------------------------------------------------------------------------
 # a custom step: the nginx.conf written for the block contains a line
 
@@ -377,6 +435,7 @@ if (!$have_fc && open my $bin, '<:raw', $Test::Nginx::Util::NginxBinary) {
     }
 }
 $ENV{TEST_NGINX_FC_HAVE_MODULE} = $have_fc ? 1 : 0;
+$ENV{TEST_NGINX_FC_HAVE_RTMP} = Test::FishChat::Media::have_rtmp();
 
 run_tests();
 
@@ -645,4 +704,103 @@ wait_log SSL_do_handshake\(\) failed
 --- no_error_log
 [error]
 [alert]
+--- no_redis
+
+
+
+=== TEST 12: media steps: ffmpeg publishes H.264 + AAC to nginx-rtmp (no hooks), HLS on disk and over HTTP
+--- skip_eval: 4: !$ENV{TEST_NGINX_FC_HAVE_RTMP}
+--- main_config
+    rtmp {
+        server {
+            listen 127.0.0.1:$TEST_NGINX_FC_PORT5;
+            application live {
+                live on;
+                hls on;
+                hls_path $TEST_NGINX_SERVER_ROOT/html/hls;
+                hls_fragment 1s;
+                hls_playlist_length 4s;
+            }
+        }
+    }
+--- config
+    location /hls/ {
+        alias $TEST_NGINX_SERVER_ROOT/html/hls/;
+        log_not_found off;
+    }
+--- scenario_timeout: 5
+--- scenario
+set s v$NOW_MS
+set hls http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls
+ffmpeg_publish p rtmp://127.0.0.1:$TEST_NGINX_FC_PORT5/live/$s 3
+ffmpeg_running p
+wait_file hls/$s.m3u8
+assert_eq $file $TEST_NGINX_SERVER_ROOT/html/hls/$s.m3u8
+http_get pl $hls/$s.m3u8
+assert_eq $http_status 200
+http_like \A#EXTM3U\n(?s:.*)\nv\d+-0\.ts\n
+http_header Content-Length *
+ffprobe_like hls/$s-0.ts ^h264 aac$
+wait_file hls/$s-*.ts
+ffprobe_like $file h264
+ffprobe_like $hls/$s.m3u8 ^h264 aac$     # ffmpeg's HLS demuxer, over HTTP
+http_status $hls/$s-nothing.m3u8 404
+step_fails expected.200,.got.404 http_status $hls/$s-nothing.m3u8 200
+step_fails does.not.match ffprobe_like hls/$s-0.ts ^vp9
+ffmpeg_wait p 0
+step_fails exited.with.0.*expected.nonzero ffmpeg_wait p nonzero
+step_fails has.ended ffmpeg_running p
+--- no_error_log
+[error]
+[alert]
+[emerg]
+--- no_redis
+
+
+
+=== TEST 13: media steps: audio only; a publish refused by an on_publish 403 or an unknown application exits non-zero at once, writes nothing
+--- skip_eval: 4: !$ENV{TEST_NGINX_FC_HAVE_RTMP}
+--- main_config
+    rtmp {
+        server {
+            listen 127.0.0.1:$TEST_NGINX_FC_PORT5;
+            application live {
+                live on;
+                hls on;
+                hls_path $TEST_NGINX_SERVER_ROOT/html/hls;
+                hls_fragment 1s;
+                hls_playlist_length 4s;
+            }
+            application deny {
+                live on;
+                hls on;
+                hls_path $TEST_NGINX_SERVER_ROOT/html/hls-deny;
+                on_publish http://127.0.0.1:$TEST_NGINX_SERVER_PORT/deny;
+                notify_method post;
+            }
+        }
+    }
+--- config
+    location = /deny {
+        return 403;
+    }
+--- scenario_timeout: 5
+--- scenario
+set s a$NOW_MS
+ffmpeg_publish a rtmp://127.0.0.1:$TEST_NGINX_FC_PORT5/live/$s 2 audio_only
+ffmpeg_publish r rtmp://127.0.0.1:$TEST_NGINX_FC_PORT5/deny/$s-r?token=x 2
+ffmpeg_publish n rtmp://127.0.0.1:$TEST_NGINX_FC_PORT5/nosuchapp/$s-n 2
+ffmpeg_wait r nonzero
+ffmpeg_wait n nonzero
+step_fails exited.with.1.after.*expected.0(?s:.*)Input/output.error ffmpeg_wait r 0
+wait_file hls/$s.m3u8
+ffprobe_like hls/$s-0.ts ^aac$
+ffmpeg_wait a 0
+no_file hls-deny/$s-r*
+no_file hls/$s-n*
+wait_log notify: publish '127.0.0.1:\d+/deny'
+--- no_error_log
+[error]
+[alert]
+[emerg]
 --- no_redis

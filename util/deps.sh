@@ -9,6 +9,11 @@
 # certificates of util/tls.sh and signs test tokens; libio-socket-ssl-perl
 # lets the tests and util/fishchat-client speak TLS.
 #
+# libavformat-dev, libavcodec-dev and libavutil-dev: the media module
+# remuxes recordings with libavformat; ffmpeg (ffmpeg and ffprobe, with
+# libx264 and the aac encoder) publishes to nginx-rtmp and probes the HLS
+# segments in the media tests (t/lib/Test/FishChat/Media.pm).
+#
 # Test::Nginx is not in Debian 12; its pure-Perl package libtest-nginx-perl
 # is downloaded from Debian's development suite through a private apt
 # configuration (the system's apt sources are never touched) and installed
