@@ -60,6 +60,7 @@ typedef enum {
     NGX_FISHCHAT_ERR_DUPLICATE_UUID,
     NGX_FISHCHAT_ERR_AUTH_FAILED,
     NGX_FISHCHAT_ERR_TOKEN_EXPIRED,
+    NGX_FISHCHAT_ERR_NO_SUCH_STREAM,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -264,6 +265,12 @@ typedef struct {
     ngx_str_t                   auth_audience;
     ngx_uint_t                  auth_required;    /* a server wants tokens */
 
+    /* audio and video: the URLs handed out, the life of media tokens */
+    ngx_str_t                   media_rtmp_url;
+    ngx_str_t                   media_hls_url;
+    ngx_str_t                   media_vod_url;
+    time_t                      media_token_ttl;
+
     ngx_str_t                   sys[NGX_FISHCHAT_SYS_N];
     ngx_str_t                   beat_key;     /* P{nodes}:beat */
     ngx_str_t                   load_key;     /* P{nodes}:load */
@@ -271,9 +278,16 @@ typedef struct {
 } ngx_fishchat_conf_t;
 
 
-/* the claims of a token that passed ngx_fishchat_token_verify() */
+/*
+ * A token's claims beyond "sub": "stream" and "act" are what the caller
+ * expects of a token (ngx_fishchat_token_verify()) or puts in one
+ * (ngx_fishchat_token_mint()): a login token has neither, a media token
+ * both; "exp" and "iat" are what the token says.
+ */
 
 typedef struct {
+    ngx_str_t                   stream;       /* empty: none */
+    char                       *act;          /* NULL: none */
     time_t                      exp;
     time_t                      iat;          /* 0: not in the token */
 } ngx_fishchat_token_t;
@@ -374,7 +388,7 @@ ngx_int_t ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf,
     ngx_str_t *token, ngx_str_t *sub, ngx_fishchat_token_t *t,
     char **reason);
 ngx_int_t ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
-    ngx_str_t *id, time_t ttl, ngx_str_t *token, time_t *expires);
+    ngx_str_t *id, time_t ttl, ngx_fishchat_token_t *t, ngx_str_t *token);
 
 /* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

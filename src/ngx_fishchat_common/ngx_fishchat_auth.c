@@ -31,6 +31,8 @@ static ngx_int_t ngx_fishchat_auth_read(ngx_conf_t *cf, ngx_str_t *name,
     ngx_str_t *out);
 static ngx_int_t ngx_fishchat_token_audience(ngx_fishchat_conf_t *fcf,
     jwt_t *jwt);
+static ngx_int_t ngx_fishchat_token_claim(jwt_t *jwt, const char *name,
+    char *want);
 static ngx_int_t ngx_fishchat_token_time(jwt_t *jwt, const char *claim,
     time_t *value);
 
@@ -293,7 +295,9 @@ done:
 /*
  * Checks a token: the signature with the configured key and algorithm
  * only, "exp" (required), "nbf", "aud" when fishchat_auth_audience is
- * set, and "sub" against the id the client claims.  NGX_OK fills t;
+ * set, "sub" against the id the client claims, and "act" and "stream"
+ * against what t expects (a login token has no "act": a media token,
+ * whose URL may be seen by others, never logs in).  NGX_OK fills t;
  * NGX_DECLINED (bad) and NGX_FISHCHAT_TOKEN_EXPIRED set *reason, a text
  * for the log that never holds the token.
  */
@@ -391,6 +395,23 @@ ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf, ngx_str_t *token,
         goto done;
     }
 
+    if (ngx_fishchat_token_claim(jwt, "act", t->act) != NGX_OK) {
+        *reason = t->act ? "not for this action (\"act\")"
+                         : "a media token (\"act\")";
+        goto done;
+    }
+
+    if (t->stream.len) {
+        claim = jwt_get_grant(jwt, "stream");
+
+        if (claim == NULL || ngx_strlen(claim) != t->stream.len
+            || ngx_strncmp(claim, t->stream.data, t->stream.len) != 0)
+        {
+            *reason = "for another stream (\"stream\")";
+            goto done;
+        }
+    }
+
     rc = NGX_OK;
 
 done:
@@ -398,6 +419,23 @@ done:
     jwt_free(jwt);
 
     return rc;
+}
+
+
+/* a string claim must be "want", or absent when want is NULL */
+
+static ngx_int_t
+ngx_fishchat_token_claim(jwt_t *jwt, const char *name, char *want)
+{
+    const char  *v;
+
+    v = jwt_get_grant(jwt, name);
+
+    if (want == NULL) {
+        return (v == NULL) ? NGX_OK : NGX_DECLINED;
+    }
+
+    return (v && ngx_strcmp(v, want) == 0) ? NGX_OK : NGX_DECLINED;
 }
 
 
@@ -477,14 +515,16 @@ ngx_fishchat_token_audience(ngx_fishchat_conf_t *fcf, jwt_t *jwt)
 
 
 /*
- * A token for id, valid for ttl seconds, signed with the HMAC secret:
- * for backends without a JWT library (POST /tokens).  NGX_DECLINED: no
- * secret to sign with (the server checks a public key's signatures).
+ * A token for id, valid for ttl seconds, with the "stream" and "act" of
+ * t if any, signed with the HMAC secret: login tokens for backends
+ * without a JWT library (POST /tokens), media tokens.  t->exp is set.
+ * NGX_DECLINED: no secret to sign with (the server checks a public key's
+ * signatures).
  */
 
 ngx_int_t
 ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
-    ngx_str_t *id, time_t ttl, ngx_str_t *token, time_t *expires)
+    ngx_str_t *id, time_t ttl, ngx_fishchat_token_t *t, ngx_str_t *token)
 {
     char       *s;
     jwt_t      *jwt;
@@ -492,13 +532,15 @@ ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_int_t   rc;
     u_char      sub[NGX_FISHCHAT_ID_MAX + 1];
     u_char      aud[NGX_FISHCHAT_ID_MAX + 1];
+    u_char      stream[NGX_FISHCHAT_ID_MAX + 1];
 
     if (fcf->auth_secret.len == 0 || !ngx_fishchat_auth_hmac(fcf->auth_alg)) {
         return NGX_DECLINED;
     }
 
     if (id->len > NGX_FISHCHAT_ID_MAX
-        || fcf->auth_audience.len > NGX_FISHCHAT_ID_MAX)
+        || fcf->auth_audience.len > NGX_FISHCHAT_ID_MAX
+        || t->stream.len > NGX_FISHCHAT_ID_MAX)
     {
         return NGX_ERROR;
     }
@@ -514,9 +556,17 @@ ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_cpystrn(sub, id->data, id->len + 1);
 
     if (jwt_add_grant(jwt, "sub", (char *) sub) != 0
-        || jwt_add_grant_int(jwt, "iat", (long) now) != 0
         || jwt_add_grant_int(jwt, "exp", (long) (now + ttl)) != 0)
     {
+        goto done;
+    }
+
+    /*
+     * "iat" is for revoking login tokens; a media token goes without it:
+     * nginx-rtmp passes at most 255 bytes of a URL's arguments
+     */
+
+    if (t->act == NULL && jwt_add_grant_int(jwt, "iat", (long) now) != 0) {
         goto done;
     }
 
@@ -527,6 +577,18 @@ ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
         if (jwt_add_grant(jwt, "aud", (char *) aud) != 0) {
             goto done;
         }
+    }
+
+    if (t->stream.len) {
+        ngx_cpystrn(stream, t->stream.data, t->stream.len + 1);
+
+        if (jwt_add_grant(jwt, "stream", (char *) stream) != 0) {
+            goto done;
+        }
+    }
+
+    if (t->act && jwt_add_grant(jwt, "act", t->act) != 0) {
+        goto done;
     }
 
     if (jwt_set_alg(jwt, fcf->auth_alg, fcf->auth_secret.data,
@@ -548,7 +610,8 @@ ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     }
 
     ngx_memcpy(token->data, s, token->len);
-    *expires = now + ttl;
+    t->exp = now + ttl;
+    t->iat = now;
     rc = NGX_OK;
 
 done:

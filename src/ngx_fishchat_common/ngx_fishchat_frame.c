@@ -55,7 +55,8 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("NOT_CONFIRMED"),
     ngx_string("DUPLICATE_UUID"),
     ngx_string("AUTH_FAILED"),
-    ngx_string("TOKEN_EXPIRED")
+    ngx_string("TOKEN_EXPIRED"),
+    ngx_string("NO_SUCH_STREAM")
 };
 
 

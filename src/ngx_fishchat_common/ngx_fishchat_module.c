@@ -127,6 +127,34 @@ static ngx_command_t  ngx_fishchat_commands[] = {
       offsetof(ngx_fishchat_conf_t, auth_audience),
       NULL },
 
+    { ngx_string("fishchat_media_rtmp_url"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, media_rtmp_url),
+      NULL },
+
+    { ngx_string("fishchat_media_hls_url"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, media_hls_url),
+      NULL },
+
+    { ngx_string("fishchat_media_vod_url"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, media_vod_url),
+      NULL },
+
+    { ngx_string("fishchat_media_token_ttl"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, media_token_ttl),
+      NULL },
+
     { ngx_string("fishchat_frame_max"),
       NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -228,6 +256,7 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->frame_max = NGX_CONF_UNSET_SIZE;
     fcf->auth_alg = NGX_CONF_UNSET_UINT;
     fcf->auth_leeway = NGX_CONF_UNSET;
+    fcf->media_token_ttl = NGX_CONF_UNSET;
 
     if (ngx_array_init(&fcf->servers, cycle->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
@@ -270,6 +299,22 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
 
     if (fcf->redis_prefix.data == NULL) {
         ngx_str_set(&fcf->redis_prefix, "fc:");
+    }
+
+    if (fcf->media_rtmp_url.data == NULL) {
+        ngx_str_set(&fcf->media_rtmp_url, "rtmp://127.0.0.1:1935/live");
+    }
+
+    if (fcf->media_hls_url.data == NULL) {
+        ngx_str_set(&fcf->media_hls_url, "http://127.0.0.1:22000/hls");
+    }
+
+    if (fcf->media_vod_url.data == NULL) {
+        ngx_str_set(&fcf->media_vod_url, "http://127.0.0.1:22000/vod");
+    }
+
+    if (fcf->media_token_ttl == NGX_CONF_UNSET) {
+        fcf->media_token_ttl = 600;
     }
 
     if (fcf->frame_max < 64 || fcf->frame_max > 64 * 1024 * 1024) {

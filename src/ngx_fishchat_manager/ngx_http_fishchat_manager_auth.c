@@ -42,6 +42,7 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
     json_int_t            ttl;
     ngx_http_request_t   *r;
     ngx_fishchat_json_t   out;
+    ngx_fishchat_token_t  t;
 
     r = ctx->request;
 
@@ -72,8 +73,11 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
         }
     }
 
+    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
+
     rc = ngx_fishchat_token_mint(r->pool, ctx->fcf, &ctx->id, (time_t) ttl,
-                                 &token, &expires);
+                                 &t, &token);
+    expires = t.exp;
 
     if (rc == NGX_DECLINED) {
         return ngx_http_fishchat_manager_error(r, NGX_HTTP_CONFLICT,

@@ -226,7 +226,8 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "not_confirmed",
     "duplicate_uuid",
     "auth_failed",
-    "token_expired"
+    "token_expired",
+    "no_such_stream"
 };
 
 

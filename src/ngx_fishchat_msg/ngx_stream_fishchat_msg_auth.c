@@ -156,6 +156,8 @@ ngx_stream_fishchat_msg_auth_login(ngx_stream_fishchat_msg_session_t *sess,
         ngx_str_null(&token);
     }
 
+    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
+
     rc = ngx_fishchat_token_verify(ngx_stream_fishchat_msg_worker->fcf,
                                    &token, &m->args[0], &t, &reason);
 
@@ -418,6 +420,8 @@ ngx_stream_fishchat_msg_refresh(ngx_stream_fishchat_msg_session_t *sess,
                                               0, "this server takes no "
                                               "tokens");
     }
+
+    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
 
     rc = ngx_fishchat_token_verify(w->fcf, &m->args[0], &sess->node.str, &t,
                                    &reason);

@@ -316,6 +316,10 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_stream_fishchat_msg_main_conf_t, fetch) },
     { ngx_stream_fishchat_msg_revoked_lua,
       offsetof(ngx_stream_fishchat_msg_main_conf_t, revoked) },
+    { ngx_stream_fishchat_msg_media_publish_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, media_publish) },
+    { ngx_stream_fishchat_msg_media_play_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, media_play) },
     { NULL, 0 }
 };
 

@@ -62,6 +62,8 @@ typedef struct {
     ngx_fishchat_redis_script_t    *beat;
     ngx_fishchat_redis_script_t    *fetch;
     ngx_fishchat_redis_script_t    *revoked;
+    ngx_fishchat_redis_script_t    *media_publish;
+    ngx_fishchat_redis_script_t    *media_play;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -236,6 +238,15 @@ ngx_int_t ngx_stream_fishchat_msg_auth_login(
 void ngx_stream_fishchat_msg_auth_cleanup(
     ngx_stream_fishchat_msg_session_t *sess);
 ngx_int_t ngx_stream_fishchat_msg_refresh(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+
+/* ngx_stream_fishchat_msg_media.c */
+
+extern char  ngx_stream_fishchat_msg_media_publish_lua[];
+extern char  ngx_stream_fishchat_msg_media_play_lua[];
+ngx_int_t ngx_stream_fishchat_msg_media_publish(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_msg_media_play(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
 /* ngx_stream_fishchat_msg_p2p.c */

@@ -530,6 +530,12 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
     } else if (ngx_fishchat_frame_is(&m, "REFRESH_TOKEN")) {
         rc = ngx_stream_fishchat_msg_refresh(sess, &m);
 
+    } else if (ngx_fishchat_frame_is(&m, "MEDIA_PUBLISH")) {
+        rc = ngx_stream_fishchat_msg_media_publish(sess, &m);
+
+    } else if (ngx_fishchat_frame_is(&m, "MEDIA_PLAY")) {
+        rc = ngx_stream_fishchat_msg_media_play(sess, &m);
+
     } else {
         rc = ngx_stream_fishchat_topic_command(sess, &m);
 

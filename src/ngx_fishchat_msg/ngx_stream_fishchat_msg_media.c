@@ -1,0 +1,478 @@
+
+/*
+ * FishChat for nginx: going live and watching, from a chat session.
+ *
+ * MEDIA_PUBLISH <target> makes a stream for a conversation (a topic the
+ * sender is a member of, or a peer) and answers with the RTMP URL to push
+ * to, carrying a short-lived publish token; MEDIA_PLAY <stream> answers a
+ * member of the conversation with the HLS URL of the stream, carrying a
+ * play token.  The tokens are JWTs of ngx_fishchat_auth.c with "stream"
+ * and "act"; nginx-rtmp's hooks and the HLS location check them
+ * (ngx_http_fishchat_media_module.c).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include "ngx_fishchat.h"
+#include "ngx_stream_fishchat_msg_private.h"
+
+
+#define NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN  16
+
+/* nginx-rtmp keeps at most 255 bytes of a URL's arguments (the token) */
+#define NGX_STREAM_FISHCHAT_MEDIA_RTMP_ARGS   255
+#define NGX_STREAM_FISHCHAT_MEDIA_KEEP        "86400"
+
+
+static ngx_int_t ngx_stream_fishchat_msg_media_check(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    char *cmd);
+static ngx_int_t ngx_stream_fishchat_msg_media_target(ngx_str_t *target,
+    ngx_str_t *name);
+static void ngx_stream_fishchat_msg_media_made(redisReply *reply,
+    void *data);
+static void ngx_stream_fishchat_msg_media_allowed(redisReply *reply,
+    void *data);
+static ngx_int_t ngx_stream_fishchat_msg_media_answer(
+    ngx_stream_fishchat_msg_call_t *call, redisReply *reply, char *what);
+static void ngx_stream_fishchat_msg_media_reply(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *target,
+    ngx_str_t *stream, char *act);
+
+
+/*
+ * KEYS: the topic, its members (both unused for a peer), the stream.
+ * ARGV: sender, target, creation time (Unix ms), how long the stream is
+ * remembered (s).  1 when made; -1 no such topic; -2 not a member.
+ */
+
+char  ngx_stream_fishchat_msg_media_publish_lua[] =
+    "if string.sub(ARGV[2], 1, 6) == 'topic:' then "
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
+        "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return -2 end "
+    "end "
+    "redis.call('HSET', KEYS[3], 'target', ARGV[2], 'from', ARGV[1], "
+               "'created', ARGV[3]) "
+    "redis.call('EXPIRE', KEYS[3], ARGV[4]) "
+    "return 1";
+
+/*
+ * KEYS: the stream.  ARGV: who asks, the key prefix.  1 when it may watch
+ * the live stream, 2 its recording (a member of the topic, or either
+ * peer); -1 no such stream; -2 not a party to it.
+ */
+
+char  ngx_stream_fishchat_msg_media_play_lua[] =
+    "local m = redis.call('HMGET', KEYS[1], 'target', 'from', 'recording') "
+    "if not m[1] then return -1 end "
+    "if string.sub(m[1], 1, 6) == 'topic:' then "
+        "local k = ARGV[2] .. 'topic:{' .. string.sub(m[1], 7) .. "
+                  "'}:members' "
+        "if redis.call('HEXISTS', k, ARGV[1]) == 0 then return -2 end "
+    "elseif ARGV[1] ~= m[2] and ARGV[1] ~= string.sub(m[1], 5) then "
+        "return -2 "
+    "end "
+    "if m[3] then return 2 end "
+    "return 1";
+
+
+/* MEDIA_PUBLISH topic:<name> | p2p:<id> */
+
+ngx_int_t
+ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                            *p;
+    ngx_int_t                          rc;
+    ngx_str_t                          args[7], name, *target, stream;
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+    u_char                             uuid[NGX_FISHCHAT_UUID_LEN];
+    u_char                             now[NGX_INT64_LEN];
+
+    rc = ngx_stream_fishchat_msg_media_check(sess, m, "MEDIA_PUBLISH");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    target = &m->args[0];
+
+    if (ngx_stream_fishchat_msg_media_target(target, &name) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "MEDIA_PUBLISH takes "
+                                              "topic:<name> or p2p:<id>");
+    }
+
+    /* the stream's name is the server's: 16 hex digits, no client text */
+
+    ngx_fishchat_uuid(uuid);
+
+    call = ngx_stream_fishchat_msg_call(sess, target->len
+                                        + NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    call->to.data = call->data;
+    call->to.len = target->len;
+    p = ngx_cpymem(call->data, target->data, target->len);
+
+    call->ref.data = p;
+
+    for (rc = 0;
+         rc < NGX_FISHCHAT_UUID_LEN
+         && p - call->ref.data < NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN;
+         rc++)
+    {
+        if (uuid[rc] != '-') {
+            *p++ = uuid[rc];
+        }
+    }
+
+    call->ref.len = p - call->ref.data;
+    stream = call->ref;
+
+    w = ngx_stream_fishchat_msg_worker;
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "topic:", &name, "");
+    args[1] = ngx_fishchat_key(&p, "topic:", &name, ":members");
+    args[2] = ngx_fishchat_key(&p, "media:", &stream, "");
+    args[3] = sess->node.str;
+    args[4] = call->to;
+    args[5].data = now;
+    args[5].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+                  - now;
+    ngx_str_set(&args[6], NGX_STREAM_FISHCHAT_MEDIA_KEEP);
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->media_publish,
+                                        ngx_stream_fishchat_msg_media_made,
+                                        call, 3, 7, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
+                                              "no stream made: Redis is "
+                                              "unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+/* MEDIA_PLAY <stream> */
+
+ngx_int_t
+ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                            *p;
+    ngx_int_t                          rc;
+    ngx_str_t                          args[3];
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    rc = ngx_stream_fishchat_msg_media_check(sess, m, "MEDIA_PLAY");
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    if (ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "MEDIA_PLAY takes a "
+                                              "stream");
+    }
+
+    call = ngx_stream_fishchat_msg_call(sess, m->args[0].len);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    call->ref.data = call->data;
+    call->ref.len = m->args[0].len;
+    ngx_memcpy(call->data, m->args[0].data, m->args[0].len);
+
+    w = ngx_stream_fishchat_msg_worker;
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "media:", &call->ref, "");
+    args[1] = sess->node.str;
+    args[2] = w->fcf->redis_prefix;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->media_play,
+                                        ngx_stream_fishchat_msg_media_allowed,
+                                        call, 1, 3, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
+                                              "stream not looked up: Redis "
+                                              "is unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * What both commands need: an opt-in client, logged in, one argument, and
+ * a secret to sign tokens with.  NGX_DECLINED: go on.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m, char *cmd)
+{
+    ngx_fishchat_conf_t  *fcf;
+
+    fcf = ngx_stream_fishchat_msg_worker->fcf;
+
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command \"%s\"",
+                                              cmd);
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "%s before login", cmd);
+    }
+
+    if (m->nargs != 1) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "%s takes one argument",
+                                              cmd);
+    }
+
+    if (fcf->auth_secret.len == 0) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "%s needs "
+                                              "\"fishchat_auth_secret_file\" "
+                                              "on the server", cmd);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/* "topic:<name>" (name is set) or "p2p:<id>" (name is empty) */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_media_target(ngx_str_t *target, ngx_str_t *name)
+{
+    ngx_str_t  v;
+
+    if (target->len > 6 && ngx_strncmp(target->data, "topic:", 6) == 0) {
+        name->data = target->data + 6;
+        name->len = target->len - 6;
+        return ngx_fishchat_valid_id(name);
+    }
+
+    ngx_str_null(name);
+
+    if (target->len > 4 && ngx_strncmp(target->data, "p2p:", 4) == 0) {
+        v.data = target->data + 4;
+        v.len = target->len - 4;
+        return ngx_fishchat_valid_id(&v);
+    }
+
+    return NGX_ERROR;
+}
+
+
+static void
+ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream made")
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                  "fishchat msg: \"%V\" may go live on stream %V for %V",
+                  &sess->node.str, &call->ref, &call->to);
+
+    /* the call is taken off the session: a write may close the session */
+
+    ngx_queue_remove(&call->queue);
+
+    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PUBLISH", &call->to,
+                                        &call->ref, "publish");
+
+    ngx_free(call);
+}
+
+
+static void
+ngx_stream_fishchat_msg_media_allowed(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream to play")
+        != NGX_OK)
+    {
+        return;
+    }
+
+    ngx_queue_remove(&call->queue);
+
+    /* the live stream's HLS, or, once it has one, its recording */
+
+    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PLAY", NULL, &call->ref,
+                                        reply->integer == 2 ? "vod" : "play");
+
+    ngx_free(call);
+}
+
+
+/* NGX_OK: the script said yes; otherwise the client is told, the call freed */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_media_answer(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply, char *what)
+{
+    ngx_fishchat_err_e                  err;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER
+        && (reply->integer == 1 || reply->integer == 2))
+    {
+        return NGX_OK;
+    }
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        err = NGX_FISHCHAT_ERR_REDIS;
+
+    } else if (reply->integer == -2) {
+        err = NGX_FISHCHAT_ERR_FORBIDDEN;
+
+    } else if (call->to.len) {
+        err = NGX_FISHCHAT_ERR_NO_SUCH_TOPIC;
+
+    } else {
+        err = NGX_FISHCHAT_ERR_NO_SUCH_STREAM;
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0, "%s: %s", what,
+                                  err == NGX_FISHCHAT_ERR_REDIS
+                                  ? "Redis is unavailable"
+                                  : err == NGX_FISHCHAT_ERR_FORBIDDEN
+                                  ? "not a member of the conversation"
+                                  : "it does not exist");
+    return NGX_ERROR;
+}
+
+
+/*
+ * MEDIA_PUBLISH <target> <stream> <rtmp url>/<stream>?token=<t> <expires>
+ * MEDIA_PLAY <stream> <hls url>/<t>/<stream>.m3u8 <expires>, or
+ * MEDIA_PLAY <stream> <vod url>/<t>/<stream>.mp4 <expires> ("vod": once
+ * the stream's recording is ready)
+ */
+
+static void
+ngx_stream_fishchat_msg_media_reply(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd, ngx_str_t *target, ngx_str_t *stream, char *act)
+{
+    u_char               *p;
+    ngx_str_t             args[4], token, *base;
+    ngx_uint_t            n, vod;
+    ngx_pool_t           *pool;
+    ngx_fishchat_conf_t  *fcf;
+    ngx_fishchat_token_t  t;
+    u_char                expires[NGX_TIME_T_LEN];
+
+    fcf = ngx_stream_fishchat_msg_worker->fcf;
+
+    pool = ngx_create_pool(1024, sess->c->log);
+    if (pool == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return;
+    }
+
+    vod = (ngx_strcmp(act, "vod") == 0);
+
+    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
+    t.stream = *stream;
+    t.act = vod ? "play" : act;
+
+    if (ngx_fishchat_token_mint(pool, fcf, &sess->node.str,
+                                fcf->media_token_ttl, &t, &token)
+        != NGX_OK)
+    {
+        (void) ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "%s: no token could be "
+                                              "signed", cmd);
+        goto done;
+    }
+
+    if (target && token.len + sizeof("token=") - 1
+                  > NGX_STREAM_FISHCHAT_MEDIA_RTMP_ARGS)
+    {
+        (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              0, "%s: the id is too long "
+                                              "for an RTMP URL's token "
+                                              "(nginx-rtmp passes 255 bytes)",
+                                              cmd);
+        goto done;
+    }
+
+    base = target ? &fcf->media_rtmp_url
+                  : vod ? &fcf->media_vod_url : &fcf->media_hls_url;
+
+    p = ngx_pnalloc(pool, base->len + token.len + stream->len
+                          + sizeof("//?token=.m3u8"));
+    if (p == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        goto done;
+    }
+
+    n = 0;
+
+    if (target) {
+        args[n++] = *target;
+    }
+
+    args[n++] = *stream;
+
+    args[n].data = p;
+    args[n].len = (target
+                   ? ngx_sprintf(p, "%V/%V?token=%V", base, stream, &token)
+                   : ngx_sprintf(p, "%V/%V/%V.%s", base, &token, stream,
+                                 vod ? "mp4" : "m3u8"))
+                  - p;
+    n++;
+
+    args[n].data = expires;
+    args[n].len = ngx_sprintf(expires, "%T", t.exp) - expires;
+    n++;
+
+    (void) ngx_stream_fishchat_msg_reply(sess, cmd, args, n);
+
+done:
+
+    ngx_destroy_pool(pool);
+}
