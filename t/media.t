@@ -33,6 +33,7 @@ use Test::FishChat;
 use Test::FishChat::Msg;
 use Test::FishChat::Token;
 use Test::FishChat::Media;
+use Test::FishChat::Manager;
 
 use IO::Socket::INET ();
 use Time::HiRes ();
@@ -530,6 +531,46 @@ http_post_form 400 /hook call=record_done&name=out&path=$TEST_NGINX_SERVER_ROOT/
 http_post_form 400 /hook call=record_done&name=out&path=$TEST_NGINX_SERVER_ROOT/html/rec/../other/elsewhere.flv
 send b SEND_PING
 recv b PONG
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 7: POST /media/streams: a stream for a backend, as MEDIA_PUBLISH; its URL publishes
+--- config
+    location = /hook {
+        fishchat_media_hooks;
+    }
+    location /hls/ {
+        fishchat_media_hls;
+        alias $TEST_NGINX_SERVER_ROOT/html/hls/;
+        log_not_found off;
+    }
+    location /m/ {
+        fishchat_manager;
+    }
+--- scenario_timeout: 8
+--- scenario
+room
+api 201 POST /m/media/streams '{"target":"topic:room","from":"bob"}'
+api_capture s stream
+api_capture u rtmp_url
+api_json target topic:room
+api_json from bob
+api_like "expires":\d{10}\}
+ffmpeg_publish p $u 2
+ffmpeg_wait p 0
+wait_file hls/$s.m3u8
+send a MEDIA_PLAY $s
+recv a MEDIA_PLAY $s * *
+api 403 POST /m/media/streams '{"target":"topic:room","from":"carol"}'
+api_like "code":"FORBIDDEN"
+api 404 POST /m/media/streams '{"target":"topic:nowhere","from":"bob"}'
+api 400 POST /m/media/streams '{"target":"room","from":"bob"}'
+api 400 POST /m/media/streams '{"target":"p2p:alice"}'
+api 201 POST /m/media/streams '{"target":"p2p:alice","from":"carol"}'
 --- no_error_log
 [error]
 [alert]

@@ -24,6 +24,9 @@
 #define NGX_FISHCHAT_UUID_LEN       36
 #define NGX_FISHCHAT_ID_MAX         128
 
+/* a stream of the media role: 16 hex digits made by the server */
+#define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
+
 
 /* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
 
@@ -376,6 +379,8 @@ ngx_int_t ngx_fishchat_load_decode(u_char *data, size_t len, ngx_pool_t *pool,
     ngx_str_t *node, ngx_int_t *sessions, ngx_uint_t *tls);
 ngx_int_t ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i,
     ngx_pool_t *pool, ngx_fishchat_beat_t *beat);
+ngx_int_t ngx_fishchat_media_target(ngx_str_t *target, ngx_str_t *topic);
+void ngx_fishchat_media_stream(u_char *p);
 
 /* ngx_fishchat_auth.c: login tokens */
 char *ngx_fishchat_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,
@@ -389,6 +394,9 @@ ngx_int_t ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf,
     char **reason);
 ngx_int_t ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *id, time_t ttl, ngx_fishchat_token_t *t, ngx_str_t *token);
+ngx_int_t ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *sub, ngx_str_t *stream, char *act, ngx_str_t *url,
+    time_t *expires);
 
 /* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

@@ -624,3 +624,61 @@ done:
 
     return rc;
 }
+
+
+/*
+ * The URL of a stream for "sub", with a media token: "publish" the RTMP
+ * URL (the token in its arguments), "play" the HLS playlist and "vod" the
+ * recording (the token in the path, so that relative URLs carry it).
+ * NGX_DECLINED: no secret to sign with; NGX_ABORT: the token is longer
+ * than nginx-rtmp takes (255 bytes of a URL's arguments).
+ */
+
+ngx_int_t
+ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *sub, ngx_str_t *stream, char *act, ngx_str_t *url,
+    time_t *expires)
+{
+    u_char                *p;
+    ngx_int_t              rc;
+    ngx_str_t              token, *base;
+    ngx_uint_t             publish, vod;
+    ngx_fishchat_token_t   t;
+
+    publish = (ngx_strcmp(act, "publish") == 0);
+    vod = (ngx_strcmp(act, "vod") == 0);
+
+    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
+    t.stream = *stream;
+    t.act = publish ? "publish" : "play";
+
+    rc = ngx_fishchat_token_mint(pool, fcf, sub, fcf->media_token_ttl, &t,
+                                 &token);
+    if (rc != NGX_OK) {
+        return rc;
+    }
+
+    if (publish && token.len + sizeof("token=") - 1 > 255) {
+        return NGX_ABORT;
+    }
+
+    base = publish ? &fcf->media_rtmp_url
+                   : vod ? &fcf->media_vod_url : &fcf->media_hls_url;
+
+    p = ngx_pnalloc(pool, base->len + token.len + stream->len
+                          + sizeof("//?token=.m3u8"));
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->data = p;
+    url->len = (publish
+                ? ngx_sprintf(p, "%V/%V?token=%V", base, stream, &token)
+                : ngx_sprintf(p, "%V/%V/%V.%s", base, &token, stream,
+                              vod ? "mp4" : "m3u8"))
+               - p;
+
+    *expires = t.exp;
+
+    return NGX_OK;
+}

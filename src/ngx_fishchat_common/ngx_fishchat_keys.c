@@ -191,21 +191,31 @@ ngx_fishchat_uuid_init(ngx_log_t *log)
 }
 
 
+static uint64_t
+ngx_fishchat_rnd_next(void)
+{
+    uint64_t  x, y;
+
+    x = ngx_fishchat_rnd[0];
+    y = ngx_fishchat_rnd[1];
+    ngx_fishchat_rnd[0] = y;
+    x ^= x << 23;
+    ngx_fishchat_rnd[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
+
+    return ngx_fishchat_rnd[1] + y;
+}
+
+
 void
 ngx_fishchat_uuid(u_char *p)
 {
-    uint64_t        x, y, r[2];
+    uint64_t        r[2];
     ngx_uint_t      i;
     u_char          b[16];
     static u_char   hex[] = "0123456789abcdef";
 
     for (i = 0; i < 2; i++) {
-        x = ngx_fishchat_rnd[0];
-        y = ngx_fishchat_rnd[1];
-        ngx_fishchat_rnd[0] = y;
-        x ^= x << 23;
-        ngx_fishchat_rnd[1] = x ^ y ^ (x >> 17) ^ (y >> 26);
-        r[i] = ngx_fishchat_rnd[1] + y;
+        r[i] = ngx_fishchat_rnd_next();
     }
 
     ngx_memcpy(b, r, 16);
@@ -399,4 +409,45 @@ ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i, ngx_pool_t *pool,
     }
 
     return NGX_OK;
+}
+
+
+/*
+ * The target of a stream: "topic:<name>" (*topic is the name) or
+ * "p2p:<id>" (*topic is empty).  NGX_ERROR for anything else.
+ */
+
+ngx_int_t
+ngx_fishchat_media_target(ngx_str_t *target, ngx_str_t *topic)
+{
+    ngx_str_t  id;
+
+    if (target->len > 6 && ngx_strncmp(target->data, "topic:", 6) == 0) {
+        topic->data = target->data + 6;
+        topic->len = target->len - 6;
+        return ngx_fishchat_valid_id(topic);
+    }
+
+    ngx_str_null(topic);
+
+    if (target->len > 4 && ngx_strncmp(target->data, "p2p:", 4) == 0) {
+        id.data = target->data + 4;
+        id.len = target->len - 4;
+        return ngx_fishchat_valid_id(&id);
+    }
+
+    return NGX_ERROR;
+}
+
+
+/* a new stream's name: NGX_FISHCHAT_MEDIA_STREAM_LEN random hex digits */
+
+void
+ngx_fishchat_media_stream(u_char *p)
+{
+    uint64_t  r;
+
+    r = ngx_fishchat_rnd_next();
+
+    ngx_hex_dump(p, (u_char *) &r, sizeof(uint64_t));
 }

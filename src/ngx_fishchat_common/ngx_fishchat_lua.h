@@ -218,4 +218,24 @@
     "return r"
 
 
+/*
+ * A stream is made (MEDIA_PUBLISH, POST /media/streams).
+ * KEYS: the topic, its members (both unused for a peer), the stream.
+ * ARGV: sender, target, creation time (Unix ms), how long the stream is
+ * remembered (s).  1 when made; -1 no such topic; -2 not a member.
+ */
+
+#define NGX_FISHCHAT_LUA_MEDIA_PUBLISH                                       \
+    "if string.sub(ARGV[2], 1, 6) == 'topic:' then "                         \
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "          \
+        "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then "              \
+            "return -2 "                                                     \
+        "end "                                                               \
+    "end "                                                                   \
+    "redis.call('HSET', KEYS[3], 'target', ARGV[2], 'from', ARGV[1], "       \
+               "'created', ARGV[3]) "                                        \
+    "redis.call('EXPIRE', KEYS[3], ARGV[4]) "                                \
+    "return 1"
+
+
 #endif /* _NGX_FISHCHAT_LUA_H_INCLUDED_ */

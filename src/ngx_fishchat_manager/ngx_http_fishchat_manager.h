@@ -97,6 +97,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *clients;
     ngx_fishchat_redis_script_t    *kick;
     ngx_fishchat_redis_script_t    *revoke;
+    ngx_fishchat_redis_script_t    *media_publish;
     ngx_fishchat_redis_script_t    *inbox;
     ngx_fishchat_redis_script_t    *topic;
     ngx_fishchat_redis_script_t    *topics;
@@ -180,6 +181,7 @@ extern char  ngx_http_fishchat_manager_client_lua[];
 extern char  ngx_http_fishchat_manager_clients_lua[];
 extern char  ngx_http_fishchat_manager_kick_lua[];
 extern char  ngx_http_fishchat_manager_revoke_lua[];
+extern char  ngx_http_fishchat_manager_media_publish_lua[];
 extern char  ngx_http_fishchat_manager_inbox_lua[];
 extern char  ngx_http_fishchat_manager_topic_lua[];
 extern char  ngx_http_fishchat_manager_topics_lua[];
@@ -243,6 +245,11 @@ ngx_int_t ngx_http_fishchat_manager_inbox_delete(
 ngx_int_t ngx_http_fishchat_manager_token(
     ngx_http_fishchat_manager_ctx_t *ctx);
 ngx_int_t ngx_http_fishchat_manager_revoke(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_media.c */
+
+ngx_int_t ngx_http_fishchat_manager_stream(
     ngx_http_fishchat_manager_ctx_t *ctx);
 
 /* ngx_http_fishchat_manager_topics.c */

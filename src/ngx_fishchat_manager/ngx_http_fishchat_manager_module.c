@@ -191,6 +191,9 @@ static ngx_http_fishchat_manager_route_t  ngx_http_fishchat_manager_routes[] = {
     { 1, { "tokens" },
       NULL, ngx_http_fishchat_manager_token, NULL, NULL },
 
+    { 2, { "media", "streams" },
+      NULL, ngx_http_fishchat_manager_stream, NULL, NULL },
+
     { 1, { "nodes" },
       ngx_http_fishchat_manager_nodes, NULL, NULL, NULL },
 
@@ -240,6 +243,8 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_http_fishchat_manager_main_conf_t, kick) },
     { ngx_http_fishchat_manager_revoke_lua,
       offsetof(ngx_http_fishchat_manager_main_conf_t, revoke) },
+    { ngx_http_fishchat_manager_media_publish_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, media_publish) },
     { ngx_http_fishchat_manager_inbox_lua,
       offsetof(ngx_http_fishchat_manager_main_conf_t, inbox) },
     { ngx_http_fishchat_manager_topic_lua,

@@ -16,21 +16,16 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_stream_fishchat_msg_private.h"
 
 
-#define NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN  16
-
-/* nginx-rtmp keeps at most 255 bytes of a URL's arguments (the token) */
-#define NGX_STREAM_FISHCHAT_MEDIA_RTMP_ARGS   255
 #define NGX_STREAM_FISHCHAT_MEDIA_KEEP        "86400"
 
 
 static ngx_int_t ngx_stream_fishchat_msg_media_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     char *cmd);
-static ngx_int_t ngx_stream_fishchat_msg_media_target(ngx_str_t *target,
-    ngx_str_t *name);
 static void ngx_stream_fishchat_msg_media_made(redisReply *reply,
     void *data);
 static void ngx_stream_fishchat_msg_media_allowed(redisReply *reply,
@@ -42,21 +37,10 @@ static void ngx_stream_fishchat_msg_media_reply(
     ngx_str_t *stream, char *act);
 
 
-/*
- * KEYS: the topic, its members (both unused for a peer), the stream.
- * ARGV: sender, target, creation time (Unix ms), how long the stream is
- * remembered (s).  1 when made; -1 no such topic; -2 not a member.
- */
+/* see ngx_fishchat_lua.h */
 
 char  ngx_stream_fishchat_msg_media_publish_lua[] =
-    "if string.sub(ARGV[2], 1, 6) == 'topic:' then "
-        "if redis.call('EXISTS', KEYS[1]) == 0 then return -1 end "
-        "if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return -2 end "
-    "end "
-    "redis.call('HSET', KEYS[3], 'target', ARGV[2], 'from', ARGV[1], "
-               "'created', ARGV[3]) "
-    "redis.call('EXPIRE', KEYS[3], ARGV[4]) "
-    "return 1";
+    NGX_FISHCHAT_LUA_MEDIA_PUBLISH;
 
 /*
  * KEYS: the stream.  ARGV: who asks, the key prefix.  1 when it may watch
@@ -89,7 +73,6 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t                          args[7], name, *target, stream;
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
-    u_char                             uuid[NGX_FISHCHAT_UUID_LEN];
     u_char                             now[NGX_INT64_LEN];
 
     rc = ngx_stream_fishchat_msg_media_check(sess, m, "MEDIA_PUBLISH");
@@ -99,18 +82,14 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
 
     target = &m->args[0];
 
-    if (ngx_stream_fishchat_msg_media_target(target, &name) != NGX_OK) {
+    if (ngx_fishchat_media_target(target, &name) != NGX_OK) {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
                                               1, "MEDIA_PUBLISH takes "
                                               "topic:<name> or p2p:<id>");
     }
 
-    /* the stream's name is the server's: 16 hex digits, no client text */
-
-    ngx_fishchat_uuid(uuid);
-
     call = ngx_stream_fishchat_msg_call(sess, target->len
-                                        + NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN);
+                                        + NGX_FISHCHAT_MEDIA_STREAM_LEN);
     if (call == NULL) {
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
@@ -120,19 +99,12 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
     call->to.len = target->len;
     p = ngx_cpymem(call->data, target->data, target->len);
 
+    /* the stream's name is the server's, never client text */
+
     call->ref.data = p;
+    call->ref.len = NGX_FISHCHAT_MEDIA_STREAM_LEN;
+    ngx_fishchat_media_stream(p);
 
-    for (rc = 0;
-         rc < NGX_FISHCHAT_UUID_LEN
-         && p - call->ref.data < NGX_STREAM_FISHCHAT_MEDIA_STREAM_LEN;
-         rc++)
-    {
-        if (uuid[rc] != '-') {
-            *p++ = uuid[rc];
-        }
-    }
-
-    call->ref.len = p - call->ref.data;
     stream = call->ref;
 
     w = ngx_stream_fishchat_msg_worker;
@@ -262,31 +234,6 @@ ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
-/* "topic:<name>" (name is set) or "p2p:<id>" (name is empty) */
-
-static ngx_int_t
-ngx_stream_fishchat_msg_media_target(ngx_str_t *target, ngx_str_t *name)
-{
-    ngx_str_t  v;
-
-    if (target->len > 6 && ngx_strncmp(target->data, "topic:", 6) == 0) {
-        name->data = target->data + 6;
-        name->len = target->len - 6;
-        return ngx_fishchat_valid_id(name);
-    }
-
-    ngx_str_null(name);
-
-    if (target->len > 4 && ngx_strncmp(target->data, "p2p:", 4) == 0) {
-        v.data = target->data + 4;
-        v.len = target->len - 4;
-        return ngx_fishchat_valid_id(&v);
-    }
-
-    return NGX_ERROR;
-}
-
-
 static void
 ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
 {
@@ -396,12 +343,11 @@ static void
 ngx_stream_fishchat_msg_media_reply(ngx_stream_fishchat_msg_session_t *sess,
     char *cmd, ngx_str_t *target, ngx_str_t *stream, char *act)
 {
-    u_char               *p;
-    ngx_str_t             args[4], token, *base;
-    ngx_uint_t            n, vod;
+    time_t                exp;
+    ngx_str_t             args[4], url;
+    ngx_uint_t            n;
     ngx_pool_t           *pool;
     ngx_fishchat_conf_t  *fcf;
-    ngx_fishchat_token_t  t;
     u_char                expires[NGX_TIME_T_LEN];
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
@@ -412,40 +358,28 @@ ngx_stream_fishchat_msg_media_reply(ngx_stream_fishchat_msg_session_t *sess,
         return;
     }
 
-    vod = (ngx_strcmp(act, "vod") == 0);
-
-    ngx_memzero(&t, sizeof(ngx_fishchat_token_t));
-    t.stream = *stream;
-    t.act = vod ? "play" : act;
-
-    if (ngx_fishchat_token_mint(pool, fcf, &sess->node.str,
-                                fcf->media_token_ttl, &t, &token)
-        != NGX_OK)
+    switch (ngx_fishchat_media_url(pool, fcf, &sess->node.str, stream, act,
+                                   &url, &exp))
     {
-        (void) ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              0, "%s: no token could be "
-                                              "signed", cmd);
-        goto done;
-    }
+    case NGX_OK:
+        break;
 
-    if (target && token.len + sizeof("token=") - 1
-                  > NGX_STREAM_FISHCHAT_MEDIA_RTMP_ARGS)
-    {
+    case NGX_ABORT:
         (void) ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
                                               0, "%s: the id is too long "
                                               "for an RTMP URL's token "
                                               "(nginx-rtmp passes 255 bytes)",
                                               cmd);
         goto done;
-    }
 
-    base = target ? &fcf->media_rtmp_url
-                  : vod ? &fcf->media_vod_url : &fcf->media_hls_url;
+    case NGX_DECLINED:
+        (void) ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "%s: no token could be "
+                                              "signed", cmd);
+        goto done;
 
-    p = ngx_pnalloc(pool, base->len + token.len + stream->len
-                          + sizeof("//?token=.m3u8"));
-    if (p == NULL) {
+    default:
         ngx_stream_fishchat_msg_close(sess);
         goto done;
     }
@@ -457,17 +391,10 @@ ngx_stream_fishchat_msg_media_reply(ngx_stream_fishchat_msg_session_t *sess,
     }
 
     args[n++] = *stream;
-
-    args[n].data = p;
-    args[n].len = (target
-                   ? ngx_sprintf(p, "%V/%V?token=%V", base, stream, &token)
-                   : ngx_sprintf(p, "%V/%V/%V.%s", base, &token, stream,
-                                 vod ? "mp4" : "m3u8"))
-                  - p;
-    n++;
+    args[n++] = url;
 
     args[n].data = expires;
-    args[n].len = ngx_sprintf(expires, "%T", t.exp) - expires;
+    args[n].len = ngx_sprintf(expires, "%T", exp) - expires;
     n++;
 
     (void) ngx_stream_fishchat_msg_reply(sess, cmd, args, n);

@@ -101,6 +101,9 @@ $ENV{TEST_NGINX_FC_KEYS} //= do {
     File::Spec->rel2abs(File::Basename::dirname(__FILE__)) . '/FishChat/keys';
 };
 
+# git checks the secrets out readable by all, which nginx warns about
+chmod 0600, glob("$ENV{TEST_NGINX_FC_KEYS}/*.secret");
+
 sub fc_prefix { $Prefix }
 
 sub redis_key { $Prefix . shift }
