@@ -284,10 +284,10 @@ redis_wait_like "w:n1:" HGET ${PREFIX}client:{bob} ch
     fishchat_auth_leeway 0s;
 --- scenario_timeout: 6
 --- scenario
-token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+2
 connect a
 send a HELLO 1
 recv a HELLO 1 n1 *
+token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+2
 send a SEND_CLIENT_ID alice $t
 recv a LOGIN_OK alice n1 *
 token u key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=bob exp=+2
@@ -308,10 +308,10 @@ wait_log refused|expired
     fishchat_auth_leeway 0s;
 --- scenario_timeout: 6
 --- scenario
-token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+2
 connect a
 send a HELLO 1
 recv a HELLO 1 n1 *
+token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+2
 send a SEND_CLIENT_ID alice $t
 recv a LOGIN_OK alice n1 *
 token t2 key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=+600
@@ -326,10 +326,10 @@ no_frame a 3
 send a SEND_PING PING
 recv a PONG
 # a second session whose refreshes are all bad: it ends at its first exp
-token u key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=bob exp=+2
 connect b
 send b HELLO 1
 recv b HELLO 1 n1 *
+token u key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=bob exp=+2
 send b SEND_CLIENT_ID bob $u
 recv b LOGIN_OK bob n1 *
 token bad key=$TEST_NGINX_FC_KEYS/hs-wrong.secret alg=HS256 sub=bob exp=+600

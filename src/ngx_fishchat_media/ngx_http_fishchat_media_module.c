@@ -883,13 +883,15 @@ ngx_http_fishchat_media_record_path(ngx_conf_t *cf, ngx_command_t *cmd,
         return NGX_CONF_ERROR;
     }
 
+    /* with its "\0": ngx_create_paths() makes it with mkdir() */
+
     path->len = ngx_strlen(real);
-    path->data = ngx_pnalloc(cf->pool, path->len);
+    path->data = ngx_pnalloc(cf->pool, path->len + 1);
     if (path->data == NULL) {
         return NGX_CONF_ERROR;
     }
 
-    ngx_memcpy(path->data, real, path->len);
+    ngx_memcpy(path->data, real, path->len + 1);
 
     dir = ngx_pcalloc(cf->pool, sizeof(ngx_path_t));
     if (dir == NULL) {
