@@ -172,6 +172,10 @@ refused a8 alice $t AUTH_FAILED
 # expired beyond the leeway (30 s by default): its own code
 token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=-120
 refused a9 alice $t TOKEN_EXPIRED
+# a media token (its URL may be seen by others) never logs in
+token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice claim=act:play claim=stream:0123456789abcdef
+refused a10 alice $t AUTH_FAILED
+wait_log login of "alice" refused: a media token
 log_lacks t
 # within the leeway: accepted
 token t key=$TEST_NGINX_FC_KEYS/hs.secret alg=HS256 sub=alice exp=-5 nbf=+5
