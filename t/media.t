@@ -292,6 +292,9 @@ capture a other 1
 ffmpeg_publish p $u 4
 wait_file hls/$s.m3u8
 ffprobe_like hls/$s-0.ts ^h264 aac$
+# the members are told it is live (TEST 8)
+recv a MEDIA_LIVE topic:room $s alice *
+recv b MEDIA_LIVE topic:room $s alice *
 # a member asks to watch
 send b MEDIA_PLAY $s
 recv_like b ^MEDIA_PLAY [A-Za-z0-9_-]+ http://127\.0\.0\.1:\d+/hls/[\w-]+\.[\w-]+\.[\w-]+/[A-Za-z0-9_-]+\.m3u8 \d+$
@@ -516,6 +519,7 @@ http_status http://127.0.0.1:$TEST_NGINX_SERVER_PORT/vod/$v/$s.mp4 200
 http_status http://127.0.0.1:$TEST_NGINX_SERVER_PORT/vod/x$v/$s.mp4 403
 # MEDIA_PLAY hands out the recording once it is ready
 redis_wait_like ^[0-9]+$ HGET ${PREFIX}media:{$s} recording
+recv b MEDIA_LIVE topic:room $s alice *
 send b MEDIA_PLAY $s
 recv b MEDIA_PLAY $s * *
 capture b vurl 1
@@ -563,6 +567,8 @@ api_like "expires":\d{10}\}
 ffmpeg_publish p $u 2
 ffmpeg_wait p 0
 wait_file hls/$s.m3u8
+recv a MEDIA_LIVE topic:room $s bob *
+recv a MEDIA_ENDED topic:room $s bob *
 send a MEDIA_PLAY $s
 recv a MEDIA_PLAY $s * *
 api 403 POST /m/media/streams '{"target":"topic:room","from":"carol"}'
@@ -571,6 +577,57 @@ api 404 POST /m/media/streams '{"target":"topic:nowhere","from":"bob"}'
 api 400 POST /m/media/streams '{"target":"room","from":"bob"}'
 api 400 POST /m/media/streams '{"target":"p2p:alice"}'
 api 201 POST /m/media/streams '{"target":"p2p:alice","from":"carol"}'
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 8: live notices: members get MEDIA_LIVE then MEDIA_ENDED (opt-in) or a text (seed), live and from the history
+--- scenario_timeout: 8
+--- scenario
+room
+connect sd
+send sd SEND_CLIENT_ID dan
+send sd JOIN_TOPIC room dan
+recv sd LOCATE_TOPIC_MSG_ADDR * room
+# eve (opt-in) and erin (seed) are members, offline while it happens
+hello_login e eve
+send e JOIN_TOPIC room eve
+recv e LOCATE_TOPIC_MSG_ADDR * room
+connect se
+send se SEND_CLIENT_ID erin
+send se JOIN_TOPIC room erin
+recv se LOCATE_TOPIC_MSG_ADDR * room
+close e
+close se
+redis_wait 0 EXISTS ${PREFIX}client:{eve}
+redis_wait 0 EXISTS ${PREFIX}client:{erin}
+send a MEDIA_PUBLISH topic:room
+recv a MEDIA_PUBLISH topic:room * * *
+capture a s 1
+capture a u 2
+ffmpeg_publish p $u 2
+recv b MEDIA_LIVE topic:room $s alice http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8
+recv sd RESP_MESSAGE_TOPIC room "alice is live: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8" alice
+recv a MEDIA_LIVE topic:room $s alice *
+ffmpeg_wait p 0
+recv b MEDIA_ENDED topic:room $s alice *
+capture b secs 3
+assert_near $secs 2 2
+recv sd RESP_MESSAGE_TOPIC room * alice
+recv a MEDIA_ENDED topic:room $s alice *
+# carol is no member: nothing
+no_frame c
+# the offline members find both in the history at their next login
+hello_login e2 eve
+recv e2 MEDIA_LIVE topic:room $s alice http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8
+recv e2 MEDIA_ENDED topic:room $s alice *
+connect se2
+send se2 SEND_CLIENT_ID erin
+recv se2 RESP_MESSAGE_TOPIC room "alice is live: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8" alice
+recv se2 RESP_MESSAGE_TOPIC room * alice
 --- no_error_log
 [error]
 [alert]

@@ -238,4 +238,41 @@
     "return 1"
 
 
+/*
+ * A live notice to a topic's members (the media role's hooks): the stream
+ * went live or ended.  KEYS: the stream.  ARGV: the key prefix, a uuid,
+ * the history cap, the system channel of topic messages, LIVE or ENDED,
+ * the stream, its URL (without a token).  A topic message from "{media}"
+ * (no client id has braces), whose text is the opt-in frame's words, a
+ * newline, and the text seed clients get; its sequence number, or 0 for a
+ * stream that is not a topic's.
+ */
+
+#define NGX_FISHCHAT_LUA_MEDIA_NOTICE                                        \
+    "local m = redis.call('HMGET', KEYS[1], 'target', 'from', 'started') "   \
+    "if not m[1] or string.sub(m[1], 1, 6) ~= 'topic:' then return 0 end "   \
+    "local name = string.sub(m[1], 7) "                                      \
+    "local now = tonumber(redis.call('TIME')[1]) "                           \
+    "local text "                                                            \
+    "if ARGV[5] == 'LIVE' then "                                             \
+        "redis.call('HSET', KEYS[1], 'started', now) "                       \
+        "text = 'MEDIA_LIVE ' .. m[1] .. ' ' .. ARGV[6] .. ' ' .. m[2] "     \
+               ".. ' ' .. ARGV[7] .. '\\n' .. m[2] .. ' is live: ' "         \
+               ".. ARGV[7] "                                                 \
+    "else "                                                                  \
+        "local d = 0 "                                                       \
+        "if m[3] then d = now - tonumber(m[3]) end "                         \
+        "text = 'MEDIA_ENDED ' .. m[1] .. ' ' .. ARGV[6] .. ' ' .. m[2] "    \
+               ".. ' ' .. d .. '\\n' .. m[2] .. ' is no longer live (' "     \
+               ".. d .. ' s)' "                                              \
+    "end "                                                                   \
+    "local function send(KEYS, ARGV) "                                       \
+        NGX_FISHCHAT_LUA_TOPIC_SEND                                          \
+    " end "                                                                  \
+    "local k = ARGV[1] .. 'topic:{' .. name .. '}' "                         \
+    "return send({k, k .. ':members', k .. ':h'}, "                          \
+                "{'{media}', ARGV[2], text, ARGV[3], "                       \
+                 "ARGV[1] .. 't:{' .. name .. '}', ARGV[4], name, '1'})"
+
+
 #endif /* _NGX_FISHCHAT_LUA_H_INCLUDED_ */

@@ -18,11 +18,17 @@
 #include <ngx_http.h>
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_http.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_http_fishchat_media.h"
+
+
+/* the history cap of a notice's topic: fishchat_topic_history's default */
+#define NGX_HTTP_FISHCHAT_MEDIA_HISTORY  "1000"
 
 
 typedef struct {
     ngx_flag_t                  hls;
+    ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
 
     /* recordings (the hooks' location) */
     ngx_str_t                   record_path;  /* real path, no final "/" */
@@ -53,6 +59,8 @@ static void ngx_http_fishchat_media_recorded(
 static void ngx_http_fishchat_media_remuxed(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_fishchat_media_ok(ngx_http_request_t *r);
+static void ngx_http_fishchat_media_notice(ngx_http_request_t *r,
+    char *kind, ngx_str_t *body);
 static ngx_int_t ngx_http_fishchat_media_hls_access(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_media_stream(ngx_str_t *file,
     ngx_str_t *stream, ngx_uint_t *playlist);
@@ -250,6 +258,13 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     {
         return ngx_http_fishchat_media_record(r, &body);
 
+    } else if (call.len == 12 && ngx_strncmp(call.data, "publish_done", 12)
+                                 == 0)
+    {
+        ngx_http_fishchat_media_notice(r, "ENDED", &body);
+
+        return ngx_http_fishchat_media_ok(r);
+
     } else {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "fishchat media: \"%V\" noted", &call);
@@ -287,7 +302,76 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                   "fishchat media: %V of stream %V allowed until %T",
                   &call, &name, t.exp);
 
+    if (call.len == 7 && ngx_strncmp(call.data, "publish", 7) == 0) {
+        ngx_http_fishchat_media_notice(r, "LIVE", &body);
+    }
+
     return ngx_http_fishchat_media_ok(r);
+}
+
+
+/*
+ * The members of the stream's topic are told it went live or ended: a
+ * topic message of "{media}" (NGX_FISHCHAT_LUA_MEDIA_NOTICE), made into
+ * MEDIA_LIVE / MEDIA_ENDED for opt-in clients and a text for seed ones
+ * by the msg servers.  Nothing waits for it.
+ */
+
+static void
+ngx_http_fishchat_media_notice(ngx_http_request_t *r, char *kind,
+    ngx_str_t *body)
+{
+    u_char                              *p;
+    ngx_str_t                            args[8], name;
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_fishchat_redis_t                *link;
+    ngx_http_fishchat_media_loc_conf_t  *mlcf;
+    u_char                               uuid[NGX_FISHCHAT_UUID_LEN];
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_media_module);
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+    link = ngx_fishchat_redis_link();
+
+    if (mlcf->notice == NULL || fcf->redis == NULL || link == NULL) {
+        return;
+    }
+
+    if (ngx_http_fishchat_media_field(body, "name", &name, r->pool) != NGX_OK
+        || ngx_fishchat_valid_id(&name) != NGX_OK)
+    {
+        return;
+    }
+
+    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len + name.len + 16
+                             + fcf->media_hls_url.len + name.len + 8);
+    if (p == NULL) {
+        return;
+    }
+
+    args[0] = ngx_fishchat_key(&p, "media:", &name, "");
+    args[1] = fcf->redis_prefix;
+
+    ngx_fishchat_uuid(uuid);
+    args[2].data = uuid;
+    args[2].len = NGX_FISHCHAT_UUID_LEN;
+
+    ngx_str_set(&args[3], NGX_HTTP_FISHCHAT_MEDIA_HISTORY);
+    args[4] = fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
+    args[5].data = (u_char *) kind;
+    args[5].len = ngx_strlen(kind);
+    args[6] = name;
+
+    /* the URL without a token: members ask MEDIA_PLAY for their own */
+
+    args[7].data = p;
+    args[7].len = ngx_sprintf(p, "%V/%V.m3u8", &fcf->media_hls_url, &name)
+                  - p;
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "fishchat media: stream %V: notice %s", &name, kind);
+
+    (void) ngx_fishchat_redis_eval(link, mlcf->notice, NULL, NULL, 1, 8,
+                                   args);
 }
 
 
@@ -742,10 +826,22 @@ ngx_http_fishchat_media_stream(ngx_str_t *file, ngx_str_t *stream,
 }
 
 
+static char  ngx_http_fishchat_media_notice_lua[] =
+    NGX_FISHCHAT_LUA_MEDIA_NOTICE;
+
+
 static char *
 ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
+    ngx_http_fishchat_media_loc_conf_t *mlcf = conf;
+
     ngx_http_core_loc_conf_t  *clcf;
+
+    mlcf->notice = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_media_notice_lua);
+    if (mlcf->notice == NULL) {
+        return NGX_CONF_ERROR;
+    }
 
     clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
     clcf->handler = ngx_http_fishchat_media_hook_handler;

@@ -51,6 +51,9 @@ static ngx_int_t ngx_stream_fishchat_topic_deliver(
     ngx_fishchat_out_piece_t *pieces, ngx_uint_t n, ngx_uint_t frames);
 static ngx_int_t ngx_stream_fishchat_topic_parse(ngx_str_t *payload,
     uint64_t *seq, ngx_str_t *uuid, ngx_str_t *from, ngx_str_t *text);
+static ngx_uint_t ngx_stream_fishchat_topic_frame(ngx_str_t *name,
+    ngx_str_t *uuid, ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin,
+    ngx_str_t **cmd, ngx_str_t *word, ngx_str_t *args);
 static ngx_stream_fishchat_topic_msg_t *ngx_stream_fishchat_topic_msg(
     ngx_str_t *name, uint64_t seq, ngx_str_t *uuid, ngx_str_t *from,
     ngx_str_t *text);
@@ -984,6 +987,7 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
     u_char                              *last;
     uint64_t                             s;
     ngx_str_t                            args[4], payload, uuid, sender, text;
+    ngx_str_t                            word[5], *cmd;
     ngx_uint_t                           nargs, pass;
     redisReply                          *e;
     ngx_stream_fishchat_topic_worker_t  *tw;
@@ -992,7 +996,6 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
     sess = mb->sess;
     tw = ngx_stream_fishchat_msg_worker->topics;
 
-    nargs = sess->optin ? 4 : 3;
     size = 0;
     last = NULL;
     *written = mb->pos;
@@ -1019,21 +1022,17 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
                 continue;
             }
 
-            args[0] = mb->topic->node.str;
-            args[1] = text;
-            args[2] = sender;
-            args[3] = uuid;
+            nargs = ngx_stream_fishchat_topic_frame(&mb->topic->node.str,
+                                                    &uuid, &sender, &text,
+                                                    sess->optin, &cmd, word,
+                                                    args);
 
             if (pass == 0) {
-                size += ngx_fishchat_frame_size(
-                                      &ngx_stream_fishchat_topic_resp, args,
-                                      nargs);
+                size += ngx_fishchat_frame_size(cmd, args, nargs);
                 continue;
             }
 
-            last = ngx_fishchat_frame_write(last,
-                                            &ngx_stream_fishchat_topic_resp,
-                                            args, nargs);
+            last = ngx_fishchat_frame_write(last, cmd, args, nargs);
             *written = s;
             (*frames)++;
         }
@@ -1289,6 +1288,82 @@ ngx_stream_fishchat_topic_parse(ngx_str_t *payload, uint64_t *seq,
 }
 
 
+/*
+ * The frame of a topic message for a client: RESP_MESSAGE_TOPIC <name>
+ * <text> <from> [<uuid>].  A live notice of the media role comes from
+ * "{media}" (no client id has braces) with the text "<CMD> <target>
+ * <stream> <from> <url or seconds>\n<text>": opt-in clients get CMD and
+ * its four words (MEDIA_LIVE, MEDIA_ENDED), seed clients the text as a
+ * RESP_MESSAGE_TOPIC of the publisher.  The number of arguments; *cmd is
+ * the command, in "word" for a notice.
+ */
+
+static ngx_uint_t
+ngx_stream_fishchat_topic_frame(ngx_str_t *name, ngx_str_t *uuid,
+    ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin, ngx_str_t **cmd,
+    ngx_str_t *word, ngx_str_t *args)
+{
+    u_char      *p, *nl, *last;
+    ngx_uint_t   n;
+
+    *cmd = &ngx_stream_fishchat_topic_resp;
+
+    args[0] = *name;
+    args[1] = *text;
+    args[2] = *from;
+    args[3] = *uuid;
+
+    if (from->len != sizeof("{media}") - 1
+        || ngx_strncmp(from->data, "{media}", sizeof("{media}") - 1) != 0)
+    {
+        return optin ? 4 : 3;
+    }
+
+    nl = ngx_strlchr(text->data, text->data + text->len, '\n');
+    if (nl == NULL) {
+        return optin ? 4 : 3;
+    }
+
+    /* the five words of the first line */
+
+    p = text->data;
+    n = 0;
+
+    while (p < nl && n < 5) {
+        last = ngx_strlchr(p, nl, ' ');
+        if (last == NULL) {
+            last = nl;
+        }
+
+        word[n].data = p;
+        word[n].len = last - p;
+        n++;
+
+        p = last + 1;
+    }
+
+    if (n != 5 || p < nl) {
+        return optin ? 4 : 3;
+    }
+
+    if (optin) {
+        *cmd = &word[0];
+        args[0] = word[1];
+        args[1] = word[2];
+        args[2] = word[3];
+        args[3] = word[4];
+
+        return 4;
+    }
+
+    args[1].data = nl + 1;
+    args[1].len = text->data + text->len - (nl + 1);
+    args[2] = word[3];
+
+    return 3;
+}
+
+
 /* both frames of a message, made once for all members of this worker */
 
 static ngx_stream_fishchat_topic_msg_t *
@@ -1296,17 +1371,18 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
     ngx_str_t *from, ngx_str_t *text)
 {
     size_t                            legacy, optin;
-    ngx_str_t                         args[4];
+    ngx_str_t                         args[4], oargs[4], word[5], oword[5];
+    ngx_str_t                        *cmd, *ocmd;
+    ngx_uint_t                        n, on;
     ngx_stream_fishchat_topic_msg_t  *msg;
 
-    args[0] = *name;
-    args[1] = *text;
-    args[2] = *from;
-    args[3] = *uuid;
+    n = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 0, &cmd,
+                                        word, args);
+    on = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 1, &ocmd,
+                                         oword, oargs);
 
-    legacy = ngx_fishchat_frame_size(&ngx_stream_fishchat_topic_resp, args,
-                                     3);
-    optin = ngx_fishchat_frame_size(&ngx_stream_fishchat_topic_resp, args, 4);
+    legacy = ngx_fishchat_frame_size(cmd, args, n);
+    optin = ngx_fishchat_frame_size(ocmd, oargs, on);
 
     msg = ngx_alloc(sizeof(ngx_stream_fishchat_topic_msg_t) + legacy + optin,
                     ngx_cycle->log);
@@ -1318,15 +1394,12 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
     msg->seq = seq;
 
     msg->legacy.data = msg->data;
-    msg->legacy.len = ngx_fishchat_frame_write(msg->data,
-                                               &ngx_stream_fishchat_topic_resp,
-                                               args, 3)
+    msg->legacy.len = ngx_fishchat_frame_write(msg->data, cmd, args, n)
                       - msg->data;
 
     msg->optin.data = msg->legacy.data + msg->legacy.len;
-    msg->optin.len = ngx_fishchat_frame_write(msg->optin.data,
-                                              &ngx_stream_fishchat_topic_resp,
-                                              args, 4)
+    msg->optin.len = ngx_fishchat_frame_write(msg->optin.data, ocmd, oargs,
+                                              on)
                      - msg->optin.data;
 
     return msg;
