@@ -66,10 +66,10 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
 
         if (ttl < 1 || ttl > NGX_HTTP_FISHCHAT_MANAGER_TTL_MAX) {
             return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                                   "BAD_REQUEST",
-                                                   "\"ttl\" is a number of "
-                                                   "seconds from 1 to %d",
-                                                   NGX_HTTP_FISHCHAT_MANAGER_TTL_MAX);
+                                             "BAD_REQUEST",
+                                             "\"ttl\" is a number of "
+                                             "seconds from 1 to %d",
+                                             NGX_HTTP_FISHCHAT_MANAGER_TTL_MAX);
         }
     }
 

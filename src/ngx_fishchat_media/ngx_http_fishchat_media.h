@@ -14,6 +14,7 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
+#include "ngx_fishchat.h"
 
 
 /* a recording to remux: set on the event loop, done in a thread */
@@ -27,6 +28,7 @@ typedef struct {
     off_t                       max_size;
     time_t                      max_duration;
     uint64_t                    deadline;   /* Unix ms */
+    ngx_fishchat_redis_script_t  *recorded; /* tells the stream's record */
 
     /* the results */
     ngx_int_t                   rc;

@@ -29,6 +29,7 @@
 typedef struct {
     ngx_flag_t                  hls;
     ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
+    ngx_fishchat_redis_script_t  *recorded;
 
     /* recordings (the hooks' location) */
     ngx_str_t                   record_path;  /* real path, no final "/" */
@@ -520,6 +521,7 @@ ngx_http_fishchat_media_record_file(ngx_http_request_t *r,
     ngx_sprintf(rx->tmp, "%V/.%V.%P.mp4.tmp%Z", &mlcf->vod_path, name,
                 ngx_pid);
 
+    rx->recorded = mlcf->recorded;
     rx->max_size = mlcf->max_size;
     rx->max_duration = mlcf->max_duration;
     rx->deadline = (uint64_t) ngx_time() * 1000 + mlcf->remux_timeout;
@@ -540,10 +542,8 @@ ngx_http_fishchat_media_record_file(ngx_http_request_t *r,
 static void
 ngx_http_fishchat_media_recorded(ngx_http_fishchat_media_remux_t *rx)
 {
-    u_char                *p, *key;
-    size_t                 argvlen[7];
-    const char            *argv[7];
-    ngx_str_t              k;
+    u_char                *p;
+    ngx_str_t              args[3];
     ngx_fishchat_conf_t   *fcf;
     ngx_fishchat_redis_t  *link;
     u_char                 bytes[NGX_OFF_T_LEN], secs[32];
@@ -551,35 +551,23 @@ ngx_http_fishchat_media_recorded(ngx_http_fishchat_media_remux_t *rx)
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
     link = ngx_fishchat_redis_link();
 
-    if (fcf->redis == NULL || link == NULL) {
+    if (fcf->redis == NULL || link == NULL || rx->recorded == NULL) {
         return;
     }
 
-    key = ngx_pnalloc(rx->pool, fcf->redis_prefix.len + rx->stream.len + 16);
-    if (key == NULL) {
+    p = ngx_pnalloc(rx->pool, fcf->redis_prefix.len + rx->stream.len + 16);
+    if (p == NULL) {
         return;
     }
 
-    p = key;
-    k = ngx_fishchat_key(&p, "media:", &rx->stream, "");
+    args[0] = ngx_fishchat_key(&p, "media:", &rx->stream, "");
+    args[1].data = bytes;
+    args[1].len = ngx_sprintf(bytes, "%O", rx->bytes) - bytes;
+    args[2].data = secs;
+    args[2].len = ngx_sprintf(secs, "%.1f", rx->duration) - secs;
 
-    argv[0] = "EVAL";
-    argvlen[0] = 4;
-    argv[1] = "if redis.call('EXISTS', KEYS[1]) == 1 then "
-                  "redis.call('HSET', KEYS[1], 'recording', ARGV[1], "
-                             "'duration', ARGV[2]) "
-              "end";
-    argvlen[1] = ngx_strlen(argv[1]);
-    argv[2] = "1";
-    argvlen[2] = 1;
-    argv[3] = (char *) k.data;
-    argvlen[3] = k.len;
-    argv[4] = (char *) bytes;
-    argvlen[4] = ngx_sprintf(bytes, "%O", rx->bytes) - bytes;
-    argv[5] = (char *) secs;
-    argvlen[5] = ngx_sprintf(secs, "%.1f", rx->duration) - secs;
-
-    (void) ngx_fishchat_redis_command(link, NULL, NULL, 6, argv, argvlen);
+    (void) ngx_fishchat_redis_eval(link, rx->recorded, NULL, NULL, 1, 3,
+                                   args);
 }
 
 
@@ -829,6 +817,17 @@ ngx_http_fishchat_media_stream(ngx_str_t *file, ngx_str_t *stream,
 static char  ngx_http_fishchat_media_notice_lua[] =
     NGX_FISHCHAT_LUA_MEDIA_NOTICE;
 
+/*
+ * KEYS: the stream.  ARGV: the MP4's bytes and seconds.  A stream of
+ * MEDIA_PUBLISH learns of its recording (MEDIA_PLAY hands it out then).
+ */
+
+static char  ngx_http_fishchat_media_recorded_lua[] =
+    "if redis.call('EXISTS', KEYS[1]) == 1 then "
+        "redis.call('HSET', KEYS[1], 'recording', ARGV[1], "
+                   "'duration', ARGV[2]) "
+    "end";
+
 
 static char *
 ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -839,7 +838,9 @@ ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mlcf->notice = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_media_notice_lua);
-    if (mlcf->notice == NULL) {
+    mlcf->recorded = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_media_recorded_lua);
+    if (mlcf->notice == NULL || mlcf->recorded == NULL) {
         return NGX_CONF_ERROR;
     }
 

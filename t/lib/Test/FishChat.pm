@@ -56,7 +56,11 @@ our $Prefix;
     $ENV{TEST_NGINX_FC_PREFIX} = $Prefix;
 }
 
-sub _pick_ports {
+# $TEST_NGINX_FC_PORT<first> .. <first + n - 1>: free ports, none of the
+# ones picked before (Test::FishChat::Media picks 5..8)
+sub pick_ports {
+    my ($first, $n) = @_;
+    my %used = map { ($ENV{"TEST_NGINX_FC_PORT$_"} // 0) => 1 } 1 .. $first - 1;
     my @ports;
 
     # below the kernel's ephemeral range (32768 and up by default): a port
@@ -64,19 +68,21 @@ sub _pick_ports {
     # port of some outgoing connection
     my $base;
     for (1 .. 200) {
-        $base = eval { Test::Nginx::Util::gen_rand_port(1000, {}, 4) };
-        last if !defined $base || $base + 3 < 32768;
+        $base = eval { Test::Nginx::Util::gen_rand_port(1000, {}, $n) };
+        last if !defined $base
+                || ($base + $n - 1 < 32768
+                    && !grep { $used{$_} } $base .. $base + $n - 1);
         undef $base;
     }
 
     if (defined $base) {
-        @ports = ($base .. $base + 3);
+        @ports = ($base .. $base + $n - 1);
 
     } else {
         # fall back on kernel-chosen ports, all held open at the same time
         # so that they differ
         my @socks;
-        for (1 .. 4) {
+        for (1 .. $n) {
             my $s = IO::Socket::INET->new(Listen => 1,
                                           LocalAddr => '127.0.0.1',
                                           LocalPort => 0, ReuseAddr => 1)
@@ -87,12 +93,12 @@ sub _pick_ports {
         close $_ for @socks;
     }
 
-    for my $i (1 .. 4) {
-        $ENV{"TEST_NGINX_FC_PORT$i"} //= $ports[$i - 1];
+    for my $i (0 .. $n - 1) {
+        $ENV{"TEST_NGINX_FC_PORT" . ($first + $i)} //= $ports[$i];
     }
 }
 
-_pick_ports();
+pick_ports(1, 4);
 
 # static test key material (t/lib/Test/FishChat/keys): configs and steps
 # name it $TEST_NGINX_FC_KEYS

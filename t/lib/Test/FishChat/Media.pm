@@ -82,39 +82,9 @@ use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
 # --------------------------------------------------------------------------
-# four more ports, as the harness picks $TEST_NGINX_FC_PORT1..4
+# four more ports: $TEST_NGINX_FC_PORT5..8
 
-sub _pick_ports {
-    my %used = map { ($ENV{"TEST_NGINX_FC_PORT$_"} // 0) => 1 } 1 .. 4;
-    my @ports;
-
-    for (1 .. 200) {
-        my $base = eval { Test::Nginx::Util::gen_rand_port(1000, {}, 4) };
-        last if !defined $base;
-        next if $base + 3 >= 32768 || grep { $used{$_} } $base .. $base + 3;
-        @ports = ($base .. $base + 3);
-        last;
-    }
-
-    if (!@ports) {
-        my @socks;
-        for (1 .. 4) {
-            my $s = IO::Socket::INET->new(Listen => 1,
-                                          LocalAddr => '127.0.0.1',
-                                          LocalPort => 0, ReuseAddr => 1)
-                or die "Test::FishChat::Media: no free port: $!\n";
-            push @socks, $s;
-            push @ports, $s->sockport;
-        }
-        close $_ for @socks;
-    }
-
-    for my $i (5 .. 8) {
-        $ENV{"TEST_NGINX_FC_PORT$i"} //= $ports[$i - 5];
-    }
-}
-
-_pick_ports();
+Test::FishChat::pick_ports(5, 4);
 
 my $HaveRtmp;
 
