@@ -520,6 +520,11 @@ http_status http://127.0.0.1:$TEST_NGINX_SERVER_PORT/vod/x$v/$s.mp4 403
 # MEDIA_PLAY hands out the recording once it is ready
 redis_wait_like ^[0-9]+$ HGET ${PREFIX}media:{$s} recording
 recv b MEDIA_LIVE topic:room $s alice *
+recv b MEDIA_RECORDING topic:room $s alice http://127.0.0.1:$TEST_NGINX_SERVER_PORT/vod/$s.mp4 * *
+capture b rsecs 4
+capture b rbytes 5
+assert_near $rsecs 3 0.5
+redis_wait $rbytes HGET ${PREFIX}media:{$s} recording
 send b MEDIA_PLAY $s
 recv b MEDIA_PLAY $s * *
 capture b vurl 1
@@ -628,6 +633,69 @@ connect se2
 send se2 SEND_CLIENT_ID erin
 recv se2 RESP_MESSAGE_TOPIC room "alice is live: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8" alice
 recv se2 RESP_MESSAGE_TOPIC room * alice
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 9: 1:1 live notices: both peers get MEDIA_LIVE and MEDIA_ENDED with the uuid to acknowledge (opt-in) or a text from the publisher (seed), live and from the inbox
+--- scenario_timeout: 10
+--- scenario
+room
+connect sd
+send sd SEND_CLIENT_ID dan
+redis_wait 1 EXISTS ${PREFIX}client:{dan}
+hello_login e eve
+close e
+redis_wait 0 EXISTS ${PREFIX}client:{eve}
+send a MEDIA_PUBLISH p2p:bob
+recv a MEDIA_PUBLISH p2p:bob * * *
+capture a s 1
+capture a u 2
+send a MEDIA_PUBLISH p2p:dan
+recv a MEDIA_PUBLISH p2p:dan * * *
+capture a s2 1
+capture a u2 2
+send a MEDIA_PUBLISH p2p:eve
+recv a MEDIA_PUBLISH p2p:eve * * *
+capture a s3 1
+capture a u3 2
+ffmpeg_publish p $u 2
+ffmpeg_publish q $u2 2
+ffmpeg_publish r $u3 2
+recv b MEDIA_LIVE p2p:bob $s alice http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s.m3u8 *
+capture b k1 4
+send b P2P_ACK bob $k1
+recv sd RESP_MESSAGE_P2P "alice is live: http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s2.m3u8" alice *
+capture sd k2 2
+send sd P2P_ACK dan $k2
+ffmpeg_wait p 0
+ffmpeg_wait q 0
+ffmpeg_wait r 0
+recv b MEDIA_ENDED p2p:bob $s alice * *
+capture b secs 3
+assert_near $secs 2 2
+capture b k3 4
+send b P2P_ACK bob $k3
+recv_like sd ^RESP_MESSAGE_P2P "alice is no longer live \(\d+ s\)" alice \S+$
+capture sd k4 2
+send sd P2P_ACK dan $k4
+# carol is no party: nothing
+no_frame c
+# acknowledged, the peers' notices leave their inboxes; the publisher's
+# six wait in its own
+redis_wait 0 EXISTS ${PREFIX}inbox:{bob}
+redis_wait 0 EXISTS ${PREFIX}inbox:{dan}
+redis_wait 6 ZCARD ${PREFIX}inbox:{alice}
+# eve was offline: both come from the inbox at her login
+hello_login e2 eve
+recv e2 MEDIA_LIVE p2p:eve $s3 alice http://127.0.0.1:$TEST_NGINX_SERVER_PORT/hls/$s3.m3u8 *
+recv e2 MEDIA_ENDED p2p:eve $s3 alice * *
+capture e2 k5 4
+send e2 P2P_ACK eve $k5
+no_frame e2
 --- no_error_log
 [error]
 [alert]

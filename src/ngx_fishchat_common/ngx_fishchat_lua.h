@@ -239,40 +239,67 @@
 
 
 /*
- * A live notice to a topic's members (the media role's hooks): the stream
- * went live or ended.  KEYS: the stream.  ARGV: the key prefix, a uuid,
- * the history cap, the system channel of topic messages, LIVE or ENDED,
- * the stream, its URL (without a token).  A topic message from "{media}"
- * (no client id has braces), whose text is the opt-in frame's words, a
- * newline, and the text seed clients get; its sequence number, or 0 for a
- * stream that is not a topic's.
+ * A live notice to a stream's conversation (the media role): the stream
+ * went live, ended, or its recording is ready.  KEYS: the stream.  ARGV:
+ * the key prefix, a uuid, the history cap, the system channel of topic
+ * messages, LIVE, ENDED or RECORDING, the stream, its URL (without a
+ * token: the HLS playlist or the MP4), the inbox max and ttl (ms), the
+ * system channels of 1:1 messages and of client events, and for a
+ * recording its bytes and seconds (kept in the stream's record: MEDIA_PLAY
+ * hands out the MP4 from then on).
+ * The text is the opt-in frame's words, a newline, and the text seed
+ * clients get.  A topic's stream: a topic message from "{media}" (no
+ * client id has braces); its sequence number.  A peer's stream: a 1:1
+ * message from "{media}" in the inbox of either peer, the frame as
+ * ngx_fishchat_frame_write makes it; 1.  0 for no such stream.
  */
 
 #define NGX_FISHCHAT_LUA_MEDIA_NOTICE                                        \
     "local m = redis.call('HMGET', KEYS[1], 'target', 'from', 'started') "   \
-    "if not m[1] or string.sub(m[1], 1, 6) ~= 'topic:' then return 0 end "   \
-    "local name = string.sub(m[1], 7) "                                      \
+    "if not m[1] then return 0 end "                                         \
     "local now = tonumber(redis.call('TIME')[1]) "                           \
+    "local head = ' ' .. m[1] .. ' ' .. ARGV[6] .. ' ' .. m[2] .. ' ' "      \
     "local text "                                                            \
     "if ARGV[5] == 'LIVE' then "                                             \
         "redis.call('HSET', KEYS[1], 'started', now) "                       \
-        "text = 'MEDIA_LIVE ' .. m[1] .. ' ' .. ARGV[6] .. ' ' .. m[2] "     \
-               ".. ' ' .. ARGV[7] .. '\\n' .. m[2] .. ' is live: ' "         \
-               ".. ARGV[7] "                                                 \
-    "else "                                                                  \
+        "text = 'MEDIA_LIVE' .. head .. ARGV[7] .. '\\n' .. m[2] "           \
+               ".. ' is live: ' .. ARGV[7] "                                 \
+    "elseif ARGV[5] == 'ENDED' then "                                        \
         "local d = 0 "                                                       \
         "if m[3] then d = now - tonumber(m[3]) end "                         \
-        "text = 'MEDIA_ENDED ' .. m[1] .. ' ' .. ARGV[6] .. ' ' .. m[2] "    \
-               ".. ' ' .. d .. '\\n' .. m[2] .. ' is no longer live (' "     \
-               ".. d .. ' s)' "                                              \
+        "text = 'MEDIA_ENDED' .. head .. d .. '\\n' .. m[2] "                \
+               ".. ' is no longer live (' .. d .. ' s)' "                    \
+    "else "                                                                  \
+        "redis.call('HSET', KEYS[1], 'recording', ARGV[12], "                \
+                   "'duration', ARGV[13]) "                                  \
+        "text = 'MEDIA_RECORDING' .. head .. ARGV[7] .. ' ' .. ARGV[13] "    \
+               ".. ' ' .. ARGV[12] .. '\\n' .. m[2] .. ' recorded ' "        \
+               ".. ARGV[13] .. ' s: ' .. ARGV[7] "                           \
     "end "                                                                   \
+    "if string.sub(m[1], 1, 6) == 'topic:' then "                            \
+        "local name = string.sub(m[1], 7) "                                  \
+        "local function send(KEYS, ARGV) "                                   \
+            NGX_FISHCHAT_LUA_TOPIC_SEND                                      \
+        " end "                                                              \
+        "local k = ARGV[1] .. 'topic:{' .. name .. '}' "                     \
+        "return send({k, k .. ':members', k .. ':h'}, "                      \
+                    "{'{media}', ARGV[2], text, ARGV[3], "                   \
+                     "ARGV[1] .. 't:{' .. name .. '}', ARGV[4], name, '1'}) "\
+    "end "                                                                   \
+    "local j = '{\"CmdName\":\"RESP_MESSAGE_P2P\",\"Args\":[' "              \
+              ".. cjson.encode(text) .. ',\"{media}\",' "                    \
+              ".. cjson.encode(ARGV[2]) .. ']}\\n' "                         \
+    "local f = struct.pack('>I4', #j) .. j "                                 \
     "local function send(KEYS, ARGV) "                                       \
-        NGX_FISHCHAT_LUA_TOPIC_SEND                                          \
+        NGX_FISHCHAT_LUA_SEND                                                \
     " end "                                                                  \
-    "local k = ARGV[1] .. 'topic:{' .. name .. '}' "                         \
-    "return send({k, k .. ':members', k .. ':h'}, "                          \
-                "{'{media}', ARGV[2], text, ARGV[3], "                       \
-                 "ARGV[1] .. 't:{' .. name .. '}', ARGV[4], name, '1'})"
+    "for _, id in ipairs({string.sub(m[1], 5), m[2]}) do "                   \
+        "local k = ARGV[1] .. 'inbox:{' .. id .. '}' "                       \
+        "send({k, k .. ':m', ARGV[1] .. 'client:{' .. id .. '}'}, "          \
+             "{ARGV[2], f, ARGV[8], ARGV[9], '', id, ARGV[10], '{media}', "  \
+              "ARGV[11]}) "                                                  \
+    "end "                                                                   \
+    "return 1"
 
 
 #endif /* _NGX_FISHCHAT_LUA_H_INCLUDED_ */

@@ -28,7 +28,7 @@ typedef struct {
     off_t                       max_size;
     time_t                      max_duration;
     uint64_t                    deadline;   /* Unix ms */
-    ngx_fishchat_redis_script_t  *recorded; /* tells the stream's record */
+    ngx_fishchat_redis_script_t  *notice;   /* tells the conversation */
 
     /* the results */
     ngx_int_t                   rc;

@@ -22,14 +22,19 @@
 #include "ngx_http_fishchat_media.h"
 
 
-/* the history cap of a notice's topic: fishchat_topic_history's default */
-#define NGX_HTTP_FISHCHAT_MEDIA_HISTORY  "1000"
+/*
+ * where a notice is kept: the defaults of fishchat_topic_history for a
+ * topic, of fishchat_msg_inbox_max and fishchat_msg_inbox_ttl (ms) for a
+ * peer
+ */
+#define NGX_HTTP_FISHCHAT_MEDIA_HISTORY    "1000"
+#define NGX_HTTP_FISHCHAT_MEDIA_INBOX_MAX  1000
+#define NGX_HTTP_FISHCHAT_MEDIA_INBOX_TTL  (7 * 24 * 3600 * 1000)
 
 
 typedef struct {
     ngx_flag_t                  hls;
     ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
-    ngx_fishchat_redis_script_t  *recorded;
 
     /* recordings (the hooks' location) */
     ngx_str_t                   record_path;  /* real path, no final "/" */
@@ -60,8 +65,9 @@ static void ngx_http_fishchat_media_recorded(
 static void ngx_http_fishchat_media_remuxed(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_fishchat_media_ok(ngx_http_request_t *r);
-static void ngx_http_fishchat_media_notice(ngx_http_request_t *r,
-    char *kind, ngx_str_t *body);
+static void ngx_http_fishchat_media_notice(ngx_pool_t *pool,
+    ngx_fishchat_redis_script_t *script, ngx_str_t *name, char *kind,
+    ngx_str_t *rec);
 static ngx_int_t ngx_http_fishchat_media_hls_access(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_media_stream(ngx_str_t *file,
     ngx_str_t *stream, ngx_uint_t *playlist);
@@ -218,6 +224,10 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     ngx_buf_t            *b;
     ngx_fishchat_token_t  t;
 
+    ngx_http_fishchat_media_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_media_module);
+
     if (r->request_body == NULL || r->request_body->bufs == NULL
         || r->request_body->bufs->buf->in_file
         || r->request_body->bufs->next)
@@ -262,7 +272,13 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     } else if (call.len == 12 && ngx_strncmp(call.data, "publish_done", 12)
                                  == 0)
     {
-        ngx_http_fishchat_media_notice(r, "ENDED", &body);
+        if (ngx_http_fishchat_media_field(&body, "name", &name, r->pool)
+            == NGX_OK
+            && ngx_fishchat_valid_id(&name) == NGX_OK)
+        {
+            ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name,
+                                           "ENDED", NULL);
+        }
 
         return ngx_http_fishchat_media_ok(r);
 
@@ -304,7 +320,8 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                   &call, &name, t.exp);
 
     if (call.len == 7 && ngx_strncmp(call.data, "publish", 7) == 0) {
-        ngx_http_fishchat_media_notice(r, "LIVE", &body);
+        ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name, "LIVE",
+                                       NULL);
     }
 
     return ngx_http_fishchat_media_ok(r);
@@ -312,44 +329,41 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
 
 
 /*
- * The members of the stream's topic are told it went live or ended: a
- * topic message of "{media}" (NGX_FISHCHAT_LUA_MEDIA_NOTICE), made into
- * MEDIA_LIVE / MEDIA_ENDED for opt-in clients and a text for seed ones
- * by the msg servers.  Nothing waits for it.
+ * The stream's conversation is told it went live, ended, or was recorded
+ * (NGX_FISHCHAT_LUA_MEDIA_NOTICE): a topic message or a 1:1 message of
+ * "{media}", made into MEDIA_LIVE, MEDIA_ENDED or MEDIA_RECORDING for
+ * opt-in clients and a text for seed ones by the msg servers.  "rec" is a
+ * recording's bytes and seconds.  Nothing waits for it.
  */
 
 static void
-ngx_http_fishchat_media_notice(ngx_http_request_t *r, char *kind,
-    ngx_str_t *body)
+ngx_http_fishchat_media_notice(ngx_pool_t *pool,
+    ngx_fishchat_redis_script_t *script, ngx_str_t *name, char *kind,
+    ngx_str_t *rec)
 {
-    u_char                              *p;
-    ngx_str_t                            args[8], name;
-    ngx_fishchat_conf_t                 *fcf;
-    ngx_fishchat_redis_t                *link;
-    ngx_http_fishchat_media_loc_conf_t  *mlcf;
-    u_char                               uuid[NGX_FISHCHAT_UUID_LEN];
+    u_char                *p;
+    ngx_str_t              args[14], *url;
+    ngx_fishchat_conf_t   *fcf;
+    ngx_fishchat_redis_t  *link;
+    u_char                 uuid[NGX_FISHCHAT_UUID_LEN];
+    u_char                 max[NGX_INT_T_LEN], ttl[NGX_INT_T_LEN];
 
-    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_media_module);
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
     link = ngx_fishchat_redis_link();
 
-    if (mlcf->notice == NULL || fcf->redis == NULL || link == NULL) {
+    if (script == NULL || fcf->redis == NULL || link == NULL) {
         return;
     }
 
-    if (ngx_http_fishchat_media_field(body, "name", &name, r->pool) != NGX_OK
-        || ngx_fishchat_valid_id(&name) != NGX_OK)
-    {
-        return;
-    }
+    url = rec ? &fcf->media_vod_url : &fcf->media_hls_url;
 
-    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len + name.len + 16
-                             + fcf->media_hls_url.len + name.len + 8);
+    p = ngx_pnalloc(pool, fcf->redis_prefix.len + name->len + 16
+                          + url->len + name->len + 8);
     if (p == NULL) {
         return;
     }
 
-    args[0] = ngx_fishchat_key(&p, "media:", &name, "");
+    args[0] = ngx_fishchat_key(&p, "media:", name, "");
     args[1] = fcf->redis_prefix;
 
     ngx_fishchat_uuid(uuid);
@@ -360,19 +374,37 @@ ngx_http_fishchat_media_notice(ngx_http_request_t *r, char *kind,
     args[4] = fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
     args[5].data = (u_char *) kind;
     args[5].len = ngx_strlen(kind);
-    args[6] = name;
+    args[6] = *name;
 
     /* the URL without a token: members ask MEDIA_PLAY for their own */
 
     args[7].data = p;
-    args[7].len = ngx_sprintf(p, "%V/%V.m3u8", &fcf->media_hls_url, &name)
+    args[7].len = ngx_sprintf(p, "%V/%V.%s", url, name,
+                              rec ? "mp4" : "m3u8")
                   - p;
 
-    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                   "fishchat media: stream %V: notice %s", &name, kind);
+    args[8].data = max;
+    args[8].len = ngx_sprintf(max, "%d", NGX_HTTP_FISHCHAT_MEDIA_INBOX_MAX)
+                  - max;
+    args[9].data = ttl;
+    args[9].len = ngx_sprintf(ttl, "%d", NGX_HTTP_FISHCHAT_MEDIA_INBOX_TTL)
+                  - ttl;
+    args[10] = fcf->sys[NGX_FISHCHAT_SYS_SEND];
+    args[11] = fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 
-    (void) ngx_fishchat_redis_eval(link, mlcf->notice, NULL, NULL, 1, 8,
-                                   args);
+    if (rec) {
+        args[12] = rec[0];
+        args[13] = rec[1];
+
+    } else {
+        ngx_str_null(&args[12]);
+        ngx_str_null(&args[13]);
+    }
+
+    ngx_log_debug2(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
+                   "fishchat media: stream %V: notice %s", name, kind);
+
+    (void) ngx_fishchat_redis_eval(link, script, NULL, NULL, 1, 14, args);
 }
 
 
@@ -521,7 +553,7 @@ ngx_http_fishchat_media_record_file(ngx_http_request_t *r,
     ngx_sprintf(rx->tmp, "%V/.%V.%P.mp4.tmp%Z", &mlcf->vod_path, name,
                 ngx_pid);
 
-    rx->recorded = mlcf->recorded;
+    rx->notice = mlcf->notice;
     rx->max_size = mlcf->max_size;
     rx->max_duration = mlcf->max_duration;
     rx->deadline = (uint64_t) ngx_time() * 1000 + mlcf->remux_timeout;
@@ -535,39 +567,23 @@ ngx_http_fishchat_media_record_file(ngx_http_request_t *r,
 #if (NGX_THREADS)
 
 /*
- * The stream's record in Redis learns of its recording: MEDIA_PLAY hands
- * out the MP4 from now on (a stream made by MEDIA_PUBLISH only)
+ * The stream's record in Redis learns of its recording (MEDIA_PLAY hands
+ * out the MP4 from now on), and its conversation gets MEDIA_RECORDING
  */
 
 static void
 ngx_http_fishchat_media_recorded(ngx_http_fishchat_media_remux_t *rx)
 {
-    u_char                *p;
-    ngx_str_t              args[3];
-    ngx_fishchat_conf_t   *fcf;
-    ngx_fishchat_redis_t  *link;
-    u_char                 bytes[NGX_OFF_T_LEN], secs[32];
+    ngx_str_t  rec[2];
+    u_char     bytes[NGX_OFF_T_LEN], secs[32];
 
-    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
-    link = ngx_fishchat_redis_link();
+    rec[0].data = bytes;
+    rec[0].len = ngx_sprintf(bytes, "%O", rx->bytes) - bytes;
+    rec[1].data = secs;
+    rec[1].len = ngx_sprintf(secs, "%.1f", rx->duration) - secs;
 
-    if (fcf->redis == NULL || link == NULL || rx->recorded == NULL) {
-        return;
-    }
-
-    p = ngx_pnalloc(rx->pool, fcf->redis_prefix.len + rx->stream.len + 16);
-    if (p == NULL) {
-        return;
-    }
-
-    args[0] = ngx_fishchat_key(&p, "media:", &rx->stream, "");
-    args[1].data = bytes;
-    args[1].len = ngx_sprintf(bytes, "%O", rx->bytes) - bytes;
-    args[2].data = secs;
-    args[2].len = ngx_sprintf(secs, "%.1f", rx->duration) - secs;
-
-    (void) ngx_fishchat_redis_eval(link, rx->recorded, NULL, NULL, 1, 3,
-                                   args);
+    ngx_http_fishchat_media_notice(rx->pool, rx->notice, &rx->stream,
+                                   "RECORDING", rec);
 }
 
 
@@ -817,18 +833,6 @@ ngx_http_fishchat_media_stream(ngx_str_t *file, ngx_str_t *stream,
 static char  ngx_http_fishchat_media_notice_lua[] =
     NGX_FISHCHAT_LUA_MEDIA_NOTICE;
 
-/*
- * KEYS: the stream.  ARGV: the MP4's bytes and seconds.  A stream of
- * MEDIA_PUBLISH learns of its recording (MEDIA_PLAY hands it out then).
- */
-
-static char  ngx_http_fishchat_media_recorded_lua[] =
-    "if redis.call('EXISTS', KEYS[1]) == 1 then "
-        "redis.call('HSET', KEYS[1], 'recording', ARGV[1], "
-                   "'duration', ARGV[2]) "
-    "end";
-
-
 static char *
 ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
@@ -838,9 +842,7 @@ ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mlcf->notice = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_media_notice_lua);
-    mlcf->recorded = ngx_fishchat_redis_script(cf,
-                                        ngx_http_fishchat_media_recorded_lua);
-    if (mlcf->notice == NULL || mlcf->recorded == NULL) {
+    if (mlcf->notice == NULL) {
         return NGX_CONF_ERROR;
     }
 

@@ -403,3 +403,134 @@ done:
 
     ngx_destroy_pool(pool);
 }
+
+
+/*
+ * The first line of a live notice's text, "<CMD> <target> <stream> <from>
+ * <url or seconds>" (MEDIA_LIVE, MEDIA_ENDED) or "MEDIA_RECORDING <target>
+ * <stream> <from> <url> <seconds> <bytes>", split into "word"; "rest" is
+ * what follows the newline: the text for seed clients.  The number of
+ * words, or 0 for a text of another shape.
+ */
+
+ngx_uint_t
+ngx_stream_fishchat_msg_media_words(ngx_str_t *text, ngx_str_t *word,
+    ngx_str_t *rest)
+{
+    u_char      *p, *nl, *last;
+    ngx_uint_t   n;
+
+    nl = ngx_strlchr(text->data, text->data + text->len, '\n');
+    if (nl == NULL) {
+        return 0;
+    }
+
+    p = text->data;
+    n = 0;
+
+    while (p < nl && n < NGX_STREAM_FISHCHAT_MEDIA_WORDS) {
+        last = ngx_strlchr(p, nl, ' ');
+        if (last == NULL) {
+            last = nl;
+        }
+
+        word[n].data = p;
+        word[n].len = last - p;
+        n++;
+
+        p = last + 1;
+    }
+
+    if (p < nl || (n != 5 && n != NGX_STREAM_FISHCHAT_MEDIA_WORDS)) {
+        return 0;
+    }
+
+    rest->data = nl + 1;
+    rest->len = text->data + text->len - (nl + 1);
+
+    return n;
+}
+
+
+/*
+ * A 1:1 live notice, a RESP_MESSAGE_P2P of "{media}" that the media
+ * role's hooks stored in the inbox, becomes this session's own frame: the
+ * notice's words and then the uuid to acknowledge (P2P_ACK) for opt-in
+ * clients; the text as a message of the publisher for seed clients.  The
+ * common frame is told apart by its first bytes, before any decoding.
+ * 1 when *frame is now an allocated frame the caller frees, 0 when the
+ * frame goes as it is.
+ */
+
+ngx_uint_t
+ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *frame)
+{
+    u_char                *p;
+    ngx_str_t              json, rest, *cmd;
+    ngx_str_t              args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t              word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_uint_t             i, n;
+    ngx_fishchat_frame_t   m;
+    u_char                 err[80];
+
+    static u_char     head[] = "{\"CmdName\":\"RESP_MESSAGE_P2P\","
+                               "\"Args\":[\"MEDIA_";
+    static ngx_str_t  resp = ngx_string("RESP_MESSAGE_P2P");
+
+    if (frame->len < 4 + sizeof(head) - 1
+        || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
+    {
+        return 0;
+    }
+
+    json.data = frame->data + 4;
+    json.len = frame->len - 4;
+
+    if (ngx_fishchat_frame_decode(&json, &m, err, sizeof(err)) != NGX_OK) {
+        return 0;
+    }
+
+    p = NULL;
+
+    if (m.nargs != 3 || !ngx_stream_fishchat_msg_media_from(&m.args[1])) {
+        goto done;
+    }
+
+    n = ngx_stream_fishchat_msg_media_words(&m.args[0], word, &rest);
+    if (n == 0) {
+        goto done;
+    }
+
+    if (sess->optin) {
+        cmd = &word[0];
+
+        for (i = 1; i < n; i++) {
+            args[i - 1] = word[i];
+        }
+
+        args[n - 1] = m.args[2];
+
+    } else {
+        cmd = &resp;
+        args[0] = rest;
+        args[1] = word[3];
+        args[2] = m.args[2];
+        n = 3;
+    }
+
+    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, n), sess->c->log);
+    if (p == NULL) {
+        /* the notice as it was stored is still a frame */
+        goto done;
+    }
+
+    frame->len = ngx_fishchat_frame_write(p, cmd, args, n) - p;
+    frame->data = p;
+
+done:
+
+    ngx_fishchat_frame_free(&m);
+
+    return p != NULL;
+}

@@ -22,6 +22,17 @@
 #define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
 
 
+/*
+ * Live notices of the media role come from "{media}" (no client id has
+ * braces); their first line has at most this many words (MEDIA_RECORDING)
+ */
+#define NGX_STREAM_FISHCHAT_MEDIA_WORDS     7
+
+#define ngx_stream_fishchat_msg_media_from(s)                                \
+    ((s)->len == sizeof("{media}") - 1                                       \
+     && ngx_strncmp((s)->data, "{media}", sizeof("{media}") - 1) == 0)
+
+
 typedef struct ngx_stream_fishchat_topic_conf_s
     ngx_stream_fishchat_topic_conf_t;
 typedef struct ngx_stream_fishchat_topic_worker_s
@@ -248,6 +259,10 @@ ngx_int_t ngx_stream_fishchat_msg_media_publish(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 ngx_int_t ngx_stream_fishchat_msg_media_play(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_uint_t ngx_stream_fishchat_msg_media_words(ngx_str_t *text,
+    ngx_str_t *word, ngx_str_t *rest);
+ngx_uint_t ngx_stream_fishchat_msg_media_own(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
 
 /* ngx_stream_fishchat_msg_p2p.c */
 

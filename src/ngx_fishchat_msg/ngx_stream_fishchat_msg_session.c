@@ -967,6 +967,9 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
     redisReply *reply)
 {
     size_t       i;
+    ngx_int_t    rc;
+    ngx_str_t    f;
+    ngx_uint_t   own;
     redisReply  *e;
 
     if (reply->elements < 3
@@ -1003,9 +1006,17 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
             continue;
         }
 
-        if (ngx_stream_fishchat_msg_write(sess, (u_char *) e->str, e->len)
-            != NGX_OK)
-        {
+        f.data = (u_char *) e->str;
+        f.len = e->len;
+        own = ngx_stream_fishchat_msg_media_own(sess, &f);
+
+        rc = ngx_stream_fishchat_msg_write(sess, f.data, f.len);
+
+        if (own) {
+            ngx_free(f.data);
+        }
+
+        if (rc != NGX_OK) {
             return NGX_ERROR;
         }
 
@@ -1219,45 +1230,59 @@ ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
- * A delivery from another session or another worker.  Returns NGX_ERROR
- * when the session was closed by it (a slow reader).
+ * A delivery from another session or another worker (a live notice of
+ * the media role made into the session's own frame first).  Returns
+ * NGX_ERROR when the session was closed by it (a slow reader).
  */
 
 ngx_int_t
 ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
     u_char *frame, size_t len)
 {
+    ngx_int_t   rc;
+    ngx_str_t   f;
+    ngx_uint_t  own;
+
     if (sess->closed) {
         return NGX_ERROR;
     }
+
+    if (!sess->logging_in && !sess->logged_in) {
+        return NGX_OK;
+    }
+
+    if (sess->inbox_more && !sess->logging_in) {
+        /* it is in the inbox too, after the pages still to come */
+        sess->inbox_missed = 1;
+        return NGX_OK;
+    }
+
+    f.data = frame;
+    f.len = len;
+    own = ngx_stream_fishchat_msg_media_own(sess, &f);
 
     if (sess->logging_in) {
         /*
          * after the inbox, to keep the order; should memory fail, the
          * message still waits in the inbox
          */
-        (void) ngx_fishchat_out_append(&sess->held, frame, len,
+        (void) ngx_fishchat_out_append(&sess->held, f.data, f.len,
                                        sess->c->log);
-        return NGX_OK;
+        rc = NGX_OK;
+
+    } else {
+        rc = ngx_stream_fishchat_msg_write(sess, f.data, f.len);
+
+        if (rc == NGX_OK) {
+            sess->counters->frames_out++;
+        }
     }
 
-    if (!sess->logged_in) {
-        return NGX_OK;
+    if (own) {
+        ngx_free(f.data);
     }
 
-    if (sess->inbox_more) {
-        /* it is in the inbox too, after the pages still to come */
-        sess->inbox_missed = 1;
-        return NGX_OK;
-    }
-
-    if (ngx_stream_fishchat_msg_write(sess, frame, len) != NGX_OK) {
-        return NGX_ERROR;
-    }
-
-    sess->counters->frames_out++;
-
-    return NGX_OK;
+    return rc;
 }
 
 

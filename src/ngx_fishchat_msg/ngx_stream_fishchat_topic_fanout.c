@@ -986,8 +986,9 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
     size_t                               i, size;
     u_char                              *last;
     uint64_t                             s;
-    ngx_str_t                            args[4], payload, uuid, sender, text;
-    ngx_str_t                            word[5], *cmd;
+    ngx_str_t                            payload, uuid, sender, text, *cmd;
+    ngx_str_t                            args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                            word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t                           nargs, pass;
     redisReply                          *e;
     ngx_stream_fishchat_topic_worker_t  *tw;
@@ -1291,11 +1292,11 @@ ngx_stream_fishchat_topic_parse(ngx_str_t *payload, uint64_t *seq,
 /*
  * The frame of a topic message for a client: RESP_MESSAGE_TOPIC <name>
  * <text> <from> [<uuid>].  A live notice of the media role comes from
- * "{media}" (no client id has braces) with the text "<CMD> <target>
- * <stream> <from> <url or seconds>\n<text>": opt-in clients get CMD and
- * its four words (MEDIA_LIVE, MEDIA_ENDED), seed clients the text as a
- * RESP_MESSAGE_TOPIC of the publisher.  The number of arguments; *cmd is
- * the command, in "word" for a notice.
+ * "{media}" with the text "<CMD> <target> <stream> <from> <word>...\n
+ * <text>" (ngx_stream_fishchat_msg_media_words): opt-in clients get CMD
+ * and its words (MEDIA_LIVE, MEDIA_ENDED, MEDIA_RECORDING), seed clients
+ * the text as a RESP_MESSAGE_TOPIC of the publisher.  The number of
+ * arguments; *cmd is the command, in "word" for a notice.
  */
 
 static ngx_uint_t
@@ -1303,8 +1304,8 @@ ngx_stream_fishchat_topic_frame(ngx_str_t *name, ngx_str_t *uuid,
     ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin, ngx_str_t **cmd,
     ngx_str_t *word, ngx_str_t *args)
 {
-    u_char      *p, *nl, *last;
-    ngx_uint_t   n;
+    ngx_str_t   rest;
+    ngx_uint_t  i, n;
 
     *cmd = &ngx_stream_fishchat_topic_resp;
 
@@ -1313,51 +1314,27 @@ ngx_stream_fishchat_topic_frame(ngx_str_t *name, ngx_str_t *uuid,
     args[2] = *from;
     args[3] = *uuid;
 
-    if (from->len != sizeof("{media}") - 1
-        || ngx_strncmp(from->data, "{media}", sizeof("{media}") - 1) != 0)
-    {
+    if (!ngx_stream_fishchat_msg_media_from(from)) {
         return optin ? 4 : 3;
     }
 
-    nl = ngx_strlchr(text->data, text->data + text->len, '\n');
-    if (nl == NULL) {
-        return optin ? 4 : 3;
-    }
+    n = ngx_stream_fishchat_msg_media_words(text, word, &rest);
 
-    /* the five words of the first line */
-
-    p = text->data;
-    n = 0;
-
-    while (p < nl && n < 5) {
-        last = ngx_strlchr(p, nl, ' ');
-        if (last == NULL) {
-            last = nl;
-        }
-
-        word[n].data = p;
-        word[n].len = last - p;
-        n++;
-
-        p = last + 1;
-    }
-
-    if (n != 5 || p < nl) {
+    if (n == 0) {
         return optin ? 4 : 3;
     }
 
     if (optin) {
         *cmd = &word[0];
-        args[0] = word[1];
-        args[1] = word[2];
-        args[2] = word[3];
-        args[3] = word[4];
 
-        return 4;
+        for (i = 1; i < n; i++) {
+            args[i - 1] = word[i];
+        }
+
+        return n - 1;
     }
 
-    args[1].data = nl + 1;
-    args[1].len = text->data + text->len - (nl + 1);
+    args[1] = rest;
     args[2] = word[3];
 
     return 3;
@@ -1371,8 +1348,11 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
     ngx_str_t *from, ngx_str_t *text)
 {
     size_t                            legacy, optin;
-    ngx_str_t                         args[4], oargs[4], word[5], oword[5];
     ngx_str_t                        *cmd, *ocmd;
+    ngx_str_t                         args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                         oargs[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                         word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                         oword[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t                        n, on;
     ngx_stream_fishchat_topic_msg_t  *msg;
 
