@@ -197,6 +197,26 @@ Test::FishChat::add_step(http_post_form => sub {
         if ($status // '') ne $want;
 });
 
+# http_wait_like URL REGEX: GET URL every 50 ms until its body matches
+# REGEX (as written), bounded by the step timeout
+Test::FishChat::add_step(http_wait_like => sub {
+    my ($sc, $rest) = @_;
+    my ($url, $re) = $rest =~ /^\s*(\S+)\s+(.+?)\s*$/
+        or die "usage: http_wait_like URL REGEX\n";
+    ($url) = $sc->tokens($url);
+    my $qr = eval { qr/$re/ } or die "bad regex $re: $@";
+    my $deadline = $sc->deadline;
+    my $body = '';
+    while (1) {
+        my $r = Test::FishChat::Media::_http_get($sc, $url, $deadline);
+        $body = $r->{body} // '';
+        return if $body =~ $qr;
+        die "$url did not match $re within $sc->{timeout} s:\n$body\n"
+            if Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep(0.05);   # polling the figures, bounded
+    }
+});
+
 plan tests => msg_plan();
 
 run_tests();
@@ -696,6 +716,62 @@ recv e2 MEDIA_ENDED p2p:eve $s3 alice * *
 capture e2 k5 4
 send e2 P2P_ACK eve $k5
 no_frame e2
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 10: the monitor counts the node's live streams, RTMP viewers, HLS requests, refusals and recordings (status.json, metrics)
+--- config
+    location = /hook {
+        fishchat_media_hooks;
+    }
+    location /hls/ {
+        fishchat_media_hls;
+        alias $TEST_NGINX_SERVER_ROOT/html/hls/;
+        log_not_found off;
+    }
+    location /monitor/ {
+        fishchat_monitor;
+    }
+    location = /metrics {
+        fishchat_monitor metrics;
+    }
+--- scenario_timeout: 8
+--- scenario
+room
+set status http://127.0.0.1:$TEST_NGINX_SERVER_PORT/monitor/status.json
+http_wait_like $status "media":\{"streams":0,"viewers":0,"publishes":0,"plays":0,"refused":0,"hls_requests":0,"hls_denied":0,"recordings":0,"recordings_failed":0\},"workers":\[
+send a MEDIA_PUBLISH topic:room
+recv a MEDIA_PUBLISH topic:room * * *
+capture a s 1
+capture a u 2
+ffmpeg_publish p $u 4
+ffmpeg_publish q $live/$s 1
+ffmpeg_wait q nonzero
+wait_file hls/$s.m3u8
+recv b MEDIA_LIVE topic:room $s alice *
+send b MEDIA_PLAY $s
+recv b MEDIA_PLAY $s * *
+capture b purl 1
+capture_re ptok $purl /hls/([^/]+)/
+ffmpeg_play v $live/$s?token=$ptok 2
+http_wait_like $status "media":\{"streams":1,"viewers":1,"publishes":1,"plays":1,"refused":1,
+http_status $purl 200
+http_status $hls/$s.m3u8 403
+ffmpeg_wait v 0
+ffmpeg_wait p 0
+http_wait_like $status "media":\{"streams":0,"viewers":0,"publishes":1,"plays":1,"refused":1,"hls_requests":1,"hls_denied":1,"recordings":0,"recordings_failed":0\}
+http_get m http://127.0.0.1:$TEST_NGINX_SERVER_PORT/metrics
+http_like \n# TYPE fishchat_media_streams gauge\nfishchat_media_streams\{node="n1"\} 0\n
+http_like \nfishchat_media_publishes_total\{node="n1"\} 1\n
+http_like \nfishchat_media_plays_total\{node="n1"\} 1\n
+http_like \nfishchat_media_refused_total\{node="n1"\} 1\n
+http_like \nfishchat_media_hls_requests_total\{node="n1"\} 1\n
+http_like \nfishchat_media_hls_denied_total\{node="n1"\} 1\n
+http_like \n# TYPE fishchat_media_recordings_total counter\n
 --- no_error_log
 [error]
 [alert]

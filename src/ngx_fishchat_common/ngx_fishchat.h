@@ -139,6 +139,25 @@ typedef struct {
 } ngx_fishchat_slot_t;
 
 
+/*
+ * The node's audio and video, in the counters zone: counted by the media
+ * role's hooks (nginx-rtmp's notifications reach this node whichever
+ * worker holds the RTMP connection), read by the monitor
+ */
+
+typedef struct {
+    ngx_atomic_t                streams;      /* gauge: live publishers */
+    ngx_atomic_t                viewers;      /* gauge: RTMP players */
+    ngx_atomic_t                publishes;    /* publishes allowed */
+    ngx_atomic_t                plays;        /* plays allowed */
+    ngx_atomic_t                refused;      /* publishes, plays, updates */
+    ngx_atomic_t                hls;          /* HLS and MP4 files allowed */
+    ngx_atomic_t                hls_denied;
+    ngx_atomic_t                recordings;   /* remuxed into MP4 */
+    ngx_atomic_t                recordings_failed;
+} ngx_fishchat_media_stats_t;
+
+
 /* a role adds what it knows of its worker (queued bytes) to the gauges */
 typedef void (*ngx_fishchat_stats_pt)(ngx_fishchat_slot_t *slot);
 
@@ -325,6 +344,8 @@ u_char *ngx_fishchat_zone_slot(ngx_shm_zone_t *zone, ngx_uint_t n,
     ngx_fishchat_slot_t **slot);
 ngx_int_t ngx_fishchat_zone_add(ngx_conf_t *cf);
 time_t ngx_fishchat_zone_started(ngx_shm_zone_t *zone);
+ngx_fishchat_media_stats_t *ngx_fishchat_media_stats(void);
+void ngx_fishchat_media_count(size_t field, ngx_int_t n);
 ngx_int_t ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler);
 ngx_fishchat_slot_t *ngx_fishchat_worker_slot(void);
 void ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot);

@@ -22,6 +22,7 @@ typedef struct {
     size_t                      slot_size;
     u_char                     *slots;
     time_t                      started;     /* the node, kept on reload */
+    ngx_fishchat_media_stats_t  media;       /* kept on reload too */
 } ngx_fishchat_zone_t;
 
 
@@ -514,14 +515,16 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 {
     ngx_fishchat_conf_t  *fcf = shm_zone->data;
 
-    size_t                size;
-    time_t                started;
-    ngx_slab_pool_t      *shpool;
-    ngx_fishchat_zone_t  *zone;
+    size_t                      size;
+    time_t                      started;
+    ngx_slab_pool_t            *shpool;
+    ngx_fishchat_zone_t        *zone;
+    ngx_fishchat_media_stats_t  media;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     started = ngx_time();
+    ngx_memzero(&media, sizeof(ngx_fishchat_media_stats_t));
 
     if (data) {
         /* a reload kept the zone (same size, so the same layout) */
@@ -533,6 +536,7 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
         }
 
         started = zone->started;
+        media = zone->media;
     }
 
     if (shm_zone->shm.exists) {
@@ -551,6 +555,7 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     zone->slot_size = fcf->slot_size;
     zone->slots = (u_char *) zone + sizeof(ngx_fishchat_zone_t);
     zone->started = started;
+    zone->media = media;
 
     shpool->data = zone;
     shm_zone->data = zone;
@@ -592,6 +597,62 @@ ngx_fishchat_zone_started(ngx_shm_zone_t *shm_zone)
     zone = shm_zone->data;
 
     return zone ? zone->started : 0;
+}
+
+
+/* the node's media figures; NULL without the counters zone */
+
+ngx_fishchat_media_stats_t *
+ngx_fishchat_media_stats(void)
+{
+    ngx_fishchat_conf_t  *fcf;
+    ngx_fishchat_zone_t  *zone;
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    if (fcf == NULL || fcf->zone == NULL) {
+        return NULL;
+    }
+
+    zone = fcf->zone->data;
+
+    return (zone && zone != (void *) fcf) ? &zone->media : NULL;
+}
+
+
+/*
+ * A figure of the node's media (at "field" of ngx_fishchat_media_stats_t)
+ * goes up (n = 1) or down (n = -1), never below 0: a gauge counted before
+ * the zone was made anew
+ */
+
+void
+ngx_fishchat_media_count(size_t field, ngx_int_t n)
+{
+    ngx_atomic_t                *a;
+    ngx_atomic_uint_t            v;
+    ngx_fishchat_media_stats_t  *media;
+
+    media = ngx_fishchat_media_stats();
+    if (media == NULL) {
+        return;
+    }
+
+    a = (ngx_atomic_t *) ((u_char *) media + field);
+
+    if (n > 0) {
+        (void) ngx_atomic_fetch_add(a, 1);
+        return;
+    }
+
+    do {
+        v = *a;
+
+        if (v == 0) {
+            return;
+        }
+
+    } while (!ngx_atomic_cmp_set(a, v, v - 1));
 }
 
 

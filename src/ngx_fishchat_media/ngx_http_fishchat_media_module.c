@@ -32,6 +32,11 @@
 #define NGX_HTTP_FISHCHAT_MEDIA_INBOX_TTL  (7 * 24 * 3600 * 1000)
 
 
+/* a figure of the node's media (ngx_fishchat_media_stats_t) goes up */
+#define ngx_http_fishchat_media_count(field)                                 \
+    ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t, field), 1)
+
+
 typedef struct {
     ngx_flag_t                  hls;
     ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
@@ -272,6 +277,9 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     } else if (call.len == 12 && ngx_strncmp(call.data, "publish_done", 12)
                                  == 0)
     {
+        ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
+                                          streams), -1);
+
         if (ngx_http_fishchat_media_field(&body, "name", &name, r->pool)
             == NGX_OK
             && ngx_fishchat_valid_id(&name) == NGX_OK)
@@ -279,6 +287,13 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
             ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name,
                                            "ENDED", NULL);
         }
+
+        return ngx_http_fishchat_media_ok(r);
+
+    } else if (call.len == 9 && ngx_strncmp(call.data, "play_done", 9) == 0)
+    {
+        ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
+                                          viewers), -1);
 
         return ngx_http_fishchat_media_ok(r);
 
@@ -310,6 +325,8 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                                    &token, NULL, &t, &reason);
 
     if (rc != NGX_OK) {
+        ngx_http_fishchat_media_count(refused);
+
         return ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
                                        "FORBIDDEN", "%V of stream %V "
                                        "refused: %s", &call, &name, reason);
@@ -320,8 +337,15 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                   &call, &name, t.exp);
 
     if (call.len == 7 && ngx_strncmp(call.data, "publish", 7) == 0) {
+        ngx_http_fishchat_media_count(streams);
+        ngx_http_fishchat_media_count(publishes);
+
         ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name, "LIVE",
                                        NULL);
+
+    } else if (call.len == 4) {
+        ngx_http_fishchat_media_count(viewers);
+        ngx_http_fishchat_media_count(plays);
     }
 
     return ngx_http_fishchat_media_ok(r);
@@ -600,9 +624,12 @@ ngx_http_fishchat_media_remuxed(ngx_event_t *ev)
                       "\"%s\": %.1f s, %O bytes", &rx->stream, rx->out,
                       rx->duration, rx->bytes);
 
+        ngx_http_fishchat_media_count(recordings);
         ngx_http_fishchat_media_recorded(rx);
 
     } else {
+        ngx_http_fishchat_media_count(recordings_failed);
+
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "fishchat media: the recording of stream %V was not "
                       "remuxed (%s); the FLV is kept: \"%s\"",
@@ -713,6 +740,8 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
                                   &token, NULL, &t, &reason)
         != NGX_OK)
     {
+        ngx_http_fishchat_media_count(hls_denied);
+
         ngx_http_finalize_request(r,
                    ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
                                            "FORBIDDEN", "HLS of stream %V "
@@ -735,6 +764,8 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
     r->uri = uri;
     ngx_http_set_exten(r);
 
+    ngx_http_fishchat_media_count(hls);
+
     /* browser players fetch from other origins; playlists change */
 
     ngx_str_set(&v, "*");
@@ -756,6 +787,8 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
     return NGX_DECLINED;
 
 forbidden:
+
+    ngx_http_fishchat_media_count(hls_denied);
 
     /* the answer is sent here: the phases stop (NGX_DONE) */
 
@@ -842,7 +875,7 @@ ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mlcf->notice = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_media_notice_lua);
-    if (mlcf->notice == NULL) {
+    if (mlcf->notice == NULL || ngx_fishchat_zone_add(cf) != NGX_OK) {
         return NGX_CONF_ERROR;
     }
 
@@ -863,6 +896,10 @@ ngx_http_fishchat_media_hls(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
     }
 
     mlcf->hls = 1;
+
+    if (ngx_fishchat_zone_add(cf) != NGX_OK) {
+        return NGX_CONF_ERROR;
+    }
 
     return NGX_CONF_OK;
 }

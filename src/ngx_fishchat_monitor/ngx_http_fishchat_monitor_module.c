@@ -109,6 +109,8 @@ static ngx_int_t ngx_http_fishchat_monitor_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fishchat_monitor_dashboard_page(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_status(ngx_http_request_t *r);
+static void ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out,
+    ngx_str_t *node);
 static void ngx_http_fishchat_monitor_metrics_workers(
     ngx_fishchat_json_t *out, ngx_str_t *node,
     ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive);
@@ -609,8 +611,12 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
 
     ngx_fishchat_json_fmt(&out,
         ",\"topics\":%uA,\"queued_bytes\":%uA,\"queued_sessions\":%uA,"
-        "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},"
-        "\"workers\":[", topics, queued, queues, backlog, stalled);
+        "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},",
+        topics, queued, queues, backlog, stalled);
+
+    ngx_http_fishchat_monitor_media(&out, NULL);
+
+    ngx_fishchat_json_fmt(&out, ",\"workers\":[");
 
     ngx_http_fishchat_monitor_status_workers(&out, fcf, labels, live, nlive);
 
@@ -870,6 +876,54 @@ static ngx_http_fishchat_monitor_metric_t
 };
 
 
+/*
+ * The node's audio and video (ngx_fishchat_media_stats_t): in status.json
+ * under "media", named as here without "fishchat_media_" and "_total"
+ */
+
+static ngx_http_fishchat_monitor_metric_t
+    ngx_http_fishchat_monitor_media_metrics[] = {
+
+    { "fishchat_media_streams", "gauge",
+      "Live streams published to this node over RTMP.",
+      offsetof(ngx_fishchat_media_stats_t, streams) },
+
+    { "fishchat_media_viewers", "gauge",
+      "RTMP players of this node's streams.",
+      offsetof(ngx_fishchat_media_stats_t, viewers) },
+
+    { "fishchat_media_publishes_total", "counter",
+      "Publishes the media hooks allowed.",
+      offsetof(ngx_fishchat_media_stats_t, publishes) },
+
+    { "fishchat_media_plays_total", "counter",
+      "RTMP plays the media hooks allowed.",
+      offsetof(ngx_fishchat_media_stats_t, plays) },
+
+    { "fishchat_media_refused_total", "counter",
+      "Publishes, plays and updates the media hooks refused.",
+      offsetof(ngx_fishchat_media_stats_t, refused) },
+
+    { "fishchat_media_hls_requests_total", "counter",
+      "HLS and recording files requested with a good play token.",
+      offsetof(ngx_fishchat_media_stats_t, hls) },
+
+    { "fishchat_media_hls_denied_total", "counter",
+      "HLS and recording requests refused (403).",
+      offsetof(ngx_fishchat_media_stats_t, hls_denied) },
+
+    { "fishchat_media_recordings_total", "counter",
+      "Recordings remuxed into MP4.",
+      offsetof(ngx_fishchat_media_stats_t, recordings) },
+
+    { "fishchat_media_recordings_failed_total", "counter",
+      "Recordings that could not be remuxed (the FLV is kept).",
+      offsetof(ngx_fishchat_media_stats_t, recordings_failed) },
+
+    { NULL, NULL, NULL, 0 }
+};
+
+
 #define ngx_http_fishchat_monitor_family(out, name, type, help)             \
     ngx_fishchat_json_fmt(out, "# HELP %s %s\n# TYPE %s %s\n",   \
                           name, help, name, type)
@@ -940,6 +994,7 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
     ngx_fishchat_json_fmt(&out,
         "fishchat_start_time_seconds{node=\"%V\"} %T\n", node, started);
 
+    ngx_http_fishchat_monitor_media(&out, node);
     ngx_http_fishchat_monitor_metrics_workers(&out, node, live, nlive);
     ngx_http_fishchat_monitor_metrics_servers(&out, fcf, node, labels, live,
                                               nlive);
@@ -947,6 +1002,61 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
     return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK,
                                           "text/plain; version=0.0.4; "
                                           "charset=utf-8", &out);
+}
+
+
+/*
+ * The node's media figures: the families of Prometheus for the node
+ * "node", or the "media" object of status.json without one
+ */
+
+static void
+ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out, ngx_str_t *node)
+{
+    size_t                               len;
+    ngx_atomic_t                         v;
+    ngx_fishchat_media_stats_t          *media, zero;
+    ngx_http_fishchat_monitor_metric_t  *m;
+
+    media = ngx_fishchat_media_stats();
+
+    if (media == NULL) {
+        ngx_memzero(&zero, sizeof(ngx_fishchat_media_stats_t));
+        media = &zero;
+    }
+
+    if (node == NULL) {
+        ngx_fishchat_json_fmt(out, "\"media\":{");
+    }
+
+    for (m = ngx_http_fishchat_monitor_media_metrics; m->name; m++) {
+        v = *(ngx_atomic_t *) ((u_char *) media + m->offset);
+
+        if (node) {
+            ngx_http_fishchat_monitor_family(out, m->name, m->type, m->help);
+            ngx_fishchat_json_fmt(out, "%s{node=\"%V\"} %uA\n", m->name,
+                                  node, v);
+            continue;
+        }
+
+        /* "fishchat_media_<key>[_total]" */
+
+        len = ngx_strlen(m->name) - (sizeof("fishchat_media_") - 1);
+
+        if (m->type[0] == 'c') {
+            len -= sizeof("_total") - 1;
+        }
+
+        ngx_fishchat_json_fmt(out, "%s\"%*s\":%uA",
+                              m == ngx_http_fishchat_monitor_media_metrics
+                              ? "" : ",",
+                              len, m->name + sizeof("fishchat_media_") - 1,
+                              v);
+    }
+
+    if (node == NULL) {
+        ngx_fishchat_json_fmt(out, "}");
+    }
 }
 
 
