@@ -179,6 +179,7 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char     *p;
     json_t     *v;
+    ngx_int_t   rc;
     ngx_str_t   args[7];
     u_char      now[NGX_INT64_LEN];
 
@@ -191,28 +192,24 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
                                                "\"private\": true or false");
     }
 
-    if (ngx_http_fishchat_manager_field(ctx, "name", &ctx->name) != NGX_OK
-        || ngx_fishchat_valid_id(&ctx->name) != NGX_OK)
+    if (ngx_http_fishchat_manager_id_field(ctx, "name", &ctx->name,
+                                           "\"name\": a topic name of 1 to "
+                                           "128 bytes without white space, "
+                                           "control characters or braces",
+                                           &rc)
+        != NGX_OK)
     {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "\"name\": a topic name of 1 "
-                                               "to 128 bytes without white "
-                                               "space, control characters "
-                                               "or braces");
+        return rc;
     }
 
-    if (ngx_http_fishchat_manager_field(ctx, "creator", &ctx->id) != NGX_OK
-        || ngx_fishchat_valid_id(&ctx->id) != NGX_OK)
+    if (ngx_http_fishchat_manager_id_field(ctx, "creator", &ctx->id,
+                                           "\"creator\": a client id of 1 "
+                                           "to 128 bytes without white "
+                                           "space, control characters or "
+                                           "braces", &rc)
+        != NGX_OK)
     {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "\"creator\": a client id "
-                                               "of 1 to 128 bytes without "
-                                               "white space, control "
-                                               "characters or braces");
+        return rc;
     }
 
     p = ctx->scratch;
