@@ -14,6 +14,14 @@
 #include "ngx_fishchat.h"
 
 
+/* the context of "module" in the session of a connection's event */
+
+#define ngx_fishchat_stream_ctx(ev, module)                                   \
+    ngx_stream_get_module_ctx(                                                \
+        (ngx_stream_session_t *) ((ngx_connection_t *) (ev)->data)->data,     \
+        module)
+
+
 void *ngx_fishchat_stream_init(ngx_stream_session_t *s, ngx_module_t *module,
     size_t size, ngx_pool_cleanup_pt cleanup, ngx_uint_t counters,
     ngx_fishchat_counters_t **cp);

@@ -54,6 +54,9 @@ typedef struct {
 
 
 typedef struct {
+    ngx_stream_session_t           *session;
+    ngx_connection_t               *c;
+    ngx_stream_fishchat_gw_srv_conf_t  *conf;
     ngx_fishchat_parser_t           parser;
     ngx_buf_t                      *in;
     ngx_buf_t                      *out;
@@ -61,7 +64,6 @@ typedef struct {
     ngx_uint_t                      frames_out;
 
     /* a request that waits for a refresh of the heartbeat cache */
-    ngx_stream_session_t           *session;
     ngx_queue_t                     queue;
     ngx_str_t                       id;
     unsigned                        has_id:1;
@@ -87,25 +89,24 @@ typedef struct {
 
 static void ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s);
 static void ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev);
-static ngx_int_t ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
+static ngx_int_t ngx_stream_fishchat_gw_process(
     ngx_stream_fishchat_gw_ctx_t *ctx);
-static ngx_int_t ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
+static ngx_int_t ngx_stream_fishchat_gw_request(
     ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_frame_t *m);
-static void ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
-static ngx_int_t ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id);
+static void ngx_stream_fishchat_gw_answer(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_str_t *id);
+static ngx_int_t ngx_stream_fishchat_gw_wait(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_str_t *id);
 static void ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev);
-static void ngx_stream_fishchat_gw_drain(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, char *closed);
+static void ngx_stream_fishchat_gw_drain(ngx_stream_fishchat_gw_ctx_t *ctx,
+    char *closed);
 static void ngx_stream_fishchat_gw_wake(ngx_stream_fishchat_gw_cache_t *cache);
-static ngx_int_t ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
+static ngx_int_t ngx_stream_fishchat_gw_choose(ngx_connection_t *c,
     ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr);
-static void ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_err_e err,
-    const char *fmt, ...);
-static void ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_buf_t *b);
+static void ngx_stream_fishchat_gw_error(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_fishchat_err_e err, const char *fmt, ...);
+static void ngx_stream_fishchat_gw_reply(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_buf_t *b);
 static void ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev);
 static void ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev);
 static void ngx_stream_fishchat_gw_cleanup(void *data);
@@ -252,8 +253,10 @@ ngx_stream_fishchat_gw_handler(ngx_stream_session_t *s)
         return;
     }
 
-    ctx->counters = ctx_counters;
     ctx->session = s;
+    ctx->c = c;
+    ctx->conf = gscf;
+    ctx->counters = ctx_counters;
 
     ngx_fishchat_parser_init(&ctx->parser, fcf->frame_max);
 
@@ -291,18 +294,16 @@ ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
     ngx_int_t                      rc;
     ngx_buf_t                     *b;
     ngx_connection_t              *c;
-    ngx_stream_session_t          *s;
     ngx_stream_fishchat_gw_ctx_t  *ctx;
 
     c = rev->data;
-    s = c->data;
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+    ctx = ngx_fishchat_stream_ctx(rev, ngx_stream_fishchat_gateway_module);
 
     if (rev->timedout) {
         /* the lingering close after the reply uses this event again */
         rev->timedout = 0;
 
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_TIMEOUT,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_TIMEOUT,
                                      "no request in time");
         return;
     }
@@ -324,14 +325,14 @@ ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
             ngx_log_error(NGX_LOG_INFO, c->log, 0,
                           "fishchat gateway: client closed the connection "
                           "before its request");
-            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            ngx_stream_finalize_session(ctx->session, NGX_STREAM_OK);
             return;
         }
 
         b->last += n;
         ctx->counters->bytes_in += n;
 
-        rc = ngx_stream_fishchat_gw_process(s, ctx);
+        rc = ngx_stream_fishchat_gw_process(ctx);
 
         if (rc != NGX_AGAIN) {
             /* answered, or finalized */
@@ -340,22 +341,21 @@ ngx_stream_fishchat_gw_read_handler(ngx_event_t *rev)
     }
 
     if (ngx_handle_read_event(rev, 0) != NGX_OK) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        ngx_stream_finalize_session(ctx->session,
+                                    NGX_STREAM_INTERNAL_SERVER_ERROR);
     }
 }
 
 
 static ngx_int_t
-ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx)
+ngx_stream_fishchat_gw_process(ngx_stream_fishchat_gw_ctx_t *ctx)
 {
     ngx_int_t             rc;
     ngx_str_t             frame;
     ngx_fishchat_frame_t  m;
     u_char                err[128];
 
-    rc = ngx_fishchat_parse_frame(&ctx->parser, ctx->in, &frame,
-                                  s->connection->log);
+    rc = ngx_fishchat_parse_frame(&ctx->parser, ctx->in, &frame, ctx->c->log);
 
     switch (rc) {
 
@@ -363,12 +363,12 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
         return NGX_AGAIN;
 
     case NGX_FISHCHAT_FRAME_EMPTY:
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
                                      "empty frame");
         return NGX_DONE;
 
     case NGX_FISHCHAT_FRAME_TOO_LARGE:
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_FRAME_TOO_LARGE,
                                      "frame of %uD bytes is over the "
                                      "maximum of %uz",
                                      ctx->parser.length, ctx->parser.max);
@@ -378,19 +378,20 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
         break;
 
     default:
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        ngx_stream_finalize_session(ctx->session,
+                                    NGX_STREAM_INTERNAL_SERVER_ERROR);
         return NGX_DONE;
     }
 
     ctx->counters->frames_in++;
 
     if (ngx_fishchat_frame_decode(&frame, &m, err, sizeof(err)) != NGX_OK) {
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_BAD_FRAME,
                                      "%s", err);
         return NGX_DONE;
     }
 
-    rc = ngx_stream_fishchat_gw_request(s, ctx, &m);
+    rc = ngx_stream_fishchat_gw_request(ctx, &m);
 
     ngx_fishchat_frame_free(&m);
 
@@ -399,8 +400,8 @@ ngx_stream_fishchat_gw_process(ngx_stream_session_t *s,
 
 
 static ngx_int_t
-ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_frame_t *m)
+ngx_stream_fishchat_gw_request(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_fishchat_frame_t *m)
 {
     size_t      len;
     ngx_str_t  *id;
@@ -417,14 +418,14 @@ ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
             len--;
         }
 
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
                                      "unknown command \"%*s\"",
                                      len, m->cmd.data);
         return NGX_DONE;
     }
 
     if (m->nargs > 1 || (m->nargs == 1 && m->args[0].len > 256)) {
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_BAD_ARGS,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_BAD_ARGS,
                                      "REQ_MSG_SERVER takes an optional "
                                      "client id of up to 256 bytes");
         return NGX_DONE;
@@ -432,43 +433,39 @@ ngx_stream_fishchat_gw_request(ngx_stream_session_t *s,
 
     id = (m->nargs == 1 && m->args[0].len) ? &m->args[0] : NULL;
 
-    ngx_stream_fishchat_gw_answer(s, ctx, id);
+    ngx_stream_fishchat_gw_answer(ctx, id);
 
     return NGX_DONE;
 }
 
 
 static void
-ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
+ngx_stream_fishchat_gw_answer(ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
 {
-    ngx_buf_t                          *b;
-    ngx_str_t                           addr;
-    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+    ngx_buf_t  *b;
+    ngx_str_t   addr;
 
-    gscf = ngx_stream_get_module_srv_conf(s,
-                                          ngx_stream_fishchat_gateway_module);
-
-    if (ngx_stream_fishchat_gw_choose(s, gscf, id, &addr) != NGX_OK) {
-
-        if (gscf->heartbeat && !ctx->waited
-            && ngx_stream_fishchat_gw_wait(s, ctx, id) == NGX_OK)
+    if (ngx_stream_fishchat_gw_choose(ctx->c, ctx->conf, id, &addr)
+        != NGX_OK)
+    {
+        if (ctx->conf->heartbeat && !ctx->waited
+            && ngx_stream_fishchat_gw_wait(ctx, id) == NGX_OK)
         {
             return;
         }
 
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
                                      "no live msg server");
         return;
     }
 
-    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, s->connection->log, 0,
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, ctx->c->log, 0,
                    "fishchat gateway: selected %V", &addr);
 
-    b = ngx_fishchat_frame_buf(s->connection->pool,
+    b = ngx_fishchat_frame_buf(ctx->c->pool,
                                &ngx_stream_fishchat_gw_select_cmd, &addr, 1);
 
-    ngx_stream_fishchat_gw_reply(s, ctx, b);
+    ngx_stream_fishchat_gw_reply(ctx, b);
 }
 
 
@@ -481,8 +478,7 @@ ngx_stream_fishchat_gw_answer(ngx_stream_session_t *s,
  */
 
 static ngx_int_t
-ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
+ngx_stream_fishchat_gw_wait(ngx_stream_fishchat_gw_ctx_t *ctx, ngx_str_t *id)
 {
     ngx_connection_t                *c;
     ngx_stream_fishchat_gw_cache_t  *cache;
@@ -495,7 +491,7 @@ ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
         return NGX_DECLINED;
     }
 
-    c = s->connection;
+    c = ctx->c;
 
     if (id) {
         ctx->id.data = ngx_pnalloc(c->pool, id->len);
@@ -544,13 +540,9 @@ ngx_stream_fishchat_gw_wait(ngx_stream_session_t *s,
 static void
 ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
 {
-    ngx_connection_t              *c;
-    ngx_stream_session_t          *s;
     ngx_stream_fishchat_gw_ctx_t  *ctx;
 
-    c = rev->data;
-    s = c->data;
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+    ctx = ngx_fishchat_stream_ctx(rev, ngx_stream_fishchat_gateway_module);
 
     if (rev->timedout) {
         rev->timedout = 0;
@@ -558,14 +550,14 @@ ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
         ngx_queue_remove(&ctx->queue);
         ctx->waiting = 0;
 
-        ngx_stream_fishchat_gw_error(s, ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
+        ngx_stream_fishchat_gw_error(ctx, NGX_FISHCHAT_ERR_NO_MSG_SERVER,
                                      "no live msg server");
         return;
     }
 
     /* whatever follows the request is dropped; a close ends the wait */
 
-    ngx_stream_fishchat_gw_drain(s, ctx, "fishchat gateway: client closed "
+    ngx_stream_fishchat_gw_drain(ctx, "fishchat gateway: client closed "
                                  "the connection before the reply");
 }
 
@@ -576,13 +568,12 @@ ngx_stream_fishchat_gw_wait_handler(ngx_event_t *rev)
  */
 
 static void
-ngx_stream_fishchat_gw_drain(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, char *closed)
+ngx_stream_fishchat_gw_drain(ngx_stream_fishchat_gw_ctx_t *ctx, char *closed)
 {
     ssize_t            n;
     ngx_connection_t  *c;
 
-    c = s->connection;
+    c = ctx->c;
 
     do {
         n = c->recv(c, ctx->in->start, ctx->in->end - ctx->in->start);
@@ -592,14 +583,15 @@ ngx_stream_fishchat_gw_drain(ngx_stream_session_t *s,
                 ngx_log_error(NGX_LOG_INFO, c->log, 0, "%s", closed);
             }
 
-            ngx_stream_finalize_session(s, NGX_STREAM_OK);
+            ngx_stream_finalize_session(ctx->session, NGX_STREAM_OK);
             return;
         }
 
     } while (n > 0);
 
     if (ngx_handle_read_event(c->read, 0) != NGX_OK) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        ngx_stream_finalize_session(ctx->session,
+                                    NGX_STREAM_INTERNAL_SERVER_ERROR);
     }
 }
 
@@ -621,8 +613,7 @@ ngx_stream_fishchat_gw_wake(ngx_stream_fishchat_gw_cache_t *cache)
 
         ctx->session->connection->log->action = "reading gateway request";
 
-        ngx_stream_fishchat_gw_answer(ctx->session, ctx,
-                                      ctx->has_id ? &ctx->id : NULL);
+        ngx_stream_fishchat_gw_answer(ctx, ctx->has_id ? &ctx->id : NULL);
     }
 }
 
@@ -663,7 +654,7 @@ ngx_stream_fishchat_gw_listed(ngx_stream_fishchat_gw_srv_conf_t *gscf,
  */
 
 static ngx_int_t
-ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
+ngx_stream_fishchat_gw_choose(ngx_connection_t *c,
     ngx_stream_fishchat_gw_srv_conf_t *gscf, ngx_str_t *id, ngx_str_t *addr)
 {
     uint32_t                        hash, best_hash;
@@ -675,7 +666,7 @@ ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
     ngx_stream_fishchat_gw_node_t   statics[NGX_STREAM_FISHCHAT_GW_MAX_NODES];
 
     n = 0;
-    tls = (s->connection->ssl != NULL);
+    tls = (c->ssl != NULL);
 
     if (gscf->heartbeat) {
         node = ngx_stream_fishchat_gw_cache.nodes;
@@ -713,7 +704,7 @@ ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
         break;
 
     case NGX_STREAM_FISHCHAT_GW_HASH:
-        key = id ? id : &s->connection->addr_text;
+        key = id ? id : &c->addr_text;
         best = 0;
         best_hash = 0;
 
@@ -756,9 +747,8 @@ ngx_stream_fishchat_gw_choose(ngx_stream_session_t *s,
 
 
 static void
-ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_fishchat_err_e err,
-    const char *fmt, ...)
+ngx_stream_fishchat_gw_error(ngx_stream_fishchat_gw_ctx_t *ctx,
+    ngx_fishchat_err_e err, const char *fmt, ...)
 {
     va_list     args;
     ngx_buf_t  *b;
@@ -768,35 +758,31 @@ ngx_stream_fishchat_gw_error(ngx_stream_session_t *s,
     /* the gateway closes after any answer: not said in the log */
 
     va_start(args, fmt);
-    text = ngx_fishchat_refusal(s->connection->log, "gateway", ctx->counters,
+    text = ngx_fishchat_refusal(ctx->c->log, "gateway", ctx->counters,
                                 err, 0, buf, sizeof(buf), fmt, args);
     va_end(args);
 
-    b = ngx_fishchat_error_buf(s->connection->pool, err, &text);
+    b = ngx_fishchat_error_buf(ctx->c->pool, err, &text);
 
-    ngx_stream_fishchat_gw_reply(s, ctx, b);
+    ngx_stream_fishchat_gw_reply(ctx, b);
 }
 
 
 /* send one frame, then close gracefully; no frame (no memory): close */
 
 static void
-ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
-    ngx_stream_fishchat_gw_ctx_t *ctx, ngx_buf_t *b)
+ngx_stream_fishchat_gw_reply(ngx_stream_fishchat_gw_ctx_t *ctx, ngx_buf_t *b)
 {
-    ngx_connection_t                   *c;
-    ngx_stream_fishchat_gw_srv_conf_t  *gscf;
+    ngx_connection_t  *c;
 
     if (b == NULL) {
-        ngx_stream_finalize_session(s, NGX_STREAM_INTERNAL_SERVER_ERROR);
+        ngx_stream_finalize_session(ctx->session,
+                                    NGX_STREAM_INTERNAL_SERVER_ERROR);
         return;
     }
 
-    c = s->connection;
+    c = ctx->c;
     c->log->action = "sending gateway reply";
-
-    gscf = ngx_stream_get_module_srv_conf(s,
-                                          ngx_stream_fishchat_gateway_module);
 
     ctx->out = b;
 
@@ -809,7 +795,7 @@ ngx_stream_fishchat_gw_reply(ngx_stream_session_t *s,
 
     c->write->handler = ngx_stream_fishchat_gw_write_handler;
 
-    ngx_add_timer(c->write, gscf->timeout);
+    ngx_add_timer(c->write, ctx->conf->timeout);
 
     ngx_stream_fishchat_gw_write_handler(c->write);
 }
@@ -825,12 +811,13 @@ ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev)
     ngx_stream_fishchat_gw_ctx_t  *ctx;
 
     c = wev->data;
-    s = c->data;
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+    ctx = ngx_fishchat_stream_ctx(wev, ngx_stream_fishchat_gateway_module);
 
     if (ctx == NULL || ctx->out == NULL) {
         return;
     }
+
+    s = ctx->session;
 
     if (wev->timedout) {
         ngx_log_error(NGX_LOG_INFO, c->log, NGX_ETIMEDOUT,
@@ -889,13 +876,9 @@ ngx_stream_fishchat_gw_write_handler(ngx_event_t *wev)
 static void
 ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev)
 {
-    ngx_connection_t              *c;
-    ngx_stream_session_t          *s;
     ngx_stream_fishchat_gw_ctx_t  *ctx;
 
-    c = rev->data;
-    s = c->data;
-    ctx = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_gateway_module);
+    ctx = ngx_fishchat_stream_ctx(rev, ngx_stream_fishchat_gateway_module);
 
     if (ctx->out) {
         /* the reply is not out yet: lingering starts after it */
@@ -903,11 +886,11 @@ ngx_stream_fishchat_gw_linger_handler(ngx_event_t *rev)
     }
 
     if (rev->timedout) {
-        ngx_stream_finalize_session(s, NGX_STREAM_OK);
+        ngx_stream_finalize_session(ctx->session, NGX_STREAM_OK);
         return;
     }
 
-    ngx_stream_fishchat_gw_drain(s, ctx, NULL);
+    ngx_stream_fishchat_gw_drain(ctx, NULL);
 }
 
 

@@ -197,6 +197,9 @@ void ngx_http_fishchat_manager_page_args(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_str_t *args);
 ngx_int_t ngx_http_fishchat_manager_page(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_int_t *rc);
+ngx_int_t ngx_http_fishchat_manager_id_field(
+    ngx_http_fishchat_manager_ctx_t *ctx, char *name, ngx_str_t *value,
+    char *text, ngx_int_t *rc);
 ngx_int_t ngx_http_fishchat_manager_field(
     ngx_http_fishchat_manager_ctx_t *ctx, char *name, ngx_str_t *value);
 ngx_int_t ngx_http_fishchat_manager_eval(

@@ -46,15 +46,14 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
 
     r = ctx->request;
 
-    if (ngx_http_fishchat_manager_field(ctx, "id", &ctx->id) != NGX_OK
-        || ngx_fishchat_valid_id(&ctx->id) != NGX_OK)
+    if (ngx_http_fishchat_manager_id_field(ctx, "id", &ctx->id,
+                                           "\"id\" is a client id of 1 to "
+                                           "128 bytes without white space, "
+                                           "control characters or braces",
+                                           &rc)
+        != NGX_OK)
     {
-        return ngx_http_fishchat_manager_error(r, NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "\"id\" is a client id of 1 "
-                                               "to 128 bytes without white "
-                                               "space, control characters "
-                                               "or braces");
+        return rc;
     }
 
     ttl = NGX_HTTP_FISHCHAT_MANAGER_TTL;

@@ -1030,6 +1030,28 @@ ngx_http_fishchat_manager_field(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
+/*
+ * A string field of the body that is an id or a topic name (key-safe, see
+ * ngx_fishchat_valid_id()): NGX_OK, or NGX_DONE when a 400 saying "text"
+ * was sent (*rc: what to finalize the request with)
+ */
+
+ngx_int_t
+ngx_http_fishchat_manager_id_field(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *name, ngx_str_t *value, char *text, ngx_int_t *rc)
+{
+    if (ngx_http_fishchat_manager_field(ctx, name, value) == NGX_OK
+        && ngx_fishchat_valid_id(value) == NGX_OK)
+    {
+        return NGX_OK;
+    }
+
+    *rc = ngx_http_fishchat_manager_error(ctx->request, NGX_HTTP_BAD_REQUEST,
+                                          "BAD_REQUEST", "%s", text);
+    return NGX_DONE;
+}
+
+
 /* the request is freed: a command still under way is forgotten */
 
 static void

@@ -36,6 +36,8 @@ static ngx_int_t ngx_http_fishchat_manager_client_topic(
     ngx_uint_t join, ngx_http_fishchat_manager_done_pt done);
 static ngx_int_t ngx_http_fishchat_manager_history_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
+static void ngx_http_fishchat_manager_line(u_char **pos, u_char *last,
+    ngx_str_t *line);
 
 
 /*
@@ -177,6 +179,7 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char     *p;
     json_t     *v;
+    ngx_int_t   rc;
     ngx_str_t   args[7];
     u_char      now[NGX_INT64_LEN];
 
@@ -189,28 +192,24 @@ ngx_http_fishchat_manager_topic_create(ngx_http_fishchat_manager_ctx_t *ctx)
                                                "\"private\": true or false");
     }
 
-    if (ngx_http_fishchat_manager_field(ctx, "name", &ctx->name) != NGX_OK
-        || ngx_fishchat_valid_id(&ctx->name) != NGX_OK)
+    if (ngx_http_fishchat_manager_id_field(ctx, "name", &ctx->name,
+                                           "\"name\": a topic name of 1 to "
+                                           "128 bytes without white space, "
+                                           "control characters or braces",
+                                           &rc)
+        != NGX_OK)
     {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "\"name\": a topic name of 1 "
-                                               "to 128 bytes without white "
-                                               "space, control characters "
-                                               "or braces");
+        return rc;
     }
 
-    if (ngx_http_fishchat_manager_field(ctx, "creator", &ctx->id) != NGX_OK
-        || ngx_fishchat_valid_id(&ctx->id) != NGX_OK)
+    if (ngx_http_fishchat_manager_id_field(ctx, "creator", &ctx->id,
+                                           "\"creator\": a client id of 1 "
+                                           "to 128 bytes without white "
+                                           "space, control characters or "
+                                           "braces", &rc)
+        != NGX_OK)
     {
-        return ngx_http_fishchat_manager_error(ctx->request,
-                                               NGX_HTTP_BAD_REQUEST,
-                                               "BAD_REQUEST",
-                                               "\"creator\": a client id "
-                                               "of 1 to 128 bytes without "
-                                               "white space, control "
-                                               "characters or braces");
+        return rc;
     }
 
     p = ctx->scratch;
@@ -687,7 +686,7 @@ static ngx_int_t
 ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
-    u_char              *s, *last, *nl;
+    u_char              *s, *last;
     size_t               i;
     ngx_str_t            v;
     ngx_uint_t           n;
@@ -723,31 +722,20 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
 
         ngx_fishchat_json_fmt(&out, "%s{", n++ ? "," : "");
 
-        nl = ngx_strlchr(s, last, '\n');
-        v.data = s;
-        v.len = (nl ? nl : last) - s;
-
+        ngx_http_fishchat_manager_line(&s, last, &v);
         ngx_fishchat_json_fmt(&out, "\"seq\":%L",
                               (int64_t) ngx_atoof(v.data, v.len));
 
-        s = nl ? nl + 1 : last;
-        nl = ngx_strlchr(s, last, '\n');
-        v.data = s;
-        v.len = (nl ? nl : last) - s;
-
+        ngx_http_fishchat_manager_line(&s, last, &v);
         ngx_fishchat_json_fmt(&out, ",\"uuid\":");
         ngx_fishchat_json_str(&out, &v);
 
-        s = nl ? nl + 1 : last;
-        nl = ngx_strlchr(s, last, '\n');
-        v.data = s;
-        v.len = (nl ? nl : last) - s;
-
+        ngx_http_fishchat_manager_line(&s, last, &v);
         ngx_fishchat_json_fmt(&out, ",\"from\":");
         ngx_fishchat_json_str(&out, &v);
 
-        v.data = nl ? nl + 1 : last;
-        v.len = last - v.data;
+        v.data = s;
+        v.len = last - s;
 
         ngx_fishchat_json_fmt(&out, ",\"message\":");
         ngx_fishchat_json_str(&out, &v);
@@ -767,4 +755,20 @@ ngx_http_fishchat_manager_history_done(ngx_http_fishchat_manager_ctx_t *ctx,
     }
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
+}
+
+
+/* the line at "pos" (up to "last", without its "\n"); "pos" goes past it */
+
+static void
+ngx_http_fishchat_manager_line(u_char **pos, u_char *last, ngx_str_t *line)
+{
+    u_char  *nl;
+
+    nl = ngx_strlchr(*pos, last, '\n');
+
+    line->data = *pos;
+    line->len = (nl ? nl : last) - *pos;
+
+    *pos = nl ? nl + 1 : last;
 }

@@ -210,13 +210,11 @@ ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev)
     ngx_int_t                            rc;
     ngx_buf_t                            b;
     ngx_connection_t                    *c;
-    ngx_stream_session_t                *s;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_msg_session_t   *sess;
 
     c = rev->data;
-    s = c->data;
-    sess = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_msg_module);
+    sess = ngx_fishchat_stream_ctx(rev, ngx_stream_fishchat_msg_module);
     w = ngx_stream_fishchat_msg_worker;
 
     if (ngx_stream_fishchat_msg_may_read(sess, rev) != NGX_OK) {
@@ -1348,12 +1346,10 @@ static void
 ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev)
 {
     ngx_connection_t                    *c;
-    ngx_stream_session_t                *s;
     ngx_stream_fishchat_msg_session_t   *sess;
 
     c = wev->data;
-    s = c->data;
-    sess = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_msg_module);
+    sess = ngx_fishchat_stream_ctx(wev, ngx_stream_fishchat_msg_module);
 
     if (sess == NULL || sess->closed) {
         return;

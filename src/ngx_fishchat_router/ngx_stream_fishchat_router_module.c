@@ -320,12 +320,10 @@ ngx_stream_fishchat_router_read_handler(ngx_event_t *rev)
     ngx_buf_t                           b;
     ngx_str_t                           frame;
     ngx_connection_t                   *c;
-    ngx_stream_session_t               *s;
     ngx_stream_fishchat_router_peer_t  *peer;
 
     c = rev->data;
-    s = c->data;
-    peer = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_router_module);
+    peer = ngx_fishchat_stream_ctx(rev, ngx_stream_fishchat_router_module);
 
     if (c->close || peer->cut) {
         ngx_stream_fishchat_router_close(peer);
@@ -868,12 +866,10 @@ static void
 ngx_stream_fishchat_router_write_handler(ngx_event_t *wev)
 {
     ngx_connection_t                   *c;
-    ngx_stream_session_t               *s;
     ngx_stream_fishchat_router_peer_t  *peer;
 
     c = wev->data;
-    s = c->data;
-    peer = ngx_stream_get_module_ctx(s, ngx_stream_fishchat_router_module);
+    peer = ngx_fishchat_stream_ctx(wev, ngx_stream_fishchat_router_module);
 
     if (peer == NULL || peer->closed) {
         return;
