@@ -26,7 +26,7 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 
 pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libhiredis-dev libjansson-dev
-      libavformat-dev libavcodec-dev libavutil-dev ffmpeg
+      libavformat-dev libavcodec-dev libavutil-dev libswscale-dev ffmpeg
       redis-server redis-tools xz-utils ca-certificates curl
       libtest-base-perl libtext-diff-perl liblist-moreutils-perl
       libipc-run-perl libtest-longstring-perl liburi-perl libwww-perl
