@@ -25,7 +25,7 @@ build-dynamic: deps
 # nginx in the foreground with conf/fishchat.conf; Ctrl-C stops it and the
 # Redis it started
 run: build
-	@mkdir -p var/run/logs var/run/hls var/run/rec var/run/vod
+	@mkdir -p var/run/logs var/run/hls var/run/rec var/run/vod var/run/files
 	@util/redis.sh run $(REDIS_HOST) $(REDIS_PORT)
 	@util/tls.sh
 	@util/run.sh $(NGINX) $(CONF) $(CURDIR)/var/run

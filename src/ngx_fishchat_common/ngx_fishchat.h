@@ -23,6 +23,7 @@
 #define NGX_FISHCHAT_MAX_ARGS       8
 #define NGX_FISHCHAT_UUID_LEN       36
 #define NGX_FISHCHAT_ID_MAX         128
+#define NGX_FISHCHAT_FILE_ID_LEN    32
 
 /* a stream of the media role: 16 hex digits made by the server */
 #define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
@@ -64,6 +65,8 @@ typedef enum {
     NGX_FISHCHAT_ERR_AUTH_FAILED,
     NGX_FISHCHAT_ERR_TOKEN_EXPIRED,
     NGX_FISHCHAT_ERR_NO_SUCH_STREAM,
+    NGX_FISHCHAT_ERR_FILE_TOO_LARGE,
+    NGX_FISHCHAT_ERR_QUOTA_EXCEEDED,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -293,6 +296,13 @@ typedef struct {
     ngx_str_t                   media_vod_url;
     time_t                      media_token_ttl;
 
+    /* files: the URL handed out, the limits of uploads */
+    ngx_str_t                   files_url;
+    off_t                       files_max_size;
+    off_t                       files_quota;      /* 0: none */
+    time_t                      files_slot_ttl;
+    time_t                      files_ttl;
+
     ngx_str_t                   sys[NGX_FISHCHAT_SYS_N];
     ngx_str_t                   beat_key;     /* P{nodes}:beat */
     ngx_str_t                   load_key;     /* P{nodes}:load */
@@ -415,6 +425,9 @@ ngx_int_t ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf,
     char **reason);
 ngx_int_t ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *id, time_t ttl, ngx_fishchat_token_t *t, ngx_str_t *token);
+ngx_int_t ngx_fishchat_files_id(u_char *p);
+ngx_int_t ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
+    off_t size, ngx_str_t *type, time_t exp, ngx_str_t *sig);
 ngx_int_t ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *sub, ngx_str_t *stream, char *act, ngx_str_t *url,
     time_t *expires);

@@ -19,6 +19,8 @@
 #include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
+#include <openssl/hmac.h>
+#include <openssl/rand.h>
 #endif
 
 
@@ -623,6 +625,83 @@ done:
     jwt_free(jwt);
 
     return rc;
+}
+
+
+/*
+ * A file id: 16 bytes of OpenSSL's random generator in hex (32 bytes of
+ * "p"), what makes a download URL unguessable.  NGX_DECLINED without
+ * OpenSSL.
+ */
+
+ngx_int_t
+ngx_fishchat_files_id(u_char *p)
+{
+#if (NGX_OPENSSL)
+    u_char  r[NGX_FISHCHAT_FILE_ID_LEN / 2];
+
+    if (RAND_bytes(r, sizeof(r)) != 1) {
+        return NGX_ERROR;
+    }
+
+    ngx_hex_dump(p, r, sizeof(r));
+
+    return NGX_OK;
+
+#else
+
+    return NGX_DECLINED;
+
+#endif
+}
+
+
+/*
+ * The signature of an upload slot's PUT URL: HMAC-SHA256 with the HS*
+ * secret of "put", the file id, its size, its type and the expiry,
+ * base64url into "sig" (43 bytes, caller's).  NGX_DECLINED without a
+ * secret (or without OpenSSL).
+ */
+
+ngx_int_t
+ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id, off_t size,
+    ngx_str_t *type, time_t exp, ngx_str_t *sig)
+{
+#if (NGX_OPENSSL)
+    u_char        *p;
+    unsigned int   len;
+    ngx_str_t      md;
+    u_char         data[NGX_FISHCHAT_ID_MAX + NGX_OFF_T_LEN + NGX_TIME_T_LEN
+                        + 160];
+    u_char         mac[EVP_MAX_MD_SIZE];
+
+    if (fcf->auth_secret.len == 0 || id->len > NGX_FISHCHAT_ID_MAX
+        || type->len > 127)
+    {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_sprintf(data, "put\n%V\n%O\n%V\n%T", id, size, type, exp);
+
+    if (HMAC(EVP_sha256(), fcf->auth_secret.data, (int) fcf->auth_secret.len,
+             data, p - data, mac, &len)
+        == NULL)
+    {
+        return NGX_ERROR;
+    }
+
+    md.data = mac;
+    md.len = len;
+
+    ngx_encode_base64url(sig, &md);
+
+    return NGX_OK;
+
+#else
+
+    return NGX_DECLINED;
+
+#endif
 }
 
 

@@ -32,6 +32,27 @@ ngx_fishchat_http_header(ngx_http_request_t *r, char *name, ngx_str_t *value)
 }
 
 
+/* a handler of the access phase (the media and files locations) */
+
+ngx_int_t
+ngx_fishchat_http_access(ngx_conf_t *cf, ngx_http_handler_pt h)
+{
+    ngx_http_handler_pt        *ph;
+    ngx_http_core_main_conf_t  *cmcf;
+
+    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
+
+    ph = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
+    if (ph == NULL) {
+        return NGX_ERROR;
+    }
+
+    *ph = h;
+
+    return NGX_OK;
+}
+
+
 /* the response, or its header only (HEAD); for a content handler */
 
 ngx_int_t

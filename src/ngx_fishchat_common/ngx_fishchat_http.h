@@ -15,6 +15,7 @@
 #include "ngx_fishchat.h"
 
 
+ngx_int_t ngx_fishchat_http_access(ngx_conf_t *cf, ngx_http_handler_pt h);
 ngx_int_t ngx_fishchat_http_header(ngx_http_request_t *r, char *name,
     ngx_str_t *value);
 ngx_int_t ngx_fishchat_http_send(ngx_http_request_t *r, ngx_uint_t status,

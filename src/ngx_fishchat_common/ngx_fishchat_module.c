@@ -156,6 +156,41 @@ static ngx_command_t  ngx_fishchat_commands[] = {
       offsetof(ngx_fishchat_conf_t, media_token_ttl),
       NULL },
 
+    { ngx_string("fishchat_files_url"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_str_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_url),
+      NULL },
+
+    { ngx_string("fishchat_files_max_size"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_max_size),
+      NULL },
+
+    { ngx_string("fishchat_files_quota"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_off_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_quota),
+      NULL },
+
+    { ngx_string("fishchat_files_slot_ttl"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_slot_ttl),
+      NULL },
+
+    { ngx_string("fishchat_files_ttl"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_ttl),
+      NULL },
+
     { ngx_string("fishchat_frame_max"),
       NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -258,6 +293,10 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->auth_alg = NGX_CONF_UNSET_UINT;
     fcf->auth_leeway = NGX_CONF_UNSET;
     fcf->media_token_ttl = NGX_CONF_UNSET;
+    fcf->files_max_size = NGX_CONF_UNSET;
+    fcf->files_quota = NGX_CONF_UNSET;
+    fcf->files_slot_ttl = NGX_CONF_UNSET;
+    fcf->files_ttl = NGX_CONF_UNSET;
 
     if (ngx_array_init(&fcf->servers, cycle->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
@@ -316,6 +355,21 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
 
     if (fcf->media_token_ttl == NGX_CONF_UNSET) {
         fcf->media_token_ttl = 600;
+    }
+
+    ngx_conf_init_value(fcf->files_max_size, 100 * 1024 * 1024);
+    ngx_conf_init_value(fcf->files_quota, 1024 * 1024 * 1024);
+    ngx_conf_init_value(fcf->files_slot_ttl, 600);
+    ngx_conf_init_value(fcf->files_ttl, 30 * 86400);
+
+    if (fcf->files_max_size <= 0 || fcf->files_slot_ttl <= 0
+        || fcf->files_ttl <= 0)
+    {
+        ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
+                      "\"fishchat_files_max_size\", "
+                      "\"fishchat_files_slot_ttl\" and "
+                      "\"fishchat_files_ttl\" must be more than 0");
+        return NGX_CONF_ERROR;
     }
 
     if (fcf->frame_max < 64 || fcf->frame_max > 64 * 1024 * 1024) {

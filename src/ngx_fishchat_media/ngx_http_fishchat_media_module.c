@@ -1049,19 +1049,7 @@ ngx_http_fishchat_media_record_path(ngx_conf_t *cf, ngx_command_t *cmd,
 static ngx_int_t
 ngx_http_fishchat_media_init(ngx_conf_t *cf)
 {
-    ngx_http_handler_pt        *h;
-    ngx_http_core_main_conf_t  *cmcf;
-
     ngx_http_fishchat_media_remux_init();
 
-    cmcf = ngx_http_conf_get_module_main_conf(cf, ngx_http_core_module);
-
-    h = ngx_array_push(&cmcf->phases[NGX_HTTP_ACCESS_PHASE].handlers);
-    if (h == NULL) {
-        return NGX_ERROR;
-    }
-
-    *h = ngx_http_fishchat_media_hls_access;
-
-    return NGX_OK;
+    return ngx_fishchat_http_access(cf, ngx_http_fishchat_media_hls_access);
 }

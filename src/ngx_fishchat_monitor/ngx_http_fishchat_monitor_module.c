@@ -229,7 +229,9 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "duplicate_uuid",
     "auth_failed",
     "token_expired",
-    "no_such_stream"
+    "no_such_stream",
+    "file_too_large",
+    "quota_exceeded"
 };
 
 

@@ -75,6 +75,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *revoked;
     ngx_fishchat_redis_script_t    *media_publish;
     ngx_fishchat_redis_script_t    *media_play;
+    ngx_fishchat_redis_script_t    *file_slot;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -263,6 +264,12 @@ ngx_uint_t ngx_stream_fishchat_msg_media_words(ngx_str_t *text,
     ngx_str_t *word, ngx_str_t *rest);
 ngx_uint_t ngx_stream_fishchat_msg_media_own(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
+
+/* ngx_stream_fishchat_msg_files.c */
+
+extern char  ngx_stream_fishchat_msg_file_slot_lua[];
+ngx_int_t ngx_stream_fishchat_msg_file_slot(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
 /* ngx_stream_fishchat_msg_p2p.c */
 

@@ -1,0 +1,336 @@
+
+/*
+ * FishChat for nginx: files, from a chat session.
+ *
+ * FILE_SLOT <name> <size> <content-type> makes an upload slot: a file id
+ * of 16 random bytes, its record in Redis (counted against the id's
+ * quota), and the answer FILE_SLOT <id> <put url> <get url> <expires>
+ * whose PUT URL is signed (ngx_fishchat_files_sig) for that id, size,
+ * type and expiry.  The files location takes the upload
+ * (ngx_http_fishchat_files_module.c).
+ */
+
+
+#include <ngx_config.h>
+#include <ngx_core.h>
+#include <ngx_stream.h>
+#include "ngx_fishchat.h"
+#include "ngx_stream_fishchat_msg_private.h"
+
+
+#define NGX_STREAM_FISHCHAT_FILES_NAME_MAX  255
+#define NGX_STREAM_FISHCHAT_FILES_TYPE_MAX  127
+
+
+static ngx_int_t ngx_stream_fishchat_msg_file_args(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
+    off_t *size, u_char *type);
+static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
+    void *data);
+
+
+static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
+
+
+/*
+ * KEYS: the file, the owner's files.  ARGV: owner, name, type, size,
+ * created (Unix ms), expires (Unix s), the quota (0: none), the slot's
+ * life (s).  1 when made; -1 over the quota; 0 the id is taken.
+ */
+
+char  ngx_stream_fishchat_msg_file_slot_lua[] =
+    "if ARGV[7] ~= '0' then "
+        "local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0') "
+        "if used + tonumber(ARGV[4]) > tonumber(ARGV[7]) then "
+            "return -1 "
+        "end "
+    "end "
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
+    "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'name', ARGV[2], "
+               "'type', ARGV[3], 'size', ARGV[4], 'created', ARGV[5], "
+               "'expires', ARGV[6], 'state', 'slot') "
+    "redis.call('EXPIRE', KEYS[1], ARGV[8]) "
+    "return 1";
+
+
+/* FILE_SLOT <name> <size> <content-type> */
+
+ngx_int_t
+ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                            *p;
+    off_t                              size;
+    size_t                             len;
+    time_t                             exp;
+    ngx_int_t                          rc;
+    ngx_str_t                          args[10], id, sig, type, url[2];
+    ngx_fishchat_conf_t               *fcf;
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+    u_char                             sbuf[NGX_OFF_T_LEN];
+    u_char                             now[NGX_INT64_LEN];
+    u_char                             expires[NGX_TIME_T_LEN];
+    u_char                             quota[NGX_OFF_T_LEN];
+    u_char                             ttl[NGX_TIME_T_LEN];
+    u_char                             fid[NGX_FISHCHAT_FILE_ID_LEN];
+    u_char                             tbuf[NGX_STREAM_FISHCHAT_FILES_TYPE_MAX];
+    u_char                             sbytes[64];
+
+    w = ngx_stream_fishchat_msg_worker;
+    fcf = w->fcf;
+
+    size = 0;
+
+    rc = ngx_stream_fishchat_msg_file_args(sess, m, &size, tbuf);
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    type.data = tbuf;
+    type.len = m->args[2].len;
+
+    id.data = fid;
+    id.len = NGX_FISHCHAT_FILE_ID_LEN;
+
+    exp = ngx_time() + fcf->files_slot_ttl;
+    sig.data = sbytes;
+
+    if (ngx_fishchat_files_id(fid) != NGX_OK
+        || ngx_fishchat_files_sig(fcf, &id, size, &type, exp, &sig) != NGX_OK)
+    {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "FILE_SLOT: no slot could "
+                                              "be signed");
+    }
+
+    /* the answer is made now, and sent once Redis has the slot */
+
+    /* the URLs, then the frame: its arguments escaped take 6 times more */
+
+    len = 2 * (fcf->files_url.len + id.len) + sig.len + NGX_TIME_T_LEN
+          + sizeof("//?exp=&sig=");
+
+    call = ngx_stream_fishchat_msg_call(sess, id.len + len
+                                        + 6 * (id.len + len + NGX_TIME_T_LEN)
+                                        + 64);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    call->to.data = call->data;
+    call->to.len = id.len;
+    p = ngx_cpymem(call->data, fid, id.len);
+
+    url[0].data = p;
+    p = ngx_sprintf(p, "%V/%V?exp=%T&sig=%V", &fcf->files_url, &id, exp,
+                    &sig);
+    url[0].len = p - url[0].data;
+
+    url[1].data = p;
+    p = ngx_sprintf(p, "%V/%V", &fcf->files_url, &id);
+    url[1].len = p - url[1].data;
+
+    args[0] = call->to;
+    args[1] = url[0];
+    args[2] = url[1];
+    args[3].data = expires;
+    args[3].len = ngx_sprintf(expires, "%T", exp) - expires;
+
+    call->ref.data = p;
+    call->ref.len = ngx_fishchat_frame_write(p, &ngx_stream_fishchat_msg_file,
+                                             args, 4)
+                    - p;
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
+    args[1] = ngx_fishchat_key(&p, "files:", &sess->node.str, "");
+    args[2] = sess->node.str;
+    args[3] = m->args[0];
+    args[4] = type;
+    args[5].data = sbuf;
+    args[5].len = ngx_sprintf(sbuf, "%O", size) - sbuf;
+    args[6].data = now;
+    args[6].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+                  - now;
+    args[7].data = expires;
+    args[7].len = ngx_sprintf(expires, "%T", exp) - expires;
+    args[8].data = quota;
+    args[8].len = ngx_sprintf(quota, "%O", fcf->files_quota) - quota;
+    args[9].data = ttl;
+    args[9].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->file_slot,
+                                        ngx_stream_fishchat_msg_file_made,
+                                        call, 2, 10, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
+                                              "no slot made: Redis is "
+                                              "unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+/*
+ * The arguments of FILE_SLOT: a name to show (no control characters, no
+ * "/"), a size within fishchat_files_max_size, a type/subtype, lower-cased
+ * into "type".  NGX_DECLINED: go on; otherwise the client was answered.
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m, off_t *size, u_char *type)
+{
+    u_char                c;
+    size_t                i;
+    ngx_str_t            *name, *t;
+    ngx_uint_t            slash;
+    ngx_fishchat_conf_t  *fcf;
+
+    fcf = ngx_stream_fishchat_msg_worker->fcf;
+
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command "
+                                              "\"FILE_SLOT\"");
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "FILE_SLOT before login");
+    }
+
+    if (fcf->files_url.len == 0 || fcf->auth_secret.len == 0) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "FILE_SLOT needs "
+                                              "\"fishchat_files_url\" and "
+                                              "\"fishchat_auth_secret_file\" "
+                                              "on the server");
+    }
+
+    if (m->nargs != 3) {
+        goto bad;
+    }
+
+    name = &m->args[0];
+
+    if (name->len == 0 || name->len > NGX_STREAM_FISHCHAT_FILES_NAME_MAX) {
+        goto bad;
+    }
+
+    for (i = 0; i < name->len; i++) {
+        c = name->data[i];
+
+        if (c < 0x20 || c == 0x7f || c == '/') {
+            goto bad;
+        }
+    }
+
+    *size = ngx_atoof(m->args[1].data, m->args[1].len);
+
+    if (*size <= 0) {
+        goto bad;
+    }
+
+    t = &m->args[2];
+
+    if (t->len == 0 || t->len > NGX_STREAM_FISHCHAT_FILES_TYPE_MAX) {
+        goto bad;
+    }
+
+    slash = 0;
+
+    for (i = 0; i < t->len; i++) {
+        c = ngx_tolower(t->data[i]);
+        type[i] = c;
+
+        if (c == '/') {
+            if (slash++ || i == 0 || i == t->len - 1) {
+                goto bad;
+            }
+
+            continue;
+        }
+
+        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
+            || ngx_strlchr((u_char *) "!#$&^_.+-",
+                           (u_char *) "!#$&^_.+-" + 9, c))
+        {
+            continue;
+        }
+
+        goto bad;
+    }
+
+    if (!slash) {
+        goto bad;
+    }
+
+    if (*size > fcf->files_max_size) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_FILE_TOO_LARGE,
+                                              0, "%O", fcf->files_max_size);
+    }
+
+    return NGX_DECLINED;
+
+bad:
+
+    return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS, 1,
+                                          "FILE_SLOT takes a name (no "
+                                          "control characters or \"/\"), a "
+                                          "size in bytes and a type/subtype");
+}
+
+
+static void
+ngx_stream_fishchat_msg_file_made(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_fishchat_err_e                  err;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: \"%V\" has an upload slot for file %V",
+                      &sess->node.str, &call->to);
+
+        /* the call is taken off the session: a write may close the session */
+
+        ngx_queue_remove(&call->queue);
+
+        if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
+            == NGX_OK)
+        {
+            sess->counters->frames_out++;
+        }
+
+        ngx_free(call);
+        return;
+    }
+
+    err = (reply && reply->type == REDIS_REPLY_INTEGER
+           && reply->integer == -1)
+          ? NGX_FISHCHAT_ERR_QUOTA_EXCEEDED : NGX_FISHCHAT_ERR_REDIS;
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0, "no slot made: %s",
+                                          err == NGX_FISHCHAT_ERR_REDIS
+                                          ? "Redis is unavailable"
+                                          : "the files would pass "
+                                            "\"fishchat_files_quota\"");
+}

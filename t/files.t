@@ -1,0 +1,615 @@
+# Files (issue 15), first slice (docs/files.md): FILE_SLOT on the msg
+# server, the signed PUT to the files location (fishchat_files), the
+# content-addressed store, downloads by nginx's static module with the
+# safety headers, GET /files/<id>/info, and the refusals.
+#
+# Blocks get, unless they say otherwise:
+#   main_config            fishchat_node n1; the HS256 test secret (it signs
+#                          the PUT URLs); fishchat_files_url on the HTTP
+#                          port.  A block's own --- main_config is added
+#                          after these lines, unless it has a
+#                          fishchat_node line (then it is the whole of it)
+#   stream_server_config   fishchat_msg;
+#   config                 location /files/ { fishchat_files; the store
+#                          in servroot/html/store, the temporary files in
+#                          store/.tmp (the same file system), 200m }
+#   user_files             store/.keep (the store exists; nginx makes
+#                          client_body_temp_path itself at start)
+#
+# The hashing thread pool is nginx's "default" one, which exists as soon as
+# a module asks for it (as for the media remux, t/media.t TEST 6).
+#
+# Local macros:
+#   files_login            alice (a) and bob (b) log in (opt-in); $files
+#                          is the files URL
+
+use Test::FishChat;
+use Test::FishChat::Msg;
+use Test::FishChat::Files;
+
+repeat_each(1);
+no_shuffle();
+no_root_location();
+
+my $MAIN = <<'_EOC_';
+    fishchat_node n1;
+    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
+    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
+_EOC_
+
+add_block_preprocessor(sub {
+    my $block = shift;
+
+    if (!defined $block->main_config) {
+        $block->set_value('main_config', $MAIN);
+    } elsif ($block->main_config !~ /\bfishchat_node\s/) {
+        $block->set_value('main_config', $MAIN . $block->main_config);
+    }
+
+    if (!defined $block->stream_server_config
+        && !defined $block->stream_config)
+    {
+        $block->set_value('stream_server_config', <<'_EOC_');
+    fishchat_msg;
+_EOC_
+    }
+
+    if (!defined $block->config) {
+        $block->set_value('config', <<'_EOC_');
+    location /files/ {
+        fishchat_files;
+        alias $TEST_NGINX_SERVER_ROOT/html/store/;
+        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
+        client_max_body_size 200m;
+    }
+_EOC_
+    }
+
+    if (!defined $block->user_files) {
+        $block->set_value('user_files', <<'_EOC_');
+>>> store/.keep
+_EOC_
+    }
+});
+
+Test::FishChat::Steps::add_macro(files_login => <<'_EOS_');
+hello_login a alice
+hello_login b bob
+set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
+_EOS_
+
+plan tests => msg_plan();
+
+run_tests();
+
+__DATA__
+
+=== TEST 1: FILE_SLOT: an id, a signed PUT URL, a GET URL, the expiry (10 min); over fishchat_files_max_size FILE_TOO_LARGE (non-fatal); bad name, size or type BAD_ARGS (fatal); seed clients UNKNOWN_COMMAND
+--- scenario
+files_login
+send a FILE_SLOT photo.png 48213 image/png
+recv_like a ^FILE_SLOT [0-9a-f]{32} http://127\.0\.0\.1:\d+/files/[0-9a-f]{32}\?exp=\d+&sig=[A-Za-z0-9_-]{43}=? http://127\.0\.0\.1:\d+/files/[0-9a-f]{32} \d+$
+capture a id 0
+capture a put 1
+capture a get 2
+capture a exp 3
+capture_re sig $put [?&]sig=([^&]+)$
+assert_eq $put $files/$id?exp=$exp&sig=$sig
+assert_eq $get $files/$id
+# fishchat_files_slot_ttl: 10m by default
+assert_near $exp $NOW+600 5
+# the slot is in Redis, owned by alice
+redis_expect alice HGET ${PREFIX}file:{$id} owner
+redis_expect slot HGET ${PREFIX}file:{$id} state
+redis_expect 48213 HGET ${PREFIX}file:{$id} size
+redis_expect image/png HGET ${PREFIX}file:{$id} type
+# another slot: another id, another signature
+send a FILE_SLOT photo.png 48213 image/png
+recv a FILE_SLOT * * * *
+capture a id2 0
+capture a put2 1
+capture_re sig2 $put2 [?&]sig=([^&]+)$
+assert_ne $id $id2
+assert_ne $sig $sig2
+# sizes 1 and exactly the maximum (100m) are fine; one more is too large,
+# and the session goes on
+send b FILE_SLOT a.bin 1 application/octet-stream
+recv b FILE_SLOT * * * *
+send b FILE_SLOT a.bin 104857600 application/octet-stream
+recv b FILE_SLOT * * * *
+send b FILE_SLOT a.bin 104857601 application/octet-stream
+recv b ERROR FILE_TOO_LARGE 104857600
+send b SEND_PING PING
+recv b PONG
+# the type is lower-cased; a name with spaces and UTF-8 is fine
+send b FILE_SLOT "r\u{e9}sum\u{e9} v2.PDF" 10 Application/PDF
+recv b FILE_SLOT * * * *
+capture b id3 0
+redis_expect application/pdf HGET ${PREFIX}file:{$id3} type
+redis_expect "r\u{e9}sum\u{e9} v2.PDF" HGET ${PREFIX}file:{$id3} name
+# BAD_ARGS, each closing the session: size 0, not a number, negative,
+# a name with '/', an empty name, a name of 256 bytes, a control
+# character, a type without '/', a type with a space, a missing type
+send b FILE_SLOT a.txt 0 text/plain
+recv b ERROR BAD_ARGS *
+closed b
+hello_login b2 bob
+send b2 FILE_SLOT a.txt 12a text/plain
+recv b2 ERROR BAD_ARGS *
+closed b2
+hello_login b3 bob
+send b3 FILE_SLOT a.txt -1 text/plain
+recv b3 ERROR BAD_ARGS *
+closed b3
+hello_login b4 bob
+send b4 FILE_SLOT ../etc/passwd 10 text/plain
+recv b4 ERROR BAD_ARGS *
+closed b4
+hello_login b5 bob
+send b5 FILE_SLOT "" 10 text/plain
+recv b5 ERROR BAD_ARGS *
+closed b5
+set_repeat long x 256
+hello_login b6 bob
+send b6 FILE_SLOT $long 10 text/plain
+recv b6 ERROR BAD_ARGS *
+closed b6
+hello_login b7 bob
+send b7 FILE_SLOT "a\tb.txt" 10 text/plain
+recv b7 ERROR BAD_ARGS *
+closed b7
+hello_login b8 bob
+send b8 FILE_SLOT a.txt 10 textplain
+recv b8 ERROR BAD_ARGS *
+closed b8
+hello_login b9 bob
+send b9 FILE_SLOT a.txt 10 "text/pl ain"
+recv b9 ERROR BAD_ARGS *
+closed b9
+hello_login b10 bob
+send b10 FILE_SLOT a.txt 10
+recv b10 ERROR BAD_ARGS *
+closed b10
+# a name of exactly 255 bytes is fine
+set_repeat long x 255
+hello_login b11 bob
+send b11 FILE_SLOT $long 10 text/plain
+recv b11 FILE_SLOT * * * *
+# seed clients: an unknown command, the close
+connect s
+send s SEND_CLIENT_ID sam
+send s FILE_SLOT a.txt 10 text/plain
+closed s
+send a SEND_PING PING
+recv a PONG
+--- error_log
+fishchat msg: UNKNOWN_COMMAND: unknown command "FILE_SLOT"
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 2: the round trip: PUT the bytes (201, the SHA-256), stored under <sha[0..1]>/<sha>; GET with the safety headers, ETag/If-None-Match, If-Modified-Since, Range, HEAD; images and video get no Content-Disposition, HTML does; a 3 MB file
+--- scenario
+files_login
+body t 5000
+send a FILE_SLOT notes.txt 5000 text/plain
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=t h=Content-Type:text/plain
+resp_json id $id
+resp_json sha256 $t_sha256
+resp_json size 5000
+resp_json type text/plain
+resp_json url $get
+capture_re d $t_sha256 ^(..)
+file_sha store/$d/$t_sha256 $t_sha256
+tree_count store 1
+redis_wait ready HGET ${PREFIX}file:{$id} state
+redis_wait $t_sha256 HGET ${PREFIX}file:{$id} sha256
+# the download
+http GET $get 200
+resp_body t
+resp_len 5000
+resp_header Content-Type text/plain
+resp_header X-Content-Type-Options nosniff
+resp_header Content-Security-Policy "sandbox; default-src 'none'"
+resp_header Content-Disposition "attachment; filename*=UTF-8''notes.txt"
+resp_disposition notes.txt
+resp_header_var etag ETag
+resp_header_var lm Last-Modified
+http GET $get 304 "h=If-None-Match:$etag"
+resp_header ETag $etag
+http GET $get 200 "h=If-None-Match:\"0-0\""
+resp_len 5000
+http GET $get 304 "h=If-Modified-Since:$lm"
+# a range
+http GET $get 206 h=Range:bytes=0-99
+resp_len 100
+resp_body t 0 100
+resp_header Content-Range "bytes 0-99/5000"
+resp_header X-Content-Type-Options nosniff
+http GET $get 206 h=Range:bytes=4990-
+resp_body t 4990 10
+# HEAD: the headers, no body
+http HEAD $get 200
+resp_len 0
+resp_header Content-Length 5000
+resp_header X-Content-Type-Options nosniff
+# an image: no Content-Disposition, the slot's type
+body p 3000 binary
+send b FILE_SLOT cat.png 3000 image/png
+recv b FILE_SLOT * * * *
+capture b pid 0
+capture b pput 1
+capture b pget 2
+http PUT $pput 201 body=p h=Content-Type:image/png
+resp_json sha256 $p_sha256
+http GET $pget 200
+resp_body p
+resp_header Content-Type image/png
+resp_header Content-Disposition -
+resp_header X-Content-Type-Options nosniff
+resp_header Content-Security-Policy "sandbox; default-src 'none'"
+capture_re pd $p_sha256 ^(..)
+file_sha store/$pd/$p_sha256 $p_sha256
+tree_count store 2
+# audio and video are shown inline too; anything else is an attachment
+body v 100 binary
+send b FILE_SLOT clip.webm 100 video/webm
+recv b FILE_SLOT * * * *
+capture b vput 1
+capture b vget 2
+http PUT $vput 201 body=v h=Content-Type:video/webm
+http GET $vget 200
+resp_header Content-Disposition -
+body h 200
+send b FILE_SLOT page.html 200 text/html
+recv b FILE_SLOT * * * *
+capture b hput 1
+capture b hget 2
+http PUT $hput 201 body=h h=Content-Type:text/html
+http GET $hget 200
+resp_header Content-Type text/html
+resp_header Content-Disposition "attachment; filename*=UTF-8''page.html"
+resp_header Content-Security-Policy "sandbox; default-src 'none'"
+# a larger file: written to a temporary file, hashed in the thread pool,
+# sent with sendfile
+body m 3000000 binary
+send a FILE_SLOT big.bin 3000000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a mput 1
+capture a mget 2
+http PUT $mput 201 body=m h=Content-Type:application/octet-stream
+resp_json sha256 $m_sha256
+resp_json size 3000000
+http GET $mget 200
+resp_body m
+resp_header Content-Length 3000000
+http GET $mget 206 h=Range:bytes=1000000-1000999
+resp_body m 1000000 1000
+capture_re md $m_sha256 ^(..)
+file_sha store/$md/$m_sha256 $m_sha256
+tree_count store 5
+tree_wait_empty store/.tmp
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 3: GET /files/<id>/info: id, name, type (lower-cased), size, sha256, created, expires (30 days); the name percent-encoded in Content-Disposition
+--- scenario
+files_login
+body r 3000 binary
+send b FILE_SLOT "r\u{e9}sum\u{e9} v2.pdf" 3000 Application/PDF
+recv b FILE_SLOT * * * *
+capture b id 0
+capture b put 1
+capture b get 2
+http PUT $put 201 body=r h=Content-Type:application/pdf
+resp_json type application/pdf
+http GET $get/info 200
+resp_json id $id
+resp_json name "r\u{e9}sum\u{e9} v2.pdf"
+resp_json type application/pdf
+resp_json size 3000
+resp_json sha256 $r_sha256
+resp_json_var created created
+assert_like $created ^\d+$
+resp_json_var expires expires
+# fishchat_files_ttl: 30d by default
+assert_near $expires $NOW+2592000 60
+http GET $get 200
+resp_body r
+resp_header Content-Type application/pdf
+resp_disposition "r\u{e9}sum\u{e9} v2.pdf"
+# no such id
+http GET $files/0123456789abcdef0123456789abcdef/info 404
+resp_json error.code NO_SUCH_FILE
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 4: PUT refusals (each with a JSON body): no signature, another size, another type, a wrong or foreign signature, a changed expiry, an expired URL, a used slot; GET of an unknown id, of a slot not uploaded, of what is no id (the store itself, the temporary files); other methods 405; nothing partial left in the store
+--- scenario
+files_login
+body t 5000
+body t2 4999
+send a FILE_SLOT notes.txt 5000 text/plain
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+capture a exp 3
+capture_re sig $put [?&]sig=([^&]+)$
+send a FILE_SLOT other.txt 5000 text/plain
+recv a FILE_SLOT * * * *
+capture a oid 0
+capture a oput 1
+capture a oexp 3
+capture_re osig $oput [?&]sig=([^&]+)$
+# no exp and sig
+http PUT $get 400 body=t h=Content-Type:text/plain
+resp_json error.code BAD_REQUEST
+resp_json error *
+# another size: a shorter body, or a longer one
+http PUT $put 400 body=t2 h=Content-Type:text/plain
+resp_json error.code BAD_REQUEST
+body t3 5001
+http PUT $put 400 body=t3 h=Content-Type:text/plain
+resp_json error.code BAD_REQUEST
+# another type
+http PUT $put 400 body=t h=Content-Type:image/png
+resp_json error.code BAD_REQUEST
+# a wrong signature, the other slot's, and a changed expiry
+flip bad $sig
+http PUT $files/$id?exp=$exp&sig=$bad 403 body=t h=Content-Type:text/plain
+resp_json error.code FORBIDDEN
+http PUT $files/$id?exp=$oexp&sig=$osig 403 body=t h=Content-Type:text/plain
+resp_json error.code FORBIDDEN
+http PUT $files/$id?exp=$exp+60&sig=$sig 403 body=t h=Content-Type:text/plain
+resp_json error.code FORBIDDEN
+# an expired URL (the signature does not match either: the expiry first)
+http PUT $files/$id?exp=1000000000&sig=$sig 403 body=t h=Content-Type:text/plain
+resp_json error.code SLOT_EXPIRED
+# a slot not uploaded yet: 404 on GET
+http GET $get 404
+resp_json error.code NO_SUCH_FILE
+# none of these took the slot or stored anything
+redis_wait slot HGET ${PREFIX}file:{$id} state
+tree_count store 0
+# the good PUT, then a second one
+http PUT $put 201 body=t h=Content-Type:text/plain
+resp_json sha256 $t_sha256
+http PUT $put 409 body=t h=Content-Type:text/plain
+resp_json error.code SLOT_USED
+# the other slot, the URL of the first: another id, another signature
+http PUT $files/$oid?exp=$exp&sig=$sig 403 body=t h=Content-Type:text/plain
+resp_json error.code FORBIDDEN
+# GETs of what is not there
+http GET $files/0123456789abcdef0123456789abcdef 404
+resp_json error.code NO_SUCH_FILE
+http GET $files/xx/whatever 404
+resp_json error.code *
+http GET $files/ 404
+resp_json error.code *
+http GET $files/$id/other 404
+resp_json error.code *
+# the store is reached through ids only: not by the hash, not the
+# temporary files
+capture_re d $t_sha256 ^(..)
+http GET $files/$d/$t_sha256 404
+resp_json error.code *
+http GET $files/.tmp/ 404
+http GET $files/.keep 404
+# other methods
+http DELETE $get 405
+resp_json error.code METHOD_NOT_ALLOWED
+http POST $put 405 body=t h=Content-Type:text/plain
+resp_json error.code METHOD_NOT_ALLOWED
+http DELETE $put 405
+resp_json error.code METHOD_NOT_ALLOWED
+# the file is served still; nothing else is in the store
+http GET $get 200
+resp_body t
+tree_count store 1
+file_sha store/$d/$t_sha256 $t_sha256
+tree_wait_empty store/.tmp
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 5: fishchat_files_max_size 1k: FILE_SLOT over it FILE_TOO_LARGE 1024 (non-fatal); a PUT with a Content-Length over it 413 (checked before the slot's size)
+--- main_config
+    fishchat_files_max_size 1k;
+--- scenario
+files_login
+send a FILE_SLOT big.bin 1025 application/octet-stream
+recv a ERROR FILE_TOO_LARGE 1024
+send a SEND_PING PING
+recv a PONG
+send a FILE_SLOT max.bin 1024 application/octet-stream
+recv a FILE_SLOT * * * *
+send a FILE_SLOT a.bin 1000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a put 1
+capture a get 2
+body big 2000 binary
+body ok 1000 binary
+http PUT $put 413 body=big h=Content-Type:application/octet-stream
+resp_json error.code FILE_TOO_LARGE
+# a Content-Length over the maximum with a shorter body: refused as soon
+# as the headers are read
+http PUT $put 413 body=ok length=1048577 h=Content-Type:application/octet-stream
+resp_json error.code FILE_TOO_LARGE
+http PUT $put 201 body=ok h=Content-Type:application/octet-stream
+resp_json size 1000
+http GET $get 200
+resp_body ok
+tree_count store 1
+tree_wait_empty store/.tmp
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 6: fishchat_files_quota 10k: slots are counted against the stored files only; once 8k are stored, a 4k slot is QUOTA_EXCEEDED (non-fatal), a 2000-byte one is fine; another id has its own quota
+--- main_config
+    fishchat_files_quota 10k;
+--- scenario
+files_login
+# nothing stored yet: slots of 8k and 4k are both fine
+send a FILE_SLOT a.bin 8192 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a put 1
+send a FILE_SLOT b.bin 4096 application/octet-stream
+recv a FILE_SLOT * * * *
+send a FILE_SLOT c.bin 10240 application/octet-stream
+recv a FILE_SLOT * * * *
+body a8 8192 binary
+http PUT $put 201 body=a8 h=Content-Type:application/octet-stream
+redis_wait 8192 HGET ${PREFIX}files:{alice} used
+send a FILE_SLOT d.bin 4096 application/octet-stream
+recv a ERROR QUOTA_EXCEEDED *
+send a SEND_PING PING
+recv a PONG
+send a FILE_SLOT e.bin 2000 application/octet-stream
+recv a FILE_SLOT * * * *
+# bob stored nothing
+send b FILE_SLOT d.bin 4096 application/octet-stream
+recv b FILE_SLOT * * * *
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 7: the same bytes twice (two ids, two owners): both 201 with the same SHA-256, one file in the store, both GET URLs serve it with their own names
+--- scenario
+files_login
+body s 3000
+send a FILE_SLOT one.txt 3000 text/plain
+recv a FILE_SLOT * * * *
+capture a id1 0
+capture a put1 1
+capture a get1 2
+send b FILE_SLOT two.txt 3000 text/plain
+recv b FILE_SLOT * * * *
+capture b id2 0
+capture b put2 1
+capture b get2 2
+http PUT $put1 201 body=s h=Content-Type:text/plain
+resp_json sha256 $s_sha256
+resp_json id $id1
+http PUT $put2 201 body=s h=Content-Type:text/plain
+resp_json sha256 $s_sha256
+resp_json id $id2
+tree_count store 1
+capture_re d $s_sha256 ^(..)
+file_sha store/$d/$s_sha256 $s_sha256
+tree_wait_empty store/.tmp
+http GET $get1 200
+resp_body s
+resp_disposition one.txt
+http GET $get2 200
+resp_body s
+resp_disposition two.txt
+http GET $get2/info 200
+resp_json sha256 $s_sha256
+resp_json name two.txt
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 8: an upload under way makes a second PUT 409 SLOT_USED; abandoned by its client, it frees the slot: the next PUT is 201, and no temporary file is left
+--- scenario_timeout: 5
+--- scenario
+files_login
+body big 100000 binary
+send a FILE_SLOT big.bin 100000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+# the headers and 1000 bytes of the body, and the client stops there
+http_open u PUT $put part=1000 body=big h=Content-Type:application/octet-stream
+redis_wait uploading HGET ${PREFIX}file:{$id} state
+http PUT $put 409 body=big h=Content-Type:application/octet-stream
+resp_json error.code SLOT_USED
+http GET $get 404
+http_close u
+# the server notices the close, drops the temporary file, frees the slot
+http_retry PUT $put 201 body=big h=Content-Type:application/octet-stream
+resp_json sha256 $big_sha256
+resp_json size 100000
+http GET $get 200
+resp_body big
+tree_count store 1
+tree_wait_empty store/.tmp
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 9: chat goes on: a file's GET URL sent as a message, received, acknowledged and downloaded
+--- scenario
+files_login
+body t 777
+send a FILE_SLOT hello.txt 777 text/plain
+recv a FILE_SLOT * * * *
+capture a put 1
+capture a get 2
+http PUT $put 201 body=t h=Content-Type:text/plain
+send a SEND_MESSAGE_P2P bob $get alice r1
+recv a ACCEPTED r1 *
+recv b RESP_MESSAGE_P2P $get alice *
+capture b u 2
+send b P2P_ACK bob $u
+http GET $get 200
+resp_body t
+send b SEND_MESSAGE_P2P alice thanks bob r2
+recv b ACCEPTED r2 *
+recv a RESP_MESSAGE_P2P thanks bob *
+no_frame a
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 10: without fishchat_files_url, FILE_SLOT is UNKNOWN_COMMAND and not fatal
+--- main_config
+    fishchat_node n1;
+    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
+--- config
+--- scenario
+hello_login a alice
+send a FILE_SLOT a.txt 10 text/plain
+recv a ERROR UNKNOWN_COMMAND *
+send a SEND_PING PING
+recv a PONG
+--- no_error_log
+[error]
+[alert]
+[emerg]
