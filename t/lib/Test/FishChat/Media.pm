@@ -576,4 +576,17 @@ Test::FishChat::add_step(
     },
 );
 
+# http_header_var VAR NAME: $VAR is header NAME of the last response (die
+# when it has none); t/media-workers.t reads the serving worker's pid so
+Test::FishChat::add_step(http_header_var => sub {
+    my ($sc, $rest) = @_;
+    my ($var, $name, @x) = $sc->tokens($rest);
+    die "usage: http_header_var VAR NAME\n"
+        if !defined $name || @x || $var !~ /^\w+$/;
+    my $r = _last_http($sc);
+    my $v = $r->{headers}{lc $name};
+    die "GET $r->{url}: no header $name\n" if !defined $v;
+    $sc->var($var, $v);
+});
+
 1;
