@@ -78,6 +78,48 @@ hello_login b bob
 set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
 _EOS_
 
+# make_media PATH png|opus|mp4: ffmpeg makes a 640x480 PNG, 3 s of an
+# Opus voice note (a sine) or 2 s of a 640x360 H.264 + AAC MP4 at PATH
+# (relative to servroot/html), under a time limit
+Test::FishChat::add_step(make_media => sub {
+    my ($sc, $rest) = @_;
+    my ($path, $kind) = $sc->tokens($rest);
+    my %args = (
+        png  => '-f lavfi -i testsrc=size=640x480:rate=1 -frames:v 1',
+        opus => '-f lavfi -i sine=frequency=440:duration=3 -c:a libopus',
+        mp4  => '-f lavfi -i testsrc=size=640x360:rate=25:duration=2 '
+                . '-f lavfi -i sine=duration=2 -c:v libx264 -preset '
+                . 'ultrafast -pix_fmt yuv420p -c:a aac -shortest',
+    );
+    die "usage: make_media PATH png|opus|mp4\n"
+        if !defined $kind || !$args{$kind};
+    $path = "$Test::Nginx::Util::ServRoot/html/$path";
+    my $rc = system("timeout 30 ffmpeg -nostdin -hide_banner -loglevel error "
+                    . "-y $args{$kind} '$path'");
+    die "ffmpeg could not make $path ($rc)\n" if $rc != 0 || !-s $path;
+});
+
+# resp_jpeg W H: the last response is a JPEG of W x H pixels (its frame
+# header)
+Test::FishChat::add_step(resp_jpeg => sub {
+    my ($sc, $rest) = @_;
+    my ($w, $h) = $sc->tokens($rest);
+    my $b = Test::FishChat::Files::_last($sc)->{body};
+    die "not a JPEG\n" if substr($b, 0, 2) ne "\xff\xd8";
+    my $i = 2;
+    while ($i + 9 < length $b) {
+        my ($m, $len) = unpack 'x C n', substr($b, $i, 4);
+        if ($m >= 0xc0 && $m <= 0xc3) {
+            my ($gh, $gw) = unpack 'n n', substr($b, $i + 5, 4);
+            die "a JPEG of ${gw}x$gh, not ${w}x$h\n"
+                if $gw != $w || $gh != $h;
+            return;
+        }
+        $i += 2 + $len;
+    }
+    die "no frame header in the JPEG\n";
+});
+
 plan tests => msg_plan();
 
 run_tests();
@@ -609,6 +651,107 @@ send a FILE_SLOT a.txt 10 text/plain
 recv a ERROR UNKNOWN_COMMAND *
 send a SEND_PING PING
 recv a PONG
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 11: probing: a PNG, an Opus voice note and an MP4 are described (duration, container, codecs, size, a waveform of 64 values), their thumbnails served as JPEGs of at most 320 px; garbage and an HLS playlist naming /etc/passwd, both labelled video/mp4, are kept as plain files
+--- user_files
+>>> store/.keep
+>>> list.m3u8
+#EXTM3U
+#EXT-X-TARGETDURATION:1
+#EXTINF:1,
+file:///etc/passwd
+#EXT-X-ENDLIST
+--- scenario_timeout: 20
+--- scenario
+files_login
+make_media img.png png
+make_media voice.ogg opus
+make_media clip.mp4 mp4
+body_file png img.png
+body_file ogg voice.ogg
+body_file mp4 clip.mp4
+body_file m3u list.m3u8
+body junk 3000 binary
+# the image
+send a FILE_SLOT img.png $png_len image/png
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=png h=Content-Type:image/png
+http GET $get/info 200
+resp_json container png_pipe
+resp_json width 640
+resp_json height 480
+resp_like "codecs":\["png"\]
+resp_json waveform -
+resp_json probe_error -
+http GET $get/thumb 200
+resp_header Content-Type image/jpeg
+resp_header X-Content-Type-Options nosniff
+resp_jpeg 320 240
+# the voice note
+send a FILE_SLOT voice.ogg $ogg_len audio/ogg
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=ogg h=Content-Type:audio/ogg
+http GET $get/info 200
+resp_json container ogg
+resp_like "codecs":\["opus"\]
+resp_like "duration":3\.0\d*,
+resp_like "waveform":\[(?:\d+,){63}\d+\]
+resp_like "waveform":\[(?:(?:[89]\d\d|10[0-2]\d),){63}
+resp_json width -
+http GET $get/thumb 404
+resp_json error.code NO_SUCH_FILE
+# the video
+send a FILE_SLOT clip.mp4 $mp4_len video/mp4
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=mp4 h=Content-Type:video/mp4
+http GET $get/info 200
+resp_like "container":"mov,mp4,m4a,3gp,3g2,mj2"
+resp_like "codecs":\["h264","aac"\]
+resp_like "duration":2\.\d+,
+resp_json width 640
+resp_json height 360
+resp_like "bitrate":\d+
+http GET $get/thumb 200
+resp_jpeg 320 180
+# hostile or broken files labelled video/mp4: plain files, said so
+send a FILE_SLOT list.mp4 $m3u_len video/mp4
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=m3u h=Content-Type:video/mp4
+http GET $get/info 200
+resp_like "probe_error":"[^"]+"
+resp_json duration -
+resp_json container -
+http GET $get 200
+resp_body m3u
+send a FILE_SLOT junk.mp4 3000 video/mp4
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+capture a get 2
+http PUT $put 201 body=junk h=Content-Type:video/mp4
+http GET $get/info 200
+resp_like "probe_error":"[^"]+"
+http GET $get/thumb 404
+send b SEND_PING
+recv b PONG
 --- no_error_log
 [error]
 [alert]

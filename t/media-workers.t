@@ -13,14 +13,10 @@
 # files come from the publisher's worker; the HLS location (a port of its
 # own, reuseport) adds the serving worker's pid as X-Worker.
 #
-# TEST 1 is TODO (--- fc_todo) until fishchat_media_hooks lets the relay
-# through: on the publisher's worker, nginx-rtmp's relay session plays the
-# stream locally to push it, that play goes through on_play (and
-# on_update) with no token, gets 403, and the relay is torn down and made
-# again every rtmp_auto_push_reconnect (100 ms) for as long as the publish
-# lasts; a player on the other worker waits for data that never comes.
-# The relay's play is the only one whose "addr" (nginx-rtmp writes it
-# first in the form, before the client's arguments) is the unix socket.
+# The relay's play on the publisher's worker goes through on_play (and
+# on_update) with no token: fishchat_media_hooks lets it through by its
+# "addr", the unix socket (nginx-rtmp writes it first in the form, before
+# the client's arguments), and counts no viewer for it.
 #
 # TEST 2 (worker_processes 1): a 60 s FLV, made before anything is
 # measured, is remuxed as nginx-rtmp's on_record_done would have it (the
@@ -95,30 +91,6 @@ add_block_preprocessor(sub {
     $n =~ s/\s+//g;
     workers($n);
 });
-
-# --- fc_todo: WHY: the block's scenario test is TODO (it runs, a failure
-# is expected until WHY is fixed, and prove says "TODO passed" once it
-# is); its log checks are not
-{
-    my $helper = $Test::Nginx::Util::RunTestHelper;
-    $Test::Nginx::Util::RunTestHelper = sub {
-        my ($block) = @_;
-        my $why = $block->fc_todo;
-        return $helper->(@_) if !defined $why;
-        $why =~ s/^\s+|\s+$//g;
-        my $tb = Test::More->builder;
-        my $check = $Test::Nginx::Util::CheckErrorLog;
-        local $Test::Nginx::Util::CheckErrorLog = sub {
-            $tb->todo_end if $tb->in_todo;
-            $check->(@_);
-        };
-        $tb->todo_start($why);
-        my $ok = eval { $helper->(@_); 1 };
-        my $err = $@;
-        $tb->todo_end if $tb->in_todo;
-        die $err if !$ok;
-    };
-}
 
 # --------------------------------------------------------------------------
 # TEST 1: which worker has what
@@ -497,7 +469,6 @@ __DATA__
 
 === TEST 1: two workers: publish on one, play on the other (rtmp_auto_push relays it, H.264 + AAC); HLS from the publisher's worker, served by both
 --- fc_workers: 2
---- fc_todo: fishchat_media_hooks refuses the relay of rtmp_auto_push: on the publisher's worker, the relay plays the stream with no token (on_play, then on_update) and gets 403, so it is torn down and made again every 100 ms and a player on the other worker gets nothing
 --- main_config
     fishchat_node n1;
     fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;

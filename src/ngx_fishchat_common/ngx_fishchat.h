@@ -392,6 +392,7 @@ void ngx_cdecl ngx_fishchat_json_fmt(ngx_fishchat_json_t *j,
 void ngx_fishchat_json_str(ngx_fishchat_json_t *j, ngx_str_t *s);
 void ngx_fishchat_json_rstr(ngx_fishchat_json_t *j, redisReply *e);
 void ngx_fishchat_json_rnum(ngx_fishchat_json_t *j, redisReply *e);
+ngx_int_t ngx_fishchat_json_flatten(ngx_fishchat_json_t *j, ngx_str_t *s);
 
 /* ngx_fishchat_keys.c: the keyspace (docs/keyspace.md) */
 extern char  *ngx_fishchat_sys_names[];

@@ -211,3 +211,33 @@ ngx_fishchat_json_rnum(ngx_fishchat_json_t *j, redisReply *e)
 
     ngx_fishchat_json_fmt(j, "%*s", (size_t) e->len, e->str);
 }
+
+
+/* what was written, as one string of the pool (a field to keep) */
+
+ngx_int_t
+ngx_fishchat_json_flatten(ngx_fishchat_json_t *j, ngx_str_t *s)
+{
+    u_char       *p;
+    ngx_chain_t  *cl;
+
+    if (j->failed) {
+        return NGX_ERROR;
+    }
+
+    s->len = (size_t) j->size;
+    s->data = ngx_pnalloc(j->pool, s->len + 1);
+    if (s->data == NULL) {
+        return NGX_ERROR;
+    }
+
+    p = s->data;
+
+    for (cl = j->first; cl; cl = cl->next) {
+        p = ngx_cpymem(p, cl->buf->pos, cl->buf->last - cl->buf->pos);
+    }
+
+    *p = '\0';
+
+    return NGX_OK;
+}

@@ -21,6 +21,7 @@
 #include <ngx_http.h>
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_http.h"
+#include "ngx_http_fishchat_files_probe.h"
 
 #if (NGX_OPENSSL)
 #include <openssl/evp.h>
@@ -30,16 +31,18 @@
 #define NGX_HTTP_FISHCHAT_FILES_GET    0
 #define NGX_HTTP_FISHCHAT_FILES_INFO   1
 #define NGX_HTTP_FISHCHAT_FILES_PUT    2
+#define NGX_HTTP_FISHCHAT_FILES_JPEG   3
 
 #define NGX_HTTP_FISHCHAT_FILES_SHA    64          /* hex */
 
-/* the fields of NGX_HTTP_FISHCHAT_FILES_LUA_GET, in its order */
-#define NGX_HTTP_FISHCHAT_FILES_FIELDS 8
+/* the fields of ngx_http_fishchat_files_get_lua, in its order */
+#define NGX_HTTP_FISHCHAT_FILES_FIELDS 10
 
 
 typedef struct {
     ngx_flag_t                    enabled;
     ngx_str_t                     pool_name;
+    ngx_msec_t                    probe_timeout;
 #if (NGX_THREADS)
     ngx_thread_pool_t            *pool;
 #endif
@@ -63,6 +66,15 @@ typedef struct {
 } ngx_http_fishchat_files_hash_t;
 
 
+/* a probe in a thread: the task's own pool, it may outlive the request */
+
+typedef struct {
+    ngx_pool_t                   *pool;
+    ngx_http_request_t           *request;    /* NULL: the request is gone */
+    ngx_http_fishchat_files_probe_t  *probe;
+} ngx_http_fishchat_files_job_t;
+
+
 typedef struct {
     ngx_str_t                     id;
     ngx_str_t                     key;        /* P file:{<id>} */
@@ -74,6 +86,9 @@ typedef struct {
     ngx_str_t                     sig;
     ngx_fishchat_redis_req_t     *req;
     ngx_http_fishchat_files_hash_t  *hash;
+    ngx_http_fishchat_files_job_t   *job;
+    ngx_str_t                     probed;     /* the info's probe fields */
+    ngx_uint_t                    thumb;
 
     /* the record */
     ngx_str_t                     field[NGX_HTTP_FISHCHAT_FILES_FIELDS];
@@ -85,6 +100,9 @@ typedef struct {
 #define ngx_http_fishchat_files_name(ctx)     (&(ctx)->field[1])
 #define ngx_http_fishchat_files_type(ctx)     (&(ctx)->field[2])
 #define ngx_http_fishchat_files_state(ctx)    (&(ctx)->field[6])
+#define ngx_http_fishchat_files_sha(ctx)      (&(ctx)->field[7])
+#define ngx_http_fishchat_files_fields(ctx)   (&(ctx)->field[8])
+#define ngx_http_fishchat_files_thumbed(ctx)  (&(ctx)->field[9])
 
 
 static ngx_int_t ngx_http_fishchat_files_handler(ngx_http_request_t *r);
@@ -111,6 +129,13 @@ static void ngx_http_fishchat_files_hashed(ngx_event_t *ev);
 #endif
 static ngx_int_t ngx_http_fishchat_files_store(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_keep(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx, ngx_str_t *path);
+#if (NGX_THREADS)
+static void ngx_http_fishchat_files_probed(ngx_event_t *ev);
+#endif
 static void ngx_http_fishchat_files_stored(redisReply *reply, void *data);
 static void ngx_http_fishchat_files_release(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
@@ -142,6 +167,13 @@ static ngx_command_t  ngx_http_fishchat_files_commands[] = {
       ngx_conf_set_str_slot,
       NGX_HTTP_LOC_CONF_OFFSET,
       offsetof(ngx_http_fishchat_files_loc_conf_t, pool_name),
+      NULL },
+
+    { ngx_string("fishchat_files_probe_timeout"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, probe_timeout),
       NULL },
 
       ngx_null_command
@@ -180,13 +212,15 @@ ngx_module_t  ngx_http_fishchat_files_module = {
 
 
 /*
- * KEYS: the file.  Its owner, name, type, size, created, expires, state
- * and sha256 (nil for a missing field; all nil: no such file).
+ * KEYS: the file.  Its owner, name, type, size, created, expires, state,
+ * sha256, probe (the info's fields of the probe) and thumb ("1": it has
+ * one); nil for a missing field, all nil: no such file.
  */
 
 static char  ngx_http_fishchat_files_get_lua[] =
     "return redis.call('HMGET', KEYS[1], 'owner', 'name', 'type', 'size', "
-                      "'created', 'expires', 'state', 'sha256')";
+                      "'created', 'expires', 'state', 'sha256', 'probe', "
+                      "'thumb')";
 
 /* KEYS: the file.  1 when its slot was free and is now being uploaded */
 
@@ -204,8 +238,8 @@ static char  ngx_http_fishchat_files_release_lua[] =
 
 /*
  * KEYS: the file, the owner's files.  ARGV: the sha256, the size, when it
- * expires (Unix s), its life (s).  The file is ready; the owner's stored
- * bytes grow.
+ * expires (Unix s), its life (s), the probe's fields, "1" for a
+ * thumbnail.  The file is ready; the owner's stored bytes grow.
  */
 
 static char  ngx_http_fishchat_files_stored_lua[] =
@@ -213,7 +247,7 @@ static char  ngx_http_fishchat_files_stored_lua[] =
         "return 0 "
     "end "
     "redis.call('HSET', KEYS[1], 'state', 'ready', 'sha256', ARGV[1], "
-               "'expires', ARGV[3]) "
+               "'expires', ARGV[3], 'probe', ARGV[5], 'thumb', ARGV[6]) "
     "redis.call('EXPIRE', KEYS[1], ARGV[4]) "
     "redis.call('HINCRBY', KEYS[2], 'used', ARGV[2]) "
     "return 1";
@@ -309,6 +343,11 @@ ngx_http_fishchat_files_access(ngx_http_request_t *r)
                && ngx_strncmp(slash, "/info", sizeof("/info") - 1) == 0)
     {
         ctx->what = NGX_HTTP_FISHCHAT_FILES_INFO;
+
+    } else if (rest.data + rest.len - slash == sizeof("/thumb") - 1
+               && ngx_strncmp(slash, "/thumb", sizeof("/thumb") - 1) == 0)
+    {
+        ctx->what = NGX_HTTP_FISHCHAT_FILES_JPEG;
 
     } else {
         goto not_found;
@@ -552,9 +591,11 @@ ngx_http_fishchat_files_get(ngx_http_request_t *r,
     ngx_connection_t          *c;
     ngx_http_core_loc_conf_t  *clcf;
 
+    static ngx_str_t  jpeg = ngx_string("image/jpeg");
+
     type = ngx_http_fishchat_files_type(ctx);
     name = ngx_http_fishchat_files_name(ctx);
-    sha = &ctx->field[7];
+    sha = ngx_http_fishchat_files_sha(ctx);
 
     if (ngx_http_fishchat_files_state(ctx)->len != 5
         || ngx_strncmp(ngx_http_fishchat_files_state(ctx)->data, "ready", 5)
@@ -564,6 +605,18 @@ ngx_http_fishchat_files_get(ngx_http_request_t *r,
         return ngx_fishchat_http_error(r, "files", NGX_HTTP_NOT_FOUND,
                                        "NO_SUCH_FILE", "file %V is not "
                                        "uploaded", &ctx->id);
+    }
+
+    if (ctx->what == NGX_HTTP_FISHCHAT_FILES_JPEG) {
+        if (ngx_http_fishchat_files_thumbed(ctx)->len != 1
+            || ngx_http_fishchat_files_thumbed(ctx)->data[0] != '1')
+        {
+            return ngx_fishchat_http_error(r, "files", NGX_HTTP_NOT_FOUND,
+                                           "NO_SUCH_FILE", "file %V has no "
+                                           "thumbnail", &ctx->id);
+        }
+
+        type = &jpeg;
     }
 
     ngx_str_set(&v, "nosniff");
@@ -612,13 +665,17 @@ ngx_http_fishchat_files_get(ngx_http_request_t *r,
 
     clcf = ngx_http_get_module_loc_conf(r, ngx_http_core_module);
 
-    v.len = clcf->name.len + 3 + sha->len;
-    v.data = ngx_pnalloc(r->pool, v.len);
+    v.data = ngx_pnalloc(r->pool, clcf->name.len + 3 + sha->len
+                                  + sizeof(".jpg"));
     if (v.data == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    ngx_sprintf(v.data, "%V%*s/%V", &clcf->name, (size_t) 2, sha->data, sha);
+    v.len = ngx_sprintf(v.data, "%V%*s/%V%s", &clcf->name, (size_t) 2,
+                        sha->data, sha,
+                        ctx->what == NGX_HTTP_FISHCHAT_FILES_JPEG
+                        ? ".jpg" : "")
+            - v.data;
 
     r->uri = v;
     r->exten.len = 0;
@@ -645,7 +702,8 @@ ngx_http_fishchat_files_info(ngx_http_request_t *r,
 {
     ngx_fishchat_json_t  out;
 
-    if (ctx->field[7].len != NGX_HTTP_FISHCHAT_FILES_SHA) {
+    if (ngx_http_fishchat_files_sha(ctx)->len != NGX_HTTP_FISHCHAT_FILES_SHA)
+    {
         return ngx_fishchat_http_error(r, "files", NGX_HTTP_NOT_FOUND,
                                        "NO_SUCH_FILE", "file %V is not "
                                        "uploaded", &ctx->id);
@@ -658,11 +716,12 @@ ngx_http_fishchat_files_info(ngx_http_request_t *r,
     ngx_fishchat_json_fmt(&out, ",\"type\":");
     ngx_fishchat_json_str(&out, ngx_http_fishchat_files_type(ctx));
     ngx_fishchat_json_fmt(&out, ",\"size\":%O,\"sha256\":\"%V\","
-                          "\"created\":%T,\"expires\":%T}" CRLF,
-                          ctx->size, &ctx->field[7],
+                          "\"created\":%T,\"expires\":%T%V}" CRLF,
+                          ctx->size, ngx_http_fishchat_files_sha(ctx),
                           ngx_atotm(ctx->field[4].data, ctx->field[4].len)
                           / 1000,
-                          ngx_atotm(ctx->field[5].data, ctx->field[5].len));
+                          ngx_atotm(ctx->field[5].data, ctx->field[5].len),
+                          ngx_http_fishchat_files_fields(ctx));
 
     return ngx_fishchat_http_send(r, NGX_HTTP_OK, "application/json", &out);
 }
@@ -1015,18 +1074,12 @@ static ngx_int_t
 ngx_http_fishchat_files_store(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
-    u_char                              *p;
-    ngx_str_t                            path, args[6];
-    ngx_file_info_t                      fi;
-    ngx_temp_file_t                     *tf;
-    ngx_fishchat_conf_t                 *fcf;
-    ngx_http_fishchat_files_loc_conf_t  *flcf;
-    u_char                               size[NGX_OFF_T_LEN];
-    u_char                               expires[NGX_TIME_T_LEN];
-    u_char                               ttl[NGX_TIME_T_LEN];
+    u_char           *p;
+    ngx_int_t         rc;
+    ngx_str_t         path;
+    ngx_file_info_t   fi;
+    ngx_temp_file_t  *tf;
 
-    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
-    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
     tf = r->request_body->temp_file;
 
     if (ngx_http_fishchat_files_path(r, ctx->sha, &path) != NGX_OK) {
@@ -1066,6 +1119,35 @@ ngx_http_fishchat_files_store(ngx_http_request_t *r,
                        "fishchat files: \"%s\" is stored already", path.data);
     }
 
+    /* audio, video and images are described first, in a thread */
+
+    rc = ngx_http_fishchat_files_probe_post(r, ctx, &path);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
+    }
+
+    return ngx_http_fishchat_files_keep(r, ctx);
+}
+
+
+/* the record of a stored file: ready, with what the probe found */
+
+static ngx_int_t
+ngx_http_fishchat_files_keep(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx)
+{
+    u_char                              *p;
+    ngx_str_t                            args[8];
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_http_fishchat_files_loc_conf_t  *flcf;
+    u_char                               size[NGX_OFF_T_LEN];
+    u_char                               expires[NGX_TIME_T_LEN];
+    u_char                               ttl[NGX_TIME_T_LEN];
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
+
     p = ngx_pnalloc(r->pool, fcf->redis_prefix.len
                              + ngx_http_fishchat_files_owner(ctx)->len + 16);
     if (p == NULL) {
@@ -1084,11 +1166,202 @@ ngx_http_fishchat_files_store(ngx_http_request_t *r,
                   - expires;
     args[5].data = ttl;
     args[5].len = ngx_sprintf(ttl, "%T", fcf->files_ttl) - ttl;
+    args[6] = ctx->probed;
+    args[7].data = (u_char *) (ctx->thumb ? "1" : "0");
+    args[7].len = 1;
 
     return ngx_http_fishchat_files_eval(r, flcf->stored,
-                                        ngx_http_fishchat_files_stored, 6,
+                                        ngx_http_fishchat_files_stored, 8,
                                         args);
 }
+
+
+/*
+ * An audio, video or image file is probed in a thread
+ * (ngx_http_fishchat_files_probe.c), its thumbnail written next to it as
+ * <sha>.jpg.  NGX_DONE: under way; NGX_DECLINED: not probed.
+ */
+
+static ngx_int_t
+ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx, ngx_str_t *path)
+{
+#if (NGX_THREADS)
+    ngx_str_t                           *type;
+    ngx_pool_t                          *pool;
+    ngx_thread_task_t                   *task;
+    ngx_http_fishchat_files_job_t       *job;
+    ngx_http_fishchat_files_probe_t     *pr;
+    ngx_http_fishchat_files_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
+    type = ngx_http_fishchat_files_type(ctx);
+
+    if (!(ngx_strncmp(type->data, "image/", 6) == 0
+          || ngx_strncmp(type->data, "audio/", 6) == 0
+          || ngx_strncmp(type->data, "video/", 6) == 0)
+        || path->len + sizeof(".jpg") > NGX_MAX_PATH)
+    {
+        return NGX_DECLINED;
+    }
+
+    pool = ngx_create_pool(1024, ngx_cycle->log);
+    if (pool == NULL) {
+        return NGX_DECLINED;
+    }
+
+    task = ngx_thread_task_alloc(pool,
+                                 sizeof(ngx_http_fishchat_files_probe_t));
+    job = ngx_palloc(pool, sizeof(ngx_http_fishchat_files_job_t));
+
+    if (task == NULL || job == NULL) {
+        ngx_destroy_pool(pool);
+        return NGX_DECLINED;
+    }
+
+    pr = task->ctx;
+    ngx_cpystrn(pr->path, path->data, path->len + 1);
+    ngx_sprintf(pr->thumb, "%V.jpg%Z", path);
+    pr->deadline = (uint64_t) ngx_time() * 1000 + flcf->probe_timeout;
+
+    job->pool = pool;
+    job->request = r;
+    job->probe = pr;
+
+    task->handler = ngx_http_fishchat_files_probe;
+    task->event.handler = ngx_http_fishchat_files_probed;
+    task->event.data = job;
+    task->event.log = ngx_cycle->log;
+
+    if (ngx_thread_task_post(flcf->pool, task) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return NGX_DECLINED;
+    }
+
+    ctx->job = job;
+
+    return NGX_DONE;
+
+#else
+
+    return NGX_DECLINED;
+
+#endif
+}
+
+
+#if (NGX_THREADS)
+
+/*
+ * back on the event loop: the probe's results become the info's fields
+ * (a file that could not be probed is kept as a plain file, and says so)
+ */
+
+static void
+ngx_http_fishchat_files_probed(ngx_event_t *ev)
+{
+    ngx_http_fishchat_files_job_t *job = ev->data;
+
+    ngx_int_t                         rc;
+    ngx_str_t                         v;
+    ngx_uint_t                        i;
+    ngx_http_request_t               *r;
+    ngx_fishchat_json_t               out;
+    ngx_http_fishchat_files_ctx_t    *ctx;
+    ngx_http_fishchat_files_probe_t  *pr;
+
+    r = job->request;
+    pr = job->probe;
+
+    if (r == NULL) {
+        ngx_destroy_pool(job->pool);
+        return;
+    }
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_files_module);
+    ctx->job = NULL;
+
+    ngx_fishchat_json_init(&out, r->pool, 1024);
+
+    if (pr->rc != NGX_OK) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "fishchat files: file %V is kept as a plain file: %s",
+                      &ctx->id, pr->err);
+
+        v.data = pr->err;
+        v.len = ngx_strlen(pr->err);
+
+        ngx_fishchat_json_fmt(&out, ",\"probe_error\":");
+        ngx_fishchat_json_str(&out, &v);
+
+        goto done;
+    }
+
+    if (pr->duration >= 0) {
+        ngx_fishchat_json_fmt(&out, ",\"duration\":%.3f", pr->duration);
+    }
+
+    v.data = (u_char *) pr->container;
+    v.len = ngx_strlen(pr->container);
+
+    ngx_fishchat_json_fmt(&out, ",\"container\":");
+    ngx_fishchat_json_str(&out, &v);
+    ngx_fishchat_json_fmt(&out, ",\"codecs\":[");
+
+    for (i = 0; i < pr->ncodecs && i < NGX_HTTP_FISHCHAT_FILES_CODECS; i++) {
+        v.data = (u_char *) pr->codecs[i];
+        v.len = ngx_strlen(pr->codecs[i]);
+
+        ngx_fishchat_json_fmt(&out, i ? "," : "");
+        ngx_fishchat_json_str(&out, &v);
+    }
+
+    ngx_fishchat_json_fmt(&out, "]");
+
+    if (pr->width && pr->height) {
+        ngx_fishchat_json_fmt(&out, ",\"width\":%i,\"height\":%i",
+                              pr->width, pr->height);
+    }
+
+    if (pr->bitrate > 0) {
+        ngx_fishchat_json_fmt(&out, ",\"bitrate\":%L", pr->bitrate);
+    }
+
+    if (pr->has_waveform) {
+        ngx_fishchat_json_fmt(&out, ",\"waveform\":[");
+
+        for (i = 0; i < NGX_HTTP_FISHCHAT_FILES_WAVEFORM; i++) {
+            ngx_fishchat_json_fmt(&out, i ? ",%ui" : "%ui",
+                                  (ngx_uint_t) pr->waveform[i]);
+        }
+
+        ngx_fishchat_json_fmt(&out, "]");
+    }
+
+    ctx->thumb = pr->has_thumb;
+
+    if (pr->err[0]) {
+        ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                      "fishchat files: file %V: %s", &ctx->id, pr->err);
+    }
+
+done:
+
+    ngx_destroy_pool(job->pool);
+
+    if (ngx_fishchat_json_flatten(&out, &ctx->probed) != NGX_OK) {
+        ngx_str_null(&ctx->probed);
+    }
+
+    rc = ngx_http_fishchat_files_keep(r, ctx);
+
+    if (rc != NGX_DONE) {
+        ngx_http_fishchat_files_release(r, ctx);
+        ngx_http_fishchat_files_finish(r, rc);
+    }
+}
+
+#endif
 
 
 static void
@@ -1192,6 +1465,11 @@ ngx_http_fishchat_files_cleanup(void *data)
     if (ctx->hash) {
         ctx->hash->request = NULL;
         ctx->hash = NULL;
+    }
+
+    if (ctx->job) {
+        ctx->job->request = NULL;
+        ctx->job = NULL;
     }
 
     ngx_http_fishchat_files_release(r, ctx);
@@ -1309,6 +1587,7 @@ ngx_http_fishchat_files_create_loc_conf(ngx_conf_t *cf)
      */
 
     conf->enabled = NGX_CONF_UNSET;
+    conf->probe_timeout = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -1325,6 +1604,8 @@ ngx_http_fishchat_files_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_core_loc_conf_t  *clcf;
 
     ngx_conf_merge_str_value(conf->pool_name, prev->pool_name, "default");
+    ngx_conf_merge_msec_value(conf->probe_timeout, prev->probe_timeout,
+                              10000);
 
     if (conf->enabled != 1) {
         conf->enabled = 0;
@@ -1372,5 +1653,7 @@ ngx_http_fishchat_files_merge_loc_conf(ngx_conf_t *cf, void *parent,
 static ngx_int_t
 ngx_http_fishchat_files_init(ngx_conf_t *cf)
 {
+    ngx_http_fishchat_files_probe_init();
+
     return ngx_fishchat_http_access(cf, ngx_http_fishchat_files_handler);
 }

@@ -43,8 +43,8 @@
  * bitrate: the container's, bit/s, 0 if unknown.
  *
  * waveform (audio files: an audio stream and no video but cover art):
- *   the RMS of the decoded samples of all channels in each 1/64 of the
- *   audio, normalised so that the loudest value is 1024, but amplified at
+ *   the peak |sample| of the decoded audio, all channels, in each 1/64 of
+ *   the audio, normalised so that the loudest value is 1024, but amplified at
  *   most 32 times (-30 dBFS, so a quiet hiss stays low; silence is all 0).
  *   Up to 120 s of audio is decoded whole; for a longer file, 0.25 s is
  *   decoded at the middle of each 1/64, after a seek.

@@ -59,6 +59,8 @@ static void ngx_http_fishchat_media_hook_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_media_hook(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_media_field(ngx_str_t *body, char *name,
     ngx_str_t *value, ngx_pool_t *pool);
+static ngx_uint_t ngx_http_fishchat_media_relay(ngx_http_request_t *r,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_fishchat_media_record(ngx_http_request_t *r,
     ngx_str_t *body);
 static ngx_int_t ngx_http_fishchat_media_record_file(ngx_http_request_t *r,
@@ -292,8 +294,10 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
 
     } else if (call.len == 9 && ngx_strncmp(call.data, "play_done", 9) == 0)
     {
-        ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
-                                          viewers), -1);
+        if (!ngx_http_fishchat_media_relay(r, &body)) {
+            ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
+                                              viewers), -1);
+        }
 
         return ngx_http_fishchat_media_ok(r);
 
@@ -310,6 +314,19 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
         return ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
                                        "FORBIDDEN", "%V: no valid stream "
                                        "name", &call);
+    }
+
+    if (ngx_strcmp(t.act, "play") == 0
+        && ngx_http_fishchat_media_relay(r, &body))
+    {
+        /*
+         * rtmp_auto_push: the publisher's worker plays the stream to the
+         * other workers over its unix sockets, as a player with no token
+         */
+        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                       "fishchat media: %V of a relay to a worker", &call);
+
+        return ngx_http_fishchat_media_ok(r);
     }
 
     if (ngx_http_fishchat_media_field(&body, "token", &token, r->pool)
@@ -429,6 +446,24 @@ ngx_http_fishchat_media_notice(ngx_pool_t *pool,
                    "fishchat media: stream %V: notice %s", name, kind);
 
     (void) ngx_fishchat_redis_eval(link, script, NULL, NULL, 1, 14, args);
+}
+
+
+/*
+ * A play of nginx-rtmp's own relay between workers (rtmp_auto_push): its
+ * "addr" is a unix socket.  nginx-rtmp writes "addr" before the client's
+ * URL arguments, so the first one is its own; only local processes reach
+ * rtmp_socket_dir (keep it private).
+ */
+
+static ngx_uint_t
+ngx_http_fishchat_media_relay(ngx_http_request_t *r, ngx_str_t *body)
+{
+    ngx_str_t  addr;
+
+    return ngx_http_fishchat_media_field(body, "addr", &addr, r->pool)
+           == NGX_OK
+           && addr.len >= 5 && ngx_strncmp(addr.data, "unix:", 5) == 0;
 }
 
 
