@@ -56,7 +56,7 @@ package Test::FishChat::Files;
 #                                  JSON writes them; * present, - absent);
 #                                  a dotted KEY goes into objects
 #                                  (error.code)
-#   resp_json_var VAR KEY          $VAR is the JSON field KEY
+#   resp_json_var VAR KEY          $VAR is the JSON field KEY (dotted too)
 #   resp_disposition NAME          Content-Disposition is attachment with
 #                                  filename*=UTF-8''<NAME percent-encoded>
 #                                  (RFC 5987 attr-chars; decoded, it is NAME
@@ -358,6 +358,17 @@ sub _json {
     return $j;
 }
 
+# KEY, or a dotted KEY into objects (error.code): (found, value)
+sub _json_path {
+    my ($j, $key) = @_;
+    my $v = $j;
+    for my $k (split /\./, $key, -1) {
+        return (0) if ref $v ne 'HASH' || !exists $v->{$k};
+        $v = $v->{$k};
+    }
+    return (1, $v);
+}
+
 sub _json_text {
     my $v = shift;
     return 'null' if !defined $v;
@@ -545,12 +556,9 @@ Test::FishChat::add_step(
         die "usage: resp_json KEY VALUE|*|-\n" if !defined $want || @x;
         my $r = _last($sc);
         my $j = _json($r);
-        # a dotted KEY goes into objects: error.code
-        my $v = $j;
-        for my $k (split /\./, $key) {
-            $v = (ref $v eq 'HASH' && exists $v->{$k}) ? $v->{$k} : undef;
-        }
-        my $got = defined $v ? _json_text($v) : undef;
+        my ($found, $v) = _json_path($j, $key);
+        # a field that is there with a null value is "null", not absent
+        my $got = $found ? _json_text($v) : undef;
         return if $want eq '-' && !defined $got;
         return if $want eq '*' && defined $got;
         return if defined $got && $got eq $want;
@@ -565,10 +573,10 @@ Test::FishChat::add_step(
         die "usage: resp_json_var VAR KEY\n"
             if !defined $key || @x || $var !~ /^\w+$/;
         my $r = _last($sc);
-        my $j = _json($r);
+        my ($found, $v) = _json_path(_json($r), $key);
         die "$r->{what}: no JSON field $key: " . _esc($r->{body}) . "\n"
-            if !defined $j->{$key};
-        $sc->var($var, _json_text($j->{$key}));
+            if !$found || !defined $v;
+        $sc->var($var, _json_text($v));
     },
 
     resp_disposition => sub {
