@@ -511,12 +511,20 @@ __DATA__
     location = /hook {
         fishchat_media_hooks;
     }
---- stream_server_config
-    fishchat_msg;
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_STREAM_PORT reuseport;
+        fishchat_msg;
+    }
 --- scenario_timeout: 8
 --- scenario
-hello_login a alice
-hello_login b bob
+# alice and bob on different workers: the notices reach both
+connect_worker a any
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice n1 $pid_a
+connect_worker b other a
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob n1 $pid_b
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 send b JOIN_TOPIC room bob

@@ -197,6 +197,21 @@ Test::FishChat::add_step(http_post_form => sub {
         if ($status // '') ne $want;
 });
 
+# truncate_copy SRC DST BYTES: DST (relative to servroot/html) is the first
+# BYTES of SRC
+Test::FishChat::add_step(truncate_copy => sub {
+    my ($sc, $rest) = @_;
+    my ($src, $dst, $n) = $sc->tokens($rest);
+    die "usage: truncate_copy SRC DST BYTES\n" if !defined $n;
+    $dst = "$Test::Nginx::Util::ServRoot/html/$dst";
+    open my $in, '<:raw', $src or die "$src: $!\n";
+    read($in, my $d, $n) == $n or die "$src: shorter than $n bytes\n";
+    close $in;
+    open my $out, '>:raw', $dst or die "$dst: $!\n";
+    print $out $d;
+    close $out or die "$dst: $!\n";
+});
+
 # http_wait_like URL REGEX: GET URL every 50 ms until its body matches
 # REGEX (as written), bounded by the step timeout
 Test::FishChat::add_step(http_wait_like => sub {
@@ -550,6 +565,12 @@ recv b MEDIA_PLAY $s * *
 capture b vurl 1
 capture_re vpath $vurl ^http://127\.0\.0\.1:\d+(/vod/[^/]+/\w+\.mp4)$
 http_status $vurl 200
+# a truncated FLV (the recording cut in its middle): remuxed as far as it
+# goes, or refused with a reason, and nothing else happens
+wait_file rec/$s*.flv
+truncate_copy $file rec/cut.flv 30000
+http_post_form 200 /hook call=record_done&name=cut&path=$TEST_NGINX_SERVER_ROOT/html/rec/cut.flv
+wait_log the recording of stream cut (is ".*\.mp4": [\d.]+ s, \d+ bytes|was not remuxed \(.+\); the FLV is kept)
 # a garbage FLV: the remux fails, the FLV is kept, nothing else happens
 http_post_form 200 /hook call=record_done&name=junk&path=$TEST_NGINX_SERVER_ROOT/html/rec/garbage.flv
 wait_log the recording of stream junk was not remuxed \(.+\); the FLV is kept
