@@ -797,3 +797,26 @@ http_like \n# TYPE fishchat_media_recordings_total counter\n
 [error]
 [alert]
 [emerg]
+
+
+
+=== TEST 11: on_update cuts a publisher whose tokens are revoked (a token of a media URL has no "iat": exp less fishchat_media_token_ttl); a new publish with the old URL is refused
+--- scenario_timeout: 10
+--- scenario
+room
+send a MEDIA_PUBLISH topic:room
+recv a MEDIA_PUBLISH topic:room * * *
+capture a s 1
+capture a u 2
+ffmpeg_publish p $u 8
+wait_log fishchat media: publish of stream \S+ allowed until
+redis SET ${PREFIX}revoked:{alice} 4102444800
+wait_log fishchat media: 403 FORBIDDEN: update_publish of stream \S+ refused: the token is revoked
+ffmpeg_wait p nonzero
+ffmpeg_publish q $u 2
+ffmpeg_wait q nonzero
+wait_log fishchat media: 403 FORBIDDEN: publish of stream \S+ refused: the token is revoked
+--- no_error_log
+[error]
+[alert]
+[emerg]

@@ -314,7 +314,7 @@ typedef struct {
  * A token's claims beyond "sub": "stream" and "act" are what the caller
  * expects of a token (ngx_fishchat_token_verify()) or puts in one
  * (ngx_fishchat_token_mint()): a login token has neither, a media token
- * both; "exp" and "iat" are what the token says.
+ * both; "exp", "iat" and "sub" are what the token says.
  */
 
 typedef struct {
@@ -322,6 +322,8 @@ typedef struct {
     char                       *act;          /* NULL: none */
     time_t                      exp;
     time_t                      iat;          /* 0: not in the token */
+    size_t                      sub_len;      /* what the token says */
+    u_char                      sub[NGX_FISHCHAT_ID_MAX];
 } ngx_fishchat_token_t;
 
 /* ngx_fishchat_token_verify() besides NGX_OK and NGX_DECLINED (bad) */

@@ -385,10 +385,13 @@ ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf, ngx_str_t *token,
 
     claim = jwt_get_grant(jwt, "sub");
 
-    if (claim == NULL) {
-        *reason = "no \"sub\"";
+    if (claim == NULL || ngx_strlen(claim) > NGX_FISHCHAT_ID_MAX) {
+        *reason = claim ? "a \"sub\" too long" : "no \"sub\"";
         goto done;
     }
+
+    t->sub_len = ngx_strlen(claim);
+    ngx_memcpy(t->sub, claim, t->sub_len);
 
     if (sub && (ngx_strlen(claim) != sub->len
                 || ngx_strncmp(claim, sub->data, sub->len) != 0))

@@ -219,6 +219,18 @@
 
 
 /*
+ * Is a token revoked?  KEYS: the revocation of its id (revoked:{<id>});
+ * ARGV: the second the token was issued at.  1 when it was issued at or
+ * after the last revocation, 0 when it is revoked.
+ */
+
+#define NGX_FISHCHAT_LUA_REVOKED                                             \
+    "local r = redis.call('GET', KEYS[1]) "                                  \
+    "if r and tonumber(ARGV[1]) < tonumber(r) then return 0 end "            \
+    "return 1"
+
+
+/*
  * A stream is made (MEDIA_PUBLISH, POST /media/streams).
  * KEYS: the topic, its members (both unused for a peer), the stream.
  * ARGV: sender, target, creation time (Unix ms), how long the stream is

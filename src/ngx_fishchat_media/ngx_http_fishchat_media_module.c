@@ -40,6 +40,7 @@
 typedef struct {
     ngx_flag_t                  hls;
     ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
+    ngx_fishchat_redis_script_t  *revoked;
 
     /* recordings (the hooks' location) */
     ngx_str_t                   record_path;  /* real path, no final "/" */
@@ -52,6 +53,17 @@ typedef struct {
     ngx_thread_pool_t          *pool;
 #endif
 } ngx_http_fishchat_media_loc_conf_t;
+
+
+/* a publish or a play whose token is good, while Redis says if revoked */
+
+typedef struct {
+    ngx_http_request_t         *request;
+    ngx_fishchat_redis_req_t   *req;
+    ngx_str_t                   call;
+    ngx_str_t                   name;
+    time_t                      exp;
+} ngx_http_fishchat_media_ctx_t;
 
 
 static ngx_int_t ngx_http_fishchat_media_hook_handler(ngx_http_request_t *r);
@@ -71,6 +83,15 @@ static void ngx_http_fishchat_media_recorded(
     ngx_http_fishchat_media_remux_t *rx);
 static void ngx_http_fishchat_media_remuxed(ngx_event_t *ev);
 #endif
+static ngx_int_t ngx_http_fishchat_media_revocation(ngx_http_request_t *r,
+    ngx_http_fishchat_media_loc_conf_t *mlcf, ngx_str_t *call,
+    ngx_str_t *name, ngx_fishchat_token_t *t);
+static void ngx_http_fishchat_media_revoked(redisReply *reply, void *data);
+static ngx_int_t ngx_http_fishchat_media_verdict(
+    ngx_http_fishchat_media_ctx_t *ctx, redisReply *reply);
+static void ngx_http_fishchat_media_cleanup(void *data);
+static ngx_int_t ngx_http_fishchat_media_allowed(ngx_http_request_t *r,
+    ngx_str_t *call, ngx_str_t *name, time_t exp);
 static ngx_int_t ngx_http_fishchat_media_ok(ngx_http_request_t *r);
 static void ngx_http_fishchat_media_notice(ngx_pool_t *pool,
     ngx_fishchat_redis_script_t *script, ngx_str_t *name, char *kind,
@@ -349,18 +370,167 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                                        "refused: %s", &call, &name, reason);
     }
 
+    return ngx_http_fishchat_media_revocation(r, mlcf, &call, &name, &t);
+}
+
+
+/*
+ * A good token may have been revoked since (POST /clients/{id}/revoke):
+ * Redis is asked (NGX_FISHCHAT_LUA_REVOKED) about its issue time, "iat"
+ * or, for a media token which has none (nginx-rtmp's 255 bytes of
+ * arguments), its "exp" less fishchat_media_token_ttl.  NGX_DONE: under
+ * way.  Without Redis a new publish or play is refused (503) and an
+ * update let go on: a blip of Redis does not cut a live stream.
+ */
+
+static ngx_int_t
+ngx_http_fishchat_media_revocation(ngx_http_request_t *r,
+    ngx_http_fishchat_media_loc_conf_t *mlcf, ngx_str_t *call,
+    ngx_str_t *name, ngx_fishchat_token_t *t)
+{
+    u_char                         *p;
+    time_t                          iat;
+    ngx_str_t                       args[2], sub;
+    ngx_fishchat_conf_t            *fcf;
+    ngx_http_cleanup_t             *cln;
+    ngx_http_fishchat_media_ctx_t  *ctx;
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    sub.data = t->sub;
+    sub.len = t->sub_len;
+
+    iat = t->iat ? t->iat : t->exp - fcf->media_token_ttl;
+
+    ctx = ngx_pcalloc(r->pool, sizeof(ngx_http_fishchat_media_ctx_t));
+    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len + sub.len + 16
+                             + NGX_TIME_T_LEN);
+    cln = ngx_http_cleanup_add(r, 0);
+
+    if (ctx == NULL || p == NULL || cln == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->request = r;
+    ctx->call = *call;
+    ctx->name = *name;
+    ctx->exp = t->exp;
+
+    args[0] = ngx_fishchat_key(&p, "revoked:", &sub, "");
+    args[1].data = p;
+    args[1].len = ngx_sprintf(p, "%T", iat) - p;
+
+    if (fcf->redis && mlcf->revoked) {
+        ctx->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                           mlcf->revoked,
+                                           ngx_http_fishchat_media_revoked,
+                                           ctx, 1, 2, args);
+    }
+
+    if (ctx->req == NULL) {
+        return ngx_http_fishchat_media_verdict(ctx, NULL);
+    }
+
+    cln->handler = ngx_http_fishchat_media_cleanup;
+    cln->data = ctx;
+
+    /* as a content handler's NGX_DONE: the body handler's finalization */
+    r->main->count++;
+
+    return NGX_DONE;
+}
+
+
+static void
+ngx_http_fishchat_media_revoked(redisReply *reply, void *data)
+{
+    ngx_http_fishchat_media_ctx_t *ctx = data;
+
+    ngx_connection_t    *c;
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+    c = r->connection;
+    ctx->req = NULL;
+
+    ngx_http_finalize_request(r, ngx_http_fishchat_media_verdict(ctx, reply));
+    ngx_http_run_posted_requests(c);
+}
+
+
+/* Redis' answer, NULL when there is none: the answer to nginx-rtmp */
+
+static ngx_int_t
+ngx_http_fishchat_media_verdict(ngx_http_fishchat_media_ctx_t *ctx,
+    redisReply *reply)
+{
+    ngx_http_request_t  *r;
+
+    r = ctx->request;
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
+        ngx_http_fishchat_media_count(refused);
+
+        return ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
+                                       "FORBIDDEN", "%V of stream %V "
+                                       "refused: the token is revoked",
+                                       &ctx->call, &ctx->name);
+    }
+
+    if (reply && reply->type == REDIS_REPLY_INTEGER) {
+        return ngx_http_fishchat_media_allowed(r, &ctx->call, &ctx->name,
+                                               ctx->exp);
+    }
+
+    if (ctx->call.len > 7 && ngx_strncmp(ctx->call.data, "update_", 7) == 0)
+    {
+        ngx_log_error(NGX_LOG_WARN, r->connection->log, 0,
+                      "fishchat media: %V of stream %V let go on: Redis is "
+                      "unavailable to tell a revocation", &ctx->call,
+                      &ctx->name);
+
+        return ngx_http_fishchat_media_ok(r);
+    }
+
+    return ngx_fishchat_http_error(r, "media", NGX_HTTP_SERVICE_UNAVAILABLE,
+                                   "REDIS_UNAVAILABLE", "%V of stream %V "
+                                   "refused: Redis is unavailable to tell a "
+                                   "revocation", &ctx->call, &ctx->name);
+}
+
+
+static void
+ngx_http_fishchat_media_cleanup(void *data)
+{
+    ngx_http_fishchat_media_ctx_t *ctx = data;
+
+    if (ctx->req) {
+        ngx_fishchat_redis_cancel(ctx->req);
+        ctx->req = NULL;
+    }
+}
+
+
+static ngx_int_t
+ngx_http_fishchat_media_allowed(ngx_http_request_t *r, ngx_str_t *call,
+    ngx_str_t *name, time_t exp)
+{
+    ngx_http_fishchat_media_loc_conf_t  *mlcf;
+
+    mlcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_media_module);
+
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "fishchat media: %V of stream %V allowed until %T",
-                  &call, &name, t.exp);
+                  call, name, exp);
 
-    if (call.len == 7 && ngx_strncmp(call.data, "publish", 7) == 0) {
+    if (call->len == 7 && ngx_strncmp(call->data, "publish", 7) == 0) {
         ngx_http_fishchat_media_count(streams);
         ngx_http_fishchat_media_count(publishes);
 
-        ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name, "LIVE",
+        ngx_http_fishchat_media_notice(r->pool, mlcf->notice, name, "LIVE",
                                        NULL);
 
-    } else if (call.len == 4) {
+    } else if (call->len == 4) {
         ngx_http_fishchat_media_count(viewers);
         ngx_http_fishchat_media_count(plays);
     }
@@ -900,6 +1070,7 @@ ngx_http_fishchat_media_stream(ngx_str_t *file, ngx_str_t *stream,
 
 static char  ngx_http_fishchat_media_notice_lua[] =
     NGX_FISHCHAT_LUA_MEDIA_NOTICE;
+static char  ngx_http_fishchat_media_revoked_lua[] = NGX_FISHCHAT_LUA_REVOKED;
 
 static char *
 ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
@@ -910,7 +1081,11 @@ ngx_http_fishchat_media_hooks(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     mlcf->notice = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_media_notice_lua);
-    if (mlcf->notice == NULL || ngx_fishchat_zone_add(cf) != NGX_OK) {
+    mlcf->revoked = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_media_revoked_lua);
+    if (mlcf->notice == NULL || mlcf->revoked == NULL
+        || ngx_fishchat_zone_add(cf) != NGX_OK)
+    {
         return NGX_CONF_ERROR;
     }
 

@@ -15,6 +15,7 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_stream_fishchat_msg_private.h"
 
 
@@ -29,15 +30,9 @@ static void ngx_stream_fishchat_msg_expired(ngx_event_t *ev);
 static void ngx_stream_fishchat_msg_refreshed(redisReply *reply, void *data);
 
 
-/*
- * KEYS: the revocation of the id; ARGV: the token's "iat".  1 when the
- * token was issued after the last revocation, 0 when it is revoked.
- */
+/* NGX_FISHCHAT_LUA_REVOKED: 1 unless the token was revoked */
 
-char  ngx_stream_fishchat_msg_revoked_lua[] =
-    "local r = redis.call('GET', KEYS[1]) "
-    "if r and tonumber(ARGV[1]) < tonumber(r) then return 0 end "
-    "return 1";
+char  ngx_stream_fishchat_msg_revoked_lua[] = NGX_FISHCHAT_LUA_REVOKED;
 
 
 /* fishchat_msg_login_rate off | <n>r/s | <n>r/m [burst=<n>] */
