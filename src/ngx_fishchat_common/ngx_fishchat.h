@@ -25,6 +25,10 @@
 #define NGX_FISHCHAT_ID_MAX         128
 #define NGX_FISHCHAT_FILE_ID_LEN    32
 
+/* fishchat_files_access: who may download a file */
+#define NGX_FISHCHAT_FILES_URL      0     /* who holds its URL */
+#define NGX_FISHCHAT_FILES_TOKEN    1     /* with a signed link of its id */
+
 /* a stream of the media role: 16 hex digits made by the server */
 #define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
 
@@ -302,6 +306,8 @@ typedef struct {
     off_t                       files_quota;      /* 0: none */
     time_t                      files_slot_ttl;
     time_t                      files_ttl;
+    ngx_uint_t                  files_access;     /* NGX_FISHCHAT_FILES_* */
+    time_t                      files_link_ttl;
 
     ngx_str_t                   sys[NGX_FISHCHAT_SYS_N];
     ngx_str_t                   beat_key;     /* P{nodes}:beat */
@@ -429,6 +435,10 @@ ngx_int_t ngx_fishchat_token_verify(ngx_fishchat_conf_t *fcf,
 ngx_int_t ngx_fishchat_token_mint(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *id, time_t ttl, ngx_fishchat_token_t *t, ngx_str_t *token);
 ngx_int_t ngx_fishchat_files_id(u_char *p);
+ngx_int_t ngx_fishchat_files_get_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
+    time_t exp, ngx_str_t *sig);
+ngx_int_t ngx_fishchat_files_get_url(ngx_pool_t *pool,
+    ngx_fishchat_conf_t *fcf, ngx_str_t *id, char *suffix, ngx_str_t *url);
 ngx_int_t ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
     off_t size, ngx_str_t *type, time_t exp, ngx_str_t *sig);
 ngx_int_t ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,

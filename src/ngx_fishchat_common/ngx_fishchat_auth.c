@@ -660,41 +660,33 @@ ngx_fishchat_files_id(u_char *p)
 
 
 /*
- * The signature of an upload slot's PUT URL: HMAC-SHA256 with the HS*
- * secret of "put", the file id, its size, its type and the expiry,
- * base64url into "sig" (43 bytes, caller's).  NGX_DECLINED without a
- * secret (or without OpenSSL).
+ * The signatures of the files role: HMAC-SHA256 with the HS* secret of
+ * "data", base64url into "sig" (43 bytes, caller's).  NGX_DECLINED
+ * without a secret (or without OpenSSL).
  */
 
-ngx_int_t
-ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id, off_t size,
-    ngx_str_t *type, time_t exp, ngx_str_t *sig)
+static ngx_int_t
+ngx_fishchat_files_hmac(ngx_fishchat_conf_t *fcf, u_char *data, size_t len,
+    ngx_str_t *sig)
 {
 #if (NGX_OPENSSL)
-    u_char        *p;
-    unsigned int   len;
+    unsigned int   n;
     ngx_str_t      md;
-    u_char         data[NGX_FISHCHAT_ID_MAX + NGX_OFF_T_LEN + NGX_TIME_T_LEN
-                        + 160];
     u_char         mac[EVP_MAX_MD_SIZE];
 
-    if (fcf->auth_secret.len == 0 || id->len > NGX_FISHCHAT_ID_MAX
-        || type->len > 127)
-    {
+    if (fcf->auth_secret.len == 0) {
         return NGX_DECLINED;
     }
 
-    p = ngx_sprintf(data, "put\n%V\n%O\n%V\n%T", id, size, type, exp);
-
     if (HMAC(EVP_sha256(), fcf->auth_secret.data, (int) fcf->auth_secret.len,
-             data, p - data, mac, &len)
+             data, len, mac, &n)
         == NULL)
     {
         return NGX_ERROR;
     }
 
     md.data = mac;
-    md.len = len;
+    md.len = n;
 
     ngx_encode_base64url(sig, &md);
 
@@ -705,6 +697,91 @@ ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id, off_t size,
     return NGX_DECLINED;
 
 #endif
+}
+
+
+/* an upload slot's PUT URL: "put", the file id, its size, type, expiry */
+
+ngx_int_t
+ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id, off_t size,
+    ngx_str_t *type, time_t exp, ngx_str_t *sig)
+{
+    u_char  *p;
+    u_char   data[NGX_FISHCHAT_ID_MAX + NGX_OFF_T_LEN + NGX_TIME_T_LEN + 160];
+
+    if (id->len > NGX_FISHCHAT_ID_MAX || type->len > 127) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_sprintf(data, "put\n%V\n%O\n%V\n%T", id, size, type, exp);
+
+    return ngx_fishchat_files_hmac(fcf, data, p - data, sig);
+}
+
+
+/*
+ * a download link of fishchat_files_access token: "get", the file id and
+ * the expiry; good for the file, its info and its thumbnail
+ */
+
+ngx_int_t
+ngx_fishchat_files_get_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
+    time_t exp, ngx_str_t *sig)
+{
+    u_char  *p;
+    u_char   data[NGX_FISHCHAT_ID_MAX + NGX_TIME_T_LEN + 16];
+
+    if (id->len > NGX_FISHCHAT_ID_MAX) {
+        return NGX_DECLINED;
+    }
+
+    p = ngx_sprintf(data, "get\n%V\n%T", id, exp);
+
+    return ngx_fishchat_files_hmac(fcf, data, p - data, sig);
+}
+
+
+/*
+ * The download URL of a file (and "suffix": "", "/info" or "/thumb") as
+ * a reader is given it: fishchat_files_url/<id>, and with
+ * fishchat_files_access token "?exp=<exp>&sig=<sig>" good for
+ * fishchat_files_link_ttl.  NGX_DECLINED: token access without a secret.
+ */
+
+ngx_int_t
+ngx_fishchat_files_get_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *id, char *suffix, ngx_str_t *url)
+{
+    u_char     *p;
+    time_t      exp;
+    ngx_int_t   rc;
+    ngx_str_t   sig;
+    u_char      s[64];
+
+    p = ngx_pnalloc(pool, fcf->files_url.len + id->len + ngx_strlen(suffix)
+                          + sizeof("/?exp=&sig=") + NGX_TIME_T_LEN + 64);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    url->data = p;
+    p = ngx_sprintf(p, "%V/%V%s", &fcf->files_url, id, suffix);
+
+    if (fcf->files_access == NGX_FISHCHAT_FILES_TOKEN) {
+        exp = ngx_time() + fcf->files_link_ttl;
+        sig.data = s;
+
+        rc = ngx_fishchat_files_get_sig(fcf, id, exp, &sig);
+        if (rc != NGX_OK) {
+            return rc;
+        }
+
+        p = ngx_sprintf(p, "?exp=%T&sig=%V", exp, &sig);
+    }
+
+    url->len = p - url->data;
+
+    return NGX_OK;
 }
 
 

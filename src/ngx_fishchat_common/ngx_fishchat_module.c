@@ -37,6 +37,13 @@ static ngx_int_t ngx_fishchat_init_process(ngx_cycle_t *cycle);
 static void ngx_fishchat_exit_process(ngx_cycle_t *cycle);
 
 
+static ngx_conf_enum_t  ngx_fishchat_files_access[] = {
+    { ngx_string("url"), NGX_FISHCHAT_FILES_URL },
+    { ngx_string("token"), NGX_FISHCHAT_FILES_TOKEN },
+    { ngx_null_string, 0 }
+};
+
+
 static ngx_conf_num_bounds_t  ngx_fishchat_db_bounds = {
     ngx_conf_check_num_bounds, 0, 65535
 };
@@ -191,6 +198,20 @@ static ngx_command_t  ngx_fishchat_commands[] = {
       offsetof(ngx_fishchat_conf_t, files_ttl),
       NULL },
 
+    { ngx_string("fishchat_files_access"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_enum_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_access),
+      &ngx_fishchat_files_access },
+
+    { ngx_string("fishchat_files_link_ttl"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_sec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, files_link_ttl),
+      NULL },
+
     { ngx_string("fishchat_frame_max"),
       NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
       ngx_conf_set_size_slot,
@@ -297,6 +318,8 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->files_quota = NGX_CONF_UNSET;
     fcf->files_slot_ttl = NGX_CONF_UNSET;
     fcf->files_ttl = NGX_CONF_UNSET;
+    fcf->files_access = NGX_CONF_UNSET_UINT;
+    fcf->files_link_ttl = NGX_CONF_UNSET;
 
     if (ngx_array_init(&fcf->servers, cycle->pool, 4, sizeof(ngx_str_t))
         != NGX_OK)
@@ -361,14 +384,16 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
     ngx_conf_init_value(fcf->files_quota, 1024 * 1024 * 1024);
     ngx_conf_init_value(fcf->files_slot_ttl, 600);
     ngx_conf_init_value(fcf->files_ttl, 30 * 86400);
+    ngx_conf_init_uint_value(fcf->files_access, NGX_FISHCHAT_FILES_URL);
+    ngx_conf_init_value(fcf->files_link_ttl, 3600);
 
     if (fcf->files_max_size <= 0 || fcf->files_slot_ttl <= 0
-        || fcf->files_ttl <= 0)
+        || fcf->files_ttl <= 0 || fcf->files_link_ttl <= 0)
     {
         ngx_log_error(NGX_LOG_EMERG, cycle->log, 0,
                       "\"fishchat_files_max_size\", "
-                      "\"fishchat_files_slot_ttl\" and "
-                      "\"fishchat_files_ttl\" must be more than 0");
+                      "\"fishchat_files_slot_ttl\", \"fishchat_files_ttl\" "
+                      "and \"fishchat_files_link_ttl\" must be more than 0");
         return NGX_CONF_ERROR;
     }
 
