@@ -231,6 +231,31 @@
 
 
 /*
+ * An upload slot (FILE_SLOT, the manager's POST /files/slots).
+ * KEYS: the file, the owner's files, the owner's file ids, the files'
+ * expiries ({files}:expiry).  ARGV: owner, name, type, size, created
+ * (Unix ms), expires (Unix s), the quota (0: none), the slot's life (s),
+ * the file id.  1 when made; -1 over the quota; 0 the id is taken.
+ */
+
+#define NGX_FISHCHAT_LUA_FILE_SLOT                                           \
+    "if ARGV[7] ~= '0' then "                                                \
+        "local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0') " \
+        "if used + tonumber(ARGV[4]) > tonumber(ARGV[7]) then "              \
+            "return -1 "                                                     \
+        "end "                                                               \
+    "end "                                                                   \
+    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "               \
+    "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'name', ARGV[2], "        \
+               "'type', ARGV[3], 'size', ARGV[4], 'created', ARGV[5], "      \
+               "'expires', ARGV[6], 'state', 'slot') "                       \
+    "redis.call('EXPIRE', KEYS[1], ARGV[8]) "                                \
+    "redis.call('SADD', KEYS[3], ARGV[9]) "                                  \
+    "redis.call('ZADD', KEYS[4], ARGV[6], ARGV[9]) "                         \
+    "return 1"
+
+
+/*
  * A stream is made (MEDIA_PUBLISH, POST /media/streams).
  * KEYS: the topic, its members (both unused for a peer), the stream.
  * ARGV: sender, target, creation time (Unix ms), how long the stream is

@@ -15,6 +15,7 @@
 #include <ngx_core.h>
 #include <ngx_stream.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_stream_fishchat_msg_private.h"
 
 
@@ -30,27 +31,12 @@ static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
+static ngx_str_t  ngx_stream_fishchat_msg_files_tag = ngx_string("files");
 
 
-/*
- * KEYS: the file, the owner's files.  ARGV: owner, name, type, size,
- * created (Unix ms), expires (Unix s), the quota (0: none), the slot's
- * life (s).  1 when made; -1 over the quota; 0 the id is taken.
- */
+/* NGX_FISHCHAT_LUA_FILE_SLOT: 1 made; -1 over the quota; 0 id taken */
 
-char  ngx_stream_fishchat_msg_file_slot_lua[] =
-    "if ARGV[7] ~= '0' then "
-        "local used = tonumber(redis.call('HGET', KEYS[2], 'used') or '0') "
-        "if used + tonumber(ARGV[4]) > tonumber(ARGV[7]) then "
-            "return -1 "
-        "end "
-    "end "
-    "if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end "
-    "redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'name', ARGV[2], "
-               "'type', ARGV[3], 'size', ARGV[4], 'created', ARGV[5], "
-               "'expires', ARGV[6], 'state', 'slot') "
-    "redis.call('EXPIRE', KEYS[1], ARGV[8]) "
-    "return 1";
+char  ngx_stream_fishchat_msg_file_slot_lua[] = NGX_FISHCHAT_LUA_FILE_SLOT;
 
 
 /* FILE_SLOT <name> <size> <content-type> */
@@ -64,7 +50,7 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
     size_t                             len;
     time_t                             exp;
     ngx_int_t                          rc;
-    ngx_str_t                          args[10], id, sig, type, url[2];
+    ngx_str_t                          args[13], id, sig, type, url[2];
     ngx_fishchat_conf_t               *fcf;
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
@@ -148,25 +134,29 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
 
     args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
     args[1] = ngx_fishchat_key(&p, "files:", &sess->node.str, "");
-    args[2] = sess->node.str;
-    args[3] = m->args[0];
-    args[4] = type;
-    args[5].data = sbuf;
-    args[5].len = ngx_sprintf(sbuf, "%O", size) - sbuf;
-    args[6].data = now;
-    args[6].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+    args[2] = ngx_fishchat_key(&p, "files:", &sess->node.str, ":ids");
+    args[3] = ngx_fishchat_key(&p, "", &ngx_stream_fishchat_msg_files_tag,
+                               ":expiry");
+    args[4] = sess->node.str;
+    args[5] = m->args[0];
+    args[6] = type;
+    args[7].data = sbuf;
+    args[7].len = ngx_sprintf(sbuf, "%O", size) - sbuf;
+    args[8].data = now;
+    args[8].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
                   - now;
-    args[7].data = expires;
-    args[7].len = ngx_sprintf(expires, "%T", exp) - expires;
-    args[8].data = quota;
-    args[8].len = ngx_sprintf(quota, "%O", fcf->files_quota) - quota;
-    args[9].data = ttl;
-    args[9].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
+    args[9].data = expires;
+    args[9].len = ngx_sprintf(expires, "%T", exp) - expires;
+    args[10].data = quota;
+    args[10].len = ngx_sprintf(quota, "%O", fcf->files_quota) - quota;
+    args[11].data = ttl;
+    args[11].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
+    args[12] = call->to;
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->file_slot,
                                         ngx_stream_fishchat_msg_file_made,
-                                        call, 2, 10, args);
+                                        call, 4, 13, args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
