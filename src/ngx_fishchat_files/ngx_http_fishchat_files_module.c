@@ -21,6 +21,7 @@
 #include <ngx_http.h>
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_http.h"
+#include "ngx_http_fishchat_files.h"
 #include "ngx_http_fishchat_files_probe.h"
 
 #if (NGX_OPENSSL)
@@ -33,24 +34,15 @@
 #define NGX_HTTP_FISHCHAT_FILES_PUT    2
 #define NGX_HTTP_FISHCHAT_FILES_JPEG   3
 
-#define NGX_HTTP_FISHCHAT_FILES_SHA    64          /* hex */
+#define NGX_HTTP_FISHCHAT_FILES_GONE   410         /* nginx names none */
 
 /* the fields of ngx_http_fishchat_files_get_lua, in its order */
 #define NGX_HTTP_FISHCHAT_FILES_FIELDS 10
 
+/* the room for the keys of a request: <prefix>{files}:<name>, blob */
+#define NGX_HTTP_FISHCHAT_FILES_KEYS   (4 * 32 + NGX_HTTP_FISHCHAT_FILES_SHA)
 
-typedef struct {
-    ngx_flag_t                    enabled;
-    ngx_str_t                     pool_name;
-    ngx_msec_t                    probe_timeout;
-#if (NGX_THREADS)
-    ngx_thread_pool_t            *pool;
-#endif
-    ngx_fishchat_redis_script_t  *get;
-    ngx_fishchat_redis_script_t  *claim;
-    ngx_fishchat_redis_script_t  *stored;
-    ngx_fishchat_redis_script_t  *release;
-} ngx_http_fishchat_files_loc_conf_t;
+
 
 
 /* a hash computed in a thread: its own pool, it may outlive the request */
@@ -81,6 +73,8 @@ typedef struct {
     ngx_uint_t                    what;
     ngx_uint_t                    serve;      /* GET: to the static module */
     ngx_uint_t                    claimed;    /* PUT: released on failure */
+    ngx_uint_t                    reserved;   /* PUT: the content counted */
+    ngx_uint_t                    fresh;      /* PUT: new to the store */
     ngx_uint_t                    stored;
     time_t                        exp;
     ngx_str_t                     sig;
@@ -111,9 +105,15 @@ static ngx_int_t ngx_http_fishchat_files_start(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
 static ngx_int_t ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_link(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx);
 static ngx_int_t ngx_http_fishchat_files_eval(ngx_http_request_t *r,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt done,
-    ngx_uint_t nargs, ngx_str_t *args);
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
+static ngx_uint_t ngx_http_fishchat_files_sig_differs(
+    ngx_fishchat_conf_t *fcf, ngx_http_fishchat_files_ctx_t *ctx,
+    ngx_str_t *type);
+static ngx_str_t ngx_http_fishchat_files_key(u_char **p, char *suffix);
 static void ngx_http_fishchat_files_record(redisReply *reply, void *data);
 static ngx_int_t ngx_http_fishchat_files_get(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
@@ -126,6 +126,7 @@ static void ngx_http_fishchat_files_body(ngx_http_request_t *r);
 #if (NGX_THREADS && NGX_OPENSSL)
 static void ngx_http_fishchat_files_sha256(void *data, ngx_log_t *log);
 static void ngx_http_fishchat_files_hashed(ngx_event_t *ev);
+static void ngx_http_fishchat_files_reserved(redisReply *reply, void *data);
 #endif
 static ngx_int_t ngx_http_fishchat_files_store(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);
@@ -147,10 +148,22 @@ static ngx_int_t ngx_http_fishchat_files_path(ngx_http_request_t *r,
 
 static char *ngx_http_fishchat_files(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
+static char *ngx_http_fishchat_files_collect(ngx_conf_t *cf,
+    ngx_command_t *cmd, void *conf);
+static void *ngx_http_fishchat_files_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_fishchat_files_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fishchat_files_merge_loc_conf(ngx_conf_t *cf,
     void *parent, void *child);
 static ngx_int_t ngx_http_fishchat_files_init(ngx_conf_t *cf);
+static ngx_int_t ngx_http_fishchat_files_init_process(ngx_cycle_t *cycle);
+static void ngx_http_fishchat_files_exit_process(ngx_cycle_t *cycle);
+
+
+/* the files location whose store the collector keeps */
+
+typedef struct {
+    ngx_http_fishchat_files_loc_conf_t  *collector;
+} ngx_http_fishchat_files_main_conf_t;
 
 
 static ngx_command_t  ngx_http_fishchat_files_commands[] = {
@@ -176,6 +189,13 @@ static ngx_command_t  ngx_http_fishchat_files_commands[] = {
       offsetof(ngx_http_fishchat_files_loc_conf_t, probe_timeout),
       NULL },
 
+    { ngx_string("fishchat_files_collect"),
+      NGX_HTTP_MAIN_CONF|NGX_HTTP_SRV_CONF|NGX_HTTP_LOC_CONF|NGX_CONF_TAKE1,
+      ngx_http_fishchat_files_collect,
+      NGX_HTTP_LOC_CONF_OFFSET,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, collect),
+      NULL },
+
       ngx_null_command
 };
 
@@ -184,7 +204,7 @@ static ngx_http_module_t  ngx_http_fishchat_files_module_ctx = {
     NULL,                                  /* preconfiguration */
     ngx_http_fishchat_files_init,          /* postconfiguration */
 
-    NULL,                                  /* create main configuration */
+    ngx_http_fishchat_files_create_main_conf, /* create main configuration */
     NULL,                                  /* init main configuration */
 
     NULL,                                  /* create server configuration */
@@ -202,44 +222,81 @@ ngx_module_t  ngx_http_fishchat_files_module = {
     NGX_HTTP_MODULE,                       /* module type */
     NULL,                                  /* init master */
     NULL,                                  /* init module */
-    NULL,                                  /* init process */
+    ngx_http_fishchat_files_init_process,  /* init process */
     NULL,                                  /* init thread */
     NULL,                                  /* exit thread */
-    NULL,                                  /* exit process */
+    ngx_http_fishchat_files_exit_process,  /* exit process */
     NULL,                                  /* exit master */
     NGX_MODULE_V1_PADDING
 };
 
 
 /*
- * KEYS: the file.  Its owner, name, type, size, created, expires, state,
- * sha256, probe (the info's fields of the probe) and thumb ("1": it has
- * one); nil for a missing field, all nil: no such file.
+ * KEYS: the file, the quarantine.  Its owner, name, type, size, created,
+ * expires, state, sha256, probe (the info's fields of the probe), thumb
+ * ("1": it has one), and 1 when its content is quarantined; nil for a
+ * missing field, all nil: no such file.
  */
 
 static char  ngx_http_fishchat_files_get_lua[] =
-    "return redis.call('HMGET', KEYS[1], 'owner', 'name', 'type', 'size', "
-                      "'created', 'expires', 'state', 'sha256', 'probe', "
-                      "'thumb')";
+    "local f = redis.call('HMGET', KEYS[1], 'owner', 'name', 'type', "
+                         "'size', 'created', 'expires', 'state', 'sha256', "
+                         "'probe', 'thumb') "
+    "f[11] = 0 "
+    "if f[8] and redis.call('SISMEMBER', KEYS[2], f[8]) == 1 then "
+        "f[11] = 1 "
+    "end "
+    "return f";
 
-/* KEYS: the file.  1 when its slot was free and is now being uploaded */
+/*
+ * KEYS: the file.  1 when its slot was free and is now being uploaded:
+ * the record lives on however long the upload takes
+ */
 
 static char  ngx_http_fishchat_files_claim_lua[] =
     "if redis.call('HGET', KEYS[1], 'state') ~= 'slot' then return 0 end "
     "redis.call('HSET', KEYS[1], 'state', 'uploading') "
+    "redis.call('PERSIST', KEYS[1]) "
     "return 1";
 
-/* KEYS: the file.  An upload that did not end: the slot is free again */
+/*
+ * KEYS: the file, the content's count (blob:{<sha>}), the contents to
+ * unlink.  ARGV: "1" when the content was counted for this upload.  An
+ * upload that did not end: the slot is free again until its URL expires,
+ * the content is counted out.
+ */
 
 static char  ngx_http_fishchat_files_release_lua[] =
     "if redis.call('HGET', KEYS[1], 'state') == 'uploading' then "
         "redis.call('HSET', KEYS[1], 'state', 'slot') "
+        "redis.call('EXPIREAT', KEYS[1], "
+                   "redis.call('HGET', KEYS[1], 'expires')) "
+    "end "
+    "if ARGV[1] == '1' and redis.call('DECR', KEYS[2]) <= 0 then "
+        "redis.call('DEL', KEYS[2]) "
+        "redis.call('SADD', KEYS[3], ARGV[2]) "
     "end";
 
 /*
- * KEYS: the file, the owner's files.  ARGV: the sha256, the size, when it
- * expires (Unix s), its life (s), the probe's fields, "1" for a
- * thumbnail.  The file is ready; the owner's stored bytes grow.
+ * KEYS: the file, the content's count, the quarantine.  ARGV: the
+ * sha256.  Before the content goes into the store it is counted (the
+ * collector never unlinks a counted content): the count, 0 when the slot
+ * is not being uploaded, -1 when the content is quarantined.
+ */
+
+static char  ngx_http_fishchat_files_reserve_lua[] =
+    "if redis.call('HGET', KEYS[1], 'state') ~= 'uploading' then "
+        "return 0 "
+    "end "
+    "if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return -1 end "
+    "return redis.call('INCR', KEYS[2])";
+
+/*
+ * KEYS: the file, the owner's files, the expiries, the files' figures.
+ * ARGV: the sha256, the size, when it expires (Unix s), the probe's
+ * fields, "1" for a thumbnail, the file id, "1" for a content new to the
+ * store.  The file is ready until the collector finds it expired; the
+ * owner's stored bytes grow.
  */
 
 static char  ngx_http_fishchat_files_stored_lua[] =
@@ -247,9 +304,13 @@ static char  ngx_http_fishchat_files_stored_lua[] =
         "return 0 "
     "end "
     "redis.call('HSET', KEYS[1], 'state', 'ready', 'sha256', ARGV[1], "
-               "'expires', ARGV[3], 'probe', ARGV[5], 'thumb', ARGV[6]) "
-    "redis.call('EXPIRE', KEYS[1], ARGV[4]) "
+               "'expires', ARGV[3], 'probe', ARGV[4], 'thumb', ARGV[5]) "
+    "redis.call('ZADD', KEYS[3], ARGV[3], ARGV[6]) "
     "redis.call('HINCRBY', KEYS[2], 'used', ARGV[2]) "
+    "redis.call('HINCRBY', KEYS[4], 'files', 1) "
+    "if ARGV[7] == '1' then "
+        "redis.call('HINCRBY', KEYS[4], 'bytes', ARGV[2]) "
+    "end "
     "return 1";
 
 
@@ -380,15 +441,17 @@ ngx_http_fishchat_files_start(ngx_http_request_t *r,
 {
     u_char                              *p;
     ngx_int_t                            rc;
+    ngx_str_t                            args[2];
     ngx_fishchat_conf_t                 *fcf;
     ngx_http_cleanup_t                  *cln;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
 
-    if (ctx->what == NGX_HTTP_FISHCHAT_FILES_PUT) {
-        rc = ngx_http_fishchat_files_put_args(r, ctx);
-        if (rc != NGX_DECLINED) {
-            return rc;
-        }
+    rc = (ctx->what == NGX_HTTP_FISHCHAT_FILES_PUT)
+         ? ngx_http_fishchat_files_put_args(r, ctx)
+         : ngx_http_fishchat_files_link(r, ctx);
+
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
@@ -402,16 +465,20 @@ ngx_http_fishchat_files_start(ngx_http_request_t *r,
     cln->handler = ngx_http_fishchat_files_cleanup;
     cln->data = r;
 
-    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len + ctx->id.len + 16);
+    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len + ctx->id.len
+                             + NGX_HTTP_FISHCHAT_FILES_KEYS);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
     ctx->key = ngx_fishchat_key(&p, "file:", &ctx->id, "");
 
+    args[0] = ctx->key;
+    args[1] = ngx_http_fishchat_files_key(&p, ":quarantine");
+
     rc = ngx_http_fishchat_files_eval(r, flcf->get,
-                                      ngx_http_fishchat_files_record, 1,
-                                      &ctx->key);
+                                      ngx_http_fishchat_files_record, 2, 2,
+                                      args);
     if (rc != NGX_DONE) {
         return rc;
     }
@@ -473,6 +540,96 @@ ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
 
 
 /*
+ * With fishchat_files_access token, a download, its info and its
+ * thumbnail need the signed link of the file's id
+ * (ngx_fishchat_files_get_url()): "exp" not past and "sig" its
+ * signature.  NGX_DECLINED: go on.
+ */
+
+static ngx_int_t
+ngx_http_fishchat_files_link(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx)
+{
+    ngx_str_t             exp;
+    ngx_fishchat_conf_t  *fcf;
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    if (fcf->files_access != NGX_FISHCHAT_FILES_TOKEN) {
+        return NGX_DECLINED;
+    }
+
+    if (ngx_http_arg(r, (u_char *) "exp", 3, &exp) != NGX_OK
+        || ngx_http_arg(r, (u_char *) "sig", 3, &ctx->sig) != NGX_OK
+        || (ctx->exp = ngx_atotm(exp.data, exp.len)) == NGX_ERROR)
+    {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
+                                       "FORBIDDEN", "file %V is read with "
+                                       "a signed link only", &ctx->id);
+    }
+
+    if (ngx_http_fishchat_files_sig_differs(fcf, ctx, NULL)) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
+                                       "FORBIDDEN", "the link of file %V "
+                                       "is not signed for it", &ctx->id);
+    }
+
+    if (ctx->exp < ngx_time()) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
+                                       "LINK_EXPIRED", "the link of file %V "
+                                       "expired at %T", &ctx->id, ctx->exp);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
+ * ctx->sig is not the signature of ctx->id and ctx->exp: of a download
+ * link, or with "type" of the slot's PUT URL (compared in constant time)
+ */
+
+static ngx_uint_t
+ngx_http_fishchat_files_sig_differs(ngx_fishchat_conf_t *fcf,
+    ngx_http_fishchat_files_ctx_t *ctx, ngx_str_t *type)
+{
+    ngx_int_t   rc;
+    ngx_str_t   sig;
+    ngx_uint_t  i, diff;
+    u_char      sbuf[64];
+
+    sig.data = sbuf;
+
+    rc = type ? ngx_fishchat_files_sig(fcf, &ctx->id, ctx->size, type,
+                                       ctx->exp, &sig)
+              : ngx_fishchat_files_get_sig(fcf, &ctx->id, ctx->exp, &sig);
+
+    if (rc != NGX_OK || sig.len != ctx->sig.len) {
+        return 1;
+    }
+
+    diff = 0;
+
+    for (i = 0; i < sig.len; i++) {
+        diff |= sig.data[i] ^ ctx->sig.data[i];
+    }
+
+    return diff;
+}
+
+
+/* <prefix>{files}<suffix>: the keys of all files */
+
+static ngx_str_t
+ngx_http_fishchat_files_key(u_char **p, char *suffix)
+{
+    static ngx_str_t  files = ngx_string("files");
+
+    return ngx_fishchat_key(p, "", &files, suffix);
+}
+
+
+/*
  * A script for the request; the cleanup cancels it if the request goes.
  * NGX_DONE: under way; otherwise what to finalize the request with.
  */
@@ -480,7 +637,7 @@ ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
 static ngx_int_t
 ngx_http_fishchat_files_eval(ngx_http_request_t *r,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt done,
-    ngx_uint_t nargs, ngx_str_t *args)
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
 {
     ngx_fishchat_redis_req_t       *req;
     ngx_http_fishchat_files_ctx_t  *ctx;
@@ -488,7 +645,7 @@ ngx_http_fishchat_files_eval(ngx_http_request_t *r,
     ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_files_module);
 
     req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script, done, r,
-                                  nargs > 1 ? 2 : 1, nargs, args);
+                                  nkeys, nargs, args);
     if (req == NULL) {
         return ngx_fishchat_http_error(r, "files",
                                        NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -521,7 +678,7 @@ ngx_http_fishchat_files_record(redisReply *reply, void *data)
     ctx->req = NULL;
 
     if (reply == NULL || reply->type != REDIS_REPLY_ARRAY
-        || reply->elements != NGX_HTTP_FISHCHAT_FILES_FIELDS)
+        || reply->elements != NGX_HTTP_FISHCHAT_FILES_FIELDS + 1)
     {
         ngx_http_fishchat_files_finish(r,
             ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
@@ -553,6 +710,16 @@ ngx_http_fishchat_files_record(redisReply *reply, void *data)
         ngx_http_fishchat_files_finish(r,
             ngx_fishchat_http_error(r, "files", NGX_HTTP_NOT_FOUND,
                                     "NO_SUCH_FILE", "no file %V", &ctx->id));
+        return;
+    }
+
+    e = reply->element[NGX_HTTP_FISHCHAT_FILES_FIELDS];
+
+    if (e->type == REDIS_REPLY_INTEGER && e->integer == 1) {
+        ngx_http_fishchat_files_finish(r,
+            ngx_fishchat_http_error(r, "files", NGX_HTTP_FISHCHAT_FILES_GONE,
+                                    "QUARANTINED", "file %V: its content "
+                                    "is quarantined", &ctx->id));
         return;
     }
 
@@ -738,36 +905,16 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
     u_char                              *last;
-    ngx_uint_t                           i, diff;
-    ngx_str_t                            sig, type, *have;
+    ngx_str_t                            type, *have;
     ngx_fishchat_conf_t                 *fcf;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
-    u_char                               sbuf[64];
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
 
     type = *ngx_http_fishchat_files_type(ctx);
-    sig.data = sbuf;
 
-    if (ngx_fishchat_files_sig(fcf, &ctx->id, ctx->size, &type, ctx->exp,
-                               &sig)
-        != NGX_OK
-        || sig.len != ctx->sig.len)
-    {
-        diff = 1;
-
-    } else {
-        /* in constant time */
-
-        diff = 0;
-
-        for (i = 0; i < sig.len; i++) {
-            diff |= sig.data[i] ^ ctx->sig.data[i];
-        }
-    }
-
-    if (diff) {
+    if (ngx_http_fishchat_files_sig_differs(fcf, ctx, &type)) {
         return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
                                        "FORBIDDEN", "the PUT URL of file %V "
                                        "is not its slot's", &ctx->id);
@@ -810,7 +957,7 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
     }
 
     return ngx_http_fishchat_files_eval(r, flcf->claim,
-                                        ngx_http_fishchat_files_claimed, 1,
+                                        ngx_http_fishchat_files_claimed, 1, 1,
                                         &ctx->key);
 }
 
@@ -1025,9 +1172,13 @@ ngx_http_fishchat_files_hashed(ngx_event_t *ev)
 {
     ngx_http_fishchat_files_hash_t *h = ev->data;
 
-    ngx_int_t                       rc;
-    ngx_http_request_t             *r;
-    ngx_http_fishchat_files_ctx_t  *ctx;
+    u_char                              *p;
+    ngx_int_t                            rc;
+    ngx_str_t                            args[4], sha;
+    ngx_http_request_t                  *r;
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_http_fishchat_files_ctx_t       *ctx;
+    ngx_http_fishchat_files_loc_conf_t  *flcf;
 
     r = h->request;
 
@@ -1054,8 +1205,28 @@ ngx_http_fishchat_files_hashed(ngx_event_t *ev)
     ngx_memcpy(ctx->sha, h->sha, NGX_HTTP_FISHCHAT_FILES_SHA);
     ngx_destroy_pool(h->pool);
 
-    rc = ngx_http_fishchat_files_store(r, ctx);
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
+    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len
+                             + NGX_HTTP_FISHCHAT_FILES_KEYS);
+    if (p == NULL) {
+        ngx_http_fishchat_files_release(r, ctx);
+        ngx_http_fishchat_files_finish(r, NGX_HTTP_INTERNAL_SERVER_ERROR);
+        return;
+    }
+
+    sha.data = ctx->sha;
+    sha.len = NGX_HTTP_FISHCHAT_FILES_SHA;
+
+    args[0] = ctx->key;
+    args[1] = ngx_fishchat_key(&p, "blob:", &sha, "");
+    args[2] = ngx_http_fishchat_files_key(&p, ":quarantine");
+    args[3] = sha;
+
+    rc = ngx_http_fishchat_files_eval(r, flcf->reserve,
+                                      ngx_http_fishchat_files_reserved, 3, 4,
+                                      args);
     if (rc != NGX_DONE) {
         ngx_http_fishchat_files_release(r, ctx);
         ngx_http_fishchat_files_finish(r, rc);
@@ -1063,6 +1234,49 @@ ngx_http_fishchat_files_hashed(ngx_event_t *ev)
 }
 
 #endif
+
+
+/* the content is counted, or quarantined: into the store, or refused */
+
+static void
+ngx_http_fishchat_files_reserved(redisReply *reply, void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_int_t                       rc;
+    ngx_http_fishchat_files_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_files_module);
+    ctx->req = NULL;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer == 0)
+    {
+        rc = ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
+                                     "REDIS_UNAVAILABLE", "file %V: Redis "
+                                     "did not take it", &ctx->id);
+
+    } else if (reply->integer < 0) {
+        rc = ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
+                                     "QUARANTINED", "file %V: its content "
+                                     "(sha256 %*s) is quarantined", &ctx->id,
+                                     (size_t) NGX_HTTP_FISHCHAT_FILES_SHA,
+                                     ctx->sha);
+
+    } else {
+        ctx->reserved = 1;
+        ctx->fresh = (reply->integer == 1);
+
+        rc = ngx_http_fishchat_files_store(r, ctx);
+
+        if (rc == NGX_DONE) {
+            return;
+        }
+    }
+
+    ngx_http_fishchat_files_release(r, ctx);
+    ngx_http_fishchat_files_finish(r, rc);
+}
 
 
 /*
@@ -1138,18 +1352,18 @@ ngx_http_fishchat_files_keep(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
     u_char                              *p;
-    ngx_str_t                            args[8];
+    ngx_str_t                            args[11];
     ngx_fishchat_conf_t                 *fcf;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
     u_char                               size[NGX_OFF_T_LEN];
     u_char                               expires[NGX_TIME_T_LEN];
-    u_char                               ttl[NGX_TIME_T_LEN];
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
 
-    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len
-                             + ngx_http_fishchat_files_owner(ctx)->len + 16);
+    p = ngx_pnalloc(r->pool, 3 * fcf->redis_prefix.len
+                             + ngx_http_fishchat_files_owner(ctx)->len
+                             + NGX_HTTP_FISHCHAT_FILES_KEYS);
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1157,21 +1371,24 @@ ngx_http_fishchat_files_keep(ngx_http_request_t *r,
     args[0] = ctx->key;
     args[1] = ngx_fishchat_key(&p, "files:", ngx_http_fishchat_files_owner(ctx),
                                "");
-    args[2].data = ctx->sha;
-    args[2].len = NGX_HTTP_FISHCHAT_FILES_SHA;
-    args[3].data = size;
-    args[3].len = ngx_sprintf(size, "%O", ctx->size) - size;
-    args[4].data = expires;
-    args[4].len = ngx_sprintf(expires, "%T", ngx_time() + fcf->files_ttl)
+    args[2] = ngx_http_fishchat_files_key(&p, ":expiry");
+    args[3] = ngx_http_fishchat_files_key(&p, ":stats");
+    args[4].data = ctx->sha;
+    args[4].len = NGX_HTTP_FISHCHAT_FILES_SHA;
+    args[5].data = size;
+    args[5].len = ngx_sprintf(size, "%O", ctx->size) - size;
+    args[6].data = expires;
+    args[6].len = ngx_sprintf(expires, "%T", ngx_time() + fcf->files_ttl)
                   - expires;
-    args[5].data = ttl;
-    args[5].len = ngx_sprintf(ttl, "%T", fcf->files_ttl) - ttl;
-    args[6] = ctx->probed;
-    args[7].data = (u_char *) (ctx->thumb ? "1" : "0");
-    args[7].len = 1;
+    args[7] = ctx->probed;
+    args[8].data = (u_char *) (ctx->thumb ? "1" : "0");
+    args[8].len = 1;
+    args[9] = ctx->id;
+    args[10].data = (u_char *) (ctx->fresh ? "1" : "0");
+    args[10].len = 1;
 
     return ngx_http_fishchat_files_eval(r, flcf->stored,
-                                        ngx_http_fishchat_files_stored, 8,
+                                        ngx_http_fishchat_files_stored, 4, 11,
                                         args);
 }
 
@@ -1369,6 +1586,7 @@ ngx_http_fishchat_files_stored(redisReply *reply, void *data)
 {
     ngx_http_request_t *r = data;
 
+    ngx_str_t                       url;
     ngx_fishchat_conf_t            *fcf;
     ngx_fishchat_json_t             out;
     ngx_http_fishchat_files_ctx_t  *ctx;
@@ -1401,8 +1619,18 @@ ngx_http_fishchat_files_stored(redisReply *reply, void *data)
                           (size_t) NGX_HTTP_FISHCHAT_FILES_SHA, ctx->sha,
                           ctx->size);
     ngx_fishchat_json_str(&out, ngx_http_fishchat_files_type(ctx));
-    ngx_fishchat_json_fmt(&out, ",\"url\":\"%V/%V\"}" CRLF, &fcf->files_url,
-                          &ctx->id);
+
+    /* the owner's own link to it */
+
+    if (ngx_fishchat_files_get_url(r->pool, fcf, &ctx->id, "", &url)
+        != NGX_OK)
+    {
+        ngx_str_null(&url);
+    }
+
+    ngx_fishchat_json_fmt(&out, ",\"url\":");
+    ngx_fishchat_json_str(&out, &url);
+    ngx_fishchat_json_fmt(&out, "}" CRLF);
 
     ngx_http_fishchat_files_finish(r, ngx_fishchat_http_send(r,
                                                       NGX_HTTP_CREATED,
@@ -1417,6 +1645,9 @@ static void
 ngx_http_fishchat_files_release(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
+    u_char                              *p;
+    ngx_str_t                            args[5];
+    ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_redis_t                *link;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
 
@@ -1425,6 +1656,7 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
     }
 
     ctx->claimed = 0;
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
     link = ngx_fishchat_redis_link();
@@ -1437,8 +1669,22 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
                   "fishchat files: the upload of file %V did not end: its "
                   "slot is free again", &ctx->id);
 
-    (void) ngx_fishchat_redis_eval(link, flcf->release, NULL, NULL, 1, 1,
-                                   &ctx->key);
+    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len
+                             + NGX_HTTP_FISHCHAT_FILES_KEYS);
+    if (p == NULL) {
+        return;
+    }
+
+    args[0] = ctx->key;
+    args[4].data = ctx->sha;
+    args[4].len = ctx->reserved ? NGX_HTTP_FISHCHAT_FILES_SHA : 0;
+    args[1] = ngx_fishchat_key(&p, "blob:", &args[4], "");
+    args[2] = ngx_http_fishchat_files_key(&p, ":unlink");
+    args[3].data = (u_char *) (ctx->reserved ? "1" : "0");
+    args[3].len = 1;
+
+    (void) ngx_fishchat_redis_eval(link, flcf->release, NULL, NULL, 3, 5,
+                                   args);
 }
 
 
@@ -1552,13 +1798,24 @@ ngx_http_fishchat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                           ngx_http_fishchat_files_get_lua);
     flcf->claim = ngx_fishchat_redis_script(cf,
                                           ngx_http_fishchat_files_claim_lua);
+    flcf->reserve = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_files_reserve_lua);
     flcf->stored = ngx_fishchat_redis_script(cf,
                                           ngx_http_fishchat_files_stored_lua);
     flcf->release = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_files_release_lua);
+    flcf->list = ngx_fishchat_redis_script(cf,
+                                           ngx_http_fishchat_files_list_lua);
+    flcf->judge = ngx_fishchat_redis_script(cf,
+                                            ngx_http_fishchat_files_judge_lua);
+    flcf->take = ngx_fishchat_redis_script(cf,
+                                           ngx_http_fishchat_files_take_lua);
+    flcf->recheck = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_files_recheck_lua);
 
-    if (flcf->get == NULL || flcf->claim == NULL || flcf->stored == NULL
-        || flcf->release == NULL)
+    if (flcf->get == NULL || flcf->claim == NULL || flcf->reserve == NULL
+        || flcf->stored == NULL || flcf->release == NULL || flcf->list == NULL
+        || flcf->judge == NULL || flcf->take == NULL || flcf->recheck == NULL)
     {
         return NGX_CONF_ERROR;
     }
@@ -1588,6 +1845,7 @@ ngx_http_fishchat_files_create_loc_conf(ngx_conf_t *cf)
 
     conf->enabled = NGX_CONF_UNSET;
     conf->probe_timeout = NGX_CONF_UNSET_MSEC;
+    conf->collect = NGX_CONF_UNSET_MSEC;
 
     return conf;
 }
@@ -1600,12 +1858,15 @@ ngx_http_fishchat_files_merge_loc_conf(ngx_conf_t *cf, void *parent,
     ngx_http_fishchat_files_loc_conf_t *prev = parent;
     ngx_http_fishchat_files_loc_conf_t *conf = child;
 
-    ngx_path_t                *path;
-    ngx_http_core_loc_conf_t  *clcf;
+    u_char                               *p;
+    ngx_path_t                           *path;
+    ngx_http_core_loc_conf_t             *clcf;
+    ngx_http_fishchat_files_main_conf_t  *fmcf;
 
     ngx_conf_merge_str_value(conf->pool_name, prev->pool_name, "default");
     ngx_conf_merge_msec_value(conf->probe_timeout, prev->probe_timeout,
                               10000);
+    ngx_conf_merge_msec_value(conf->collect, prev->collect, 60000);
 
     if (conf->enabled != 1) {
         conf->enabled = 0;
@@ -1644,9 +1905,97 @@ ngx_http_fishchat_files_merge_loc_conf(ngx_conf_t *cf, void *parent,
         if (ngx_add_path(cf, &path) != NGX_OK) {
             return NGX_CONF_ERROR;
         }
+
+        /* the store: an alias, or the root and the location's name */
+
+        conf->store.len = path->name.len + (clcf->alias ? 0 : clcf->name.len);
+        conf->store.data = ngx_pnalloc(cf->pool, conf->store.len);
+        if (conf->store.data == NULL) {
+            return NGX_CONF_ERROR;
+        }
+
+        p = ngx_cpymem(conf->store.data, path->name.data, path->name.len);
+
+        if (!clcf->alias) {
+            p = ngx_cpymem(p, clcf->name.data, clcf->name.len);
+        }
+
+        while (p > conf->store.data && p[-1] == '/') {
+            p--;
+        }
+
+        conf->store.len = p - conf->store.data;
+    }
+
+    fmcf = ngx_http_conf_get_module_main_conf(cf,
+                                              ngx_http_fishchat_files_module);
+
+    if (conf->collect && conf->store.len && fmcf->collector == NULL) {
+        fmcf->collector = conf;
     }
 
     return NGX_CONF_OK;
+}
+
+
+/* fishchat_files_collect <period> | off */
+
+static char *
+ngx_http_fishchat_files_collect(ngx_conf_t *cf, ngx_command_t *cmd,
+    void *conf)
+{
+    ngx_http_fishchat_files_loc_conf_t *flcf = conf;
+
+    ngx_str_t  *value;
+
+    if (flcf->collect != NGX_CONF_UNSET_MSEC) {
+        return "is duplicate";
+    }
+
+    value = cf->args->elts;
+
+    if (value[1].len == 3 && ngx_strncmp(value[1].data, "off", 3) == 0) {
+        flcf->collect = 0;
+        return NGX_CONF_OK;
+    }
+
+    flcf->collect = ngx_parse_time(&value[1], 0);
+
+    if (flcf->collect == (ngx_msec_t) NGX_ERROR || flcf->collect < 1000) {
+        return "takes a period of 1s or more, or \"off\"";
+    }
+
+    return NGX_CONF_OK;
+}
+
+
+static void *
+ngx_http_fishchat_files_create_main_conf(ngx_conf_t *cf)
+{
+    return ngx_pcalloc(cf->pool, sizeof(ngx_http_fishchat_files_main_conf_t));
+}
+
+
+/* 64 lower-case hex digits: a content's name in the store */
+
+ngx_uint_t
+ngx_http_fishchat_files_is_sha(ngx_str_t *s)
+{
+    size_t  i;
+
+    if (s->len != NGX_HTTP_FISHCHAT_FILES_SHA) {
+        return 0;
+    }
+
+    for (i = 0; i < s->len; i++) {
+        if (!((s->data[i] >= '0' && s->data[i] <= '9')
+              || (s->data[i] >= 'a' && s->data[i] <= 'f')))
+        {
+            return 0;
+        }
+    }
+
+    return 1;
 }
 
 
@@ -1656,4 +2005,27 @@ ngx_http_fishchat_files_init(ngx_conf_t *cf)
     ngx_http_fishchat_files_probe_init();
 
     return ngx_fishchat_http_access(cf, ngx_http_fishchat_files_handler);
+}
+
+
+static ngx_int_t
+ngx_http_fishchat_files_init_process(ngx_cycle_t *cycle)
+{
+    ngx_http_fishchat_files_main_conf_t  *fmcf;
+
+    fmcf = ngx_http_cycle_get_module_main_conf(cycle,
+                                               ngx_http_fishchat_files_module);
+
+    if (fmcf == NULL || fmcf->collector == NULL) {
+        return NGX_OK;
+    }
+
+    return ngx_http_fishchat_files_collect_init(cycle, fmcf->collector);
+}
+
+
+static void
+ngx_http_fishchat_files_exit_process(ngx_cycle_t *cycle)
+{
+    ngx_http_fishchat_files_collect_exit();
 }
