@@ -23,7 +23,11 @@
 #             each must answer 201 with its SHA-256.  1 MB x 64 and 50 MB
 #             x 4 one at a time, 1 MB x 64 and 50 MB x 8 8 at a time.
 #             MB/s and files/s over the whole batch, the PUT's time (from
-#             the connect to the 201) p50 and p90.
+#             the connect to the 201) p50 and p90.  The files go to the
+#             page cache (nginx does not fsync): before each run's clock
+#             starts, sync(2) writes back what the runs before left
+#             (SYNC=0: not; then the later runs pay for the writeback of
+#             the GBs the earlier ones wrote, see bench/README.md).
 #   download  GETs of a stored file of 50 MB and of 1 MB over keep-alive
 #             connections, one connection and 8, each body read whole;
 #             and Range requests (4 KB at random offsets of the 50 MB
@@ -47,8 +51,8 @@
 # printed too: the box has 2 cores, shared by nginx and the load
 # generator (and by whatever else runs: see the box's load in the log).
 #
-# Knobs (environment): RUNS (5), WORKERS (2), PROBE_FILES (5), NGINX
-# (build/nginx/sbin/nginx), LOG_LEVEL (notice), KEEP=1 (leave nginx and
+# Knobs (environment): RUNS (5), WORKERS (2), PROBE_FILES (5), SYNC (1),
+# NGINX (build/nginx/sbin/nginx), LOG_LEVEL (notice), KEEP=1 (leave nginx and
 # Redis running, and the files).  The whole run holds "flock
 # /tmp/fishchat-cpu.lock" (waiting up to LOCK_WAIT s, 1800), so that it
 # never measures while builds or tests run.
@@ -75,6 +79,7 @@ fi
 RUNS=${RUNS:-5}
 WORKERS=${WORKERS:-2}
 PROBE_FILES=${PROBE_FILES:-5}
+SYNC=${SYNC:-1}
 NGINX_SRC=${NGINX:-$top/build/nginx/sbin/nginx}
 # nginx itself reads NGINX (the sockets of a binary upgrade)
 unset NGINX
@@ -283,14 +288,15 @@ MB=1000000
 say ""
 say "uploads (PUT, new connection each, 201 with the SHA-256 checked)"
 client_run upload --kind put-1MB-seq --msg "$ms" --id bench1 \
-    --size $MB -n 64 -c 1 --runs "$RUNS" --keep "$dir/keep-1MB" || true
+    --sync "$SYNC" --size $MB -n 64 -c 1 --runs "$RUNS" \
+    --keep "$dir/keep-1MB" || true
 client_run upload --kind put-1MB-c8 --msg "$ms" --id bench1 \
-    --size $MB -n 64 -c 8 --runs "$RUNS" || true
+    --sync "$SYNC" --size $MB -n 64 -c 8 --runs "$RUNS" || true
 client_run upload --kind put-50MB-seq --msg "$ms" --id bench1 \
-    --size $((50 * MB)) -n 4 -c 1 --runs "$RUNS" --keep "$dir/keep-50MB" \
-    || true
+    --sync "$SYNC" --size $((50 * MB)) -n 4 -c 1 --runs "$RUNS" \
+    --keep "$dir/keep-50MB" || true
 client_run upload --kind put-50MB-c8 --msg "$ms" --id bench1 \
-    --size $((50 * MB)) -n 8 -c 8 --runs "$RUNS" || true
+    --sync "$SYNC" --size $((50 * MB)) -n 8 -c 8 --runs "$RUNS" || true
 
 # --- downloads -----------------------------------------------------------
 
@@ -361,7 +367,9 @@ say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
         kind n c MB/s 'req/s' p50_ms p90_ms 'cpu_ms/MB'
     awk '/^RESULT kind=(put|get|range)/ {
             delete f
-            for (i = 2; i <= NF; i++) { split($i, kvp, "="); f[kvp[1]] = kvp[2] }
+            for (i = 2; i <= NF; i++) {
+                split($i, kvp, "="); f[kvp[1]] = kvp[2]
+            }
             rate = f["files_s"] != "" ? f["files_s"] : f["req_s"]
             p50 = f["put_ms_p50"] != "" ? f["put_ms_p50"] : f["ms_p50"]
             p90 = f["put_ms_p90"] != "" ? f["put_ms_p90"] : f["ms_p90"]
@@ -373,7 +381,9 @@ say "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
         media_ms probe_ms cpu_ms_plain cpu_ms_media
     awk '/^RESULT kind=probe/ {
             delete f
-            for (i = 2; i <= NF; i++) { split($i, kvp, "="); f[kvp[1]] = kvp[2] }
+            for (i = 2; i <= NF; i++) {
+                split($i, kvp, "="); f[kvp[1]] = kvp[2]
+            }
             printf "%-11s %9s %10s %10s %10s %12s %12s\n", f["kind"],
                    f["size"], f["plain_ms_p50"], f["media_ms_p50"],
                    f["probe_ms_p50"], f["nginx_cpu_ms_plain"],

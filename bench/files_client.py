@@ -16,6 +16,8 @@ generator.
       the clock starts), C at a time, each PUT on a new connection
       (Connection: close); each must answer 201 with the SHA-256 of its
       bytes.  --keep FILE writes the GET URL of the last run's uploads.
+      Before each run's clock starts, sync(2) (--sync 0: not), so that
+      no run pays for the writeback of the previous ones.
 
   files_client.py get --url URL -n N -c C [--range LEN]
       N GETs of URL over C keep-alive connections (N/C each), each read
@@ -208,6 +210,18 @@ def cpu(pids):
     return t
 
 
+def sys_cpu(pids):
+    """seconds of the processes' CPU in the kernel (stime, 10 ms ticks)"""
+    t = 0
+    for p in pids:
+        try:
+            with open("/proc/%s/stat" % p) as f:
+                t += int(f.read().rsplit(")", 1)[1].split()[12])
+        except OSError:
+            pass
+    return t / TCK
+
+
 def own_cpu():
     t = os.times()
     return t.user + t.system
@@ -282,6 +296,10 @@ def upload(a):
             files.append(sl)
         lat = []
         lock = threading.Lock()
+        if a.sync:
+            # the previous runs' files written back first: without it the
+            # kernel's writeback of GBs of dirty pages lands in later runs
+            os.sync()
 
         def one(f):
             status, j, secs = put(f["put"], f["body"], ctype)
@@ -290,9 +308,11 @@ def upload(a):
             with lock:
                 lat.append(secs)
 
-        c0, o0, t0 = cpu(pids), own_cpu(), time.monotonic()
+        k0, c0, o0 = sys_cpu(pids), cpu(pids), own_cpu()
+        t0 = time.monotonic()
         parallel(a.c, files, one)
-        t1, c1, o1 = time.monotonic(), cpu(pids), own_cpu()
+        t1 = time.monotonic()
+        c1, o1, k1 = cpu(pids), own_cpu(), sys_cpu(pids)
         mb = a.n * a.size / 1e6
         r = {"secs": t1 - t0, "mb_s": mb / (t1 - t0),
              "files_s": a.n / (t1 - t0),
@@ -300,6 +320,7 @@ def upload(a):
              "put_ms_p90": 1000 * pct(lat, 0.9),
              "nginx_cpu_s": c1 - c0,
              "nginx_cpu_ms_mb": 1000 * (c1 - c0) / mb,
+             "nginx_sys_s": k1 - k0,
              "client_cpu_s": o1 - o0}
         runs.append(r)
         print("RUN kind=%s run=%d n=%d size=%d c=%d %s" % (
@@ -442,6 +463,7 @@ def main():
     u.add_argument("-n", type=int, required=True)
     u.add_argument("-c", type=int, default=1)
     u.add_argument("--keep")
+    u.add_argument("--sync", type=int, default=1)
     u.set_defaults(fn=upload)
 
     g = sub.add_parser("get")
