@@ -81,6 +81,40 @@ package Test::FishChat::Files;
 #                                  (one word)
 #   (these two unless a module loaded first has them: Media's capture_re
 #   is the same)
+#
+# Load (t/files-load.t): chat round trips while many uploads run
+#   ping_stats NAME CLIENT N       N SEND_PING -> PONG round trips back to
+#                                  back: $NAME_n, $NAME_median, $NAME_p90,
+#                                  $NAME_max (ms)
+#   upload_pings NAME PINGER N SIZE TYPE CLIENT...
+#                                  N slots (FILE_SLOT x SIZE TYPE, asked
+#                                  by the CLIENTs in turn), N bodies of
+#                                  SIZE random bytes (a 64 KB block from
+#                                  /dev/urandom per upload, each 64 KB
+#                                  chunk numbered: no two alike; their
+#                                  SHA-256 computed before anything is
+#                                  measured); N forked children PUT them
+#                                  at once (released together by closing
+#                                  one pipe, each streaming its body,
+#                                  bounded by the step timeout), while
+#                                  PINGER pings back to back until every
+#                                  child has read its answer: the round
+#                                  trips that ended before, in $NAME_* as
+#                                  ping_stats; $NAME_secs the window (from
+#                                  the release to the last answer),
+#                                  $NAME_after the round trip that
+#                                  straddled its end (not counted).  Every
+#                                  PUT must answer 201 with its id, size,
+#                                  type and SHA-256; $NAME_id_I is the
+#                                  id of upload I (1..N), $NAME_get_I its
+#                                  GET URL, $NAME_sha_I its SHA-256
+#   uploads_get NAME N SIZE        GET $NAME_get_1 .. _N one after the
+#                                  other: 200, SIZE bytes, $NAME_sha_I
+#   latency_bound DURING BASE MIN  at least MIN round trips in DURING, its
+#                                  median at most max(5 x BASE's median,
+#                                  BASE's median + 20 ms); no bound under
+#                                  valgrind (MIN 1)
+#   (ping_stats and latency_bound as t/media-workers.t has them)
 
 use strict;
 use warnings;
@@ -93,6 +127,7 @@ use File::Find ();
 use IO::Select ();
 use IO::Socket::INET ();
 use JSON::PP ();
+use POSIX ();
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
@@ -689,6 +724,284 @@ Test::FishChat::add_step(capture_re => sub {
     die "$re has no group\n" if !defined $1;
     $sc->var($var, $1);
 }) if !$Test::FishChat::Steps{capture_re};
+
+# --------------------------------------------------------------------------
+# load: chat round trips while uploads run
+
+sub _ping_once {
+    my ($sc, $c) = @_;
+    my $t0 = Time::HiRes::time();
+    $sc->send($c, Test::FishChat::frame('SEND_PING', 'PING'));
+    my $f = $sc->recv($c);
+    my $t1 = Time::HiRes::time();
+    die "expected PONG, got: $f->{text}\n" if ($f->{cmd} // '') ne 'PONG';
+    return ($t1 - $t0) * 1000;
+}
+
+sub _stats {
+    my ($sc, $name, @ms) = @_;
+    die "no round trips for $name\n" if !@ms;
+    my @s = sort { $a <=> $b } @ms;
+    my $pick = sub { $s[ int($_[0] * $#s + 0.5) ] };
+    $sc->var("${name}_n", scalar @s);
+    $sc->var("${name}_median", sprintf '%.3f', $pick->(0.5));
+    $sc->var("${name}_p90", sprintf '%.3f', $pick->(0.9));
+    $sc->var("${name}_max", sprintf '%.3f', $s[-1]);
+}
+
+# chunk J (from 0) of an upload: its 64 KB block with the upload's and
+# the chunk's numbers in the first 8 bytes (LEN bytes: the last one may be
+# short)
+my $CHUNK = 65536;
+
+sub _chunk {
+    my ($block, $i, $j, $len) = @_;
+    return substr(pack('NN', $i, $j) . substr($block, 8), 0, $len);
+}
+
+sub _chunks_sha {
+    my ($block, $i, $size) = @_;
+    my $d = Digest::SHA->new(256);
+    for (my ($j, $off) = (0, 0); $off < $size; $j++, $off += $CHUNK) {
+        my $len = $size - $off < $CHUNK ? $size - $off : $CHUNK;
+        $d->add(_chunk($block, $i, $j, $len));
+    }
+    return $d->hexdigest;
+}
+
+# in a child: PUT upload I to URL once GO reads end of file, streaming its
+# chunks; the answer (or why there is none) goes to OUT
+sub _upload_child {
+    my ($go, $out, $url, $type, $block, $i, $size, $deadline) = @_;
+    my $res = eval {
+        my $buf;
+        # released: the parent closed its end
+        IO::Select->new($go)->can_read($deadline - Time::HiRes::time())
+            or die "not released within the timeout\n";
+        sysread($go, $buf, 1);
+        my $t0 = Time::HiRes::time();
+        my ($host, $port, $path) = _target($url);
+        my $r = { method => 'PUT', url => $url, body => '', length => $size,
+                  send_length => 1, part => undef,
+                  headers => [['Content-Type', $type]] };
+        my $sock = _connect(undef, $host, $port, $deadline);
+        my $head = _head_bytes($r, $host, $port, $path);
+        my $sent = _write($sock, $head, $deadline, $url);
+        for (my ($j, $off) = (0, 0);
+             $sent == length $head && $off < $size; $j++)
+        {
+            my $len = $size - $off < $CHUNK ? $size - $off : $CHUNK;
+            my $n = _write($sock, _chunk($block, $i, $j, $len), $deadline,
+                           $url);
+            $off += $n;
+            last if $n != $len;     # the server answered early
+        }
+        my $raw = _read_all($sock, $deadline, $url, 'PUT');
+        close $sock;
+        my $resp = _parse_response($r, $raw);
+        JSON::PP->new->canonical->encode({
+            status => $resp->{status}, body => $resp->{body},
+            start => $t0, end => Time::HiRes::time() });
+    };
+    $res = JSON::PP->new->encode({ error => $@ || 'unknown' }) if !defined $res;
+    syswrite($out, $res . "\n");
+    close $out;
+}
+
+sub _read_pipe {
+    my $fh = shift;
+    local $/;
+    my $d = <$fh> // '';
+    close $fh;
+    return $d;
+}
+
+Test::FishChat::add_step(ping_stats => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $cname, $n) = $sc->tokens($rest);
+    die "usage: ping_stats NAME CLIENT N\n" if !defined $n || $n !~ /^\d+$/;
+    my $c = $sc->client($cname);
+    _stats($sc, $name, map { _ping_once($sc, $c) } 1 .. $n);
+}) if !$Test::FishChat::Steps{ping_stats};
+
+Test::FishChat::add_step(upload_pings => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $pname, $n, $size, $type, @cnames) = $sc->tokens($rest);
+    die "usage: upload_pings NAME PINGER N SIZE TYPE CLIENT...\n"
+        if !@cnames || $n !~ /^\d+$/ || $size !~ /^\d+$/ || $n < 1;
+    my $pinger = $sc->client($pname);
+    my @c = map { $sc->client($_) } @cnames;
+
+    # the slots, the bodies and their SHA-256, before anything is timed
+    open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!\n";
+    my (@up);
+    for my $i (1 .. $n) {
+        my $c = $c[($i - 1) % @c];
+        $sc->send($c, Test::FishChat::frame('FILE_SLOT', "load-$i.bin",
+                                            $size, $type));
+        my $f = $sc->recv($c);
+        die "FILE_SLOT $i from $c->{name}: $f->{text}\n"
+            if ($f->{cmd} // '') ne 'FILE_SLOT' || @{ $f->{args} } != 4;
+        my ($id, $put, $get) = @{ $f->{args} };
+        my $block = '';
+        read($rnd, $block, $CHUNK) == $CHUNK or die "/dev/urandom: $!\n";
+        push @up, { i => $i, id => $id, put => $put, get => $get,
+                    block => $block, sha => _chunks_sha($block, $i, $size) };
+    }
+    close $rnd;
+
+    # the children, waiting for the release
+    my $deadline = $sc->deadline;
+    pipe(my $go_r, my $go_w) or die "pipe: $!\n";
+    my %kids;
+    for my $u (@up) {
+        pipe(my $r, my $w) or die "pipe: $!\n";
+        my $pid = fork() // die "fork: $!\n";
+        if (!$pid) {
+            close $go_w;
+            close $r;
+            _upload_child($go_r, $w, $u->{put}, $type, $u->{block},
+                          $u->{i}, $size, $deadline);
+            POSIX::_exit(0);    # no END blocks, no Test::More output
+        }
+        close $w;
+        $u->{pid} = $pid;
+        $u->{out} = $r;
+        $kids{$pid} = $u;
+    }
+    close $go_r;
+
+    my $kill = sub {
+        kill 'KILL', keys %kids;
+        waitpid($_, 0) for keys %kids;
+    };
+
+    # go: every child sees the end of file at once
+    my $start = Time::HiRes::time();
+    close $go_w;
+
+    my (@in, $after);
+    my $ok = eval {
+        while (1) {
+            my $ms = _ping_once($sc, $pinger);
+            # (only our children: nginx may be a child of this process)
+            for my $pid (keys %kids) {
+                delete $kids{$pid}
+                    if waitpid($pid, POSIX::WNOHANG()) == $pid;
+            }
+            # the round trip ended before this check: with a child left,
+            # it was within the uploads
+            if (!%kids) {
+                $after = $ms;
+                last;
+            }
+            push @in, $ms;
+            die "uploads not done within $sc->{timeout} s ("
+                . scalar(keys %kids) . " of $n left, " . scalar(@in)
+                . " round trips meanwhile)\n"
+                if Time::HiRes::time() >= $deadline;
+        }
+        1;
+    };
+    if (!$ok) {
+        my $err = $@;
+        $kill->();
+        die $err;
+    }
+    my $end = Time::HiRes::time();
+
+    $sc->var("${name}_secs", sprintf '%.3f', $end - $start);
+    $sc->var("${name}_after", sprintf '%.3f', $after);
+    if (@in) {
+        _stats($sc, $name, @in);
+    } else {
+        $sc->var("${name}_n", 0);
+    }
+
+    # every answer: 201, the slot's id, size and type, the SHA-256
+    my @bad;
+    my ($first, $last);
+    for my $u (@up) {
+        my $text = _read_pipe($u->{out});
+        my $res = eval { JSON::PP->new->decode($text) } // {};
+        if (defined $res->{error} || !defined $res->{status}) {
+            push @bad, "upload $u->{i}: " . ($res->{error} // _esc($text));
+            next;
+        }
+        my $j = eval { JSON::PP->new->utf8->decode($res->{body}) } // {};
+        if ($res->{status} ne '201' || ($j->{sha256} // '') ne $u->{sha}
+            || ($j->{id} // '') ne $u->{id} || ($j->{size} // '') ne $size
+            || ($j->{type} // '') ne $type || ($j->{url} // '') ne $u->{get})
+        {
+            push @bad, "upload $u->{i} ($u->{id}, SHA-256 $u->{sha}): "
+                . "$res->{status} " . _esc($res->{body});
+        }
+        $first = $res->{end} if !defined $first || $res->{end} < $first;
+        $last = $res->{end} if !defined $last || $res->{end} > $last;
+        $sc->var("${name}_id_$u->{i}", $u->{id});
+        $sc->var("${name}_get_$u->{i}", $u->{get});
+        $sc->var("${name}_sha_$u->{i}", $u->{sha});
+    }
+    die scalar(@bad) . " of $n uploads went wrong:\n    "
+        . join("\n    ", @bad) . "\n" if @bad;
+    Test::More::note(sprintf "%d uploads of %d bytes: the first done after "
+        . "%.3f s, the last after %.3f s", $n, $size, $first - $start,
+        $last - $start);
+});
+
+Test::FishChat::add_step(uploads_get => sub {
+    my ($sc, $rest) = @_;
+    my ($name, $n, $size) = $sc->tokens($rest);
+    die "usage: uploads_get NAME N SIZE\n"
+        if !defined $size || $n !~ /^\d+$/ || $size !~ /^\d+$/;
+    for my $i (1 .. $n) {
+        my $url = $sc->var("${name}_get_$i")
+            // die "no \$${name}_get_$i (upload_pings first)\n";
+        my $r = request($sc, _parse_request($sc, 'GET', $url));
+        die "GET $url: expected 200 with $size bytes, got $r->{status} "
+            . "with " . length($r->{body}) . " bytes\n"
+            if $r->{status} ne '200' || length $r->{body} != $size;
+        my $sha = Digest::SHA::sha256_hex($r->{body});
+        my $want = $sc->var("${name}_sha_$i");
+        die "GET $url: SHA-256 $sha, uploaded $want\n" if $sha ne $want;
+        delete $r->{body};      # 20 MB each: keep one at a time
+    }
+});
+
+# The bound on the median round trip during the load:
+#
+#     max(5 x the baseline median, the baseline median + 20 ms)
+#
+# as t/media-workers.t TEST 2 explains: five times the baseline absorbs the
+# scheduling noise of a busy 2-core box, 20 ms on top a baseline of a few
+# hundredths of a millisecond; the median, not p90.  MIN is what catches
+# an event loop that is blocked for the whole window.  Under valgrind
+# (one thread at a time) only MIN 1 is left.
+Test::FishChat::add_step(latency_bound => sub {
+    my ($sc, $rest) = @_;
+    my ($during, $base, $min) = $sc->tokens($rest);
+    die "usage: latency_bound DURING BASE MIN\n" if !defined $min;
+    my %d = map { $_ => $sc->var("${during}_$_") }
+            qw(n median p90 max secs after);
+    my %b = map { $_ => $sc->var("${base}_$_") } qw(n median p90 max);
+    my $figures = sprintf "%s: %d round trips, median %.3f ms, p90 %.3f "
+        . "ms, max %.3f ms; %s%s: %d round trips, median %s ms, p90 %s ms, "
+        . "max %s ms", $base, $b{n}, $b{median}, $b{p90}, $b{max}, $during,
+        defined $d{secs} ? " ($d{secs} s)" : '', $d{n},
+        map { $d{$_} // '-' } qw(median p90 max);
+    $figures .= "; the round trip that saw the end: $d{after} ms"
+        if defined $d{after};
+    Test::More::note($figures);
+    $min = 1 if $ENV{TEST_NGINX_USE_VALGRIND};
+    die "only $d{n} round trips in \"$during\", fewer than $min: "
+        . "$figures\n" if $d{n} < $min;
+    return if $ENV{TEST_NGINX_USE_VALGRIND};
+    my $bound = 5 * $b{median};
+    $bound = $b{median} + 20 if $bound < $b{median} + 20;
+    die sprintf("the median round trip of \"%s\" is above the bound of "
+                . "%.3f ms: %s\n", $during, $bound, $figures)
+        if $d{median} > $bound;
+}) if !$Test::FishChat::Steps{latency_bound};
 
 # connections left open by http_open are closed with the scenario
 {
