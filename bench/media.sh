@@ -96,6 +96,7 @@ WARMUP=${WARMUP:-3}
 HLS_PER_PROC=${HLS_PER_PROC:-500}
 RECORD=${RECORD:-}
 NGINX_SRC=${NGINX:-$top/build/nginx/sbin/nginx}
+unset NGINX    # nginx would take it for inherited sockets and not daemonize
 KEEP=${KEEP:-}
 LOG_LEVEL=${LOG_LEVEL:-notice}
 WORKERS=${WORKERS:-2}

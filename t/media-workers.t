@@ -47,9 +47,6 @@
 #                                  (libx264 ultrafast, keyframe every 25
 #                                  frames) and a sine (AAC) into the FLV
 #                                  PATH (relative to servroot/html)
-#   ping_stats NAME CLIENT N       N SEND_PING -> PONG round trips back to
-#                                  back: $NAME_n, $NAME_median, $NAME_p90,
-#                                  $NAME_max (ms)
 #   remux_pings NAME CLIENT STREAM FLV
 #                                  POST record_done for STREAM with the
 #                                  FLV (relative to servroot/html), then
@@ -61,8 +58,8 @@
 #                                  window (from the hook's answer to the
 #                                  MP4), $NAME_after the round trip that
 #                                  straddled the end (not counted)
-#   latency_bound DURING BASE MIN  at least MIN round trips in DURING, and
-#                                  its median within the bound below
+#   (ping_stats and latency_bound are Test::FishChat::Steps', with the
+#   bound's reasons)
 #   mp4_duration FILE SECS TOL     ffprobe: the duration of FILE is SECS
 #                                  within TOL
 
@@ -307,34 +304,6 @@ Test::FishChat::add_step(make_flv => sub {
         if $? != 0 || !-s $path;
 });
 
-sub _ping_once {
-    my ($sc, $c) = @_;
-    my $t0 = Time::HiRes::time();
-    $sc->send($c, Test::FishChat::frame('SEND_PING', 'PING'));
-    my $f = $sc->recv($c);
-    my $t1 = Time::HiRes::time();
-    die "expected PONG, got: $f->{text}\n" if ($f->{cmd} // '') ne 'PONG';
-    return ($t1 - $t0) * 1000;
-}
-
-sub _stats {
-    my ($sc, $name, @ms) = @_;
-    die "no round trips for $name\n" if !@ms;
-    my @s = sort { $a <=> $b } @ms;
-    my $pick = sub { $s[ int($_[0] * $#s + 0.5) ] };
-    $sc->var("${name}_n", scalar @s);
-    $sc->var("${name}_median", sprintf '%.3f', $pick->(0.5));
-    $sc->var("${name}_p90", sprintf '%.3f', $pick->(0.9));
-    $sc->var("${name}_max", sprintf '%.3f', $s[-1]);
-}
-
-Test::FishChat::add_step(ping_stats => sub {
-    my ($sc, $rest) = @_;
-    my ($name, $cname, $n) = $sc->tokens($rest);
-    die "usage: ping_stats NAME CLIENT N\n" if !defined $n || $n !~ /^\d+$/;
-    my $c = $sc->client($cname);
-    _stats($sc, $name, map { _ping_once($sc, $c) } 1 .. $n);
-});
 
 Test::FishChat::add_step(remux_pings => sub {
     my ($sc, $rest) = @_;
@@ -377,7 +346,7 @@ Test::FishChat::add_step(remux_pings => sub {
     my $deadline = $sc->deadline;
     my (@in, $after);
     while (1) {
-        my $ms = _ping_once($sc, $c);
+        my $ms = Test::FishChat::Steps::ping_once($sc, $c);
         # the round trip ended before this stat: if the MP4 is not there
         # yet, the whole round trip was within the remux
         if (-e $mp4) {
@@ -391,63 +360,12 @@ Test::FishChat::add_step(remux_pings => sub {
     $sc->var("${name}_secs", sprintf '%.3f', Time::HiRes::time() - $start);
     $sc->var("${name}_after", sprintf '%.3f', $after);
     if (@in) {
-        _stats($sc, $name, @in);
+        Test::FishChat::Steps::ping_figures($sc, $name, @in);
     } else {
         $sc->var("${name}_n", 0);
     }
 });
 
-# The bound on the median round trip during the remux:
-#
-#     max(5 x the baseline median, the baseline median + 20 ms)
-#
-# Back to back on loopback, a round trip is a few hundredths of a
-# millisecond here (the baseline).  The remux thread takes one core of
-# two while it runs, and the event loop must still answer each ping at
-# once: five times the baseline absorbs the scheduling noise of a busy
-# 2-core box (the remux, ffmpeg, a build next door), and 20 ms on top a
-# baseline that is tiny.  The median, not p90: one round trip in ten may
-# meet a preempted thread or a page-cache flush on a loaded box, which
-# says nothing of the event loop.
-#
-# What catches a remux on the event loop is MIN: done there, it blocks
-# the loop from the hook's answer to the MP4 (about 10 ms here), so no
-# round trip ends within the window (checked by hand: with the remux
-# posted to the event loop instead of the thread pool, 0 round trips,
-# and the test fails).  The median bound catches what is left: a thread
-# that slows the loop down (a lock held across the remux, a loop that
-# waits for the thread), by more than the noise.
-#
-# Under valgrind there is no bound: valgrind runs one thread at a time
-# (its manual: it serialises execution), so the remux thread and the event
-# loop take turns and every round trip meets a slice of the remux.  What
-# is left to check there: some round trips ended during the remux (MIN is
-# 1), which a remux on the event loop would not let happen.
-Test::FishChat::add_step(latency_bound => sub {
-    my ($sc, $rest) = @_;
-    my ($during, $base, $min) = $sc->tokens($rest);
-    die "usage: latency_bound DURING BASE MIN\n" if !defined $min;
-    my %d = map { $_ => $sc->var("${during}_$_") }
-            qw(n median p90 max secs after);
-    my %b = map { $_ => $sc->var("${base}_$_") } qw(n median p90 max);
-    my $figures = sprintf "%s: %d round trips, median %.3f ms, p90 %.3f "
-        . "ms, max %.3f ms; %s%s: %d round trips, median %s ms, p90 %s ms, "
-        . "max %s ms", $base, $b{n}, $b{median}, $b{p90}, $b{max}, $during,
-        defined $d{secs} ? " ($d{secs} s)" : '', $d{n},
-        map { $d{$_} // '-' } qw(median p90 max);
-    $figures .= "; the round trip that saw the end: $d{after} ms"
-        if defined $d{after};
-    Test::More::note($figures);
-    $min = 1 if $ENV{TEST_NGINX_USE_VALGRIND};
-    die "only $d{n} round trips in \"$during\", fewer than $min: "
-        . "$figures\n" if $d{n} < $min;
-    return if $ENV{TEST_NGINX_USE_VALGRIND};
-    my $bound = 5 * $b{median};
-    $bound = $b{median} + 20 if $bound < $b{median} + 20;
-    die sprintf("the median round trip of \"%s\" is above the bound of "
-                . "%.3f ms: %s\n", $during, $bound, $figures)
-        if $d{median} > $bound;
-});
 
 Test::FishChat::add_step(mp4_duration => sub {
     my ($sc, $rest) = @_;
@@ -558,7 +476,6 @@ recv b MEDIA_ENDED topic:room $s alice *
 [error]
 [alert]
 [emerg]
-
 
 
 === TEST 2: one worker: chat round trips are not slowed while a 60 s recording is remuxed in the thread pool

@@ -114,7 +114,7 @@ package Test::FishChat::Files;
 #                                  median at most max(5 x BASE's median,
 #                                  BASE's median + 20 ms); no bound under
 #                                  valgrind (MIN 1)
-#   (ping_stats and latency_bound as t/media-workers.t has them)
+#   (ping_stats and latency_bound are Test::FishChat::Steps')
 
 use strict;
 use warnings;
@@ -728,26 +728,6 @@ Test::FishChat::add_step(capture_re => sub {
 # --------------------------------------------------------------------------
 # load: chat round trips while uploads run
 
-sub _ping_once {
-    my ($sc, $c) = @_;
-    my $t0 = Time::HiRes::time();
-    $sc->send($c, Test::FishChat::frame('SEND_PING', 'PING'));
-    my $f = $sc->recv($c);
-    my $t1 = Time::HiRes::time();
-    die "expected PONG, got: $f->{text}\n" if ($f->{cmd} // '') ne 'PONG';
-    return ($t1 - $t0) * 1000;
-}
-
-sub _stats {
-    my ($sc, $name, @ms) = @_;
-    die "no round trips for $name\n" if !@ms;
-    my @s = sort { $a <=> $b } @ms;
-    my $pick = sub { $s[ int($_[0] * $#s + 0.5) ] };
-    $sc->var("${name}_n", scalar @s);
-    $sc->var("${name}_median", sprintf '%.3f', $pick->(0.5));
-    $sc->var("${name}_p90", sprintf '%.3f', $pick->(0.9));
-    $sc->var("${name}_max", sprintf '%.3f', $s[-1]);
-}
 
 # chunk J (from 0) of an upload: its 64 KB block with the upload's and
 # the chunk's numbers in the first 8 bytes (LEN bytes: the last one may be
@@ -816,13 +796,6 @@ sub _read_pipe {
     return $d;
 }
 
-Test::FishChat::add_step(ping_stats => sub {
-    my ($sc, $rest) = @_;
-    my ($name, $cname, $n) = $sc->tokens($rest);
-    die "usage: ping_stats NAME CLIENT N\n" if !defined $n || $n !~ /^\d+$/;
-    my $c = $sc->client($cname);
-    _stats($sc, $name, map { _ping_once($sc, $c) } 1 .. $n);
-}) if !$Test::FishChat::Steps{ping_stats};
 
 Test::FishChat::add_step(upload_pings => sub {
     my ($sc, $rest) = @_;
@@ -883,7 +856,7 @@ Test::FishChat::add_step(upload_pings => sub {
     my (@in, $after);
     my $ok = eval {
         while (1) {
-            my $ms = _ping_once($sc, $pinger);
+            my $ms = Test::FishChat::Steps::ping_once($sc, $pinger);
             # (only our children: nginx may be a child of this process)
             for my $pid (keys %kids) {
                 delete $kids{$pid}
@@ -913,7 +886,7 @@ Test::FishChat::add_step(upload_pings => sub {
     $sc->var("${name}_secs", sprintf '%.3f', $end - $start);
     $sc->var("${name}_after", sprintf '%.3f', $after);
     if (@in) {
-        _stats($sc, $name, @in);
+        Test::FishChat::Steps::ping_figures($sc, $name, @in);
     } else {
         $sc->var("${name}_n", 0);
     }
@@ -972,36 +945,6 @@ Test::FishChat::add_step(uploads_get => sub {
 #
 #     max(5 x the baseline median, the baseline median + 20 ms)
 #
-# as t/media-workers.t TEST 2 explains: five times the baseline absorbs the
-# scheduling noise of a busy 2-core box, 20 ms on top a baseline of a few
-# hundredths of a millisecond; the median, not p90.  MIN is what catches
-# an event loop that is blocked for the whole window.  Under valgrind
-# (one thread at a time) only MIN 1 is left.
-Test::FishChat::add_step(latency_bound => sub {
-    my ($sc, $rest) = @_;
-    my ($during, $base, $min) = $sc->tokens($rest);
-    die "usage: latency_bound DURING BASE MIN\n" if !defined $min;
-    my %d = map { $_ => $sc->var("${during}_$_") }
-            qw(n median p90 max secs after);
-    my %b = map { $_ => $sc->var("${base}_$_") } qw(n median p90 max);
-    my $figures = sprintf "%s: %d round trips, median %.3f ms, p90 %.3f "
-        . "ms, max %.3f ms; %s%s: %d round trips, median %s ms, p90 %s ms, "
-        . "max %s ms", $base, $b{n}, $b{median}, $b{p90}, $b{max}, $during,
-        defined $d{secs} ? " ($d{secs} s)" : '', $d{n},
-        map { $d{$_} // '-' } qw(median p90 max);
-    $figures .= "; the round trip that saw the end: $d{after} ms"
-        if defined $d{after};
-    Test::More::note($figures);
-    $min = 1 if $ENV{TEST_NGINX_USE_VALGRIND};
-    die "only $d{n} round trips in \"$during\", fewer than $min: "
-        . "$figures\n" if $d{n} < $min;
-    return if $ENV{TEST_NGINX_USE_VALGRIND};
-    my $bound = 5 * $b{median};
-    $bound = $b{median} + 20 if $bound < $b{median} + 20;
-    die sprintf("the median round trip of \"%s\" is above the bound of "
-                . "%.3f ms: %s\n", $during, $bound, $figures)
-        if $d{median} > $bound;
-}) if !$Test::FishChat::Steps{latency_bound};
 
 # connections left open by http_open are closed with the scenario
 {
