@@ -247,14 +247,23 @@ ngx_stream_fishchat_msg_file_send(ngx_stream_fishchat_msg_session_t *sess,
     uuid.data = call->uuid;
     uuid.len = NGX_FISHCHAT_UUID_LEN;
 
-    args[4].data = p;
-    p = topic ? ngx_sprintf(p, "topic:%V", to) : ngx_cpymem(p, to->data,
-                                                            to->len);
-    args[4].len = p - args[4].data;
+    /* a topic's reference is noted once the message has its number */
 
-    args[5].data = p;
-    p = topic ? p : ngx_sprintf(p, "p2p\n%V\n%V", to, &uuid);
-    args[5].len = p - args[5].data;
+    args[4].data = p;
+
+    if (topic) {
+        p = ngx_sprintf(p, "topic:%V", to);
+        args[4].len = p - args[4].data;
+        ngx_str_set(&args[5], "");
+
+    } else {
+        p = ngx_cpymem(p, to->data, to->len);
+        args[4].len = p - args[4].data;
+
+        args[5].data = p;
+        p = ngx_sprintf(p, "p2p\n%V\n%V", to, &uuid);
+        args[5].len = p - args[5].data;
+    }
 
     p = w->scratch;
 
