@@ -346,3 +346,32 @@ recv_like b ^FILE_URL [0-9a-f]{32} http://127\.0\.0\.1:\d+/files/[0-9a-f]{32}\?e
 [error]
 [alert]
 [emerg]
+
+
+
+=== TEST 6: a file message counts against fishchat_msg_rate and fills an inbox like any other message: RATE_LIMITED, INBOX_FULL (non-fatal); the reference of the refused one is noted but dead (its uuid is in no inbox)
+--- stream_server_config
+    fishchat_msg;
+    fishchat_msg_rate 3 burst=3;
+    fishchat_msg_inbox_max 2;
+--- scenario
+files_up
+send a SEND_MESSAGE_P2P bob m1 alice r1
+send a SEND_FILE_P2P bob $id alice r2
+send a SEND_FILE_P2P bob $id alice r3
+send a SEND_FILE_P2P bob $id alice r4
+recv_any a ACCEPTED r1 * | ACCEPTED r2 * | ERROR INBOX_FULL * | ERROR RATE_LIMITED *
+recv b RESP_MESSAGE_P2P m1 alice *
+recv b RESP_FILE_P2P $id alice * notes.txt text/plain 500 $files/$id *
+send a SEND_PING PING
+recv a PONG
+no_frame b
+redis_expect 2 ZCARD ${PREFIX}inbox:{bob}
+redis_expect 2 SCARD ${PREFIX}file:{$id}:refs
+--- error_log
+fishchat msg: RATE_LIMITED: over 3 messages a second while
+fishchat msg: INBOX_FULL
+--- no_error_log
+[error]
+[alert]
+[emerg]
