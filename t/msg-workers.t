@@ -354,3 +354,43 @@ CORE::join "\n",
             "ack_all c$_ u$_") } 1 .. $n),
     (map { "redis_wait 0 ZCARD \${PREFIX}inbox:{u$_}" } 1 .. $n),
     (map { "no_frame c$_ 0.01" } 1 .. $n);
+
+
+
+=== TEST 8: file messages between workers: RESP_FILE_P2P and RESP_FILE_TOPIC made by the recipient's worker (the file's record is written to Redis as the files location leaves it)
+--- main_config
+    fishchat_node n1;
+    fishchat_files_url http://files.example/f;
+--- stream_config
+    server {
+        listen 127.0.0.1:$TEST_NGINX_STREAM_PORT reuseport;
+        fishchat_msg;
+    }
+--- scenario
+set fid 00112233445566778899aabbccddeeff
+redis HSET ${PREFIX}file:{$fid} owner alice name a.txt type text/plain size 5 created 1700000000000 expires 1800000000 state ready sha256 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 probe ""
+connect_worker a any
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice n1 $pid_a
+connect_worker b other a
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob n1 $pid_b
+send a SEND_FILE_P2P bob $fid alice r1
+recv a ACCEPTED r1 *
+capture a u1 1
+recv b RESP_FILE_P2P $fid alice $u1 a.txt text/plain 5 http://files.example/f/$fid "{\"id\":\"$fid\",\"name\":\"a.txt\",\"type\":\"text/plain\",\"size\":5,\"sha256\":\"2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824\",\"created\":1700000000,\"expires\":1800000000}"
+send b P2P_ACK bob $u1
+redis_wait 0 EXISTS ${PREFIX}inbox:{bob}
+send a CREATE_TOPIC room
+recv a TOPIC_CREATED room
+send b JOIN_TOPIC room bob
+recv b LOCATE_TOPIC_MSG_ADDR * room
+send a SEND_FILE_TOPIC room $fid r2
+recv_any a ACCEPTED r2 * | RESP_FILE_TOPIC room $fid alice * a.txt text/plain 5 http://files.example/f/$fid *
+recv b RESP_FILE_TOPIC room $fid alice * a.txt text/plain 5 http://files.example/f/$fid *
+send b FILE_URL $fid
+recv b FILE_URL $fid http://files.example/f/$fid http://files.example/f/$fid/info http://files.example/f/$fid/thumb
+--- no_error_log
+[error]
+[alert]
+[emerg]

@@ -196,6 +196,23 @@
 
 
 /*
+ * A file message to a topic (SEND_FILE_TOPIC): NGX_FISHCHAT_LUA_TOPIC_SEND
+ * of a message from "{file}" (ARGV[1], with ARGV[8] "1"), once the sender,
+ * ARGV[9], is found a member.
+ */
+
+#define NGX_FISHCHAT_LUA_TOPIC_FILE                                          \
+    "if redis.call('HEXISTS', KEYS[2], ARGV[9]) == 0 then "                  \
+        "if redis.call('EXISTS', KEYS[1]) == 0 then return 'NOTOPIC' end "   \
+        "return 'NOTMEMBER' "                                                \
+    "end "                                                                   \
+    "local function send(KEYS, ARGV) "                                       \
+        NGX_FISHCHAT_LUA_TOPIC_SEND                                          \
+    " end "                                                                  \
+    "return send(KEYS, ARGV)"
+
+
+/*
  * The live msg servers, by Redis's clock (the gateway, the manager, the
  * monitor).
  * KEYS: heartbeats, loads.  ARGV: the most entries to return.

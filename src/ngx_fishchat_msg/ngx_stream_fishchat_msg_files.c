@@ -51,6 +51,7 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
     time_t                             exp;
     ngx_int_t                          rc;
     ngx_str_t                          args[13], id, sig, type, url[2];
+    ngx_pool_t                        *pool;
     ngx_fishchat_conf_t               *fcf;
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
@@ -93,15 +94,32 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
 
     /* the answer is made now, and sent once Redis has the slot */
 
+    pool = ngx_create_pool(512, sess->c->log);
+    if (pool == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    /* the download URL: signed with fishchat_files_access token */
+
+    if (ngx_fishchat_files_get_url(pool, fcf, &id, "", &url[1]) != NGX_OK) {
+        ngx_destroy_pool(pool);
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              0, "FILE_SLOT: no download URL "
+                                              "could be signed");
+    }
+
     /* the URLs, then the frame: its arguments escaped take 6 times more */
 
-    len = 2 * (fcf->files_url.len + id.len) + sig.len + NGX_TIME_T_LEN
-          + sizeof("//?exp=&sig=");
+    len = fcf->files_url.len + id.len + sig.len + NGX_TIME_T_LEN
+          + sizeof("/?exp=&sig=") + url[1].len;
 
     call = ngx_stream_fishchat_msg_call(sess, id.len + len
                                         + 6 * (id.len + len + NGX_TIME_T_LEN)
                                         + 64);
     if (call == NULL) {
+        ngx_destroy_pool(pool);
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
@@ -115,9 +133,10 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
                     &sig);
     url[0].len = p - url[0].data;
 
-    url[1].data = p;
-    p = ngx_sprintf(p, "%V/%V", &fcf->files_url, &id);
-    url[1].len = p - url[1].data;
+    p = ngx_cpymem(p, url[1].data, url[1].len);
+    url[1].data = p - url[1].len;
+
+    ngx_destroy_pool(pool);
 
     args[0] = call->to;
     args[1] = url[0];

@@ -458,6 +458,7 @@ ngx_stream_fishchat_msg_media_words(ngx_str_t *text, ngx_str_t *word,
  * notice's words and then the uuid to acknowledge (P2P_ACK) for opt-in
  * clients; the text as a message of the publisher for seed clients.  The
  * common frame is told apart by its first bytes, before any decoding.
+ * A file message is the business of ngx_stream_fishchat_msg_file_own().
  * 1 when *frame is now an allocated frame the caller frees, 0 when the
  * frame goes as it is.
  */
@@ -481,7 +482,7 @@ ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
     if (frame->len < 4 + sizeof(head) - 1
         || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
     {
-        return 0;
+        return ngx_stream_fishchat_msg_file_own(sess, frame);
     }
 
     json.data = frame->data + 4;

@@ -322,6 +322,14 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_stream_fishchat_msg_main_conf_t, media_play) },
     { ngx_stream_fishchat_msg_file_slot_lua,
       offsetof(ngx_stream_fishchat_msg_main_conf_t, file_slot) },
+    { ngx_stream_fishchat_msg_file_send_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_send) },
+    { ngx_stream_fishchat_msg_file_ref_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_ref) },
+    { ngx_stream_fishchat_msg_file_url_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_url) },
+    { ngx_stream_fishchat_msg_file_topic_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_topic) },
     { NULL, 0 }
 };
 

@@ -83,24 +83,13 @@ ngx_int_t
 ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    u_char                              *p;
-    size_t                               size;
-    ngx_int_t                            rc;
-    ngx_str_t                            args[12], dargs[3], frame, *to;
-    ngx_stream_fishchat_msg_call_t      *call;
-    ngx_stream_fishchat_msg_worker_t    *w;
-    u_char                               max[NGX_INT_T_LEN];
-    u_char                               ttl[NGX_INT64_LEN];
-    u_char                               uuid[NGX_FISHCHAT_UUID_LEN];
-
-    w = ngx_stream_fishchat_msg_worker;
+    ngx_int_t  rc;
+    u_char     uuid[NGX_FISHCHAT_UUID_LEN];
 
     rc = ngx_stream_fishchat_msg_p2p_args(sess, m);
     if (rc != NGX_OK) {
         return rc;
     }
-
-    to = &m->args[0];
 
     rc = ngx_stream_fishchat_msg_send_check(sess,
                                             m->nargs == 4 ? &m->args[3]
@@ -109,15 +98,45 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
         return (rc == NGX_DECLINED) ? NGX_OK : rc;
     }
 
+    ngx_fishchat_uuid(uuid);
+
+    return ngx_stream_fishchat_msg_p2p_send(sess, &m->args[0], &m->args[1],
+                                            &m->args[2],
+                                            m->nargs == 4 ? &m->args[3]
+                                                          : NULL,
+                                            uuid);
+}
+
+
+/*
+ * A checked 1:1 message of the session to "to" under "uuid": stored and
+ * delivered as "from" (the logged-in id, or "{file}" for a file message,
+ * ngx_stream_fishchat_msg_file_msg.c); "ref" (or NULL) is answered with
+ * ACCEPTED.  NGX_OK while the session goes on.
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *to, ngx_str_t *text, ngx_str_t *from, ngx_str_t *ref,
+    u_char *uuid)
+{
+    u_char                              *p;
+    size_t                               size;
+    ngx_str_t                            args[12], dargs[3], frame;
+    ngx_stream_fishchat_msg_call_t      *call;
+    ngx_stream_fishchat_msg_worker_t    *w;
+    u_char                               max[NGX_INT_T_LEN];
+    u_char                               ttl[NGX_INT64_LEN];
+
+    w = ngx_stream_fishchat_msg_worker;
+
     /*
      * the delivery frame, made once: stored, published and written;
      * the uuid is made first, as the size counts the bytes to escape
      */
 
-    ngx_fishchat_uuid(uuid);
-
-    dargs[0] = m->args[1];
-    dargs[1] = m->args[2];
+    dargs[0] = *text;
+    dargs[1] = *from;
     dargs[2].data = uuid;
     dargs[2].len = NGX_FISHCHAT_UUID_LEN;
 
@@ -125,8 +144,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
                                    3);
 
     call = ngx_stream_fishchat_msg_call(sess, size + to->len
-                                              + (m->nargs == 4
-                                                 ? m->args[3].len : 0));
+                                              + (ref ? ref->len : 0));
     if (call == NULL) {
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
@@ -146,10 +164,10 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     call->to.len = to->len;
     p = ngx_cpymem(p, to->data, to->len);
 
-    if (m->nargs == 4) {
+    if (ref) {
         call->ref.data = p;
-        call->ref.len = m->args[3].len;
-        ngx_memcpy(p, m->args[3].data, m->args[3].len);
+        call->ref.len = ref->len;
+        ngx_memcpy(p, ref->data, ref->len);
     }
 
     p = w->scratch;
@@ -166,7 +184,7 @@ ngx_stream_fishchat_msg_p2p(ngx_stream_fishchat_msg_session_t *sess,
     args[7] = w->channel;
     args[8] = call->to;
     args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
-    args[10] = m->args[2];
+    args[10] = sess->node.str;
     args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),

@@ -32,6 +32,19 @@
     ((s)->len == sizeof("{media}") - 1                                       \
      && ngx_strncmp((s)->data, "{media}", sizeof("{media}") - 1) == 0)
 
+/*
+ * File messages (SEND_FILE_P2P, SEND_FILE_TOPIC) are stored as messages
+ * from "{file}" too; a frame made of one has at most this many arguments
+ * (RESP_FILE_TOPIC)
+ */
+#define NGX_STREAM_FISHCHAT_MSG_FILE_FROM   "{file}"
+#define NGX_STREAM_FISHCHAT_MSG_ARGS        9
+
+#define ngx_stream_fishchat_msg_file_from(s)                                 \
+    ((s)->len == sizeof(NGX_STREAM_FISHCHAT_MSG_FILE_FROM) - 1               \
+     && ngx_strncmp((s)->data, NGX_STREAM_FISHCHAT_MSG_FILE_FROM,            \
+                    sizeof(NGX_STREAM_FISHCHAT_MSG_FILE_FROM) - 1) == 0)
+
 
 typedef struct ngx_stream_fishchat_topic_conf_s
     ngx_stream_fishchat_topic_conf_t;
@@ -76,6 +89,10 @@ typedef struct {
     ngx_fishchat_redis_script_t    *media_publish;
     ngx_fishchat_redis_script_t    *media_play;
     ngx_fishchat_redis_script_t    *file_slot;
+    ngx_fishchat_redis_script_t    *file_send;
+    ngx_fishchat_redis_script_t    *file_ref;
+    ngx_fishchat_redis_script_t    *file_url;
+    ngx_fishchat_redis_script_t    *file_topic;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -139,6 +156,7 @@ typedef struct {
     ngx_str_t                       ref;
     ngx_str_t                       to;
     ngx_str_t                       frame;
+    ngx_str_t                       file;       /* of a file message */
     ngx_uint_t                      resync;
     u_char                          uuid[NGX_FISHCHAT_UUID_LEN];
     u_char                          data[1];
@@ -271,10 +289,31 @@ extern char  ngx_stream_fishchat_msg_file_slot_lua[];
 ngx_int_t ngx_stream_fishchat_msg_file_slot(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
+/* ngx_stream_fishchat_msg_file_msg.c */
+
+extern char  ngx_stream_fishchat_msg_file_send_lua[];
+extern char  ngx_stream_fishchat_msg_file_ref_lua[];
+extern char  ngx_stream_fishchat_msg_file_url_lua[];
+extern char  ngx_stream_fishchat_msg_file_topic_lua[];
+ngx_int_t ngx_stream_fishchat_msg_file_send(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_msg_file_url(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+void ngx_stream_fishchat_msg_file_sent(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply);
+ngx_uint_t ngx_stream_fishchat_msg_file_frame(ngx_str_t *topic,
+    ngx_str_t *uuid, ngx_str_t *text, ngx_uint_t optin, ngx_pool_t **pool,
+    ngx_str_t **cmd, ngx_str_t *args);
+ngx_uint_t ngx_stream_fishchat_msg_file_own(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *frame);
+
 /* ngx_stream_fishchat_msg_p2p.c */
 
 ngx_int_t ngx_stream_fishchat_msg_p2p(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_msg_p2p_send(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *to, ngx_str_t *text,
+    ngx_str_t *from, ngx_str_t *ref, u_char *uuid);
 ngx_int_t ngx_stream_fishchat_msg_ack(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
@@ -283,6 +322,9 @@ ngx_int_t ngx_stream_fishchat_msg_ack(
 
 ngx_int_t ngx_stream_fishchat_topic_command(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_topic_post(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *name,
+    ngx_str_t *text, ngx_str_t *ref, ngx_str_t *file);
 void ngx_stream_fishchat_topic_login(ngx_stream_fishchat_msg_session_t *sess);
 void ngx_stream_fishchat_topic_cleanup(
     ngx_stream_fishchat_msg_session_t *sess);

@@ -129,10 +129,11 @@ ngx_stream_fishchat_msg_cleanup(void *data)
 
         if (call->req && ngx_fishchat_redis_link()) {
 
-            if (call->frame.len) {
+            if (call->frame.len || call->file.len) {
                 /*
                  * a message on its way to Redis is stored whatever becomes
                  * of its sender, and must reach a recipient on this worker
+                 * (a file message: its file must know of it)
                  */
                 ngx_queue_remove(q);
                 call->sess = NULL;
@@ -530,6 +531,14 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
 
     } else if (ngx_fishchat_frame_is(&m, "FILE_SLOT")) {
         rc = ngx_stream_fishchat_msg_file_slot(sess, &m);
+
+    } else if (ngx_fishchat_frame_is(&m, "SEND_FILE_P2P")
+               || ngx_fishchat_frame_is(&m, "SEND_FILE_TOPIC"))
+    {
+        rc = ngx_stream_fishchat_msg_file_send(sess, &m);
+
+    } else if (ngx_fishchat_frame_is(&m, "FILE_URL")) {
+        rc = ngx_stream_fishchat_msg_file_url(sess, &m);
 
     } else if (ngx_fishchat_frame_is(&m, "MEDIA_PUBLISH")) {
         rc = ngx_stream_fishchat_msg_media_publish(sess, &m);

@@ -743,12 +743,7 @@ static ngx_int_t
 ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    u_char                             *p;
-    ngx_int_t                           rc;
-    ngx_str_t                           args[10], *name, uuid;
-    ngx_stream_fishchat_msg_call_t     *call;
-    ngx_stream_fishchat_msg_worker_t   *w;
-    u_char                              max[NGX_INT_T_LEN];
+    ngx_int_t  rc;
 
     rc = ngx_stream_fishchat_topic_check(sess, m, "SEND_MESSAGE_TOPIC", 2, 3,
                                          0);
@@ -763,12 +758,37 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
         return (rc == NGX_DECLINED) ? NGX_OK : rc;
     }
 
+    return ngx_stream_fishchat_topic_post(sess, &m->args[0], &m->args[1],
+                                          m->nargs == 3 ? &m->args[2] : NULL,
+                                          NULL);
+}
+
+
+/*
+ * A checked message of the session to topic "name" ("ref": NULL or the
+ * client's reference).  A file message ("file": its id) comes from
+ * "{file}" through NGX_FISHCHAT_LUA_TOPIC_FILE, which checks that the
+ * session is a member; once stored, its reference goes to the file's
+ * record (ngx_stream_fishchat_msg_file_sent()).
+ */
+
+ngx_int_t
+ngx_stream_fishchat_topic_post(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *name, ngx_str_t *text, ngx_str_t *ref, ngx_str_t *file)
+{
+    u_char                             *p;
+    ngx_str_t                           args[12], uuid;
+    ngx_uint_t                          nargs;
+    ngx_stream_fishchat_msg_call_t     *call;
+    ngx_stream_fishchat_msg_worker_t   *w;
+    ngx_fishchat_redis_script_t        *script;
+    u_char                              max[NGX_INT_T_LEN];
+
     w = ngx_stream_fishchat_msg_worker;
-    name = &m->args[0];
 
     call = ngx_stream_fishchat_msg_call(sess, name->len
-                                              + (m->nargs == 3
-                                                 ? m->args[2].len : 0));
+                                              + (ref ? ref->len : 0)
+                                              + (file ? file->len : 0));
     if (call == NULL) {
         ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
@@ -778,10 +798,16 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
     call->to.len = name->len;
     p = ngx_cpymem(call->data, name->data, name->len);
 
-    if (m->nargs == 3) {
+    if (ref) {
         call->ref.data = p;
-        call->ref.len = m->args[2].len;
-        ngx_memcpy(p, m->args[2].data, m->args[2].len);
+        call->ref.len = ref->len;
+        p = ngx_cpymem(p, ref->data, ref->len);
+    }
+
+    if (file) {
+        call->file.data = p;
+        call->file.len = file->len;
+        ngx_memcpy(p, file->data, file->len);
     }
 
     ngx_fishchat_uuid(call->uuid);
@@ -795,16 +821,28 @@ ngx_stream_fishchat_topic_send(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = ngx_fishchat_key(&p, "topic:", name, ":h");
     args[3] = sess->node.str;
     args[4] = uuid;
-    args[5] = m->args[1];
+    args[5] = *text;
     args[6].data = max;
     args[6].len = ngx_sprintf(max, "%ui", sess->conf->topic_history) - max;
     args[7] = ngx_fishchat_key(&p, "t:", name, "");
     args[8] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
     args[9] = call->to;
 
-    return ngx_stream_fishchat_topic_call(call, w->topics->conf->send,
+    script = w->topics->conf->send;
+    nargs = 10;
+
+    if (file) {
+        ngx_str_set(&args[3], NGX_STREAM_FISHCHAT_MSG_FILE_FROM);
+        ngx_str_set(&args[10], "1");
+        args[11] = sess->node.str;
+
+        script = w->mmcf->file_topic;
+        nargs = 12;
+    }
+
+    return ngx_stream_fishchat_topic_call(call, script,
                                           ngx_stream_fishchat_topic_sent,
-                                          3, 10, args, NULL);
+                                          3, nargs, args, NULL);
 }
 
 
@@ -816,6 +854,19 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
     ngx_str_t                           args[2];
     ngx_fishchat_err_e                  err;
     ngx_stream_fishchat_msg_session_t  *sess;
+
+    if (call->file.len) {
+        /*
+         * a file message: its file learns of it, whatever became of the
+         * sender (which then left the call)
+         */
+        ngx_stream_fishchat_msg_file_sent(call, reply);
+
+        if (call->sess == NULL) {
+            ngx_free(call);
+            return;
+        }
+    }
 
     sess = ngx_stream_fishchat_topic_taken(call);
 

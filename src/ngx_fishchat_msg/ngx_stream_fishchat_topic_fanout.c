@@ -53,7 +53,7 @@ static ngx_int_t ngx_stream_fishchat_topic_parse(ngx_str_t *payload,
     uint64_t *seq, ngx_str_t *uuid, ngx_str_t *from, ngx_str_t *text);
 static ngx_uint_t ngx_stream_fishchat_topic_frame(ngx_str_t *name,
     ngx_str_t *uuid, ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin,
-    ngx_str_t **cmd, ngx_str_t *word, ngx_str_t *args);
+    ngx_pool_t **pool, ngx_str_t **cmd, ngx_str_t *word, ngx_str_t *args);
 static ngx_stream_fishchat_topic_msg_t *ngx_stream_fishchat_topic_msg(
     ngx_str_t *name, uint64_t seq, ngx_str_t *uuid, ngx_str_t *from,
     ngx_str_t *text);
@@ -987,9 +987,10 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
     u_char                              *last;
     uint64_t                             s;
     ngx_str_t                            payload, uuid, sender, text, *cmd;
-    ngx_str_t                            args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                            args[NGX_STREAM_FISHCHAT_MSG_ARGS];
     ngx_str_t                            word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t                           nargs, pass;
+    ngx_pool_t                          *pool;
     redisReply                          *e;
     ngx_stream_fishchat_topic_worker_t  *tw;
     ngx_stream_fishchat_msg_session_t   *sess;
@@ -999,6 +1000,7 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
 
     size = 0;
     last = NULL;
+    pool = NULL;
     *written = mb->pos;
     *frames = 0;
 
@@ -1025,8 +1027,8 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
 
             nargs = ngx_stream_fishchat_topic_frame(&mb->topic->node.str,
                                                     &uuid, &sender, &text,
-                                                    sess->optin, &cmd, word,
-                                                    args);
+                                                    sess->optin, &pool, &cmd,
+                                                    word, args);
 
             if (pass == 0) {
                 size += ngx_fishchat_frame_size(cmd, args, nargs);
@@ -1040,7 +1042,7 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
 
         if (pass == 0) {
             if (size == 0) {
-                return NGX_DECLINED;
+                goto declined;
             }
 
             if (size > tw->buf_size) {
@@ -1052,6 +1054,10 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
 
                 tw->buf = ngx_alloc(ngx_max(size, 4096), sess->c->log);
                 if (tw->buf == NULL) {
+                    if (pool) {
+                        ngx_destroy_pool(pool);
+                    }
+
                     ngx_stream_fishchat_msg_close(sess);
                     return NGX_ERROR;
                 }
@@ -1065,7 +1071,21 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
 
     *lastp = last;
 
-    return *frames ? NGX_OK : NGX_DECLINED;
+    if (*frames) {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
+        return NGX_OK;
+    }
+
+declined:
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
+
+    return NGX_DECLINED;
 }
 
 
@@ -1295,17 +1315,28 @@ ngx_stream_fishchat_topic_parse(ngx_str_t *payload, uint64_t *seq,
  * "{media}" with the text "<CMD> <target> <stream> <from> <word>...\n
  * <text>" (ngx_stream_fishchat_msg_media_words): opt-in clients get CMD
  * and its words (MEDIA_LIVE, MEDIA_ENDED, MEDIA_RECORDING), seed clients
- * the text as a RESP_MESSAGE_TOPIC of the publisher.  The number of
- * arguments; *cmd is the command, in "word" for a notice.
+ * the text as a RESP_MESSAGE_TOPIC of the publisher.  A file message
+ * comes from "{file}" (ngx_stream_fishchat_msg_file_frame(): its URL is
+ * made in *pool, created then, which the caller destroys once the frame
+ * is written).  The number of arguments; *cmd is the command, in "word"
+ * for a notice.
  */
 
 static ngx_uint_t
 ngx_stream_fishchat_topic_frame(ngx_str_t *name, ngx_str_t *uuid,
-    ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin, ngx_str_t **cmd,
-    ngx_str_t *word, ngx_str_t *args)
+    ngx_str_t *from, ngx_str_t *text, ngx_uint_t optin, ngx_pool_t **pool,
+    ngx_str_t **cmd, ngx_str_t *word, ngx_str_t *args)
 {
     ngx_str_t   rest;
     ngx_uint_t  i, n;
+
+    if (ngx_stream_fishchat_msg_file_from(from)) {
+        n = ngx_stream_fishchat_msg_file_frame(name, uuid, text, optin, pool,
+                                               cmd, args);
+        if (n) {
+            return n;
+        }
+    }
 
     *cmd = &ngx_stream_fishchat_topic_resp;
 
@@ -1349,17 +1380,20 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
 {
     size_t                            legacy, optin;
     ngx_str_t                        *cmd, *ocmd;
-    ngx_str_t                         args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
-    ngx_str_t                         oargs[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
+    ngx_str_t                         args[NGX_STREAM_FISHCHAT_MSG_ARGS];
+    ngx_str_t                         oargs[NGX_STREAM_FISHCHAT_MSG_ARGS];
     ngx_str_t                         word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_str_t                         oword[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t                        n, on;
+    ngx_pool_t                       *pool;
     ngx_stream_fishchat_topic_msg_t  *msg;
 
-    n = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 0, &cmd,
-                                        word, args);
-    on = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 1, &ocmd,
-                                         oword, oargs);
+    pool = NULL;
+
+    n = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 0, &pool,
+                                        &cmd, word, args);
+    on = ngx_stream_fishchat_topic_frame(name, uuid, from, text, 1, &pool,
+                                         &ocmd, oword, oargs);
 
     legacy = ngx_fishchat_frame_size(cmd, args, n);
     optin = ngx_fishchat_frame_size(ocmd, oargs, on);
@@ -1367,6 +1401,10 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
     msg = ngx_alloc(sizeof(ngx_stream_fishchat_topic_msg_t) + legacy + optin,
                     ngx_cycle->log);
     if (msg == NULL) {
+        if (pool) {
+            ngx_destroy_pool(pool);
+        }
+
         return NULL;
     }
 
@@ -1381,6 +1419,10 @@ ngx_stream_fishchat_topic_msg(ngx_str_t *name, uint64_t seq, ngx_str_t *uuid,
     msg->optin.len = ngx_fishchat_frame_write(msg->optin.data, ocmd, oargs,
                                               on)
                      - msg->optin.data;
+
+    if (pool) {
+        ngx_destroy_pool(pool);
+    }
 
     return msg;
 }
