@@ -325,6 +325,9 @@ capture_re exp $url [?&]exp=(\d+)
 assert_near $exp $NOW+600 5
 http GET $url 200
 resp_body t
+# the files location asks for the link: the bare URL is refused
+http GET $files/$id 403
+resp_json error.code FORBIDDEN
 # a seed client, from the inbox
 send a SEND_FILE_P2P sam $id alice
 recv a ACCEPTED "" *
