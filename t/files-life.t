@@ -16,6 +16,11 @@
 #   redis_var VAR COMMAND...   $VAR is Redis' answer to COMMAND
 #   wait_log_of WORDS...       wait_log with the variables of WORDS
 #                              replaced
+#   body_slice NEW NAME OFF LEN
+#                              body NEW is LEN bytes of body NAME from OFF
+#   put_sig VAR ID SIZE TYPE EXP
+#                              $VAR is the "sig" of a PUT URL of that slot
+#                              until EXP
 #   files_put VAR NAME TYPE    a FILE_SLOT of client a for body NAME, the
 #                              PUT (201): $VAR is the file id
 
@@ -71,17 +76,22 @@ hello_login b bob
 set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
 _EOS_
 
-Test::FishChat::add_step(files_link => sub {
-    my ($sc, $rest) = @_;
-    my ($var, $id, $exp) = $sc->tokens($rest);
-    die "usage: files_link VAR ID EXP\n" if !defined $exp;
+# the base64url HMAC-SHA256 of DATA with the test secret
+sub _sig {
+    my ($data) = @_;
     open my $in, '<', "$ENV{TEST_NGINX_FC_KEYS}/hs.secret" or die "$!\n";
     local $/;
     (my $secret = <$in>) =~ s/\r?\n\z//;
     close $in;
-    my $sig = MIME::Base64::encode_base64url(
-                  Digest::SHA::hmac_sha256("get\n$id\n$exp", $secret));
-    $sc->var($var, $sig);
+    return MIME::Base64::encode_base64url(
+               Digest::SHA::hmac_sha256($data, $secret));
+}
+
+Test::FishChat::add_step(files_link => sub {
+    my ($sc, $rest) = @_;
+    my ($var, $id, $exp) = $sc->tokens($rest);
+    die "usage: files_link VAR ID EXP\n" if !defined $exp;
+    $sc->var($var, _sig("get\n$id\n$exp"));
 });
 
 Test::FishChat::add_step(redis_var => sub {
@@ -95,6 +105,21 @@ Test::FishChat::add_step(wait_log_of => sub {
     my ($sc, $rest) = @_;
     Test::FishChat::Steps::run_steps($sc,
         'wait_log ' . join(' ', $sc->tokens($rest)));
+});
+
+Test::FishChat::add_step(body_slice => sub {
+    my ($sc, $rest) = @_;
+    my ($new, $name, $off, $len) = $sc->tokens($rest);
+    die "usage: body_slice NEW NAME OFFSET LEN\n" if !defined $len;
+    Test::FishChat::Files::_set_body($sc, $new,
+        substr(Test::FishChat::Files::_body($sc, $name), $off, $len));
+});
+
+Test::FishChat::add_step(put_sig => sub {
+    my ($sc, $rest) = @_;
+    my ($var, $id, $size, $type, $exp) = $sc->tokens($rest);
+    die "usage: put_sig VAR ID SIZE TYPE EXP\n" if !defined $exp;
+    $sc->var($var, _sig("put\n$id\n$size\n$type\n$exp"));
 });
 
 Test::FishChat::add_step(files_put => sub {
@@ -270,6 +295,105 @@ tree_count store 0
 redis_expect 0 HGET ${PREFIX}{files}:stats files
 redis_expect 0 HGET ${PREFIX}{files}:stats bytes
 redis_expect 0 HGET ${PREFIX}files:{alice} used
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 5: a resumable upload: chunks with Content-Range (202 and the bytes received); "bytes */N" asks; a chunk elsewhere is 409 WRONG_OFFSET; a chunk broken off is sent again; the last one stores the whole (201); a chunk may continue a partial upload past the URL's expiry, not start one
+--- scenario
+files_login
+body big 300000 binary
+body_slice c1 big 0 100000
+body_slice c2 big 100000 100000
+body_slice c3 big 200000 100000
+send a FILE_SLOT big.bin 300000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+set ct h=Content-Type:application/octet-stream
+# an expired URL of the same slot (signed as the server would)
+set past 1700000000
+put_sig old $id 300000 application/octet-stream $past
+http PUT $files/$id?exp=$past&sig=$old 403 body=c1 "h=Content-Range:bytes 0-99999/300000" $ct
+resp_json error.code SLOT_EXPIRED
+http PUT $put 202 body=c1 "h=Content-Range:bytes 0-99999/300000" $ct
+resp_json id $id
+resp_json received 100000
+resp_json size 300000
+redis_expect partial HGET ${PREFIX}file:{$id} state
+redis_expect 100000 HGET ${PREFIX}file:{$id} received
+http GET $files/$id 404
+http PUT $put 202 "h=Content-Range:bytes */300000" length=0
+resp_json received 100000
+# elsewhere than the bytes received; a whole PUT of a partial upload
+http PUT $put 409 body=c3 "h=Content-Range:bytes 200000-299999/300000" $ct
+resp_json error.code WRONG_OFFSET
+http PUT $put 409 body=big $ct
+resp_json error.code SLOT_USED
+# bad ranges: another size, last before first, past the end, a body
+# of another length, no "bytes"
+http PUT $put 400 body=c2 "h=Content-Range:bytes 100000-199999/300001" $ct
+http PUT $put 400 body=c2 "h=Content-Range:bytes 199999-100000/300000" $ct
+http PUT $put 400 body=c2 "h=Content-Range:bytes 100000-300000/300000" $ct
+http PUT $put 400 body=c1 "h=Content-Range:bytes 100000-199998/300000" $ct
+http PUT $put 400 body=c2 "h=Content-Range:100000-199999/300000" $ct
+# the second chunk breaks off after 5000 bytes: nothing of it counts
+http_open k PUT $put part=5000 body=c2 "h=Content-Range:bytes 100000-199999/300000" $ct
+redis_wait uploading HGET ${PREFIX}file:{$id} state
+http_close k
+redis_wait partial HGET ${PREFIX}file:{$id} state
+redis_expect 100000 HGET ${PREFIX}file:{$id} received
+# sent again whole, with the expired URL: the upload is partial already
+http PUT $files/$id?exp=$past&sig=$old 202 body=c2 "h=Content-Range:bytes 100000-199999/300000" $ct
+resp_json received 200000
+http PUT $put 201 body=c3 "h=Content-Range:bytes 200000-299999/300000" $ct
+resp_json sha256 $big_sha256
+resp_json size 300000
+redis_wait ready HGET ${PREFIX}file:{$id} state
+http GET $files/$id 200
+resp_body big
+tree_count store 1
+http PUT $put 409 body=c1 "h=Content-Range:bytes 0-99999/300000" $ct
+resp_json error.code SLOT_USED
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 6: the collector removes the partial file of an upload whose slot is gone, and keeps one still under way
+--- files_location
+        fishchat_files_collect 1s;
+--- scenario
+files_login
+body big 20000 binary
+body_slice c1 big 0 5000
+send a FILE_SLOT big.bin 20000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a id 0
+capture a put 1
+http PUT $put 202 body=c1 "h=Content-Range:bytes 0-4999/20000" h=Content-Type:application/octet-stream
+file_sha store/.partial/$id $c1_sha256
+send a FILE_SLOT other.bin 20000 application/octet-stream
+recv a FILE_SLOT * * * *
+capture a id2 0
+capture a put2 1
+http PUT $put2 202 body=c1 "h=Content-Range:bytes 0-4999/20000" h=Content-Type:application/octet-stream
+# the first one's slot is gone (its life ended), both are due: the
+# other one first (the lower score), so it is judged when the first goes
+redis DEL ${PREFIX}file:{$id}
+redis ZADD ${PREFIX}{files}:expiry 1 $id 0 $id2
+wait_log_of the unfinished upload of file $id is past its slot: removed
+redis_wait (nil) ZSCORE ${PREFIX}{files}:expiry $id
+# the other is asked again when its record's life ends (10 min)
+redis_var due ZSCORE ${PREFIX}{files}:expiry $id2
+assert_near $due $NOW+600 10
+redis_expect partial HGET ${PREFIX}file:{$id2} state
+file_sha store/.partial/$id2 $c1_sha256
 --- no_error_log
 [error]
 [alert]

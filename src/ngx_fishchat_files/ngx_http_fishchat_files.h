@@ -20,7 +20,7 @@
 #define NGX_HTTP_FISHCHAT_FILES_SHA    64          /* hex */
 
 /* the fields of ngx_http_fishchat_files_get_lua, in its order */
-#define NGX_HTTP_FISHCHAT_FILES_FIELDS 10
+#define NGX_HTTP_FISHCHAT_FILES_FIELDS 11
 
 /* the room for the keys of a request: <prefix>{files}:<name>, blob */
 #define NGX_HTTP_FISHCHAT_FILES_KEYS   (4 * 32 + NGX_HTTP_FISHCHAT_FILES_SHA)
@@ -36,6 +36,12 @@ typedef struct {
     off_t                         bytes;
     ngx_int_t                     rc;
     ngx_err_t                     err;
+
+    /* a chunk of a resumable upload: appended to "path" first */
+    u_char                        from[NGX_MAX_PATH];
+    off_t                         first;
+    ngx_uint_t                    chunk;
+    ngx_uint_t                    whole;     /* the last chunk: hashed */
 } ngx_http_fishchat_files_hash_t;
 
 
@@ -65,6 +71,14 @@ typedef struct {
     ngx_str_t                     probed;     /* the info's probe fields */
     ngx_uint_t                    thumb;
 
+    /* a PUT with Content-Range: bytes <first>-<last>/<size> or * /<size> */
+    ngx_uint_t                    ranged;
+    ngx_uint_t                    query;      /* bytes * /<size> */
+    off_t                         first;
+    off_t                         last;
+    off_t                         range_size;
+    ngx_str_t                     part;       /* <store>/.partial/<id> */
+
     /* the record */
     ngx_str_t                     field[NGX_HTTP_FISHCHAT_FILES_FIELDS];
     off_t                         size;
@@ -78,6 +92,7 @@ typedef struct {
 #define ngx_http_fishchat_files_sha(ctx)      (&(ctx)->field[7])
 #define ngx_http_fishchat_files_fields(ctx)   (&(ctx)->field[8])
 #define ngx_http_fishchat_files_thumbed(ctx)  (&(ctx)->field[9])
+#define ngx_http_fishchat_files_received(ctx) (&(ctx)->field[10])
 
 
 typedef struct {
@@ -94,6 +109,7 @@ typedef struct {
     ngx_fishchat_redis_script_t  *reserve;
     ngx_fishchat_redis_script_t  *stored;
     ngx_fishchat_redis_script_t  *release;
+    ngx_fishchat_redis_script_t  *progress;
 
     /* the collector's */
     ngx_fishchat_redis_script_t  *list;
@@ -122,6 +138,7 @@ extern char  ngx_http_fishchat_files_claim_lua[];
 extern char  ngx_http_fishchat_files_release_lua[];
 extern char  ngx_http_fishchat_files_reserve_lua[];
 extern char  ngx_http_fishchat_files_stored_lua[];
+extern char  ngx_http_fishchat_files_progress_lua[];
 
 ngx_int_t ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx);

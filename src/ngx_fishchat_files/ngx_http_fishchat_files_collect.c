@@ -90,9 +90,11 @@ char  ngx_http_fishchat_files_list_lua[] =
 /*
  * KEYS: the file, its refs, its readers, the expiries, the contents to
  * unlink, the files' figures.  ARGV: the key prefix, the file id, now,
- * how long to keep a file a live message carries.  "gone" (no record),
- * "kept", "wait" (an upload under way), "slot" (a slot or a partial
- * upload forgotten: its partial file goes), "removed".
+ * how long to keep a file a live message carries.  "gone" (no record:
+ * the partial file of a resumable upload goes), "kept", "wait" (an
+ * upload under way, or a slot whose record still lives: asked again when
+ * it ends), "slot" (a slot or a partial upload forgotten: its partial
+ * file goes), "removed".
  */
 
 char  ngx_http_fishchat_files_judge_lua[] =
@@ -107,6 +109,13 @@ char  ngx_http_fishchat_files_judge_lua[] =
     "if f[2] == 'uploading' and tonumber(f[5]) + 86400 > now then "
         "redis.call('ZADD', KEYS[4], now + 3600, ARGV[2]) "
         "return 'wait' "
+    "end "
+    "if f[2] == 'slot' or f[2] == 'partial' then "
+        "local ttl = redis.call('TTL', KEYS[1]) "
+        "if ttl > 0 then "
+            "redis.call('ZADD', KEYS[4], now + ttl, ARGV[2]) "
+            "return 'wait' "
+        "end "
     "end "
     "if f[2] == 'ready' then "
         "for _, ref in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
@@ -481,7 +490,10 @@ ngx_http_fishchat_files_judged(redisReply *reply, void *data)
                       "fishchat files: file %V is carried by a message: "
                       "kept", w);
 
-    } else if (reply->len == 4 && ngx_strncmp(reply->str, "slot", 4) == 0) {
+    } else if (reply->len == 4
+               && (ngx_strncmp(reply->str, "slot", 4) == 0
+                   || ngx_strncmp(reply->str, "gone", 4) == 0))
+    {
 
         /* the partial file of a resumable upload, if any */
 
@@ -491,9 +503,12 @@ ngx_http_fishchat_files_judged(redisReply *reply, void *data)
         if (path.data) {
             ngx_sprintf(path.data, "%V/.partial/%V%Z", &pass->flcf->store, w);
 
-            if (ngx_delete_file(path.data) == NGX_FILE_ERROR
-                && ngx_errno != NGX_ENOENT)
-            {
+            if (ngx_delete_file(path.data) != NGX_FILE_ERROR) {
+                ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                              "fishchat files: the unfinished upload of "
+                              "file %V is past its slot: removed", w);
+
+            } else if (ngx_errno != NGX_ENOENT) {
                 ngx_log_error(NGX_LOG_ERR, ngx_cycle->log, ngx_errno,
                               ngx_delete_file_n " \"%s\" failed", path.data);
             }

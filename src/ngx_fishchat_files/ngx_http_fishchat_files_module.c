@@ -130,17 +130,18 @@ ngx_module_t  ngx_http_fishchat_files_module = {
 /*
  * KEYS: the file, the quarantine.  Its owner, name, type, size, created,
  * expires, state, sha256, probe (the info's fields of the probe), thumb
- * ("1": it has one), and 1 when its content is quarantined; nil for a
- * missing field, all nil: no such file.
+ * ("1": it has one), received (the bytes of a resumable upload so far),
+ * and 1 when its content is quarantined; nil for a missing field, all
+ * nil: no such file.
  */
 
 static char  ngx_http_fishchat_files_get_lua[] =
     "local f = redis.call('HMGET', KEYS[1], 'owner', 'name', 'type', "
                          "'size', 'created', 'expires', 'state', 'sha256', "
-                         "'probe', 'thumb') "
-    "f[11] = 0 "
+                         "'probe', 'thumb', 'received') "
+    "f[12] = 0 "
     "if f[8] and redis.call('SISMEMBER', KEYS[2], f[8]) == 1 then "
-        "f[11] = 1 "
+        "f[12] = 1 "
     "end "
     "return f";
 
@@ -791,6 +792,8 @@ ngx_http_fishchat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                           ngx_http_fishchat_files_stored_lua);
     flcf->release = ngx_fishchat_redis_script(cf,
                                         ngx_http_fishchat_files_release_lua);
+    flcf->progress = ngx_fishchat_redis_script(cf,
+                                        ngx_http_fishchat_files_progress_lua);
     flcf->list = ngx_fishchat_redis_script(cf,
                                            ngx_http_fishchat_files_list_lua);
     flcf->judge = ngx_fishchat_redis_script(cf,
@@ -801,7 +804,8 @@ ngx_http_fishchat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
                                         ngx_http_fishchat_files_recheck_lua);
 
     if (flcf->get == NULL || flcf->claim == NULL || flcf->reserve == NULL
-        || flcf->stored == NULL || flcf->release == NULL || flcf->list == NULL
+        || flcf->stored == NULL || flcf->release == NULL
+        || flcf->progress == NULL || flcf->list == NULL
         || flcf->judge == NULL || flcf->take == NULL || flcf->recheck == NULL)
     {
         return NGX_CONF_ERROR;

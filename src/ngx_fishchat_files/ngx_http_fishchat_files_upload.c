@@ -25,10 +25,21 @@
 #endif
 
 
+static ngx_int_t ngx_http_fishchat_files_range(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_chunk_checks(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_received_answer(
+    ngx_http_request_t *r, ngx_http_fishchat_files_ctx_t *ctx, off_t n);
 static void ngx_http_fishchat_files_claimed(redisReply *reply, void *data);
+static ngx_int_t ngx_http_fishchat_files_progress(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx);
+static void ngx_http_fishchat_files_progressed(redisReply *reply,
+    void *data);
 static void ngx_http_fishchat_files_body(ngx_http_request_t *r);
 #if (NGX_THREADS && NGX_OPENSSL)
 static void ngx_http_fishchat_files_sha256(void *data, ngx_log_t *log);
+static void ngx_http_fishchat_files_append(ngx_http_fishchat_files_hash_t *h);
 static void ngx_http_fishchat_files_hashed(ngx_event_t *ev);
 #endif
 static void ngx_http_fishchat_files_reserved(redisReply *reply, void *data);
@@ -45,28 +56,45 @@ static void ngx_http_fishchat_files_stored(redisReply *reply, void *data);
 
 
 /*
- * KEYS: the file.  1 when its slot was free and is now being uploaded:
- * the record lives on however long the upload takes
+ * KEYS: the file.  ARGV: the first byte of a chunk, -1 for a whole PUT.
+ * 1 when its slot was free (or, for a chunk, its upload was partial and
+ * the chunk starts where it stopped) and is now being uploaded: the
+ * record lives on however long the upload takes; 0 when it is used,
+ * -1 when the chunk starts elsewhere.
  */
 
 char  ngx_http_fishchat_files_claim_lua[] =
-    "if redis.call('HGET', KEYS[1], 'state') ~= 'slot' then return 0 end "
+    "local st = redis.call('HGET', KEYS[1], 'state') "
+    "if ARGV[1] == '-1' then "
+        "if st ~= 'slot' then return 0 end "
+    "else "
+        "if st ~= 'slot' and st ~= 'partial' then return 0 end "
+        "local got = redis.call('HGET', KEYS[1], 'received') or '0' "
+        "if tonumber(got) ~= tonumber(ARGV[1]) then return -1 end "
+    "end "
     "redis.call('HSET', KEYS[1], 'state', 'uploading') "
     "redis.call('PERSIST', KEYS[1]) "
     "return 1";
 
 /*
  * KEYS: the file, the content's count (blob:{<sha>}), the contents to
- * unlink.  ARGV: "1" when the content was counted for this upload.  An
- * upload that did not end: the slot is free again until its URL expires,
- * the content is counted out.
+ * unlink.  ARGV: "1" when the content was counted for this upload, the
+ * sha256, the slot's life (s).  An upload that did not end: the slot is
+ * free again until its URL expires (a resumable upload with bytes
+ * received: partial, for the slot's life), the content is counted out.
  */
 
 char  ngx_http_fishchat_files_release_lua[] =
     "if redis.call('HGET', KEYS[1], 'state') == 'uploading' then "
-        "redis.call('HSET', KEYS[1], 'state', 'slot') "
-        "redis.call('EXPIREAT', KEYS[1], "
-                   "redis.call('HGET', KEYS[1], 'expires')) "
+        "if tonumber(redis.call('HGET', KEYS[1], 'received') or '0') > 0 "
+        "then "
+            "redis.call('HSET', KEYS[1], 'state', 'partial') "
+            "redis.call('EXPIRE', KEYS[1], ARGV[3]) "
+        "else "
+            "redis.call('HSET', KEYS[1], 'state', 'slot') "
+            "redis.call('EXPIREAT', KEYS[1], "
+                       "redis.call('HGET', KEYS[1], 'expires')) "
+        "end "
     "end "
     "if ARGV[1] == '1' and redis.call('DECR', KEYS[2]) <= 0 then "
         "redis.call('DEL', KEYS[2]) "
@@ -86,6 +114,21 @@ char  ngx_http_fishchat_files_reserve_lua[] =
     "end "
     "if redis.call('SISMEMBER', KEYS[3], ARGV[1]) == 1 then return -1 end "
     "return redis.call('INCR', KEYS[2])";
+
+/*
+ * KEYS: the file, the expiries.  ARGV: the bytes received, the slot's
+ * life (s), the file id, now.  A chunk of a resumable upload is in: the
+ * upload is partial, and lives the slot's life from now.
+ */
+
+char  ngx_http_fishchat_files_progress_lua[] =
+    "if redis.call('HGET', KEYS[1], 'state') ~= 'uploading' then "
+        "return 0 "
+    "end "
+    "redis.call('HSET', KEYS[1], 'state', 'partial', 'received', ARGV[1]) "
+    "redis.call('EXPIRE', KEYS[1], ARGV[2]) "
+    "redis.call('ZADD', KEYS[2], ARGV[4] + ARGV[2], ARGV[3]) "
+    "return 1";
 
 /*
  * KEYS: the file, the owner's files, the expiries, the files' figures.
@@ -135,10 +178,31 @@ ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
                                        "and \"sig\": the one of FILE_SLOT");
     }
 
-    if (ctx->exp < ngx_time()) {
+    switch (ngx_http_fishchat_files_range(r, ctx)) {
+
+    case NGX_OK:
+        break;
+
+    case NGX_DECLINED:
+        break;
+
+    default:
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
+                                       "BAD_REQUEST", "a Content-Range of a "
+                                       "PUT is \"bytes <first>-<last>/<size>\" "
+                                       "or \"bytes */<size>\"");
+    }
+
+    /* a chunk that continues a partial upload may come after exp */
+
+    if (!ctx->ranged && ctx->exp < ngx_time()) {
         return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
                                        "SLOT_EXPIRED", "the slot of file %V "
                                        "expired at %T", &ctx->id, ctx->exp);
+    }
+
+    if (ctx->query && r->headers_in.content_length_n <= 0) {
+        return NGX_DECLINED;
     }
 
     if (r->headers_in.content_length_n < 0) {
@@ -161,6 +225,92 @@ ngx_http_fishchat_files_put_args(ngx_http_request_t *r,
 
 
 /*
+ * Content-Range: "bytes <first>-<last>/<size>", a chunk of a resumable
+ * upload, or "bytes *" and "/<size>", how much of it the server has.
+ * NGX_OK: ctx->ranged (and ctx->query); NGX_DECLINED: none; NGX_ERROR:
+ * bad.
+ */
+
+static ngx_int_t
+ngx_http_fishchat_files_range(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx)
+{
+    u_char           *p, *last, *dash, *slash;
+    ngx_uint_t        i;
+    ngx_table_elt_t  *h;
+    ngx_list_part_t  *part;
+
+    part = &r->headers_in.headers.part;
+    h = part->elts;
+
+    for (i = 0; /* void */; i++) {
+
+        if (i >= part->nelts) {
+            if (part->next == NULL) {
+                return NGX_DECLINED;
+            }
+
+            part = part->next;
+            h = part->elts;
+            i = 0;
+        }
+
+        if (h[i].key.len == sizeof("Content-Range") - 1
+            && ngx_strncasecmp(h[i].key.data, (u_char *) "Content-Range",
+                               sizeof("Content-Range") - 1)
+               == 0)
+        {
+            break;
+        }
+    }
+
+    p = h[i].value.data;
+    last = p + h[i].value.len;
+
+    if (h[i].value.len < sizeof("bytes */1") - 1
+        || ngx_strncmp(p, "bytes ", 6) != 0)
+    {
+        return NGX_ERROR;
+    }
+
+    p += 6;
+
+    slash = ngx_strlchr(p, last, '/');
+    if (slash == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->range_size = ngx_atoof(slash + 1, last - slash - 1);
+    ctx->ranged = 1;
+
+    if (ctx->range_size <= 0) {
+        return NGX_ERROR;
+    }
+
+    if (slash - p == 1 && *p == '*') {
+        ctx->query = 1;
+        return NGX_OK;
+    }
+
+    dash = ngx_strlchr(p, slash, '-');
+    if (dash == NULL) {
+        return NGX_ERROR;
+    }
+
+    ctx->first = ngx_atoof(p, dash - p);
+    ctx->last = ngx_atoof(dash + 1, slash - dash - 1);
+
+    if (ctx->first < 0 || ctx->last < ctx->first
+        || ctx->last >= ctx->range_size)
+    {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
+/*
  * A PUT whose URL is the slot's (signature of its id, size, type and
  * expiry), with its size and type, to a slot not used yet: the slot is
  * claimed before the body is read
@@ -171,9 +321,11 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
     u_char                              *last;
-    ngx_str_t                            type, *have;
+    ngx_int_t                            rc;
+    ngx_str_t                            type, first, args[2], *have, *state;
     ngx_fishchat_conf_t                 *fcf;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
+    u_char                               fbuf[NGX_OFF_T_LEN];
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
     flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
@@ -186,7 +338,24 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
                                        "is not its slot's", &ctx->id);
     }
 
-    if (r->headers_in.content_length_n != ctx->size) {
+    state = ngx_http_fishchat_files_state(ctx);
+
+    if (!((state->len == 4 && ngx_strncmp(state->data, "slot", 4) == 0)
+          || (ctx->ranged && state->len == 7
+              && ngx_strncmp(state->data, "partial", 7) == 0)))
+    {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_CONFLICT,
+                                       "SLOT_USED", "file %V is uploaded "
+                                       "or being uploaded", &ctx->id);
+    }
+
+    if (ctx->ranged) {
+        rc = ngx_http_fishchat_files_chunk_checks(r, ctx);
+        if (rc != NGX_DECLINED) {
+            return rc;
+        }
+
+    } else if (r->headers_in.content_length_n != ctx->size) {
         return ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
                                        "BAD_REQUEST", "file %V is %O bytes, "
                                        "not %O", &ctx->id, ctx->size,
@@ -195,7 +364,7 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
 
     /* the type without parameters, as FILE_SLOT lower-cased it */
 
-    if (r->headers_in.content_type) {
+    if (r->headers_in.content_type && !ctx->query) {
         have = &r->headers_in.content_type->value;
         last = ngx_strlchr(have->data, have->data + have->len, ';');
         if (last == NULL) {
@@ -216,15 +385,126 @@ ngx_http_fishchat_files_put(ngx_http_request_t *r,
         }
     }
 
-    if (ngx_http_fishchat_files_state(ctx)->len != 4) {
-        return ngx_fishchat_http_error(r, "files", NGX_HTTP_CONFLICT,
-                                       "SLOT_USED", "file %V is uploaded "
-                                       "or being uploaded", &ctx->id);
+    if (state->len == 4 && ctx->exp < ngx_time()) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_FORBIDDEN,
+                                       "SLOT_EXPIRED", "the slot of file %V "
+                                       "expired at %T", &ctx->id, ctx->exp);
     }
 
+    if (ctx->query) {
+        return ngx_http_fishchat_files_received_answer(r, ctx,
+                   ngx_atoof(ngx_http_fishchat_files_received(ctx)->data,
+                             ngx_http_fishchat_files_received(ctx)->len));
+    }
+
+    first.data = fbuf;
+    first.len = ctx->ranged ? (size_t) (ngx_sprintf(fbuf, "%O", ctx->first)
+                                        - fbuf)
+                            : 2;
+
+    if (!ctx->ranged) {
+        ngx_memcpy(fbuf, "-1", 2);
+    }
+
+    args[0] = ctx->key;
+    args[1] = first;
+
     return ngx_http_fishchat_files_eval(r, flcf->claim,
-                                        ngx_http_fishchat_files_claimed, 1, 1,
-                                        &ctx->key);
+                                        ngx_http_fishchat_files_claimed, 1, 2,
+                                        args);
+}
+
+
+/*
+ * A chunk: of the slot's size, its Content-Length the chunk's, at the
+ * bytes received so far, with a store for the partial file.
+ * NGX_DECLINED: go on.
+ */
+
+static ngx_int_t
+ngx_http_fishchat_files_chunk_checks(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx)
+{
+    u_char                              *p;
+    off_t                                got;
+    ngx_http_fishchat_files_loc_conf_t  *flcf;
+
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
+
+    if (ctx->range_size != ctx->size) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
+                                       "BAD_REQUEST", "file %V is %O bytes, "
+                                       "not %O", &ctx->id, ctx->size,
+                                       ctx->range_size);
+    }
+
+    if (ctx->query) {
+        return NGX_DECLINED;
+    }
+
+    if (r->headers_in.content_length_n != ctx->last - ctx->first + 1) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
+                                       "BAD_REQUEST", "the chunk %O-%O of "
+                                       "file %V is not %O bytes", ctx->first,
+                                       ctx->last, &ctx->id,
+                                       r->headers_in.content_length_n);
+    }
+
+    got = ngx_atoof(ngx_http_fishchat_files_received(ctx)->data,
+                    ngx_http_fishchat_files_received(ctx)->len);
+    if (got < 0) {
+        got = 0;
+    }
+
+    if (ctx->first != got) {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_CONFLICT,
+                                       "WRONG_OFFSET", "file %V has %O "
+                                       "bytes: a chunk starts there, not at "
+                                       "%O", &ctx->id, got, ctx->first);
+    }
+
+    if (flcf->store.len == 0
+        || flcf->store.len + ctx->id.len + sizeof("/.partial/")
+           > NGX_MAX_PATH)
+    {
+        return ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
+                                       "BAD_REQUEST", "resumable uploads need "
+                                       "a store without variables");
+    }
+
+    p = ngx_pnalloc(r->pool, flcf->store.len + ctx->id.len
+                             + sizeof("/.partial/"));
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ctx->part.data = p;
+    ctx->part.len = ngx_sprintf(p, "%V/.partial/%V%Z", &flcf->store,
+                                &ctx->id)
+                    - p - 1;
+
+    return NGX_DECLINED;
+}
+
+
+/* 202: how much of a resumable upload the server has */
+
+static ngx_int_t
+ngx_http_fishchat_files_received_answer(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx, off_t n)
+{
+    ngx_fishchat_json_t  out;
+
+    if (n < 0) {
+        n = 0;
+    }
+
+    ngx_fishchat_json_init(&out, r->pool, 128);
+    ngx_fishchat_json_fmt(&out, "{\"id\":\"%V\",\"received\":%O,"
+                          "\"size\":%O}" CRLF, &ctx->id, n, ctx->size);
+
+    return ngx_fishchat_http_send(r, NGX_HTTP_ACCEPTED, "application/json",
+                                  &out);
 }
 
 
@@ -252,8 +532,12 @@ ngx_http_fishchat_files_claimed(redisReply *reply, void *data)
     if (reply->integer != 1) {
         ngx_http_fishchat_files_finish(r,
             ngx_fishchat_http_error(r, "files", NGX_HTTP_CONFLICT,
-                                    "SLOT_USED", "file %V is uploaded or "
-                                    "being uploaded", &ctx->id));
+                                    reply->integer == -1 ? "WRONG_OFFSET"
+                                                         : "SLOT_USED",
+                                    "file %V %s", &ctx->id,
+                                    reply->integer == -1
+                                    ? "has another count of bytes received"
+                                    : "is uploaded or being uploaded"));
         return;
     }
 
@@ -293,6 +577,7 @@ static void
 ngx_http_fishchat_files_body(ngx_http_request_t *r)
 {
 #if (NGX_THREADS && NGX_OPENSSL)
+    off_t                                want;
     ngx_pool_t                          *pool;
     ngx_temp_file_t                     *tf;
     ngx_thread_task_t                   *task;
@@ -305,15 +590,17 @@ ngx_http_fishchat_files_body(ngx_http_request_t *r)
 
     tf = r->request_body ? r->request_body->temp_file : NULL;
 
+    want = ctx->ranged ? ctx->last - ctx->first + 1 : ctx->size;
+
     if (tf == NULL || tf->file.name.len >= NGX_MAX_PATH
-        || tf->file.offset != ctx->size)
+        || tf->file.offset != want)
     {
         ngx_http_fishchat_files_release(r, ctx);
         ngx_http_finalize_request(r,
             ngx_fishchat_http_error(r, "files", NGX_HTTP_BAD_REQUEST,
                                     "BAD_REQUEST", "file %V: the body is "
-                                    "not the slot's %O bytes", &ctx->id,
-                                    ctx->size));
+                                    "not the %O bytes announced", &ctx->id,
+                                    want));
         return;
     }
 
@@ -331,7 +618,18 @@ ngx_http_fishchat_files_body(ngx_http_request_t *r)
     h = task->ctx;
     h->pool = pool;
     h->request = r;
-    ngx_cpystrn(h->path, tf->file.name.data, tf->file.name.len + 1);
+
+    if (ctx->ranged) {
+        /* appended to the partial file, which is hashed once whole */
+        ngx_cpystrn(h->from, tf->file.name.data, tf->file.name.len + 1);
+        ngx_cpystrn(h->path, ctx->part.data, ctx->part.len + 1);
+        h->first = ctx->first;
+        h->chunk = 1;
+        h->whole = (ctx->last + 1 == ctx->size);
+
+    } else {
+        ngx_cpystrn(h->path, tf->file.name.data, tf->file.name.len + 1);
+    }
 
     task->handler = ngx_http_fishchat_files_sha256;
     task->event.handler = ngx_http_fishchat_files_hashed;
@@ -366,7 +664,11 @@ failed:
 
 #if (NGX_THREADS && NGX_OPENSSL)
 
-/* the thread's work: the SHA-256 of the temporary file, in hex */
+/*
+ * the thread's work: the SHA-256 of the temporary file, in hex; for a
+ * chunk, the chunk appended to the partial file first, which is hashed
+ * once it is whole
+ */
 
 static void
 ngx_http_fishchat_files_sha256(void *data, ngx_log_t *log)
@@ -382,6 +684,17 @@ ngx_http_fishchat_files_sha256(void *data, ngx_log_t *log)
 
     h->rc = NGX_ERROR;
     h->bytes = 0;
+
+    if (h->chunk) {
+        ngx_http_fishchat_files_append(h);
+
+        if (h->rc != NGX_OK || !h->whole) {
+            return;
+        }
+
+        h->rc = NGX_ERROR;
+        h->bytes = 0;
+    }
 
     fd = ngx_open_file(h->path, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
     if (fd == NGX_INVALID_FILE) {
@@ -431,6 +744,84 @@ done:
 }
 
 
+/*
+ * A chunk onto <store>/.partial/<id>: cut back to the chunk's first byte
+ * (what an earlier chunk that broke off may have left after it), then
+ * the chunk's temporary file copied after it; h->bytes the bytes copied
+ */
+
+static void
+ngx_http_fishchat_files_append(ngx_http_fishchat_files_hash_t *h)
+{
+    u_char     *slash;
+    ssize_t     n;
+    ngx_fd_t    in, out;
+    u_char      buf[65536];
+
+    h->rc = NGX_ERROR;
+    h->bytes = 0;
+
+    out = ngx_open_file(h->path, NGX_FILE_WRONLY, NGX_FILE_CREATE_OR_OPEN,
+                        0644);
+
+    if (out == NGX_INVALID_FILE && ngx_errno == NGX_ENOENT) {
+        slash = (u_char *) strrchr((char *) h->path, '/');
+        *slash = '\0';
+
+        if (ngx_create_dir(h->path, 0755) == NGX_FILE_ERROR
+            && ngx_errno != NGX_EEXIST)
+        {
+            h->err = ngx_errno;
+            *slash = '/';
+            return;
+        }
+
+        *slash = '/';
+        out = ngx_open_file(h->path, NGX_FILE_WRONLY,
+                            NGX_FILE_CREATE_OR_OPEN, 0644);
+    }
+
+    if (out == NGX_INVALID_FILE) {
+        h->err = ngx_errno;
+        return;
+    }
+
+    in = ngx_open_file(h->from, NGX_FILE_RDONLY, NGX_FILE_OPEN, 0);
+
+    if (in == NGX_INVALID_FILE
+        || ftruncate(out, h->first) == -1
+        || lseek(out, h->first, SEEK_SET) == -1)
+    {
+        h->err = ngx_errno;
+        goto done;
+    }
+
+    for ( ;; ) {
+        n = read(in, buf, sizeof(buf));
+
+        if (n == 0) {
+            h->rc = NGX_OK;
+            break;
+        }
+
+        if (n < 0 || write(out, buf, n) != n) {
+            h->err = ngx_errno;
+            break;
+        }
+
+        h->bytes += n;
+    }
+
+done:
+
+    if (in != NGX_INVALID_FILE) {
+        (void) ngx_close_file(in);
+    }
+
+    (void) ngx_close_file(out);
+}
+
+
 /* back on the event loop: into the store */
 
 static void
@@ -456,6 +847,21 @@ ngx_http_fishchat_files_hashed(ngx_event_t *ev)
 
     ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_files_module);
     ctx->hash = NULL;
+
+    if (h->chunk && !h->whole && h->rc == NGX_OK
+        && h->bytes == ctx->last - ctx->first + 1)
+    {
+        ngx_destroy_pool(h->pool);
+
+        rc = ngx_http_fishchat_files_progress(r, ctx);
+
+        if (rc != NGX_DONE) {
+            ngx_http_fishchat_files_release(r, ctx);
+            ngx_http_fishchat_files_finish(r, rc);
+        }
+
+        return;
+    }
 
     if (h->rc != NGX_OK || h->bytes != ctx->size) {
         ngx_log_error(NGX_LOG_ERR, r->connection->log, h->err,
@@ -500,6 +906,83 @@ ngx_http_fishchat_files_hashed(ngx_event_t *ev)
 }
 
 #endif
+
+
+/* a chunk is in, the upload is not whole: Redis counts the bytes */
+
+static ngx_int_t
+ngx_http_fishchat_files_progress(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx)
+{
+    u_char                              *p;
+    ngx_str_t                            args[6];
+    ngx_fishchat_conf_t                 *fcf;
+    ngx_http_fishchat_files_loc_conf_t  *flcf;
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+    flcf = ngx_http_get_module_loc_conf(r, ngx_http_fishchat_files_module);
+
+    p = ngx_pnalloc(r->pool, fcf->redis_prefix.len + NGX_OFF_T_LEN
+                             + 2 * NGX_TIME_T_LEN
+                             + NGX_HTTP_FISHCHAT_FILES_KEYS);
+    if (p == NULL) {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    args[0] = ctx->key;
+    args[1] = ngx_http_fishchat_files_key(&p, ":expiry");
+
+    args[2].data = p;
+    p = ngx_sprintf(p, "%O", ctx->last + 1);
+    args[2].len = p - args[2].data;
+
+    args[3].data = p;
+    p = ngx_sprintf(p, "%T", fcf->files_slot_ttl);
+    args[3].len = p - args[3].data;
+
+    args[4] = ctx->id;
+
+    args[5].data = p;
+    p = ngx_sprintf(p, "%T", ngx_time());
+    args[5].len = p - args[5].data;
+
+    return ngx_http_fishchat_files_eval(r, flcf->progress,
+                                        ngx_http_fishchat_files_progressed,
+                                        2, 6, args);
+}
+
+
+static void
+ngx_http_fishchat_files_progressed(redisReply *reply, void *data)
+{
+    ngx_http_request_t *r = data;
+
+    ngx_http_fishchat_files_ctx_t  *ctx;
+
+    ctx = ngx_http_get_module_ctx(r, ngx_http_fishchat_files_module);
+    ctx->req = NULL;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
+        || reply->integer != 1)
+    {
+        ngx_http_fishchat_files_release(r, ctx);
+        ngx_http_fishchat_files_finish(r,
+            ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
+                                    "REDIS_UNAVAILABLE", "file %V: Redis did "
+                                    "not take the chunk", &ctx->id));
+        return;
+    }
+
+    /* the slot is not released: the upload is partial */
+    ctx->claimed = 0;
+
+    ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
+                  "fishchat files: file %V: %O of %O bytes received",
+                  &ctx->id, ctx->last + 1, ctx->size);
+
+    ngx_http_fishchat_files_finish(r,
+        ngx_http_fishchat_files_received_answer(r, ctx, ctx->last + 1));
+}
 
 
 /* the content is counted, or quarantined: into the store, or refused */
@@ -556,11 +1039,12 @@ ngx_http_fishchat_files_store(ngx_http_request_t *r,
 {
     u_char           *p;
     ngx_int_t         rc;
-    ngx_str_t         path;
+    ngx_str_t         path, *from;
     ngx_file_info_t   fi;
-    ngx_temp_file_t  *tf;
 
-    tf = r->request_body->temp_file;
+    /* the temporary file of the body, or the partial file of the chunks */
+
+    from = ctx->ranged ? &ctx->part : &r->request_body->temp_file->file.name;
 
     if (ngx_http_fishchat_files_path(r, ctx->sha, &path) != NGX_OK) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
@@ -583,12 +1067,11 @@ ngx_http_fishchat_files_store(ngx_http_request_t *r,
 
         *p = '/';
 
-        if (ngx_rename_file(tf->file.name.data, path.data) == NGX_FILE_ERROR)
-        {
+        if (ngx_rename_file(from->data, path.data) == NGX_FILE_ERROR) {
             ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
                           ngx_rename_file_n " \"%V\" to \"%s\" failed "
                           "(client_body_temp_path must be on the file "
-                          "system of the store)", &tf->file.name, path.data);
+                          "system of the store)", from, path.data);
             return NGX_HTTP_INTERNAL_SERVER_ERROR;
         }
 
@@ -597,6 +1080,11 @@ ngx_http_fishchat_files_store(ngx_http_request_t *r,
     } else {
         ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
                        "fishchat files: \"%s\" is stored already", path.data);
+
+        if (ctx->ranged && ngx_delete_file(from->data) == NGX_FILE_ERROR) {
+            ngx_log_error(NGX_LOG_ERR, r->connection->log, ngx_errno,
+                          ngx_delete_file_n " \"%V\" failed", from);
+        }
     }
 
     /* audio, video and images are described first, in a thread */
@@ -912,7 +1400,7 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
     ngx_http_fishchat_files_ctx_t *ctx)
 {
     u_char                              *p;
-    ngx_str_t                            args[5];
+    ngx_str_t                            args[6];
     ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_redis_t                *link;
     ngx_http_fishchat_files_loc_conf_t  *flcf;
@@ -935,11 +1423,15 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
                   "fishchat files: the upload of file %V did not end: its "
                   "slot is free again", &ctx->id);
 
-    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len
+    p = ngx_pnalloc(r->pool, 2 * fcf->redis_prefix.len + NGX_TIME_T_LEN
                              + NGX_HTTP_FISHCHAT_FILES_KEYS);
     if (p == NULL) {
         return;
     }
+
+    args[5].data = p;
+    p = ngx_sprintf(p, "%T", fcf->files_slot_ttl);
+    args[5].len = p - args[5].data;
 
     args[0] = ctx->key;
     args[4].data = ctx->sha;
@@ -949,6 +1441,6 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
     args[3].data = (u_char *) (ctx->reserved ? "1" : "0");
     args[3].len = 1;
 
-    (void) ngx_fishchat_redis_eval(link, flcf->release, NULL, NULL, 3, 5,
+    (void) ngx_fishchat_redis_eval(link, flcf->release, NULL, NULL, 3, 6,
                                    args);
 }
