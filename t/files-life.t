@@ -5,9 +5,11 @@
 # no message carries are removed with their content, files a message in an
 # inbox or a history carries are kept, slots never uploaded are forgotten.
 #
-# Blocks get, unless they say otherwise, what t/files.t's get: the HS256
-# test secret, fishchat_files_url, fishchat_msg, the files location on
-# servroot/html/store.
+# Blocks get, unless they say otherwise, what t/files.t's get
+# (files_blocks() of Test::FishChat::Files: the HS256 test secret,
+# fishchat_files_url, fishchat_msg, the files location on
+# servroot/html/store, with a block's --- files_location directives).
+# files_login and files_put are Test::FishChat::Files' steps.
 #
 # Local steps:
 #   files_link VAR ID EXP      $VAR is the "sig" of a download link of
@@ -21,8 +23,6 @@
 #   put_sig VAR ID SIZE TYPE EXP
 #                              $VAR is the "sig" of a PUT URL of that slot
 #                              until EXP
-#   files_put VAR NAME TYPE    a FILE_SLOT of client a for body NAME, the
-#                              PUT (201): $VAR is the file id
 
 use Test::FishChat;
 use Test::FishChat::Msg;
@@ -35,46 +35,7 @@ repeat_each(1);
 no_shuffle();
 no_root_location();
 
-my $MAIN = <<'_EOC_';
-    fishchat_node n1;
-    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
-    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
-_EOC_
-
-my $LOC = <<'_EOC_';
-        fishchat_files;
-        alias $TEST_NGINX_SERVER_ROOT/html/store/;
-        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
-        client_max_body_size 200m;
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value('main_config', $MAIN);
-    } elsif ($block->main_config !~ /\bfishchat_node\s/) {
-        $block->set_value('main_config', $MAIN . $block->main_config);
-    }
-
-    if (!defined $block->stream_server_config) {
-        $block->set_value('stream_server_config', "    fishchat_msg;\n");
-    }
-
-    # --- files_location: more directives of the files location
-    my $more = $block->files_location // '';
-    $block->set_value('config', "    location /files/ {\n$LOC$more    }\n")
-        if !defined $block->config;
-
-    $block->set_value('user_files', ">>> store/.keep\n")
-        if !defined $block->user_files;
-});
-
-Test::FishChat::Steps::add_macro(files_login => <<'_EOS_');
-hello_login a alice
-hello_login b bob
-set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
-_EOS_
+files_blocks();
 
 # the base64url HMAC-SHA256 of DATA with the test secret
 sub _sig {
@@ -120,18 +81,6 @@ Test::FishChat::add_step(put_sig => sub {
     my ($var, $id, $size, $type, $exp) = $sc->tokens($rest);
     die "usage: put_sig VAR ID SIZE TYPE EXP\n" if !defined $exp;
     $sc->var($var, _sig("put\n$id\n$size\n$type\n$exp"));
-});
-
-Test::FishChat::add_step(files_put => sub {
-    my ($sc, $rest) = @_;
-    my ($var, $name, $type) = $sc->tokens($rest);
-    die "usage: files_put VAR NAME TYPE\n" if !defined $type;
-    Test::FishChat::Steps::run_steps($sc,
-        "send a FILE_SLOT $name.bin \$${name}_len $type",
-        "recv a FILE_SLOT * * * *",
-        "capture a $var 0",
-        "capture a ${var}_put 1",
-        "http PUT \$${var}_put 201 body=$name h=Content-Type:$type");
 });
 
 plan tests => msg_plan();

@@ -36,45 +36,10 @@ no_root_location();
 # the debug log of 400 MB of request bodies would be most of the work
 log_level('info');
 
-my $MAIN = <<'_EOC_';
-    fishchat_node n1;
-    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
-    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
+# room for the load: 20 x 20 MB from two ids is 200 MB each
+files_blocks(body_max => '64m', main => <<'_EOC_');
     fishchat_files_quota 2g;
 _EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value('main_config', $MAIN);
-    }
-
-    if (!defined $block->stream_server_config
-        && !defined $block->stream_config)
-    {
-        $block->set_value('stream_server_config', <<'_EOC_');
-    fishchat_msg;
-_EOC_
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
-    location /files/ {
-        fishchat_files;
-        alias $TEST_NGINX_SERVER_ROOT/html/store/;
-        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
-        client_max_body_size 64m;
-    }
-_EOC_
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOC_');
->>> store/.keep
-_EOC_
-    }
-});
 
 plan tests => msg_plan();
 

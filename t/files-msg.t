@@ -5,19 +5,13 @@
 # from a topic's history, the file's readers and references in Redis, and
 # FILE_URL.
 #
-# Blocks get, unless they say otherwise:
-#   main_config            fishchat_node n1; the HS256 test secret;
-#                          fishchat_files_url on the HTTP port.  A block's
-#                          own --- main_config is added after these lines
-#   stream_server_config   fishchat_msg;
-#   config                 location /files/ { fishchat_files; ... } as in
-#                          t/files.t
-#   user_files             store/.keep
+# Blocks get, unless they say otherwise, files_blocks() of
+# Test::FishChat::Files (as t/files.t) with client_max_body_size 10m.
 #
 # Local macros:
-#   files_up               alice (a), bob (b) and carol (c) log in
-#                          (opt-in); $files is the files URL; alice
-#                          uploads notes.txt (500 bytes of text/plain):
+#   files_up               files_login (Test::FishChat::Files), and
+#                          carol (c) logs in (opt-in); alice uploads
+#                          notes.txt (500 bytes of text/plain, files_put):
 #                          $id, its sha256 $t_sha256
 
 use Test::FishChat;
@@ -28,52 +22,13 @@ repeat_each(1);
 no_shuffle();
 no_root_location();
 
-my $MAIN = <<'_EOC_';
-    fishchat_node n1;
-    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
-    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    $block->set_value('main_config', $MAIN . ($block->main_config // ''));
-
-    if (!defined $block->stream_server_config) {
-        $block->set_value('stream_server_config', <<'_EOC_');
-    fishchat_msg;
-_EOC_
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
-    location /files/ {
-        fishchat_files;
-        alias $TEST_NGINX_SERVER_ROOT/html/store/;
-        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
-        client_max_body_size 10m;
-    }
-_EOC_
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOC_');
->>> store/.keep
-_EOC_
-    }
-});
+files_blocks(body_max => '10m');
 
 Test::FishChat::Steps::add_macro(files_up => <<'_EOS_');
-hello_login a alice
-hello_login b bob
+files_login
 hello_login c carol
-set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
 body t 500
-send a FILE_SLOT notes.txt 500 text/plain
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-http PUT $put 201 body=t h=Content-Type:text/plain
+files_put id t text/plain name=notes.txt
 resp_json sha256 $t_sha256
 _EOS_
 
@@ -308,9 +263,7 @@ http GET $files/$id/info 200
     fishchat_files_access token;
     fishchat_files_link_ttl 600;
 --- scenario
-hello_login a alice
-hello_login b bob
-set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
+files_login
 body t 500
 send a FILE_SLOT notes.txt 500 text/plain
 recv_like a ^FILE_SLOT [0-9a-f]{32} \S+ http://127\.0\.0\.1:\d+/files/[0-9a-f]{32}\?exp=\d+&sig=[A-Za-z0-9_-]+=* \d+$

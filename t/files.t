@@ -3,25 +3,15 @@
 # content-addressed store, downloads by nginx's static module with the
 # safety headers, GET /files/<id>/info, and the refusals.
 #
-# Blocks get, unless they say otherwise:
-#   main_config            fishchat_node n1; the HS256 test secret (it signs
-#                          the PUT URLs); fishchat_files_url on the HTTP
-#                          port.  A block's own --- main_config is added
-#                          after these lines, unless it has a
-#                          fishchat_node line (then it is the whole of it)
-#   stream_server_config   fishchat_msg;
-#   config                 location /files/ { fishchat_files; the store
-#                          in servroot/html/store, the temporary files in
-#                          store/.tmp (the same file system), 200m }
-#   user_files             store/.keep (the store exists; nginx makes
-#                          client_body_temp_path itself at start)
+# Blocks get, unless they say otherwise, the main config, the msg server,
+# the files location (client_max_body_size 200m) and the store of
+# files_blocks() in Test::FishChat::Files.
 #
 # The hashing thread pool is nginx's "default" one, which exists as soon as
 # a module asks for it (as for the media remux, t/media.t TEST 6).
 #
-# Local macros:
-#   files_login            alice (a) and bob (b) log in (opt-in); $files
-#                          is the files URL
+# Steps of Test::FishChat::Files used here: files_login (alice and bob
+# log in, $files) and files_put (a FILE_SLOT and its PUT).
 
 use Test::FishChat;
 use Test::FishChat::Msg;
@@ -31,52 +21,7 @@ repeat_each(1);
 no_shuffle();
 no_root_location();
 
-my $MAIN = <<'_EOC_';
-    fishchat_node n1;
-    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
-    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value('main_config', $MAIN);
-    } elsif ($block->main_config !~ /\bfishchat_node\s/) {
-        $block->set_value('main_config', $MAIN . $block->main_config);
-    }
-
-    if (!defined $block->stream_server_config
-        && !defined $block->stream_config)
-    {
-        $block->set_value('stream_server_config', <<'_EOC_');
-    fishchat_msg;
-_EOC_
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
-    location /files/ {
-        fishchat_files;
-        alias $TEST_NGINX_SERVER_ROOT/html/store/;
-        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
-        client_max_body_size 200m;
-    }
-_EOC_
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOC_');
->>> store/.keep
-_EOC_
-    }
-});
-
-Test::FishChat::Steps::add_macro(files_login => <<'_EOS_');
-hello_login a alice
-hello_login b bob
-set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
-_EOS_
+files_blocks();
 
 # make_media PATH png|opus|mp4: ffmpeg makes a 640x480 PNG, 3 s of an
 # Opus voice note (a sine) or 2 s of a 640x360 H.264 + AAC MP4 at PATH
@@ -237,24 +182,19 @@ fishchat msg: UNKNOWN_COMMAND: unknown command "FILE_SLOT"
 --- scenario
 files_login
 body t 5000
-send a FILE_SLOT notes.txt 5000 text/plain
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=t h=Content-Type:text/plain
+files_put id t text/plain name=notes.txt
 resp_json id $id
 resp_json sha256 $t_sha256
 resp_json size 5000
 resp_json type text/plain
-resp_json url $get
+resp_json url $id_get
 capture_re d $t_sha256 ^(..)
 file_sha store/$d/$t_sha256 $t_sha256
 tree_count store 1
 redis_wait ready HGET ${PREFIX}file:{$id} state
 redis_wait $t_sha256 HGET ${PREFIX}file:{$id} sha256
 # the download
-http GET $get 200
+http GET $id_get 200
 resp_body t
 resp_len 5000
 resp_header Content-Type text/plain
@@ -264,34 +204,29 @@ resp_header Content-Disposition "attachment; filename*=UTF-8''notes.txt"
 resp_disposition notes.txt
 resp_header_var etag ETag
 resp_header_var lm Last-Modified
-http GET $get 304 "h=If-None-Match:$etag"
+http GET $id_get 304 "h=If-None-Match:$etag"
 resp_header ETag $etag
-http GET $get 200 "h=If-None-Match:\"0-0\""
+http GET $id_get 200 "h=If-None-Match:\"0-0\""
 resp_len 5000
-http GET $get 304 "h=If-Modified-Since:$lm"
+http GET $id_get 304 "h=If-Modified-Since:$lm"
 # a range
-http GET $get 206 h=Range:bytes=0-99
+http GET $id_get 206 h=Range:bytes=0-99
 resp_len 100
 resp_body t 0 100
 resp_header Content-Range "bytes 0-99/5000"
 resp_header X-Content-Type-Options nosniff
-http GET $get 206 h=Range:bytes=4990-
+http GET $id_get 206 h=Range:bytes=4990-
 resp_body t 4990 10
 # HEAD: the headers, no body
-http HEAD $get 200
+http HEAD $id_get 200
 resp_len 0
 resp_header Content-Length 5000
 resp_header X-Content-Type-Options nosniff
 # an image: no Content-Disposition, the slot's type
 body p 3000 binary
-send b FILE_SLOT cat.png 3000 image/png
-recv b FILE_SLOT * * * *
-capture b pid 0
-capture b pput 1
-capture b pget 2
-http PUT $pput 201 body=p h=Content-Type:image/png
+files_put pid p image/png client=b name=cat.png
 resp_json sha256 $p_sha256
-http GET $pget 200
+http GET $pid_get 200
 resp_body p
 resp_header Content-Type image/png
 resp_header Content-Disposition -
@@ -302,37 +237,25 @@ file_sha store/$pd/$p_sha256 $p_sha256
 tree_count store 2
 # audio and video are shown inline too; anything else is an attachment
 body v 100 binary
-send b FILE_SLOT clip.webm 100 video/webm
-recv b FILE_SLOT * * * *
-capture b vput 1
-capture b vget 2
-http PUT $vput 201 body=v h=Content-Type:video/webm
-http GET $vget 200
+files_put vid v video/webm client=b name=clip.webm
+http GET $vid_get 200
 resp_header Content-Disposition -
 body h 200
-send b FILE_SLOT page.html 200 text/html
-recv b FILE_SLOT * * * *
-capture b hput 1
-capture b hget 2
-http PUT $hput 201 body=h h=Content-Type:text/html
-http GET $hget 200
+files_put hid h text/html client=b name=page.html
+http GET $hid_get 200
 resp_header Content-Type text/html
 resp_header Content-Disposition "attachment; filename*=UTF-8''page.html"
 resp_header Content-Security-Policy "sandbox; default-src 'none'"
 # a larger file: written to a temporary file, hashed in the thread pool,
 # sent with sendfile
 body m 3000000 binary
-send a FILE_SLOT big.bin 3000000 application/octet-stream
-recv a FILE_SLOT * * * *
-capture a mput 1
-capture a mget 2
-http PUT $mput 201 body=m h=Content-Type:application/octet-stream
+files_put mid m application/octet-stream name=big.bin
 resp_json sha256 $m_sha256
 resp_json size 3000000
-http GET $mget 200
+http GET $mid_get 200
 resp_body m
 resp_header Content-Length 3000000
-http GET $mget 206 h=Range:bytes=1000000-1000999
+http GET $mid_get 206 h=Range:bytes=1000000-1000999
 resp_body m 1000000 1000
 capture_re md $m_sha256 ^(..)
 file_sha store/$md/$m_sha256 $m_sha256
@@ -617,17 +540,13 @@ tree_wait_empty store/.tmp
 --- scenario
 files_login
 body t 777
-send a FILE_SLOT hello.txt 777 text/plain
-recv a FILE_SLOT * * * *
-capture a put 1
-capture a get 2
-http PUT $put 201 body=t h=Content-Type:text/plain
-send a SEND_MESSAGE_P2P bob $get alice r1
+files_put id t text/plain name=hello.txt
+send a SEND_MESSAGE_P2P bob $id_get alice r1
 recv a ACCEPTED r1 *
-recv b RESP_MESSAGE_P2P $get alice *
+recv b RESP_MESSAGE_P2P $id_get alice *
 capture b u 2
 send b P2P_ACK bob $u
-http GET $get 200
+http GET $id_get 200
 resp_body t
 send b SEND_MESSAGE_P2P alice thanks bob r2
 recv b ACCEPTED r2 *
@@ -679,77 +598,52 @@ body_file mp4 clip.mp4
 body_file m3u list.m3u8
 body junk 3000 binary
 # the image
-send a FILE_SLOT img.png $png_len image/png
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=png h=Content-Type:image/png
-http GET $get/info 200
+files_put id png image/png name=img.png
+http GET $id_get/info 200
 resp_json container png_pipe
 resp_json width 640
 resp_json height 480
 resp_like "codecs":\["png"\]
 resp_json waveform -
 resp_json probe_error -
-http GET $get/thumb 200
+http GET $id_get/thumb 200
 resp_header Content-Type image/jpeg
 resp_header X-Content-Type-Options nosniff
 resp_jpeg 320 240
 # the voice note
-send a FILE_SLOT voice.ogg $ogg_len audio/ogg
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=ogg h=Content-Type:audio/ogg
-http GET $get/info 200
+files_put id ogg audio/ogg name=voice.ogg
+http GET $id_get/info 200
 resp_json container ogg
 resp_like "codecs":\["opus"\]
 resp_like "duration":3\.0\d*,
 resp_like "waveform":\[(?:\d+,){63}\d+\]
 resp_like "waveform":\[(?:(?:[89]\d\d|10[0-2]\d),){63}
 resp_json width -
-http GET $get/thumb 404
+http GET $id_get/thumb 404
 resp_json error.code NO_SUCH_FILE
 # the video
-send a FILE_SLOT clip.mp4 $mp4_len video/mp4
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=mp4 h=Content-Type:video/mp4
-http GET $get/info 200
+files_put id mp4 video/mp4 name=clip.mp4
+http GET $id_get/info 200
 resp_like "container":"mov,mp4,m4a,3gp,3g2,mj2"
 resp_like "codecs":\["h264","aac"\]
 resp_like "duration":2\.\d+,
 resp_json width 640
 resp_json height 360
 resp_like "bitrate":\d+
-http GET $get/thumb 200
+http GET $id_get/thumb 200
 resp_jpeg 320 180
 # hostile or broken files labelled video/mp4: plain files, said so
-send a FILE_SLOT list.mp4 $m3u_len video/mp4
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=m3u h=Content-Type:video/mp4
-http GET $get/info 200
+files_put id m3u video/mp4 name=list.mp4
+http GET $id_get/info 200
 resp_like "probe_error":"[^"]+"
 resp_json duration -
 resp_json container -
-http GET $get 200
+http GET $id_get 200
 resp_body m3u
-send a FILE_SLOT junk.mp4 3000 video/mp4
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=junk h=Content-Type:video/mp4
-http GET $get/info 200
+files_put id junk video/mp4 name=junk.mp4
+http GET $id_get/info 200
 resp_like "probe_error":"[^"]+"
-http GET $get/thumb 404
+http GET $id_get/thumb 404
 send b SEND_PING
 recv b PONG
 --- no_error_log

@@ -115,11 +115,43 @@ package Test::FishChat::Files;
 #                                  BASE's median + 20 ms); no bound under
 #                                  valgrind (MIN 1)
 #   (ping_stats and latency_bound are Test::FishChat::Steps')
+#
+# Set-up shared by the files tests (t/files*.t):
+#   files_login                    alice (a) and bob (b) log in (opt-in);
+#                                  $files is the files URL
+#   files_put VAR BODY TYPE [client=C] [name=NAME]
+#                                  client C (a) asks a FILE_SLOT for body
+#                                  BODY (named NAME, BODY.bin by default,
+#                                  of $BODY_len bytes, of type TYPE) and
+#                                  PUTs it there (201, the last response):
+#                                  $VAR is the file id, $VAR_put and
+#                                  $VAR_get its PUT and GET URLs
+#
+#   files_blocks(OPTION => VALUE, ...)
+#       (exported) adds the block preprocessor of the files tests: blocks
+#       get, unless they say otherwise,
+#         main_config           fishchat_node n1; the HS256 test secret
+#                               (it signs the PUT URLs); fishchat_files_url
+#                               on the HTTP port; then main => TEXT.  A
+#                               block's own --- main_config is added after
+#                               these lines, unless it has a fishchat_node
+#                               line (then it is the whole of it)
+#         stream_server_config  fishchat_msg; (unless the block has a
+#                               --- stream_config)
+#         config                location /files/ { fishchat_files; the
+#                               store in servroot/html/store, the
+#                               temporary files in store/.tmp (the same
+#                               file system), client_max_body_size
+#                               body_max => SIZE (200m), then the block's
+#                               own --- files_location directives }
+#         user_files            store/.keep (the store exists; nginx makes
+#                               client_body_temp_path itself at start)
 
 use strict;
 use warnings;
 
 use Test::FishChat ();
+use Test::FishChat::Steps ();
 
 use Digest::SHA ();
 use Errno qw(EAGAIN EWOULDBLOCK EINTR ECONNREFUSED ECONNRESET EPIPE);
@@ -130,6 +162,81 @@ use JSON::PP ();
 use POSIX ();
 use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
+
+use Exporter 'import';
+our @EXPORT = qw(files_blocks);
+
+# --------------------------------------------------------------------------
+# the blocks and the set-up of the files tests
+
+my $MAIN = <<'_EOC_';
+    fishchat_node n1;
+    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
+    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
+_EOC_
+
+my $LOC = <<'_EOC_';
+        fishchat_files;
+        alias $TEST_NGINX_SERVER_ROOT/html/store/;
+        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
+_EOC_
+
+sub files_blocks {
+    my %o = (body_max => '200m', main => '', @_);
+    my $main = $MAIN . $o{main};
+
+    Test::Nginx::Util::add_block_preprocessor(sub {
+        my $block = shift;
+
+        if (!defined $block->main_config) {
+            $block->set_value('main_config', $main);
+        } elsif ($block->main_config !~ /\bfishchat_node\s/) {
+            $block->set_value('main_config', $main . $block->main_config);
+        }
+
+        if (!defined $block->stream_server_config
+            && !defined $block->stream_config)
+        {
+            $block->set_value('stream_server_config', "    fishchat_msg;\n");
+        }
+
+        if (!defined $block->config) {
+            $block->set_value('config', "    location /files/ {\n$LOC"
+                . "        client_max_body_size $o{body_max};\n"
+                . ($block->files_location // '') . "    }\n");
+        }
+
+        $block->set_value('user_files', ">>> store/.keep\n")
+            if !defined $block->user_files;
+    });
+}
+
+Test::FishChat::Steps::add_macro(files_login => <<'_EOS_');
+hello_login a alice
+hello_login b bob
+set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
+_EOS_
+
+Test::FishChat::add_step(files_put => sub {
+    my ($sc, $rest) = @_;
+    my ($var, $body, $type, @opt) = $sc->tokens($rest);
+    die "usage: files_put VAR BODY TYPE [client=C] [name=NAME]\n"
+        if !defined $type;
+    my %o = (client => 'a', name => "$body.bin");
+    for my $opt (@opt) {
+        my ($k, $v) = $opt =~ /^(client|name)=([\w.-]+)$/
+            or die "files_put: not an option: $opt\n";
+        $o{$k} = $v;
+    }
+    my $c = $o{client};
+    Test::FishChat::Steps::run_steps($sc,
+        "send $c FILE_SLOT $o{name} \$${body}_len $type",
+        "recv $c FILE_SLOT * * * *",
+        "capture $c $var 0",
+        "capture $c ${var}_put 1",
+        "capture $c ${var}_get 2",
+        "http PUT \$${var}_put 201 body=$body h=Content-Type:$type");
+});
 
 # --------------------------------------------------------------------------
 # bodies
