@@ -146,6 +146,33 @@ static char  ngx_http_fishchat_files_get_lua[] =
     "return f";
 
 
+/* the scripts of a files location, its uploads and its collector */
+
+static ngx_fishchat_redis_script_slot_t  ngx_http_fishchat_files_scripts[] = {
+    { ngx_http_fishchat_files_get_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, get) },
+    { ngx_http_fishchat_files_claim_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, claim) },
+    { ngx_http_fishchat_files_reserve_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, reserve) },
+    { ngx_http_fishchat_files_stored_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, stored) },
+    { ngx_http_fishchat_files_release_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, release) },
+    { ngx_http_fishchat_files_progress_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, progress) },
+    { ngx_http_fishchat_files_list_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, list) },
+    { ngx_http_fishchat_files_judge_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, judge) },
+    { ngx_http_fishchat_files_take_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, take) },
+    { ngx_http_fishchat_files_recheck_lua,
+      offsetof(ngx_http_fishchat_files_loc_conf_t, recheck) },
+    { NULL, 0 }
+};
+
+
 /*
  * The access phase of a files location: the first pass starts the work
  * and waits (NGX_DONE); a GET comes back once its file is known, and goes
@@ -782,31 +809,8 @@ ngx_http_fishchat_files(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 
     flcf->enabled = 1;
 
-    flcf->get = ngx_fishchat_redis_script(cf,
-                                          ngx_http_fishchat_files_get_lua);
-    flcf->claim = ngx_fishchat_redis_script(cf,
-                                          ngx_http_fishchat_files_claim_lua);
-    flcf->reserve = ngx_fishchat_redis_script(cf,
-                                        ngx_http_fishchat_files_reserve_lua);
-    flcf->stored = ngx_fishchat_redis_script(cf,
-                                          ngx_http_fishchat_files_stored_lua);
-    flcf->release = ngx_fishchat_redis_script(cf,
-                                        ngx_http_fishchat_files_release_lua);
-    flcf->progress = ngx_fishchat_redis_script(cf,
-                                        ngx_http_fishchat_files_progress_lua);
-    flcf->list = ngx_fishchat_redis_script(cf,
-                                           ngx_http_fishchat_files_list_lua);
-    flcf->judge = ngx_fishchat_redis_script(cf,
-                                            ngx_http_fishchat_files_judge_lua);
-    flcf->take = ngx_fishchat_redis_script(cf,
-                                           ngx_http_fishchat_files_take_lua);
-    flcf->recheck = ngx_fishchat_redis_script(cf,
-                                        ngx_http_fishchat_files_recheck_lua);
-
-    if (flcf->get == NULL || flcf->claim == NULL || flcf->reserve == NULL
-        || flcf->stored == NULL || flcf->release == NULL
-        || flcf->progress == NULL || flcf->list == NULL
-        || flcf->judge == NULL || flcf->take == NULL || flcf->recheck == NULL)
+    if (ngx_fishchat_redis_scripts(cf, flcf, ngx_http_fishchat_files_scripts)
+        != NGX_OK)
     {
         return NGX_CONF_ERROR;
     }

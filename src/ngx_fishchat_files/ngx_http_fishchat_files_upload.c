@@ -53,6 +53,8 @@ static ngx_int_t ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
 static void ngx_http_fishchat_files_probed(ngx_event_t *ev);
 #endif
 static void ngx_http_fishchat_files_stored(redisReply *reply, void *data);
+static void ngx_http_fishchat_files_refused(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx, char *what);
 
 
 /*
@@ -965,11 +967,7 @@ ngx_http_fishchat_files_progressed(redisReply *reply, void *data)
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
         || reply->integer != 1)
     {
-        ngx_http_fishchat_files_release(r, ctx);
-        ngx_http_fishchat_files_finish(r,
-            ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "REDIS_UNAVAILABLE", "file %V: Redis did "
-                                    "not take the chunk", &ctx->id));
+        ngx_http_fishchat_files_refused(r, ctx, "the chunk");
         return;
     }
 
@@ -1352,11 +1350,7 @@ ngx_http_fishchat_files_stored(redisReply *reply, void *data)
     if (reply == NULL || reply->type != REDIS_REPLY_INTEGER
         || reply->integer != 1)
     {
-        ngx_http_fishchat_files_release(r, ctx);
-        ngx_http_fishchat_files_finish(r,
-            ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
-                                    "REDIS_UNAVAILABLE", "file %V: Redis did "
-                                    "not take it", &ctx->id));
+        ngx_http_fishchat_files_refused(r, ctx, "it");
         return;
     }
 
@@ -1443,4 +1437,18 @@ ngx_http_fishchat_files_release(ngx_http_request_t *r,
 
     (void) ngx_fishchat_redis_eval(link, flcf->release, NULL, NULL, 3, 6,
                                    args);
+}
+
+
+/* Redis did not take a step of the upload: it ends, the slot is freed */
+
+static void
+ngx_http_fishchat_files_refused(ngx_http_request_t *r,
+    ngx_http_fishchat_files_ctx_t *ctx, char *what)
+{
+    ngx_http_fishchat_files_release(r, ctx);
+    ngx_http_fishchat_files_finish(r,
+        ngx_fishchat_http_error(r, "files", NGX_HTTP_SERVICE_UNAVAILABLE,
+                                "REDIS_UNAVAILABLE", "file %V: Redis did not "
+                                "take %s", &ctx->id, what));
 }

@@ -267,18 +267,9 @@ ngx_stream_fishchat_msg_file_send(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = ngx_fishchat_key(&p, "file:", &id, ":refs");
     args[3] = sess->node.str;
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->file_send,
-                                        ngx_stream_fishchat_msg_file_checked,
-                                        call, 3, 6, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              0, "message not accepted: "
-                                              "Redis is unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->file_send,
+               ngx_stream_fishchat_msg_file_checked,
+               3, 6, args, "message not accepted");
 }
 
 
@@ -318,18 +309,9 @@ ngx_stream_fishchat_msg_file_url(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = sess->node.str;
     args[3] = w->fcf->redis_prefix;
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->file_url,
-                                        ngx_stream_fishchat_msg_file_allowed,
-                                        call, 2, 4, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
-                                              "file not looked up: Redis is "
-                                              "unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->file_url,
+               ngx_stream_fishchat_msg_file_allowed,
+               2, 4, args, "file not looked up");
 }
 
 

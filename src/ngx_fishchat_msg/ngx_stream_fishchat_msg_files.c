@@ -172,18 +172,9 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
     args[11].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
     args[12] = call->to;
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->file_slot,
-                                        ngx_stream_fishchat_msg_file_made,
-                                        call, 4, 13, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
-                                              "no slot made: Redis is "
-                                              "unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->file_slot,
+               ngx_stream_fishchat_msg_file_made,
+               4, 13, args, "no slot made");
 }
 
 

@@ -120,18 +120,9 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
                   - now;
     ngx_str_set(&args[6], NGX_STREAM_FISHCHAT_MEDIA_KEEP);
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->media_publish,
-                                        ngx_stream_fishchat_msg_media_made,
-                                        call, 3, 7, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
-                                              "no stream made: Redis is "
-                                              "unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_publish,
+               ngx_stream_fishchat_msg_media_made,
+               3, 7, args, "no stream made");
 }
 
 
@@ -175,18 +166,9 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
     args[1] = sess->node.str;
     args[2] = w->fcf->redis_prefix;
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->media_play,
-                                        ngx_stream_fishchat_msg_media_allowed,
-                                        call, 1, 3, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
-                                              "stream not looked up: Redis "
-                                              "is unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_play,
+               ngx_stream_fishchat_msg_media_allowed,
+               1, 3, args, "stream not looked up");
 }
 
 

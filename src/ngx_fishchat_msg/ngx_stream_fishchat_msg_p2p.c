@@ -187,19 +187,10 @@ ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
     args[10] = sess->node.str;
     args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->send,
-                                        ngx_stream_fishchat_msg_stored,
-                                        call, 3, 12, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "message not accepted: Redis "
-                                              "is unavailable");
-    }
-
-    return NGX_OK;
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->send,
+                                             ngx_stream_fishchat_msg_stored,
+                                             3, 12, args,
+                                             "message not accepted");
 }
 
 

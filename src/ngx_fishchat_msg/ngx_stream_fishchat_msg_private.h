@@ -237,6 +237,10 @@ void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
 ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
     ngx_stream_fishchat_msg_session_t *sess, size_t size);
 void ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call);
+ngx_int_t ngx_stream_fishchat_msg_call_eval(
+    ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_redis_script_t *script,
+    ngx_fishchat_redis_handler_pt handler, ngx_uint_t nkeys, ngx_uint_t nargs,
+    ngx_str_t *args, char *what);
 ngx_int_t ngx_stream_fishchat_msg_send_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *ref);
 

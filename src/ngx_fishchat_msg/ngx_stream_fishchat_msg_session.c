@@ -1434,6 +1434,35 @@ ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
 }
 
 
+/*
+ * The script of a call.  NGX_OK: under way; otherwise the call is gone
+ * and the client was refused (REDIS_UNAVAILABLE): "what" says what was
+ * not done, for the log.
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_call_eval(ngx_stream_fishchat_msg_call_t *call,
+    ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
+    ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args, char *what)
+{
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
+                                        handler, call, nkeys, nargs, args);
+    if (call->req) {
+        return NGX_OK;
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
+                                          !sess->optin,
+                                          "%s: Redis is unavailable", what);
+}
+
+
 ngx_stream_fishchat_msg_session_t *
 ngx_stream_fishchat_msg_find(ngx_str_t *id)
 {

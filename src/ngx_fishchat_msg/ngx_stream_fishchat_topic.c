@@ -947,17 +947,12 @@ ngx_stream_fishchat_topic_call(ngx_stream_fishchat_msg_call_t *call,
     ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args,
     ngx_stream_fishchat_msg_call_t **callp)
 {
-    ngx_stream_fishchat_msg_session_t  *sess;
+    ngx_int_t  rc;
 
-    sess = call->sess;
-
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), script,
-                                        handler, call, nkeys, nargs, args);
-    if (call->req == NULL) {
-        ngx_stream_fishchat_msg_call_done(call);
-        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS,
-                                              !sess->optin,
-                                              "Redis is unavailable");
+    rc = ngx_stream_fishchat_msg_call_eval(call, script, handler, nkeys,
+                                           nargs, args, "topic");
+    if (rc != NGX_OK) {
+        return rc;
     }
 
     if (callp) {
