@@ -231,7 +231,9 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "token_expired",
     "no_such_stream",
     "file_too_large",
-    "quota_exceeded"
+    "quota_exceeded",
+    "no_such_file",
+    "file_busy"
 };
 
 

@@ -28,15 +28,23 @@ static ngx_int_t ngx_stream_fishchat_msg_file_args(
     off_t *size, u_char *type);
 static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
     void *data);
+static void ngx_stream_fishchat_msg_file_deleted(redisReply *reply,
+    void *data);
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
 static ngx_str_t  ngx_stream_fishchat_msg_files_tag = ngx_string("files");
+static ngx_str_t  ngx_stream_fishchat_msg_file_del = ngx_string("FILE_DELETE");
 
 
 /* NGX_FISHCHAT_LUA_FILE_SLOT: 1 made; -1 over the quota; 0 id taken */
 
 char  ngx_stream_fishchat_msg_file_slot_lua[] = NGX_FISHCHAT_LUA_FILE_SLOT;
+
+/* NGX_FISHCHAT_LUA_FILE_DELETE: 1 gone; 0 none; -1 another's; -2 busy */
+
+char  ngx_stream_fishchat_msg_file_delete_lua[] =
+    NGX_FISHCHAT_LUA_FILE_DELETE;
 
 
 /* FILE_SLOT <name> <size> <content-type> */
@@ -323,4 +331,150 @@ ngx_stream_fishchat_msg_file_made(redisReply *reply, void *data)
                                           ? "Redis is unavailable"
                                           : "the files would pass "
                                             "\"fishchat_files_quota\"");
+}
+
+
+/*
+ * FILE_DELETE <file id>: the owner deletes a file (or a slot), answered
+ * with FILE_DELETE <file id>; NO_SUCH_FILE, FORBIDDEN (another's file) or
+ * FILE_BUSY (an upload of it is under way) otherwise, all non-fatal
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                            *p;
+    ngx_str_t                          args[4];
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command "
+                                              "\"FILE_DELETE\"");
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "FILE_DELETE before login");
+    }
+
+    if (m->nargs != 1 || ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "FILE_DELETE takes a file "
+                                              "id");
+    }
+
+    /* the id, then the answer: its argument escaped takes 6 times more */
+
+    call = ngx_stream_fishchat_msg_call(sess, 7 * m->args[0].len + 64);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    call->to.data = call->data;
+    call->to.len = m->args[0].len;
+    p = ngx_cpymem(call->data, m->args[0].data, m->args[0].len);
+
+    call->ref.data = p;
+    call->ref.len = ngx_fishchat_frame_write(p,
+                                             &ngx_stream_fishchat_msg_file_del,
+                                             &call->to, 1)
+                    - p;
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
+    args[1] = call->to;
+    args[2] = sess->node.str;
+    args[3] = w->fcf->redis_prefix;
+
+    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                        w->mmcf->file_delete,
+                                        ngx_stream_fishchat_msg_file_deleted,
+                                        call, 1, 4, args);
+    if (call->req == NULL) {
+        ngx_stream_fishchat_msg_call_done(call);
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
+                                              "no file deleted: Redis is "
+                                              "unavailable");
+    }
+
+    return NGX_OK;
+}
+
+
+static void
+ngx_stream_fishchat_msg_file_deleted(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_int_t                           n;
+    ngx_str_t                           id;
+    ngx_fishchat_err_e                  err;
+    ngx_stream_fishchat_msg_session_t  *sess;
+    u_char                              fid[NGX_FISHCHAT_ID_MAX];
+
+    sess = call->sess;
+
+    n = (reply && reply->type == REDIS_REPLY_INTEGER) ? reply->integer : -3;
+
+    if (n == 1) {
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: \"%V\" deleted file %V",
+                      &sess->node.str, &call->to);
+
+        /* the call is taken off the session: a write may close the session */
+
+        ngx_queue_remove(&call->queue);
+
+        if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
+            == NGX_OK)
+        {
+            sess->counters->frames_out++;
+        }
+
+        ngx_free(call);
+        return;
+    }
+
+    switch (n) {
+
+    case 0:
+        err = NGX_FISHCHAT_ERR_NO_SUCH_FILE;
+        break;
+
+    case -1:
+        err = NGX_FISHCHAT_ERR_FORBIDDEN;
+        break;
+
+    case -2:
+        err = NGX_FISHCHAT_ERR_FILE_BUSY;
+        break;
+
+    default:
+        err = NGX_FISHCHAT_ERR_REDIS;
+    }
+
+    /* the call goes first: a refusal may close the session */
+
+    id.data = fid;
+    id.len = ngx_min(call->to.len, NGX_FISHCHAT_ID_MAX);
+    ngx_memcpy(fid, call->to.data, id.len);
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0,
+                                          "FILE_DELETE %V: %s", &id,
+                                          n == 0 ? "no such file"
+                                          : n == -1 ? "not the owner's"
+                                          : n == -2 ? "an upload of it is "
+                                                      "under way"
+                                          : "Redis is unavailable");
 }

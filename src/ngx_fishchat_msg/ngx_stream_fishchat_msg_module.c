@@ -322,6 +322,8 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_stream_fishchat_msg_main_conf_t, media_play) },
     { ngx_stream_fishchat_msg_file_slot_lua,
       offsetof(ngx_stream_fishchat_msg_main_conf_t, file_slot) },
+    { ngx_stream_fishchat_msg_file_delete_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_delete) },
     { NULL, 0 }
 };
 

@@ -76,6 +76,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *media_publish;
     ngx_fishchat_redis_script_t    *media_play;
     ngx_fishchat_redis_script_t    *file_slot;
+    ngx_fishchat_redis_script_t    *file_delete;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -268,7 +269,10 @@ ngx_uint_t ngx_stream_fishchat_msg_media_own(
 /* ngx_stream_fishchat_msg_files.c */
 
 extern char  ngx_stream_fishchat_msg_file_slot_lua[];
+extern char  ngx_stream_fishchat_msg_file_delete_lua[];
 ngx_int_t ngx_stream_fishchat_msg_file_slot(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_msg_file_delete(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
 /* ngx_stream_fishchat_msg_p2p.c */
