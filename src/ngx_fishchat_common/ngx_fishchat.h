@@ -29,6 +29,14 @@
 #define NGX_FISHCHAT_FILES_URL      0     /* who holds its URL */
 #define NGX_FISHCHAT_FILES_TOKEN    1     /* with a signed link of its id */
 
+/* an upload slot's name and content type, at most */
+#define NGX_FISHCHAT_FILES_NAME_MAX  255
+#define NGX_FISHCHAT_FILES_TYPE_MAX  127
+
+/* the keys and arguments of NGX_FISHCHAT_LUA_FILE_SLOT */
+#define NGX_FISHCHAT_FILES_SLOT_KEYS  4
+#define NGX_FISHCHAT_FILES_SLOT_ARGS  13
+
 /* a stream of the media role: 16 hex digits made by the server */
 #define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
 
@@ -165,6 +173,31 @@ typedef struct {
     ngx_atomic_t                recordings;   /* remuxed into MP4 */
     ngx_atomic_t                recordings_failed;
 } ngx_fishchat_media_stats_t;
+
+
+/*
+ * An upload slot in the making (FILE_SLOT, POST /files/slots), see
+ * ngx_fishchat_files.c: the caller sets owner, name, size and type
+ */
+
+typedef struct {
+    ngx_str_t                   owner;
+    ngx_str_t                   name;
+    ngx_str_t                   type;       /* checked: lower-cased */
+    off_t                       size;
+
+    time_t                      expires;
+    ngx_str_t                   exp;        /* expires, as text */
+    ngx_str_t                   id;
+    ngx_str_t                   sig;
+    ngx_str_t                   put_url;
+    ngx_str_t                   get_url;
+    ngx_str_t                   args[NGX_FISHCHAT_FILES_SLOT_ARGS];
+
+    u_char                      tbuf[NGX_FISHCHAT_FILES_TYPE_MAX];
+    u_char                      sbuf[64];
+    u_char                      num[5][NGX_INT64_LEN];
+} ngx_fishchat_files_slot_t;
 
 
 /* a role adds what it knows of its worker (queued bytes) to the gauges */
@@ -446,6 +479,13 @@ ngx_int_t ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
 ngx_int_t ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *sub, ngx_str_t *stream, char *act, ngx_str_t *url,
     time_t *expires);
+
+/* ngx_fishchat_files.c: upload slots */
+ngx_int_t ngx_fishchat_files_slot_check(ngx_fishchat_conf_t *fcf,
+    ngx_fishchat_files_slot_t *s);
+size_t ngx_fishchat_files_slot_len(ngx_fishchat_conf_t *fcf);
+ngx_int_t ngx_fishchat_files_slot_make(ngx_fishchat_conf_t *fcf,
+    ngx_fishchat_files_slot_t *s, u_char *urls, u_char **keys);
 
 /* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

@@ -6,8 +6,10 @@
  * of 16 random bytes, its record in Redis (counted against the id's
  * quota), and the answer FILE_SLOT <id> <put url> <get url> <expires>
  * whose PUT URL is signed (ngx_fishchat_files_sig) for that id, size,
- * type and expiry.  The files location takes the upload
- * (ngx_http_fishchat_files_module.c).
+ * type and expiry: the slot is made as the manager's POST /files/slots
+ * makes it (ngx_fishchat_files.c).  The files location takes the upload
+ * (ngx_http_fishchat_files_module.c).  FILE_DELETE <file id> deletes one
+ * of the client's files (NGX_FISHCHAT_LUA_FILE_DELETE).
  */
 
 
@@ -19,13 +21,9 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
-#define NGX_STREAM_FISHCHAT_FILES_NAME_MAX  255
-#define NGX_STREAM_FISHCHAT_FILES_TYPE_MAX  127
-
-
 static ngx_int_t ngx_stream_fishchat_msg_file_args(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
-    off_t *size, u_char *type);
+    ngx_fishchat_files_slot_t *slot);
 static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
     void *data);
 static void ngx_stream_fishchat_msg_file_deleted(redisReply *reply,
@@ -33,7 +31,6 @@ static void ngx_stream_fishchat_msg_file_deleted(redisReply *reply,
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
-static ngx_str_t  ngx_stream_fishchat_msg_files_tag = ngx_string("files");
 static ngx_str_t  ngx_stream_fishchat_msg_file_del = ngx_string("FILE_DELETE");
 
 
@@ -54,117 +51,65 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
     u_char                            *p;
-    off_t                              size;
     size_t                             len;
-    time_t                             exp;
     ngx_int_t                          rc;
-    ngx_str_t                          args[13], id, sig, type, url[2];
+    ngx_str_t                          args[4];
     ngx_fishchat_conf_t               *fcf;
+    ngx_fishchat_files_slot_t          slot;
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
-    u_char                             sbuf[NGX_OFF_T_LEN];
-    u_char                             now[NGX_INT64_LEN];
-    u_char                             expires[NGX_TIME_T_LEN];
-    u_char                             quota[NGX_OFF_T_LEN];
-    u_char                             ttl[NGX_TIME_T_LEN];
-    u_char                             fid[NGX_FISHCHAT_FILE_ID_LEN];
-    u_char                             tbuf[NGX_STREAM_FISHCHAT_FILES_TYPE_MAX];
-    u_char                             sbytes[64];
 
     w = ngx_stream_fishchat_msg_worker;
     fcf = w->fcf;
 
-    size = 0;
-
-    rc = ngx_stream_fishchat_msg_file_args(sess, m, &size, tbuf);
+    rc = ngx_stream_fishchat_msg_file_args(sess, m, &slot);
     if (rc != NGX_DECLINED) {
         return rc;
     }
 
-    type.data = tbuf;
-    type.len = m->args[2].len;
+    /*
+     * the id and the URLs, then the answer, made now and sent once Redis
+     * has the slot: its arguments escaped take 6 times more
+     */
 
-    id.data = fid;
-    id.len = NGX_FISHCHAT_FILE_ID_LEN;
+    len = ngx_fishchat_files_slot_len(fcf);
 
-    exp = ngx_time() + fcf->files_slot_ttl;
-    sig.data = sbytes;
+    call = ngx_stream_fishchat_msg_call(sess, len + 6 * len + 64);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
 
-    if (ngx_fishchat_files_id(fid) != NGX_OK
-        || ngx_fishchat_files_sig(fcf, &id, size, &type, exp, &sig) != NGX_OK)
-    {
+    slot.owner = sess->node.str;
+    p = w->scratch;
+
+    if (ngx_fishchat_files_slot_make(fcf, &slot, call->data, &p) != NGX_OK) {
+        ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess,
                                               NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
                                               0, "FILE_SLOT: no slot could "
                                               "be signed");
     }
 
-    /* the answer is made now, and sent once Redis has the slot */
+    call->to = slot.id;
 
-    /* the URLs, then the frame: its arguments escaped take 6 times more */
+    args[0] = slot.id;
+    args[1] = slot.put_url;
+    args[2] = slot.get_url;
+    args[3] = slot.exp;
 
-    len = 2 * (fcf->files_url.len + id.len) + sig.len + NGX_TIME_T_LEN
-          + sizeof("//?exp=&sig=");
-
-    call = ngx_stream_fishchat_msg_call(sess, id.len + len
-                                        + 6 * (id.len + len + NGX_TIME_T_LEN)
-                                        + 64);
-    if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
-
-    call->to.data = call->data;
-    call->to.len = id.len;
-    p = ngx_cpymem(call->data, fid, id.len);
-
-    url[0].data = p;
-    p = ngx_sprintf(p, "%V/%V?exp=%T&sig=%V", &fcf->files_url, &id, exp,
-                    &sig);
-    url[0].len = p - url[0].data;
-
-    url[1].data = p;
-    p = ngx_sprintf(p, "%V/%V", &fcf->files_url, &id);
-    url[1].len = p - url[1].data;
-
-    args[0] = call->to;
-    args[1] = url[0];
-    args[2] = url[1];
-    args[3].data = expires;
-    args[3].len = ngx_sprintf(expires, "%T", exp) - expires;
-
-    call->ref.data = p;
-    call->ref.len = ngx_fishchat_frame_write(p, &ngx_stream_fishchat_msg_file,
+    call->ref.data = call->data + len;
+    call->ref.len = ngx_fishchat_frame_write(call->ref.data,
+                                             &ngx_stream_fishchat_msg_file,
                                              args, 4)
-                    - p;
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
-    args[1] = ngx_fishchat_key(&p, "files:", &sess->node.str, "");
-    args[2] = ngx_fishchat_key(&p, "files:", &sess->node.str, ":ids");
-    args[3] = ngx_fishchat_key(&p, "", &ngx_stream_fishchat_msg_files_tag,
-                               ":expiry");
-    args[4] = sess->node.str;
-    args[5] = m->args[0];
-    args[6] = type;
-    args[7].data = sbuf;
-    args[7].len = ngx_sprintf(sbuf, "%O", size) - sbuf;
-    args[8].data = now;
-    args[8].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
-                  - now;
-    args[9].data = expires;
-    args[9].len = ngx_sprintf(expires, "%T", exp) - expires;
-    args[10].data = quota;
-    args[10].len = ngx_sprintf(quota, "%O", fcf->files_quota) - quota;
-    args[11].data = ttl;
-    args[11].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
-    args[12] = call->to;
+                    - call->ref.data;
 
     call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
                                         w->mmcf->file_slot,
                                         ngx_stream_fishchat_msg_file_made,
-                                        call, 4, 13, args);
+                                        call, NGX_FISHCHAT_FILES_SLOT_KEYS,
+                                        NGX_FISHCHAT_FILES_SLOT_ARGS,
+                                        slot.args);
     if (call->req == NULL) {
         ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_REDIS, 0,
@@ -177,19 +122,15 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
- * The arguments of FILE_SLOT: a name to show (no control characters, no
- * "/"), a size within fishchat_files_max_size, a type/subtype, lower-cased
- * into "type".  NGX_DECLINED: go on; otherwise the client was answered.
+ * The arguments of FILE_SLOT, checked by ngx_fishchat_files_slot_check()
+ * into "slot".  NGX_DECLINED: go on; otherwise the client was answered.
  */
 
 static ngx_int_t
 ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
-    ngx_fishchat_frame_t *m, off_t *size, u_char *type)
+    ngx_fishchat_frame_t *m, ngx_fishchat_files_slot_t *slot)
 {
-    u_char                c;
-    size_t                i;
-    ngx_str_t            *name, *t;
-    ngx_uint_t            slash;
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
@@ -220,67 +161,21 @@ ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
         goto bad;
     }
 
-    name = &m->args[0];
+    slot->name = m->args[0];
+    slot->size = ngx_atoof(m->args[1].data, m->args[1].len);
+    slot->type = m->args[2];
 
-    if (name->len == 0 || name->len > NGX_STREAM_FISHCHAT_FILES_NAME_MAX) {
-        goto bad;
-    }
+    rc = ngx_fishchat_files_slot_check(fcf, slot);
 
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-
-        if (c < 0x20 || c == 0x7f || c == '/') {
-            goto bad;
-        }
-    }
-
-    *size = ngx_atoof(m->args[1].data, m->args[1].len);
-
-    if (*size <= 0) {
-        goto bad;
-    }
-
-    t = &m->args[2];
-
-    if (t->len == 0 || t->len > NGX_STREAM_FISHCHAT_FILES_TYPE_MAX) {
-        goto bad;
-    }
-
-    slash = 0;
-
-    for (i = 0; i < t->len; i++) {
-        c = ngx_tolower(t->data[i]);
-        type[i] = c;
-
-        if (c == '/') {
-            if (slash++ || i == 0 || i == t->len - 1) {
-                goto bad;
-            }
-
-            continue;
-        }
-
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-            || ngx_strlchr((u_char *) "!#$&^_.+-",
-                           (u_char *) "!#$&^_.+-" + 9, c))
-        {
-            continue;
-        }
-
-        goto bad;
-    }
-
-    if (!slash) {
-        goto bad;
-    }
-
-    if (*size > fcf->files_max_size) {
+    if (rc == NGX_ABORT) {
         return ngx_stream_fishchat_msg_refuse(sess,
                                               NGX_FISHCHAT_ERR_FILE_TOO_LARGE,
                                               0, "%O", fcf->files_max_size);
     }
 
-    return NGX_DECLINED;
+    if (rc == NGX_OK) {
+        return NGX_DECLINED;
+    }
 
 bad:
 
