@@ -85,6 +85,13 @@ hello_login b bob
 set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
 _EOS_
 
+# sorted VAR WORD...: $VAR is the words sorted, joined by one space
+Test::FishChat::add_step(sorted => sub {
+    my ($sc, $rest) = @_;
+    my ($var, @w) = $sc->tokens($rest);
+    $sc->var($var, join ' ', sort @w);
+});
+
 plan tests => msg_plan();
 
 run_tests();
@@ -244,6 +251,237 @@ redis_expect $t_sha256 SMEMBERS ${PREFIX}{files}:unlink
 redis_expect "0 0" HMGET ${PREFIX}{files}:stats bytes files
 redis_expect 0 HGET ${PREFIX}files:{bob} used
 http GET $get2 404
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 4: POST /files/slots: a slot for a backend, as FILE_SLOT makes it (the PUT URL takes the upload); bad owner, name, size, type, body: 400; over fishchat_files_max_size 413 FILE_TOO_LARGE
+--- scenario
+files_login
+api 201 POST /api/files/slots '{"owner":"alice","name":"report.pdf","size":5000,"type":"Application/PDF"}'
+api_capture id id
+api_capture put put_url
+api_capture get get_url
+api_capture exp expires
+assert_like $id ^[0-9a-f]{32}$
+assert_eq $get $files/$id
+capture_re sig $put [?&]sig=([^&]+)$
+assert_eq $put $files/$id?exp=$exp&sig=$sig
+assert_near $exp $NOW+600 5
+redis_expect alice HGET ${PREFIX}file:{$id} owner
+redis_expect slot HGET ${PREFIX}file:{$id} state
+redis_expect application/pdf HGET ${PREFIX}file:{$id} type
+redis_expect report.pdf HGET ${PREFIX}file:{$id} name
+redis_expect 5000 HGET ${PREFIX}file:{$id} size
+redis_expect 1 SISMEMBER ${PREFIX}files:{alice}:ids $id
+redis_expect $exp ZSCORE ${PREFIX}{files}:expiry $id
+wait_log fishchat manager: "alice" has an upload slot for file [0-9a-f]{32}
+# the upload, as with FILE_SLOT's URL; alice may delete it
+body t 5000
+http PUT $put 201 body=t h=Content-Type:application/pdf
+resp_json id $id
+redis_wait ready HGET ${PREFIX}file:{$id} state
+send a FILE_DELETE $id
+recv a FILE_DELETE $id
+# bad input
+api 400 POST /api/files/slots '{"name":"a","size":1,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api_like owner
+api 400 POST /api/files/slots '{"owner":"a b","name":"a","size":1,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"../a","size":1,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","size":1,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":"10","type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":0,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":-5,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":1.5,"type":"text/plain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":1,"type":"textplain"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots '{"owner":"alice","name":"a","size":1}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/slots 'not json'
+api_json error.code BAD_REQUEST
+api 413 POST /api/files/slots '{"owner":"alice","name":"a","size":104857601,"type":"text/plain"}'
+api_json error.code FILE_TOO_LARGE
+api_like 104857600
+# exactly the maximum is fine
+api 201 POST /api/files/slots '{"owner":"alice","name":"a","size":104857600,"type":"text/plain"}'
+api 405 GET /api/files/slots
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 5: POST /files/slots with fishchat_files_quota 10k: over the quota 403 QUOTA_EXCEEDED; without fishchat_files_url 409 NOT_CONFIGURED
+--- main_config
+    fishchat_files_quota 10k;
+--- scenario
+api 201 POST /api/files/slots '{"owner":"carol","name":"a","size":10240,"type":"text/plain"}'
+api 403 POST /api/files/slots '{"owner":"carol","name":"a","size":10241,"type":"text/plain"}'
+api_json error.code QUOTA_EXCEEDED
+redis HSET ${PREFIX}files:{carol} used 10000
+api 403 POST /api/files/slots '{"owner":"carol","name":"a","size":241,"type":"text/plain"}'
+api_json error.code QUOTA_EXCEEDED
+api 201 POST /api/files/slots '{"owner":"carol","name":"a","size":240,"type":"text/plain"}'
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 6: POST /files/slots on a node without fishchat_files_url: 409 NOT_CONFIGURED
+--- main_config
+    fishchat_node n1;
+    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
+--- scenario
+api 409 POST /api/files/slots '{"owner":"carol","name":"a","size":10,"type":"text/plain"}'
+api_json error.code NOT_CONFIGURED
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 7: GET /clients/{id}/files (the owner's files and slots, page by page; an id whose record is gone is skipped and dropped), GET /files/{id} (the record), DELETE /files/{id} (any owner's; busy 409; unknown 404)
+--- scenario
+files_login
+body t 5000
+send a FILE_SLOT notes.txt 5000 text/plain
+recv a FILE_SLOT * * * *
+capture a id1 0
+capture a put1 1
+capture a get1 2
+http PUT $put1 201 body=t h=Content-Type:text/plain
+redis_wait ready HGET ${PREFIX}file:{$id1} state
+api 200 GET /api/clients/alice/files
+api_count files 1
+api_json files.0.id $id1
+api_json files.0.name notes.txt
+api_json files.0.type text/plain
+api_json files.0.size 5000
+api_json files.0.state ready
+api_json files.0.sha256 $t_sha256
+api_json files.0.created *
+api_json files.0.expires *
+api_json cursor null
+api_capture created files.0.created
+assert_near $created $NOW 60
+# the record
+api 200 GET /api/files/$id1
+api_json id $id1
+api_json owner alice
+api_json name notes.txt
+api_json type text/plain
+api_json size 5000
+api_json state ready
+api_json sha256 $t_sha256
+api_json created $created
+api_json thumb false
+api_capture expires expires
+assert_near $expires $NOW+2592000 60
+# a slot, and an id whose record is gone
+send a FILE_SLOT "b c.txt" 10 text/plain
+recv a FILE_SLOT * * * *
+capture a id2 0
+redis SADD ${PREFIX}files:{alice}:ids 0123456789abcdef0123456789abcdef
+api 200 GET /api/files/$id2
+api_json state slot
+api_json sha256 null
+api_json name "b c.txt"
+sorted both $id1 $id2
+api_pages /api/clients/alice/files?count=1 files id $both
+redis_expect 0 SISMEMBER ${PREFIX}files:{alice}:ids 0123456789abcdef0123456789abcdef
+api 200 GET /api/clients/alice/files
+api_count files 2
+# nobody's files
+api 200 GET /api/clients/nobody/files
+api_count files 0
+api 400 GET /api/clients/alice/files?count=0
+api_json error.code BAD_REQUEST
+api 404 GET /api/files/0123456789abcdef0123456789abcdef
+api_json error.code NOT_FOUND
+api 400 GET /api/files/a%7Bb
+api_json error.code BAD_REQUEST
+# an upload under way is not deleted
+redis HSET ${PREFIX}file:{$id2} state uploading
+api 409 DELETE /api/files/$id2
+api_json error.code FILE_BUSY
+redis HSET ${PREFIX}file:{$id2} state slot
+# the manager deletes alice's file
+redis SET ${PREFIX}blob:{$t_sha256} 1
+api 200 DELETE /api/files/$id1
+api_json id $id1
+api_json deleted true
+wait_log fishchat manager: file [0-9a-f]{32} deleted
+redis_expect 0 EXISTS ${PREFIX}file:{$id1}
+redis_expect 0 HGET ${PREFIX}files:{alice} used
+redis_expect $t_sha256 SMEMBERS ${PREFIX}{files}:unlink
+http GET $get1 404
+api 404 GET /api/files/$id1
+api 404 DELETE /api/files/$id1
+api_json error.code NOT_FOUND
+api 200 DELETE /api/files/$id2
+api 200 GET /api/clients/alice/files
+api_count files 0
+api 405 PUT /api/files/$id2
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 8: the quarantine: POST /files/quarantine (201, then 200 when it is there already; the SHA-256 lower-cased), GET the list, DELETE /files/quarantine/{sha256} (404 when not there); bad SHA-256s 400
+--- scenario
+set sha 0123456789ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef
+set low 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef
+set sha2 ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff
+api 200 GET /api/files/quarantine
+api_body '{"quarantine":[]}'
+api 201 POST /api/files/quarantine "{\"sha256\":\"$sha\"}"
+api_json sha256 $low
+api_json quarantined true
+wait_log fishchat manager: content 0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef quarantined
+redis_expect 1 SISMEMBER ${PREFIX}{files}:quarantine $low
+api 200 POST /api/files/quarantine "{\"sha256\":\"$low\"}"
+api_json quarantined true
+api 201 POST /api/files/quarantine "{\"sha256\":\"$sha2\"}"
+api 200 GET /api/files/quarantine
+api_json quarantine "[\"$low\",\"$sha2\"]"
+# bad ones
+api 400 POST /api/files/quarantine '{"sha256":"0123"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/quarantine '{"sha256":"g123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/quarantine '{"sha256":1}'
+api_json error.code BAD_REQUEST
+api 400 POST /api/files/quarantine '{}'
+api_json error.code BAD_REQUEST
+api 400 DELETE /api/files/quarantine/0123
+api_json error.code BAD_REQUEST
+# out of the quarantine
+api 200 DELETE /api/files/quarantine/$sha
+api_json sha256 $low
+api_json quarantined false
+redis_expect 0 SISMEMBER ${PREFIX}{files}:quarantine $low
+api 404 DELETE /api/files/quarantine/$low
+api_json error.code NOT_FOUND
+api 200 GET /api/files/quarantine
+api_json quarantine "[\"$sha2\"]"
+api 405 PUT /api/files/quarantine
 --- no_error_log
 [error]
 [alert]
