@@ -11,7 +11,7 @@
 #   stream_server_config   fishchat_msg;
 #   config                 location /files/ (the store in
 #                          servroot/html/store), location /api/ (the
-#                          manager), location /status (the monitor)
+#                          manager), location /mon/ (the monitor)
 #   user_files             store/.keep
 #
 # The files location does not count contents in blob:{<sha256>} nor the
@@ -66,7 +66,7 @@ _EOC_
     location /api/ {
         fishchat_manager;
     }
-    location = /status {
+    location /mon/ {
         fishchat_monitor;
     }
 _EOC_
@@ -482,6 +482,71 @@ api_json error.code NOT_FOUND
 api 200 GET /api/files/quarantine
 api_json quarantine "[\"$sha2\"]"
 api 405 PUT /api/files/quarantine
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 9: the monitor's figures of the files location: status.json "files" (uploads, bytes, refusals, downloads, probes, failures, the probe queue, collected) and the fishchat_files_* families of /metrics; the counts go up by what the block did (a reload may keep the zone)
+--- scenario
+files_login
+http GET /mon/status.json 200
+resp_json files.probe_queue 0
+resp_json files.collected *
+resp_json_var u0 files.uploads
+resp_json_var b0 files.upload_bytes
+resp_json_var r0 files.uploads_refused
+resp_json_var d0 files.downloads
+resp_json_var p0 files.probes
+resp_json_var f0 files.probe_failures
+# a text file (no probe), then garbage labelled image/png (probed: fails)
+body t 5000
+send a FILE_SLOT notes.txt 5000 text/plain
+recv a FILE_SLOT * * * *
+capture a put 1
+capture a get 2
+http PUT $put 201 body=t h=Content-Type:text/plain
+body g 700 binary seed=7
+send a FILE_SLOT cat.png 700 image/png
+recv a FILE_SLOT * * * *
+capture a gput 1
+capture a gget 2
+http PUT $gput 201 body=g h=Content-Type:image/png
+http GET $gget/info 200
+resp_json probe_error *
+# two downloads (a HEAD too), two refusals: a used slot, a wrong size
+http GET $get 200
+http HEAD $gget 200
+http PUT $put 409 body=t h=Content-Type:text/plain
+body t2 10
+http PUT $gput 400 body=t2 h=Content-Type:image/png
+http GET /mon/status.json 200
+resp_json files.uploads $u0+2
+resp_json files.upload_bytes $b0+5700
+resp_json files.uploads_refused $r0+2
+resp_json files.downloads $d0+2
+resp_json files.probes $p0+1
+resp_json files.probe_failures $f0+1
+resp_json files.probe_queue 0
+resp_json media.streams *
+http GET /mon/metrics 200
+resp_like (?m)^# TYPE fishchat_files_uploads_total counter$
+resp_like (?m)^# HELP fishchat_files_uploads_total \S
+resp_like (?m)^fishchat_files_uploads_total\{node="n1"\} [1-9]\d*$
+resp_like (?m)^# TYPE fishchat_files_upload_bytes_total counter$
+resp_like (?m)^# TYPE fishchat_files_uploads_refused_total counter$
+resp_like (?m)^# TYPE fishchat_files_downloads_total counter$
+resp_like (?m)^# TYPE fishchat_files_probes_total counter$
+resp_like (?m)^# TYPE fishchat_files_probe_failures_total counter$
+resp_like (?m)^fishchat_files_probe_failures_total\{node="n1"\} [1-9]\d*$
+resp_like (?m)^# TYPE fishchat_files_probe_queue gauge$
+resp_like (?m)^fishchat_files_probe_queue\{node="n1"\} 0$
+resp_like (?m)^# TYPE fishchat_files_collected_total counter$
+# the dashboard has the card
+http GET /mon/ 200
+resp_like id="files-uploads"
 --- no_error_log
 [error]
 [alert]

@@ -176,6 +176,28 @@ typedef struct {
 
 
 /*
+ * The node's files, in the counters zone next to the media: counted by
+ * the files location (and its collector), read by the monitor
+ */
+
+typedef struct {
+    ngx_atomic_t                uploads;      /* stored (201) */
+    ngx_atomic_t                upload_bytes; /* their bytes */
+    ngx_atomic_t                uploads_refused;  /* PUTs answered >= 400 */
+    ngx_atomic_t                downloads;    /* files and thumbnails */
+    ngx_atomic_t                probes;       /* posted to the threads */
+    ngx_atomic_t                probe_failures;   /* kept as plain files */
+    ngx_atomic_t                probe_queue;  /* gauge: posted, not done */
+    ngx_atomic_t                collected;    /* removed by the collector */
+} ngx_fishchat_files_stats_t;
+
+
+/* a figure of the node's files goes up or down by n, as one line */
+#define ngx_fishchat_files_add(field, n)                                     \
+    ngx_fishchat_files_count(offsetof(ngx_fishchat_files_stats_t, field), n)
+
+
+/*
  * An upload slot in the making (FILE_SLOT, POST /files/slots), see
  * ngx_fishchat_files.c: the caller sets owner, name, size and type
  */
@@ -399,6 +421,8 @@ ngx_int_t ngx_fishchat_zone_add(ngx_conf_t *cf);
 time_t ngx_fishchat_zone_started(ngx_shm_zone_t *zone);
 ngx_fishchat_media_stats_t *ngx_fishchat_media_stats(void);
 void ngx_fishchat_media_count(size_t field, ngx_int_t n);
+ngx_fishchat_files_stats_t *ngx_fishchat_files_stats(void);
+void ngx_fishchat_files_count(size_t field, ngx_int_t n);
 ngx_int_t ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler);
 ngx_fishchat_slot_t *ngx_fishchat_worker_slot(void);
 void ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot);

@@ -271,6 +271,7 @@ ngx_http_fishchat_files_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    ngx_fishchat_files_answered(r, rc);
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
@@ -680,6 +681,7 @@ ngx_http_fishchat_files_get(ngx_http_request_t *r,
     r->uri = v;
     r->exten.len = 0;
     ctx->serve = 1;
+    ngx_fishchat_files_add(downloads, 1);
 
     /* the wait is over: the phases go on */
 
@@ -1238,6 +1240,8 @@ ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    ngx_fishchat_files_add(probes, 1);
+    ngx_fishchat_files_add(probe_queue, 1);
     ctx->job = job;
 
     return NGX_DONE;
@@ -1270,6 +1274,7 @@ ngx_http_fishchat_files_probed(ngx_event_t *ev)
     ngx_http_fishchat_files_ctx_t    *ctx;
     ngx_http_fishchat_files_probe_t  *pr;
 
+    ngx_fishchat_files_add(probe_queue, -1);
     r = job->request;
     pr = job->probe;
 
@@ -1284,6 +1289,7 @@ ngx_http_fishchat_files_probed(ngx_event_t *ev)
     ngx_fishchat_json_init(&out, r->pool, 1024);
 
     if (pr->rc != NGX_OK) {
+        ngx_fishchat_files_add(probe_failures, 1);
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "fishchat files: file %V is kept as a plain file: %s",
                       &ctx->id, pr->err);
@@ -1389,6 +1395,8 @@ ngx_http_fishchat_files_stored(redisReply *reply, void *data)
     }
 
     ctx->stored = 1;
+    ngx_fishchat_files_add(uploads, 1);
+    ngx_fishchat_files_add(upload_bytes, ctx->size);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "fishchat files: file %V of \"%V\" stored: %O bytes, "
@@ -1485,6 +1493,7 @@ ngx_http_fishchat_files_finish(ngx_http_request_t *r, ngx_int_t rc)
 
     c = r->connection;
 
+    ngx_fishchat_files_answered(r, rc);
     r->main->count--;
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);

@@ -27,6 +27,7 @@
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_http.h"
 #include "ngx_fishchat_lua.h"
+#include "ngx_http_fishchat_monitor.h"
 
 /* the page, made into a C string from dashboard.html (see config.make) */
 #include "ngx_http_fishchat_monitor_dashboard.h"
@@ -109,8 +110,11 @@ static ngx_int_t ngx_http_fishchat_monitor_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fishchat_monitor_dashboard_page(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_status(ngx_http_request_t *r);
-static void ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out,
+static void ngx_http_fishchat_monitor_node(ngx_fishchat_json_t *out,
     ngx_str_t *node);
+static void ngx_http_fishchat_monitor_figures(ngx_fishchat_json_t *out,
+    ngx_str_t *node, char *key, ngx_http_fishchat_monitor_metric_t *metrics,
+    void *stats);
 static void ngx_http_fishchat_monitor_metrics_workers(
     ngx_fishchat_json_t *out, ngx_str_t *node,
     ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive);
@@ -618,7 +622,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
         "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},",
         topics, queued, queues, backlog, stalled);
 
-    ngx_http_fishchat_monitor_media(&out, NULL);
+    ngx_http_fishchat_monitor_node(&out, NULL);
 
     ngx_fishchat_json_fmt(&out, ",\"workers\":[");
 
@@ -793,13 +797,6 @@ ngx_http_fishchat_monitor_live(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
  * of each worker (label pid) and of each server block of each worker
  * (labels role and server).
  */
-
-typedef struct {
-    char                           *name;
-    char                           *type;
-    char                           *help;
-    size_t                          offset;
-} ngx_http_fishchat_monitor_metric_t;
 
 
 static ngx_http_fishchat_monitor_metric_t
@@ -998,7 +995,7 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
     ngx_fishchat_json_fmt(&out,
         "fishchat_start_time_seconds{node=\"%V\"} %T\n", node, started);
 
-    ngx_http_fishchat_monitor_media(&out, node);
+    ngx_http_fishchat_monitor_node(&out, node);
     ngx_http_fishchat_monitor_metrics_workers(&out, node, live, nlive);
     ngx_http_fishchat_monitor_metrics_servers(&out, fcf, node, labels, live,
                                               nlive);
@@ -1010,31 +1007,50 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
 
 
 /*
- * The node's media figures: the families of Prometheus for the node
- * "node", or the "media" object of status.json without one
+ * The node's files and media figures: the families of Prometheus for the
+ * node "node", or the "files" and "media" objects of status.json without
+ * one
  */
 
 static void
-ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out, ngx_str_t *node)
+ngx_http_fishchat_monitor_node(ngx_fishchat_json_t *out, ngx_str_t *node)
 {
-    size_t                               len;
-    ngx_atomic_t                         v;
-    ngx_fishchat_media_stats_t          *media, zero;
-    ngx_http_fishchat_monitor_metric_t  *m;
-
-    media = ngx_fishchat_media_stats();
-
-    if (media == NULL) {
-        ngx_memzero(&zero, sizeof(ngx_fishchat_media_stats_t));
-        media = &zero;
-    }
+    ngx_http_fishchat_monitor_figures(out, node, "files",
+                                      ngx_http_fishchat_monitor_files_metrics,
+                                      ngx_fishchat_files_stats());
 
     if (node == NULL) {
-        ngx_fishchat_json_fmt(out, "\"media\":{");
+        ngx_fishchat_json_fmt(out, ",");
     }
 
-    for (m = ngx_http_fishchat_monitor_media_metrics; m->name; m++) {
-        v = *(ngx_atomic_t *) ((u_char *) media + m->offset);
+    ngx_http_fishchat_monitor_figures(out, node, "media",
+                                      ngx_http_fishchat_monitor_media_metrics,
+                                      ngx_fishchat_media_stats());
+}
+
+
+/*
+ * The figures of a block of the zone ("stats", NULL: all 0) named
+ * fishchat_<key>_*: families of Prometheus, or an object "<key>" of
+ * status.json whose names have neither "fishchat_<key>_" nor "_total"
+ */
+
+static void
+ngx_http_fishchat_monitor_figures(ngx_fishchat_json_t *out, ngx_str_t *node,
+    char *key, ngx_http_fishchat_monitor_metric_t *metrics, void *stats)
+{
+    size_t                               len, skip;
+    ngx_atomic_t                         v;
+    ngx_http_fishchat_monitor_metric_t  *m;
+
+    skip = sizeof("fishchat__") - 1 + ngx_strlen(key);
+
+    if (node == NULL) {
+        ngx_fishchat_json_fmt(out, "\"%s\":{", key);
+    }
+
+    for (m = metrics; m->name; m++) {
+        v = stats ? *(ngx_atomic_t *) ((u_char *) stats + m->offset) : 0;
 
         if (node) {
             ngx_http_fishchat_monitor_family(out, m->name, m->type, m->help);
@@ -1043,19 +1059,14 @@ ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out, ngx_str_t *node)
             continue;
         }
 
-        /* "fishchat_media_<key>[_total]" */
-
-        len = ngx_strlen(m->name) - (sizeof("fishchat_media_") - 1);
+        len = ngx_strlen(m->name) - skip;
 
         if (m->type[0] == 'c') {
             len -= sizeof("_total") - 1;
         }
 
-        ngx_fishchat_json_fmt(out, "%s\"%*s\":%uA",
-                              m == ngx_http_fishchat_monitor_media_metrics
-                              ? "" : ",",
-                              len, m->name + sizeof("fishchat_media_") - 1,
-                              v);
+        ngx_fishchat_json_fmt(out, "%s\"%*s\":%uA", m == metrics ? "" : ",",
+                              len, m->name + skip, v);
     }
 
     if (node == NULL) {
