@@ -489,7 +489,7 @@ api 405 PUT /api/files/quarantine
 
 
 
-=== TEST 9: the monitor's figures of the files location: status.json "files" (uploads, bytes, refusals, downloads, probes, failures, the probe queue, collected) and the fishchat_files_* families of /metrics; the counts go up by what the block did (a reload may keep the zone)
+=== TEST 9: the monitor's figures of the files location: status.json "files" (uploads, bytes, refusals, downloads, probes, failures, the probe queue, collected), the fishchat_files_* families of /metrics, the stored bytes and files of {files}:stats in the cluster view; the counts go up by what the block did (a reload may keep the zone)
 --- scenario
 files_login
 http GET /mon/status.json 200
@@ -544,6 +544,16 @@ resp_like (?m)^fishchat_files_probe_failures_total\{node="n1"\} [1-9]\d*$
 resp_like (?m)^# TYPE fishchat_files_probe_queue gauge$
 resp_like (?m)^fishchat_files_probe_queue\{node="n1"\} 0$
 resp_like (?m)^# TYPE fishchat_files_collected_total counter$
+# the cluster view: the stored bytes and files of every node ({files}:stats)
+redis DEL ${PREFIX}{files}:stats
+http GET /mon/cluster 200
+resp_json redis up
+resp_json files.bytes_stored 0
+resp_json files.files_stored 0
+redis HSET ${PREFIX}{files}:stats bytes 12345 files 3
+http GET /mon/cluster 200
+resp_json files.bytes_stored 12345
+resp_json files.files_stored 3
 # the dashboard has the card
 http GET /mon/ 200
 resp_like id="files-uploads"

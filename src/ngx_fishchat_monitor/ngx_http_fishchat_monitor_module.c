@@ -268,7 +268,20 @@ static ngx_conf_enum_t  ngx_http_fishchat_monitor_paths[] = {
 };
 
 
-static char  ngx_http_fishchat_monitor_cluster_lua[] = NGX_FISHCHAT_LUA_NODES;
+/*
+ * KEYS: heartbeats, loads, {files}:stats.  ARGV: the most entries.  The
+ * live msg servers (NGX_FISHCHAT_LUA_NODES), their count made
+ * {count, bytes stored, files stored} of the files role
+ */
+
+static char  ngx_http_fishchat_monitor_cluster_lua[] =
+    "local function nodes(KEYS, ARGV) "
+        NGX_FISHCHAT_LUA_NODES
+    " end "
+    "local r = nodes(KEYS, ARGV) "
+    "local f = redis.call('HMGET', KEYS[3], 'bytes', 'files') "
+    "r[1] = {r[1], tonumber(f[1]) or 0, tonumber(f[2]) or 0} "
+    "return r";
 
 
 static ngx_http_fishchat_monitor_worker_t  ngx_http_fishchat_monitor_worker;
@@ -1214,7 +1227,7 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
 {
     u_char                                 *p;
-    ngx_str_t                               args[3];
+    ngx_str_t                               args[4];
     ngx_fishchat_conf_t                    *fcf;
     ngx_http_cleanup_t                     *cln;
     ngx_fishchat_redis_t                   *link;
@@ -1243,7 +1256,8 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + fcf->redis_prefix.len
+                             + sizeof("{files}:stats"));
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1252,7 +1266,11 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
     args[1] = fcf->load_key;
 
     args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX)
+    p = ngx_sprintf(p, "%V{files}:stats", &fcf->redis_prefix);
+    args[2].len = p - args[2].data;
+
+    args[3].data = p;
+    args[3].len = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX)
                   - p;
 
     cln = ngx_http_cleanup_add(r, 0);
@@ -1276,7 +1294,7 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
 
     req = ngx_fishchat_redis_eval(link, mmcf->cluster,
                                   ngx_http_fishchat_monitor_cluster_reply,
-                                  ctx, 2, 3, args);
+                                  ctx, 3, 4, args);
 
     if (req == NULL) {
         r->main->count--;
@@ -1342,6 +1360,7 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     ngx_str_t                           *node, *name, prev;
     ngx_int_t                            total, sessions;
     ngx_uint_t                           i, k, n, first;
+    redisReply                          *head;
     ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_json_t                  out;
     ngx_http_fishchat_monitor_server_t  *servers, *s;
@@ -1360,8 +1379,14 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
                                                        reply->len);
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    head = (reply->type == REDIS_REPLY_ARRAY && reply->elements % 3 == 1)
+           ? reply->element[0] : NULL;
+
+    if (head == NULL || head->type != REDIS_REPLY_ARRAY
+        || head->elements != 3
+        || head->element[0]->type != REDIS_REPLY_INTEGER
+        || head->element[1]->type != REDIS_REPLY_INTEGER
+        || head->element[2]->type != REDIS_REPLY_INTEGER)
     {
         return ngx_http_fishchat_monitor_cluster_error(r, "error",
                                        "unexpected reply from Redis", 0);
@@ -1369,7 +1394,7 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
-    total = (ngx_int_t) reply->element[0]->integer;
+    total = (ngx_int_t) head->element[0]->integer;
     n = reply->elements / 3;
 
     servers = ngx_http_fishchat_monitor_cluster_servers(r, reply, n);
@@ -1386,8 +1411,11 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     ngx_fishchat_json_fmt(&out,
         "{\"node\":\"%V\",\"time\":%T,\"redis\":\"up\",\"servers\":%i,"
-        "\"truncated\":%s,\"nodes\":[",
-        node, ngx_time(), total, total > (ngx_int_t) n ? "true" : "false");
+        "\"truncated\":%s,\"files\":{\"bytes_stored\":%L,"
+        "\"files_stored\":%L},\"nodes\":[",
+        node, ngx_time(), total, total > (ngx_int_t) n ? "true" : "false",
+        (int64_t) head->element[1]->integer,
+        (int64_t) head->element[2]->integer);
 
     /* one entry per node, its servers in it; servers are sorted by node */
 
