@@ -28,6 +28,8 @@ static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
     void *data);
 static void ngx_stream_fishchat_msg_file_deleted(redisReply *reply,
     void *data);
+static void ngx_stream_fishchat_msg_file_answer(
+    ngx_stream_fishchat_msg_call_t *call, char *what);
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
@@ -197,21 +199,7 @@ ngx_stream_fishchat_msg_file_made(redisReply *reply, void *data)
     sess = call->sess;
 
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                      "fishchat msg: \"%V\" has an upload slot for file %V",
-                      &sess->node.str, &call->to);
-
-        /* the call is taken off the session: a write may close the session */
-
-        ngx_queue_remove(&call->queue);
-
-        if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
-            == NGX_OK)
-        {
-            sess->counters->frames_out++;
-        }
-
-        ngx_free(call);
+        ngx_stream_fishchat_msg_file_answer(call, "has an upload slot for");
         return;
     }
 
@@ -321,21 +309,7 @@ ngx_stream_fishchat_msg_file_deleted(redisReply *reply, void *data)
     n = (reply && reply->type == REDIS_REPLY_INTEGER) ? reply->integer : -3;
 
     if (n == 1) {
-        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                      "fishchat msg: \"%V\" deleted file %V",
-                      &sess->node.str, &call->to);
-
-        /* the call is taken off the session: a write may close the session */
-
-        ngx_queue_remove(&call->queue);
-
-        if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
-            == NGX_OK)
-        {
-            sess->counters->frames_out++;
-        }
-
-        ngx_free(call);
+        ngx_stream_fishchat_msg_file_answer(call, "deleted");
         return;
     }
 
@@ -372,4 +346,32 @@ ngx_stream_fishchat_msg_file_deleted(redisReply *reply, void *data)
                                           : n == -2 ? "an upload of it is "
                                                       "under way"
                                           : "Redis is unavailable");
+}
+
+
+/* the call's answer (call->ref) goes to its session; "what" is logged */
+
+static void
+ngx_stream_fishchat_msg_file_answer(ngx_stream_fishchat_msg_call_t *call,
+    char *what)
+{
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                  "fishchat msg: \"%V\" %s file %V", &sess->node.str, what,
+                  &call->to);
+
+    /* the call is taken off the session: a write may close the session */
+
+    ngx_queue_remove(&call->queue);
+
+    if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
+        == NGX_OK)
+    {
+        sess->counters->frames_out++;
+    }
+
+    ngx_free(call);
 }
