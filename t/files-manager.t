@@ -323,7 +323,7 @@ api 405 GET /api/files/slots
 
 
 
-=== TEST 5: POST /files/slots with fishchat_files_quota 10k: over the quota 403 QUOTA_EXCEEDED; without fishchat_files_url 409 NOT_CONFIGURED
+=== TEST 5: POST /files/slots with fishchat_files_quota 10k: over the quota 403 QUOTA_EXCEEDED (the stored bytes and the new slot counted), up to the quota 201
 --- main_config
     fishchat_files_quota 10k;
 --- scenario
