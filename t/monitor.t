@@ -779,7 +779,7 @@ expect s $j->{pid} > 0 && $j->{uptime} >= 0 && $j->{uptime} == $j->{time} - $j->
 expect s $j->{totals}{workers} == 2 && @{$j->{workers}} == 2 && grep { $_->{pid} == $j->{pid} } @{$j->{workers}}
 expect s my ($t, $b) = ($j->{totals}, $R{s0}{json}{totals}); $t->{messages} - $b->{messages} == 3 && $t->{accepted} - $b->{accepted} == 2 && $t->{frames_in} - $b->{frames_in} == 7 && $t->{frames_out} - $b->{frames_out} == 10 && $t->{bytes_in} - $b->{bytes_in} == $v{tx} && $t->{errors} == $b->{errors}
 expect s !grep { !defined $j->{totals}{$_} } qw(connections topics queued_bytes queued_sessions topic_backlog stalled_sessions error)
-expect s keys %{ $j->{totals}{error} } == 24 && exists $j->{totals}{error}{slow_reader} && exists $j->{totals}{error}{no_such_stream} && exists $j->{totals}{error}{quota_exceeded}
+expect s keys %{ $j->{totals}{error} } == 25 && exists $j->{totals}{error}{slow_reader} && exists $j->{totals}{error}{no_such_stream} && exists $j->{totals}{error}{quota_exceeded} && exists $j->{totals}{error}{no_such_file} && exists $j->{totals}{error}{file_busy}
 expect s !grep { !($_->{pid} > 0 && $_->{started} > 0 && $_->{updated} > $j->{msec} - 3000 && $_->{connections} >= 1 && $_->{topics} == 0 && $_->{queued_bytes} == 0 && $_->{queued_sessions} == 0 && $_->{topic_backlog} == 0 && $_->{stalled_sessions} == 0) } @{$j->{workers}}
 expect s !grep { !($_->{redis}{link} eq 'up' && $_->{redis}{subscriber} eq 'up' && $_->{redis}{rtt_us} > 0 && $_->{redis}{rtt_us} < 1000000 && $_->{redis}{waiting} == 0 && $_->{redis}{channels} >= 1) } @{$j->{workers}}
 expect s !grep { @{$_->{servers}} != 1 || $_->{servers}[0]{server} !~ m{^msg \S+/nginx\.conf:\d+$} } @{$j->{workers}}
@@ -1035,11 +1035,11 @@ expect p $r->{headers}{'content-type'} eq 'text/plain; version=0.0.4; charset=ut
 expect p my @i = samples($m, 'fishchat_info'); @i == 1 && $i[0]{labels}{node} eq 'n1' && $i[0]{labels}{version} eq $R{s}{json}{version} && $i[0]{labels}{nginx_version} eq $R{s}{json}{nginx} && $i[0]{value} == 1
 expect p sum_metric($m, 'fishchat_start_time_seconds') == $R{s}{json}{started}
 expect p my %pids = map { $_->{pid} => 1 } @{$R{s}{json}{workers}}; my @w = samples($m, 'fishchat_worker_start_time_seconds'); @w == 2 && !grep { !$pids{$_->{labels}{pid}} } @w
-expect p !grep { my $f = $_; grep { $_->{labels}{node} ne 'n1' || ($f !~ /^fishchat_(?:info|start_time_seconds|media_\w+)$/ && !$_->{labels}{pid}) } @{$m->{$f}{samples}} } keys %$m
+expect p !grep { my $f = $_; grep { $_->{labels}{node} ne 'n1' || ($f !~ /^fishchat_(?:info|start_time_seconds|media_\w+|files_\w+)$/ && !$_->{labels}{pid}) } @{$m->{$f}{samples}} } keys %$m
 expect p $m->{fishchat_sessions}{type} eq 'gauge' && $m->{fishchat_messages_total}{type} eq 'counter' && $m->{fishchat_bytes_received_total}{type} eq 'counter' && $m->{fishchat_bytes_sent_total}{type} eq 'counter' && $m->{fishchat_redis_up}{type} eq 'gauge' && $m->{fishchat_redis_rtt_seconds}{type} eq 'gauge' && $m->{fishchat_errors_total}{type} eq 'counter' && $m->{fishchat_connections}{type} eq 'gauge'
 expect p sum_metric($m, 'fishchat_sessions', role => 'msg') == 2 && sum_metric($m, 'fishchat_sessions', role => 'gateway') == 0
 expect p my $t = $R{s}{json}{totals}; sum_metric($m, 'fishchat_messages_total') == $t->{messages} && sum_metric($m, 'fishchat_connections_accepted_total') == $t->{accepted} && sum_metric($m, 'fishchat_frames_received_total') == $t->{frames_in} && sum_metric($m, 'fishchat_frames_sent_total') == $t->{frames_out} && sum_metric($m, 'fishchat_bytes_received_total') == $t->{bytes_in} && sum_metric($m, 'fishchat_bytes_sent_total') == $t->{bytes_out} && sum_metric($m, 'fishchat_connections') == $t->{active}
-expect p sum_metric($m, 'fishchat_errors_total', code => 'bad_frame', role => 'msg') == $R{s}{json}{totals}{error}{bad_frame} && samples($m, 'fishchat_errors_total') == 2 * 2 * 24
+expect p sum_metric($m, 'fishchat_errors_total', code => 'bad_frame', role => 'msg') == $R{s}{json}{totals}{error}{bad_frame} && samples($m, 'fishchat_errors_total') == 2 * 2 * 25
 expect p my @s = samples($m, 'fishchat_sessions'); @s == 4 && 2 == grep { $_->{labels}{server} =~ m{^gateway \S+/nginx\.conf:\d+$} } @s
 expect p my @up = samples($m, 'fishchat_redis_up'); @up == 4 && !grep { $_->{value} != 1 } @up
 expect p my @rtt = samples($m, 'fishchat_redis_rtt_seconds'); @rtt == 2 && !grep { $_->{value} <= 0 || $_->{value} >= 1 } @rtt

@@ -29,6 +29,14 @@
 #define NGX_FISHCHAT_FILES_URL      0     /* who holds its URL */
 #define NGX_FISHCHAT_FILES_TOKEN    1     /* with a signed link of its id */
 
+/* an upload slot's name and content type, at most */
+#define NGX_FISHCHAT_FILES_NAME_MAX  255
+#define NGX_FISHCHAT_FILES_TYPE_MAX  127
+
+/* the keys and arguments of NGX_FISHCHAT_LUA_FILE_SLOT */
+#define NGX_FISHCHAT_FILES_SLOT_KEYS  4
+#define NGX_FISHCHAT_FILES_SLOT_ARGS  13
+
 /* a stream of the media role: 16 hex digits made by the server */
 #define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
 
@@ -72,6 +80,7 @@ typedef enum {
     NGX_FISHCHAT_ERR_FILE_TOO_LARGE,
     NGX_FISHCHAT_ERR_QUOTA_EXCEEDED,
     NGX_FISHCHAT_ERR_NO_SUCH_FILE,
+    NGX_FISHCHAT_ERR_FILE_BUSY,
     NGX_FISHCHAT_ERR_LAST
 } ngx_fishchat_err_e;
 
@@ -164,6 +173,53 @@ typedef struct {
     ngx_atomic_t                recordings;   /* remuxed into MP4 */
     ngx_atomic_t                recordings_failed;
 } ngx_fishchat_media_stats_t;
+
+
+/*
+ * The node's files, in the counters zone next to the media: counted by
+ * the files location (and its collector), read by the monitor
+ */
+
+typedef struct {
+    ngx_atomic_t                uploads;      /* stored (201) */
+    ngx_atomic_t                upload_bytes; /* their bytes */
+    ngx_atomic_t                uploads_refused;  /* PUTs answered >= 400 */
+    ngx_atomic_t                downloads;    /* files and thumbnails */
+    ngx_atomic_t                probes;       /* posted to the threads */
+    ngx_atomic_t                probe_failures;   /* kept as plain files */
+    ngx_atomic_t                probe_queue;  /* gauge: posted, not done */
+    ngx_atomic_t                collected;    /* removed by the collector */
+} ngx_fishchat_files_stats_t;
+
+
+/* a figure of the node's files goes up or down by n, as one line */
+#define ngx_fishchat_files_add(field, n)                                     \
+    ngx_fishchat_files_count(offsetof(ngx_fishchat_files_stats_t, field), n)
+
+
+/*
+ * An upload slot in the making (FILE_SLOT, POST /files/slots), see
+ * ngx_fishchat_files.c: the caller sets owner, name, size and type
+ */
+
+typedef struct {
+    ngx_str_t                   owner;
+    ngx_str_t                   name;
+    ngx_str_t                   type;       /* checked: lower-cased */
+    off_t                       size;
+
+    time_t                      expires;
+    ngx_str_t                   exp;        /* expires, as text */
+    ngx_str_t                   id;
+    ngx_str_t                   sig;
+    ngx_str_t                   put_url;
+    ngx_str_t                   get_url;
+    ngx_str_t                   args[NGX_FISHCHAT_FILES_SLOT_ARGS];
+
+    u_char                      tbuf[NGX_FISHCHAT_FILES_TYPE_MAX];
+    u_char                      sbuf[64];
+    u_char                      num[5][NGX_INT64_LEN];
+} ngx_fishchat_files_slot_t;
 
 
 /* a role adds what it knows of its worker (queued bytes) to the gauges */
@@ -365,6 +421,8 @@ ngx_int_t ngx_fishchat_zone_add(ngx_conf_t *cf);
 time_t ngx_fishchat_zone_started(ngx_shm_zone_t *zone);
 ngx_fishchat_media_stats_t *ngx_fishchat_media_stats(void);
 void ngx_fishchat_media_count(size_t field, ngx_int_t n);
+ngx_fishchat_files_stats_t *ngx_fishchat_files_stats(void);
+void ngx_fishchat_files_count(size_t field, ngx_int_t n);
 ngx_int_t ngx_fishchat_stats_handler(ngx_fishchat_stats_pt handler);
 ngx_fishchat_slot_t *ngx_fishchat_worker_slot(void);
 void ngx_fishchat_stats_collect(ngx_fishchat_slot_t *slot);
@@ -440,11 +498,22 @@ ngx_int_t ngx_fishchat_files_get_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
     time_t exp, ngx_str_t *sig);
 ngx_int_t ngx_fishchat_files_get_url(ngx_pool_t *pool,
     ngx_fishchat_conf_t *fcf, ngx_str_t *id, char *suffix, ngx_str_t *url);
+size_t ngx_fishchat_files_link_len(ngx_fishchat_conf_t *fcf, size_t id,
+    char *suffix);
+u_char *ngx_fishchat_files_link(u_char *p, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *id, char *suffix);
 ngx_int_t ngx_fishchat_files_sig(ngx_fishchat_conf_t *fcf, ngx_str_t *id,
     off_t size, ngx_str_t *type, time_t exp, ngx_str_t *sig);
 ngx_int_t ngx_fishchat_media_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *sub, ngx_str_t *stream, char *act, ngx_str_t *url,
     time_t *expires);
+
+/* ngx_fishchat_files.c: upload slots */
+ngx_int_t ngx_fishchat_files_slot_check(ngx_fishchat_conf_t *fcf,
+    ngx_fishchat_files_slot_t *s);
+size_t ngx_fishchat_files_slot_len(ngx_fishchat_conf_t *fcf);
+ngx_int_t ngx_fishchat_files_slot_make(ngx_fishchat_conf_t *fcf,
+    ngx_fishchat_files_slot_t *s, u_char *urls, u_char **keys);
 
 /* ngx_fishchat_out.c: output queues */
 void ngx_fishchat_chunk_release(ngx_fishchat_chunk_t *chunk);

@@ -752,36 +752,61 @@ ngx_int_t
 ngx_fishchat_files_get_url(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
     ngx_str_t *id, char *suffix, ngx_str_t *url)
 {
-    u_char     *p;
-    time_t      exp;
-    ngx_int_t   rc;
-    ngx_str_t   sig;
-    u_char      s[64];
+    u_char  *p;
 
-    p = ngx_pnalloc(pool, fcf->files_url.len + id->len + ngx_strlen(suffix)
-                          + sizeof("/?exp=&sig=") + NGX_TIME_T_LEN + 64);
+    p = ngx_pnalloc(pool, ngx_fishchat_files_link_len(fcf, id->len, suffix));
     if (p == NULL) {
         return NGX_ERROR;
     }
 
     url->data = p;
-    p = ngx_sprintf(p, "%V/%V%s", &fcf->files_url, id, suffix);
 
-    if (fcf->files_access == NGX_FISHCHAT_FILES_TOKEN) {
-        exp = ngx_time() + fcf->files_link_ttl;
-        sig.data = s;
-
-        rc = ngx_fishchat_files_get_sig(fcf, id, exp, &sig);
-        if (rc != NGX_OK) {
-            return rc;
-        }
-
-        p = ngx_sprintf(p, "?exp=%T&sig=%V", exp, &sig);
+    p = ngx_fishchat_files_link(p, fcf, id, suffix);
+    if (p == NULL) {
+        return NGX_DECLINED;
     }
 
     url->len = p - url->data;
 
     return NGX_OK;
+}
+
+
+/* the bytes ngx_fishchat_files_link() writes at most */
+
+size_t
+ngx_fishchat_files_link_len(ngx_fishchat_conf_t *fcf, size_t id,
+    char *suffix)
+{
+    return fcf->files_url.len + id + ngx_strlen(suffix)
+           + sizeof("/?exp=&sig=") + NGX_TIME_T_LEN + 64;
+}
+
+
+/* ngx_fishchat_files_get_url() into "p": its end, NULL when not signed */
+
+u_char *
+ngx_fishchat_files_link(u_char *p, ngx_fishchat_conf_t *fcf, ngx_str_t *id,
+    char *suffix)
+{
+    time_t     exp;
+    ngx_str_t  sig;
+    u_char     s[64];
+
+    p = ngx_sprintf(p, "%V/%V%s", &fcf->files_url, id, suffix);
+
+    if (fcf->files_access != NGX_FISHCHAT_FILES_TOKEN) {
+        return p;
+    }
+
+    exp = ngx_time() + fcf->files_link_ttl;
+    sig.data = s;
+
+    if (ngx_fishchat_files_get_sig(fcf, id, exp, &sig) != NGX_OK) {
+        return NULL;
+    }
+
+    return ngx_sprintf(p, "?exp=%T&sig=%V", exp, &sig);
 }
 
 

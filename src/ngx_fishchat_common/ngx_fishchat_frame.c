@@ -59,7 +59,8 @@ static ngx_str_t  ngx_fishchat_err_codes[] = {
     ngx_string("NO_SUCH_STREAM"),
     ngx_string("FILE_TOO_LARGE"),
     ngx_string("QUOTA_EXCEEDED"),
-    ngx_string("NO_SUCH_FILE")
+    ngx_string("NO_SUCH_FILE"),
+    ngx_string("FILE_BUSY")
 };
 
 

@@ -147,3 +147,20 @@ ngx_fishchat_http_error(ngx_http_request_t *r, char *role, ngx_uint_t status,
 
     return ngx_fishchat_http_send(r, status, "application/json", &j);
 }
+
+
+/*
+ * The files location finalizes a request with "rc": an upload (PUT)
+ * refused, answered 400 or more, is counted (ngx_fishchat_files_stats_t)
+ */
+
+void
+ngx_fishchat_files_answered(ngx_http_request_t *r, ngx_int_t rc)
+{
+    if (r->method == NGX_HTTP_PUT
+        && (rc >= NGX_HTTP_BAD_REQUEST
+            || r->headers_out.status >= NGX_HTTP_BAD_REQUEST))
+    {
+        ngx_fishchat_files_add(uploads_refused, 1);
+    }
+}

@@ -22,6 +22,7 @@ ngx_int_t ngx_fishchat_http_send(ngx_http_request_t *r, ngx_uint_t status,
     char *type, ngx_fishchat_json_t *j);
 ngx_int_t ngx_cdecl ngx_fishchat_http_error(ngx_http_request_t *r,
     char *role, ngx_uint_t status, char *code, const char *fmt, ...);
+void ngx_fishchat_files_answered(ngx_http_request_t *r, ngx_int_t rc);
 
 
 #endif /* _NGX_FISHCHAT_HTTP_H_INCLUDED_ */

@@ -273,6 +273,59 @@
 
 
 /*
+ * A file is deleted (FILE_DELETE, the manager's DELETE /files/<id>, the
+ * collector of expired files).
+ * KEYS: the file (file:{<id>}; its ":refs" and ":readers" go with it).
+ * ARGV: the file id, the owner it must have ("" for any), the key prefix
+ * (the owner's keys, the content's count and the {files} keys are named
+ * from the record).
+ * A stored file ("ready") gives its bytes back to the owner's quota and
+ * one count of its content (blob:{<sha256>}); the content that no record
+ * names any more goes to {files}:unlink, and its bytes off
+ * {files}:stats.  A slot is simply dropped.
+ * 1 deleted; 0 no such file; -1 another owner; -2 an upload is under
+ * way ("uploading": the files location holds it, try again).
+ */
+
+#define NGX_FISHCHAT_LUA_FILE_DELETE                                         \
+    "local P, K, id = ARGV[3], KEYS[1], ARGV[1] "                            \
+    "local f = redis.call('HMGET', K, 'owner', 'state', 'size', 'sha256') "  \
+    "if not f[1] then return 0 end "                                         \
+    "if ARGV[2] ~= '' and ARGV[2] ~= f[1] then return -1 end "               \
+    "if f[2] == 'uploading' then return -2 end "                             \
+    NGX_FISHCHAT_LUA_FILE_DROP                                               \
+    "return 1"
+
+/*
+ * The part of a deletion the collector shares (its script judges first):
+ * with P the key prefix, K the file's key, id its id, f its owner, state,
+ * size and sha256.
+ */
+
+#define NGX_FISHCHAT_LUA_FILE_DROP                                           \
+    "local o = P .. 'files:{' .. f[1] .. '}' "                               \
+    "if f[2] == 'ready' then "                                               \
+        "local size = tonumber(f[3]) or 0 "                                  \
+        "local st = P .. '{files}:stats' "                                   \
+        "if redis.call('HINCRBY', o, 'used', -size) < 0 then "               \
+            "redis.call('HSET', o, 'used', 0) "                              \
+        "end "                                                               \
+        "if f[4] then "                                                      \
+            "local b = P .. 'blob:{' .. f[4] .. '}' "                        \
+            "if redis.call('DECR', b) <= 0 then "                            \
+                "redis.call('DEL', b) "                                      \
+                "redis.call('SADD', P .. '{files}:unlink', f[4]) "           \
+                "redis.call('HINCRBY', st, 'bytes', -size) "                 \
+            "end "                                                           \
+        "end "                                                               \
+        "redis.call('HINCRBY', st, 'files', -1) "                            \
+    "end "                                                                   \
+    "redis.call('DEL', K, K .. ':refs', K .. ':readers') "                   \
+    "redis.call('SREM', o .. ':ids', id) "                                   \
+    "redis.call('ZREM', P .. '{files}:expiry', id) "
+
+
+/*
  * A stream is made (MEDIA_PUBLISH, POST /media/streams).
  * KEYS: the topic, its members (both unused for a peer), the stream.
  * ARGV: sender, target, creation time (Unix ms), how long the stream is

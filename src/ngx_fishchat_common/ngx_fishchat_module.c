@@ -23,6 +23,7 @@ typedef struct {
     u_char                     *slots;
     time_t                      started;     /* the node, kept on reload */
     ngx_fishchat_media_stats_t  media;       /* kept on reload too */
+    ngx_fishchat_files_stats_t  files;       /* and these */
 } ngx_fishchat_zone_t;
 
 
@@ -33,6 +34,8 @@ static char *ngx_fishchat_node(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_fishchat_redis(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data);
+static ngx_fishchat_zone_t *ngx_fishchat_zone(void);
+static void ngx_fishchat_stats_add(ngx_atomic_t *a, ngx_int_t n);
 static ngx_int_t ngx_fishchat_init_process(ngx_cycle_t *cycle);
 static void ngx_fishchat_exit_process(ngx_cycle_t *cycle);
 
@@ -599,11 +602,13 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     ngx_slab_pool_t            *shpool;
     ngx_fishchat_zone_t        *zone;
     ngx_fishchat_media_stats_t  media;
+    ngx_fishchat_files_stats_t  files;
 
     shpool = (ngx_slab_pool_t *) shm_zone->shm.addr;
 
     started = ngx_time();
     ngx_memzero(&media, sizeof(ngx_fishchat_media_stats_t));
+    ngx_memzero(&files, sizeof(ngx_fishchat_files_stats_t));
 
     if (data) {
         /* a reload kept the zone (same size, so the same layout) */
@@ -616,6 +621,7 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
 
         started = zone->started;
         media = zone->media;
+        files = zone->files;
     }
 
     if (shm_zone->shm.exists) {
@@ -635,6 +641,7 @@ ngx_fishchat_init_zone(ngx_shm_zone_t *shm_zone, void *data)
     zone->slots = (u_char *) zone + sizeof(ngx_fishchat_zone_t);
     zone->started = started;
     zone->media = media;
+    zone->files = files;
 
     shpool->data = zone;
     shm_zone->data = zone;
@@ -679,10 +686,10 @@ ngx_fishchat_zone_started(ngx_shm_zone_t *shm_zone)
 }
 
 
-/* the node's media figures; NULL without the counters zone */
+/* the zone, NULL before it is made */
 
-ngx_fishchat_media_stats_t *
-ngx_fishchat_media_stats(void)
+static ngx_fishchat_zone_t *
+ngx_fishchat_zone(void)
 {
     ngx_fishchat_conf_t  *fcf;
     ngx_fishchat_zone_t  *zone;
@@ -695,32 +702,84 @@ ngx_fishchat_media_stats(void)
 
     zone = fcf->zone->data;
 
-    return (zone && zone != (void *) fcf) ? &zone->media : NULL;
+    return (zone && zone != (void *) fcf) ? zone : NULL;
+}
+
+
+/* the node's media figures; NULL without the counters zone */
+
+ngx_fishchat_media_stats_t *
+ngx_fishchat_media_stats(void)
+{
+    ngx_fishchat_zone_t  *zone;
+
+    zone = ngx_fishchat_zone();
+
+    return zone ? &zone->media : NULL;
+}
+
+
+/* the node's files figures; NULL without the counters zone */
+
+ngx_fishchat_files_stats_t *
+ngx_fishchat_files_stats(void)
+{
+    ngx_fishchat_zone_t  *zone;
+
+    zone = ngx_fishchat_zone();
+
+    return zone ? &zone->files : NULL;
 }
 
 
 /*
  * A figure of the node's media (at "field" of ngx_fishchat_media_stats_t)
- * goes up (n = 1) or down (n = -1), never below 0: a gauge counted before
- * the zone was made anew
+ * goes up (n = 1) or down (n = -1)
  */
 
 void
 ngx_fishchat_media_count(size_t field, ngx_int_t n)
 {
-    ngx_atomic_t                *a;
-    ngx_atomic_uint_t            v;
     ngx_fishchat_media_stats_t  *media;
 
     media = ngx_fishchat_media_stats();
-    if (media == NULL) {
-        return;
+
+    if (media) {
+        ngx_fishchat_stats_add((ngx_atomic_t *) ((u_char *) media + field), n);
     }
+}
 
-    a = (ngx_atomic_t *) ((u_char *) media + field);
 
-    if (n > 0) {
-        (void) ngx_atomic_fetch_add(a, 1);
+/*
+ * A figure of the node's files (at "field" of ngx_fishchat_files_stats_t)
+ * goes up or down by n
+ */
+
+void
+ngx_fishchat_files_count(size_t field, ngx_int_t n)
+{
+    ngx_fishchat_files_stats_t  *files;
+
+    files = ngx_fishchat_files_stats();
+
+    if (files) {
+        ngx_fishchat_stats_add((ngx_atomic_t *) ((u_char *) files + field), n);
+    }
+}
+
+
+/*
+ * n is added to a figure of the zone; it never goes below 0: a gauge
+ * counted down after the zone was made anew
+ */
+
+static void
+ngx_fishchat_stats_add(ngx_atomic_t *a, ngx_int_t n)
+{
+    ngx_atomic_uint_t  v;
+
+    if (n >= 0) {
+        (void) ngx_atomic_fetch_add(a, n);
         return;
     }
 
@@ -731,7 +790,8 @@ ngx_fishchat_media_count(size_t field, ngx_int_t n)
             return;
         }
 
-    } while (!ngx_atomic_cmp_set(a, v, v - 1));
+    } while (!ngx_atomic_cmp_set(a, v,
+                                 v > (ngx_atomic_uint_t) -n ? v + n : 0));
 }
 
 

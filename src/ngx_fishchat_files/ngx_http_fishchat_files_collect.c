@@ -26,6 +26,7 @@
 #include <ngx_core.h>
 #include <ngx_http.h>
 #include "ngx_fishchat.h"
+#include "ngx_fishchat_lua.h"
 #include "ngx_http_fishchat_files.h"
 
 
@@ -88,37 +89,37 @@ char  ngx_http_fishchat_files_list_lua[] =
     "return out";
 
 /*
- * KEYS: the file, its refs, its readers, the expiries, the contents to
- * unlink, the files' figures.  ARGV: the key prefix, the file id, now,
- * how long to keep a file a live message carries.  "gone" (no record:
- * the partial file of a resumable upload goes), "kept", "wait" (an
- * upload under way, or a slot whose record still lives: asked again when
- * it ends), "slot" (a slot or a partial upload forgotten: its partial
- * file goes), "removed".
+ * KEYS: the file.  ARGV: the key prefix, the file id, now, how long to
+ * keep a file a live message carries.  "gone" (no record: the partial
+ * file of a resumable upload goes), "kept", "wait" (an upload under way,
+ * or a slot whose record still lives: asked again when it ends), "slot"
+ * (a slot or a partial upload forgotten: its partial file goes),
+ * "removed" (as NGX_FISHCHAT_LUA_FILE_DELETE removes a file).
  */
 
 char  ngx_http_fishchat_files_judge_lua[] =
-    "local P = ARGV[1] "
-    "local f = redis.call('HMGET', KEYS[1], 'owner', 'state', 'size', "
-                         "'sha256', 'expires') "
+    "local P, K, id = ARGV[1], KEYS[1], ARGV[2] "
+    "local due = P .. '{files}:expiry' "
+    "local f = redis.call('HMGET', K, 'owner', 'state', 'size', 'sha256', "
+                         "'expires') "
     "if not f[1] then "
-        "redis.call('ZREM', KEYS[4], ARGV[2]) "
+        "redis.call('ZREM', due, id) "
         "return 'gone' "
     "end "
     "local now = tonumber(ARGV[3]) "
     "if f[2] == 'uploading' and tonumber(f[5]) + 86400 > now then "
-        "redis.call('ZADD', KEYS[4], now + 3600, ARGV[2]) "
+        "redis.call('ZADD', due, now + 3600, id) "
         "return 'wait' "
     "end "
     "if f[2] == 'slot' or f[2] == 'partial' then "
-        "local ttl = redis.call('TTL', KEYS[1]) "
+        "local ttl = redis.call('TTL', K) "
         "if ttl > 0 then "
-            "redis.call('ZADD', KEYS[4], now + ttl, ARGV[2]) "
+            "redis.call('ZADD', due, now + ttl, id) "
             "return 'wait' "
         "end "
     "end "
     "if f[2] == 'ready' then "
-        "for _, ref in ipairs(redis.call('SMEMBERS', KEYS[2])) do "
+        "for _, ref in ipairs(redis.call('SMEMBERS', K .. ':refs')) do "
             "local kind, a, b = string.match(ref, "
                                             "'^(%w+)\\n([^\\n]+)\\n(.+)$') "
             "local live = false "
@@ -132,26 +133,16 @@ char  ngx_http_fishchat_files_judge_lua[] =
                        "and tonumber(b) > seq - redis.call('LLEN', t .. ':h') "
             "end "
             "if live then "
-                "redis.call('ZADD', KEYS[4], now + ARGV[4], ARGV[2]) "
-                "redis.call('HSET', KEYS[1], 'expires', now + ARGV[4]) "
+                "redis.call('ZADD', due, now + ARGV[4], id) "
+                "redis.call('HSET', K, 'expires', now + ARGV[4]) "
                 "return 'kept' "
             "end "
-            "redis.call('SREM', KEYS[2], ref) "
+            "redis.call('SREM', K .. ':refs', ref) "
         "end "
     "end "
-    "redis.call('DEL', KEYS[1], KEYS[2], KEYS[3]) "
-    "redis.call('ZREM', KEYS[4], ARGV[2]) "
-    "redis.call('SREM', P .. 'files:{' .. f[1] .. '}:ids', ARGV[2]) "
-    "if f[2] ~= 'ready' then return 'slot' end "
-    "redis.call('HINCRBY', P .. 'files:{' .. f[1] .. '}', 'used', -f[3]) "
-    "redis.call('HINCRBY', KEYS[6], 'files', -1) "
-    "local blob = P .. 'blob:{' .. f[4] .. '}' "
-    "if redis.call('DECR', blob) <= 0 then "
-        "redis.call('DEL', blob) "
-        "redis.call('SADD', KEYS[5], f[4]) "
-        "redis.call('HINCRBY', KEYS[6], 'bytes', -f[3]) "
-    "end "
-    "return 'removed'";
+    NGX_FISHCHAT_LUA_FILE_DROP
+    "if f[2] == 'ready' then return 'removed' end "
+    "return 'slot'";
 
 /*
  * KEYS: the content's count, the contents to unlink.  ARGV: the sha256.
@@ -376,7 +367,7 @@ static void
 ngx_http_fishchat_files_next(ngx_http_fishchat_files_pass_t *pass)
 {
     u_char                *p;
-    ngx_str_t              args[10], files, *w;
+    ngx_str_t              args[5], files, *w;
     ngx_uint_t             n;
     ngx_fishchat_conf_t   *fcf;
     u_char                 now[NGX_TIME_T_LEN], keep[NGX_INT_T_LEN];
@@ -403,24 +394,19 @@ ngx_http_fishchat_files_next(ngx_http_fishchat_files_pass_t *pass)
 
     if (n < pass->nids) {
         args[0] = ngx_fishchat_key(&p, "file:", &w[n], "");
-        args[1] = ngx_fishchat_key(&p, "file:", &w[n], ":refs");
-        args[2] = ngx_fishchat_key(&p, "file:", &w[n], ":readers");
-        args[3] = ngx_fishchat_key(&p, "", &files, ":expiry");
-        args[4] = ngx_fishchat_key(&p, "", &files, ":unlink");
-        args[5] = ngx_fishchat_key(&p, "", &files, ":stats");
-        args[6] = fcf->redis_prefix;
-        args[7] = w[n];
-        args[8].data = now;
-        args[8].len = ngx_sprintf(now, "%T", ngx_time()) - now;
-        args[9].data = keep;
-        args[9].len = ngx_sprintf(keep, "%T",
+        args[1] = fcf->redis_prefix;
+        args[2] = w[n];
+        args[3].data = now;
+        args[3].len = ngx_sprintf(now, "%T", ngx_time()) - now;
+        args[4].data = keep;
+        args[4].len = ngx_sprintf(keep, "%T",
                                   ngx_min(fcf->files_ttl,
                                           NGX_HTTP_FISHCHAT_FILES_KEEP))
                       - keep;
 
         if (ngx_http_fishchat_files_pass_eval(pass, pass->flcf->judge,
                                               ngx_http_fishchat_files_judged,
-                                              6, 10, args)
+                                              1, 5, args)
             != NGX_OK)
         {
             ngx_http_fishchat_files_pass_end(pass);
@@ -667,8 +653,7 @@ ngx_http_fishchat_files_pass_end(ngx_http_fishchat_files_pass_t *pass)
     }
 
     if (pass->removed) {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, ngx_cycle->log, 0,
-                       "fishchat files: %ui files collected", pass->removed);
+        ngx_fishchat_files_add(collected, pass->removed);
     }
 
     /* the lock expires by itself: one pass per period, whoever makes it */

@@ -191,6 +191,7 @@ ngx_http_fishchat_files_handler(ngx_http_request_t *r)
         return rc;
     }
 
+    ngx_fishchat_files_answered(r, rc);
     ngx_http_finalize_request(r, rc);
 
     return NGX_DONE;
@@ -656,6 +657,7 @@ ngx_http_fishchat_files_get(ngx_http_request_t *r,
     r->uri = v;
     r->exten.len = 0;
     ctx->serve = 1;
+    ngx_fishchat_files_add(downloads, 1);
 
     /* the wait is over: the phases go on */
 
@@ -746,6 +748,7 @@ ngx_http_fishchat_files_finish(ngx_http_request_t *r, ngx_int_t rc)
 
     c = r->connection;
 
+    ngx_fishchat_files_answered(r, rc);
     r->main->count--;
     ngx_http_finalize_request(r, rc);
     ngx_http_run_posted_requests(c);

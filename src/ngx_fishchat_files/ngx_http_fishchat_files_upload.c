@@ -1207,6 +1207,8 @@ ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
         return NGX_DECLINED;
     }
 
+    ngx_fishchat_files_add(probes, 1);
+    ngx_fishchat_files_add(probe_queue, 1);
     ctx->job = job;
 
     return NGX_DONE;
@@ -1239,6 +1241,8 @@ ngx_http_fishchat_files_probed(ngx_event_t *ev)
     ngx_http_fishchat_files_ctx_t    *ctx;
     ngx_http_fishchat_files_probe_t  *pr;
 
+    ngx_fishchat_files_add(probe_queue, -1);
+
     r = job->request;
     pr = job->probe;
 
@@ -1253,6 +1257,8 @@ ngx_http_fishchat_files_probed(ngx_event_t *ev)
     ngx_fishchat_json_init(&out, r->pool, 1024);
 
     if (pr->rc != NGX_OK) {
+        ngx_fishchat_files_add(probe_failures, 1);
+
         ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                       "fishchat files: file %V is kept as a plain file: %s",
                       &ctx->id, pr->err);
@@ -1355,6 +1361,8 @@ ngx_http_fishchat_files_stored(redisReply *reply, void *data)
     }
 
     ctx->stored = 1;
+    ngx_fishchat_files_add(uploads, 1);
+    ngx_fishchat_files_add(upload_bytes, ctx->size);
 
     ngx_log_error(NGX_LOG_INFO, r->connection->log, 0,
                   "fishchat files: file %V of \"%V\" stored: %O bytes, "

@@ -4,7 +4,8 @@
  *
  * ngx_http_fishchat_manager_module.c: directives, configuration, routing,
  * access, body reading and the Redis plumbing of a request; one file per
- * group of endpoints: _clients.c, _topics.c, _messages.c, _nodes.c.
+ * group of endpoints: _clients.c, _topics.c, _messages.c, _nodes.c,
+ * _auth.c, _media.c, _files.c.
  */
 
 
@@ -106,6 +107,11 @@ typedef struct {
     ngx_fishchat_redis_script_t    *history;
     ngx_fishchat_redis_script_t    *client_topic;
     ngx_fishchat_redis_script_t    *nodes;
+    ngx_fishchat_redis_script_t    *file_slot;
+    ngx_fishchat_redis_script_t    *file_delete;
+    ngx_fishchat_redis_script_t    *files;
+    ngx_fishchat_redis_script_t    *file;
+    ngx_fishchat_redis_script_t    *quarantine;
 } ngx_http_fishchat_manager_main_conf_t;
 
 
@@ -156,6 +162,7 @@ struct ngx_http_fishchat_manager_ctx_s {
     ngx_str_t                       id;        /* of a body's client */
 
     u_char                         *scratch;   /* key names */
+    void                           *data;      /* of the endpoint */
     u_char                          uuid[NGX_FISHCHAT_UUID_LEN];
 
     unsigned                        waiting:1;
@@ -190,6 +197,11 @@ extern char  ngx_http_fishchat_manager_members_lua[];
 extern char  ngx_http_fishchat_manager_history_lua[];
 extern char  ngx_http_fishchat_manager_client_topic_lua[];
 extern char  ngx_http_fishchat_manager_nodes_lua[];
+extern char  ngx_http_fishchat_manager_file_slot_lua[];
+extern char  ngx_http_fishchat_manager_file_delete_lua[];
+extern char  ngx_http_fishchat_manager_files_lua[];
+extern char  ngx_http_fishchat_manager_file_lua[];
+extern char  ngx_http_fishchat_manager_quarantine_lua[];
 
 /* ngx_http_fishchat_manager_module.c */
 
@@ -229,6 +241,8 @@ void ngx_http_fishchat_manager_cursor(
 ngx_int_t ngx_http_fishchat_manager_scan(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_redis_script_t *script,
     ngx_http_fishchat_manager_scan_t *scan);
+ngx_int_t ngx_http_fishchat_manager_scan_page(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 
 /* ngx_http_fishchat_manager_clients.c */
 
@@ -248,6 +262,23 @@ ngx_int_t ngx_http_fishchat_manager_inbox_delete(
 ngx_int_t ngx_http_fishchat_manager_token(
     ngx_http_fishchat_manager_ctx_t *ctx);
 ngx_int_t ngx_http_fishchat_manager_revoke(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+
+/* ngx_http_fishchat_manager_files.c */
+
+ngx_int_t ngx_http_fishchat_manager_file_slot(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_files(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_file(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_file_delete(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_quarantine(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_quarantine_add(
+    ngx_http_fishchat_manager_ctx_t *ctx);
+ngx_int_t ngx_http_fishchat_manager_quarantine_remove(
     ngx_http_fishchat_manager_ctx_t *ctx);
 
 /* ngx_http_fishchat_manager_media.c */

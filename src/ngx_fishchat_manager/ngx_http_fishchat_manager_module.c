@@ -51,8 +51,6 @@ static ngx_int_t ngx_http_fishchat_manager_read_body(
 static void ngx_http_fishchat_manager_cleanup(void *data);
 static void ngx_http_fishchat_manager_json_cleanup(void *data);
 static void ngx_http_fishchat_manager_reply(redisReply *reply, void *data);
-static ngx_int_t ngx_http_fishchat_manager_scan_page(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void *ngx_http_fishchat_manager_create_main_conf(ngx_conf_t *cf);
 static void *ngx_http_fishchat_manager_create_loc_conf(ngx_conf_t *cf);
 static char *ngx_http_fishchat_manager_merge_loc_conf(ngx_conf_t *cf,
@@ -197,6 +195,23 @@ static ngx_http_fishchat_manager_route_t  ngx_http_fishchat_manager_routes[] = {
     { 1, { "nodes" },
       ngx_http_fishchat_manager_nodes, NULL, NULL, NULL },
 
+    { 3, { "clients", NULL, "files" },
+      ngx_http_fishchat_manager_files, NULL, NULL, NULL },
+
+    { 2, { "files", "slots" },
+      NULL, ngx_http_fishchat_manager_file_slot, NULL, NULL },
+
+    { 2, { "files", "quarantine" },
+      ngx_http_fishchat_manager_quarantine,
+      ngx_http_fishchat_manager_quarantine_add, NULL, NULL },
+
+    { 3, { "files", "quarantine", NULL },
+      NULL, NULL, NULL, ngx_http_fishchat_manager_quarantine_remove },
+
+    { 2, { "files", NULL },
+      ngx_http_fishchat_manager_file, NULL, NULL,
+      ngx_http_fishchat_manager_file_delete },
+
     { 0, { NULL }, NULL, NULL, NULL, NULL }
 };
 
@@ -261,6 +276,16 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_http_fishchat_manager_main_conf_t, client_topic) },
     { ngx_http_fishchat_manager_nodes_lua,
       offsetof(ngx_http_fishchat_manager_main_conf_t, nodes) },
+    { ngx_http_fishchat_manager_file_slot_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, file_slot) },
+    { ngx_http_fishchat_manager_file_delete_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, file_delete) },
+    { ngx_http_fishchat_manager_files_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, files) },
+    { ngx_http_fishchat_manager_file_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, file) },
+    { ngx_http_fishchat_manager_quarantine_lua,
+      offsetof(ngx_http_fishchat_manager_main_conf_t, quarantine) },
     { NULL, 0 }
 };
 
@@ -827,7 +852,7 @@ invalid:
  * "fields" elements is left out.
  */
 
-static ngx_int_t
+ngx_int_t
 ngx_http_fishchat_manager_scan_page(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {

@@ -27,6 +27,7 @@
 #include "ngx_fishchat.h"
 #include "ngx_fishchat_http.h"
 #include "ngx_fishchat_lua.h"
+#include "ngx_http_fishchat_monitor.h"
 
 /* the page, made into a C string from dashboard.html (see config.make) */
 #include "ngx_http_fishchat_monitor_dashboard.h"
@@ -109,8 +110,11 @@ static ngx_int_t ngx_http_fishchat_monitor_header(ngx_http_request_t *r,
 static ngx_int_t ngx_http_fishchat_monitor_dashboard_page(
     ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_monitor_status(ngx_http_request_t *r);
-static void ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out,
+static void ngx_http_fishchat_monitor_node(ngx_fishchat_json_t *out,
     ngx_str_t *node);
+static void ngx_http_fishchat_monitor_figures(ngx_fishchat_json_t *out,
+    ngx_str_t *node, char *key, ngx_http_fishchat_monitor_metric_t *metrics,
+    void *stats);
 static void ngx_http_fishchat_monitor_metrics_workers(
     ngx_fishchat_json_t *out, ngx_str_t *node,
     ngx_http_fishchat_monitor_live_t *live, ngx_uint_t nlive);
@@ -232,7 +236,8 @@ static char *ngx_http_fishchat_monitor_errors[] = {
     "no_such_stream",
     "file_too_large",
     "quota_exceeded",
-    "no_such_file"
+    "no_such_file",
+    "file_busy"
 };
 
 
@@ -263,7 +268,20 @@ static ngx_conf_enum_t  ngx_http_fishchat_monitor_paths[] = {
 };
 
 
-static char  ngx_http_fishchat_monitor_cluster_lua[] = NGX_FISHCHAT_LUA_NODES;
+/*
+ * KEYS: heartbeats, loads, {files}:stats.  ARGV: the most entries.  The
+ * live msg servers (NGX_FISHCHAT_LUA_NODES), their count made
+ * {count, bytes stored, files stored} of the files role
+ */
+
+static char  ngx_http_fishchat_monitor_cluster_lua[] =
+    "local function nodes(KEYS, ARGV) "
+        NGX_FISHCHAT_LUA_NODES
+    " end "
+    "local r = nodes(KEYS, ARGV) "
+    "local f = redis.call('HMGET', KEYS[3], 'bytes', 'files') "
+    "r[1] = {r[1], tonumber(f[1]) or 0, tonumber(f[2]) or 0} "
+    "return r";
 
 
 static ngx_http_fishchat_monitor_worker_t  ngx_http_fishchat_monitor_worker;
@@ -617,7 +635,7 @@ ngx_http_fishchat_monitor_status(ngx_http_request_t *r)
         "\"topic_backlog\":%uA,\"stalled_sessions\":%uA},",
         topics, queued, queues, backlog, stalled);
 
-    ngx_http_fishchat_monitor_media(&out, NULL);
+    ngx_http_fishchat_monitor_node(&out, NULL);
 
     ngx_fishchat_json_fmt(&out, ",\"workers\":[");
 
@@ -792,13 +810,6 @@ ngx_http_fishchat_monitor_live(ngx_pool_t *pool, ngx_fishchat_conf_t *fcf,
  * of each worker (label pid) and of each server block of each worker
  * (labels role and server).
  */
-
-typedef struct {
-    char                           *name;
-    char                           *type;
-    char                           *help;
-    size_t                          offset;
-} ngx_http_fishchat_monitor_metric_t;
 
 
 static ngx_http_fishchat_monitor_metric_t
@@ -997,7 +1008,7 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
     ngx_fishchat_json_fmt(&out,
         "fishchat_start_time_seconds{node=\"%V\"} %T\n", node, started);
 
-    ngx_http_fishchat_monitor_media(&out, node);
+    ngx_http_fishchat_monitor_node(&out, node);
     ngx_http_fishchat_monitor_metrics_workers(&out, node, live, nlive);
     ngx_http_fishchat_monitor_metrics_servers(&out, fcf, node, labels, live,
                                               nlive);
@@ -1009,31 +1020,50 @@ ngx_http_fishchat_monitor_metrics(ngx_http_request_t *r)
 
 
 /*
- * The node's media figures: the families of Prometheus for the node
- * "node", or the "media" object of status.json without one
+ * The node's files and media figures: the families of Prometheus for the
+ * node "node", or the "files" and "media" objects of status.json without
+ * one
  */
 
 static void
-ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out, ngx_str_t *node)
+ngx_http_fishchat_monitor_node(ngx_fishchat_json_t *out, ngx_str_t *node)
 {
-    size_t                               len;
-    ngx_atomic_t                         v;
-    ngx_fishchat_media_stats_t          *media, zero;
-    ngx_http_fishchat_monitor_metric_t  *m;
-
-    media = ngx_fishchat_media_stats();
-
-    if (media == NULL) {
-        ngx_memzero(&zero, sizeof(ngx_fishchat_media_stats_t));
-        media = &zero;
-    }
+    ngx_http_fishchat_monitor_figures(out, node, "files",
+                                      ngx_http_fishchat_monitor_files_metrics,
+                                      ngx_fishchat_files_stats());
 
     if (node == NULL) {
-        ngx_fishchat_json_fmt(out, "\"media\":{");
+        ngx_fishchat_json_fmt(out, ",");
     }
 
-    for (m = ngx_http_fishchat_monitor_media_metrics; m->name; m++) {
-        v = *(ngx_atomic_t *) ((u_char *) media + m->offset);
+    ngx_http_fishchat_monitor_figures(out, node, "media",
+                                      ngx_http_fishchat_monitor_media_metrics,
+                                      ngx_fishchat_media_stats());
+}
+
+
+/*
+ * The figures of a block of the zone ("stats", NULL: all 0) named
+ * fishchat_<key>_*: families of Prometheus, or an object "<key>" of
+ * status.json whose names have neither "fishchat_<key>_" nor "_total"
+ */
+
+static void
+ngx_http_fishchat_monitor_figures(ngx_fishchat_json_t *out, ngx_str_t *node,
+    char *key, ngx_http_fishchat_monitor_metric_t *metrics, void *stats)
+{
+    size_t                               len, skip;
+    ngx_atomic_t                         v;
+    ngx_http_fishchat_monitor_metric_t  *m;
+
+    skip = sizeof("fishchat__") - 1 + ngx_strlen(key);
+
+    if (node == NULL) {
+        ngx_fishchat_json_fmt(out, "\"%s\":{", key);
+    }
+
+    for (m = metrics; m->name; m++) {
+        v = stats ? *(ngx_atomic_t *) ((u_char *) stats + m->offset) : 0;
 
         if (node) {
             ngx_http_fishchat_monitor_family(out, m->name, m->type, m->help);
@@ -1042,19 +1072,14 @@ ngx_http_fishchat_monitor_media(ngx_fishchat_json_t *out, ngx_str_t *node)
             continue;
         }
 
-        /* "fishchat_media_<key>[_total]" */
-
-        len = ngx_strlen(m->name) - (sizeof("fishchat_media_") - 1);
+        len = ngx_strlen(m->name) - skip;
 
         if (m->type[0] == 'c') {
             len -= sizeof("_total") - 1;
         }
 
-        ngx_fishchat_json_fmt(out, "%s\"%*s\":%uA",
-                              m == ngx_http_fishchat_monitor_media_metrics
-                              ? "" : ",",
-                              len, m->name + sizeof("fishchat_media_") - 1,
-                              v);
+        ngx_fishchat_json_fmt(out, "%s\"%*s\":%uA", m == metrics ? "" : ",",
+                              len, m->name + skip, v);
     }
 
     if (node == NULL) {
@@ -1202,7 +1227,7 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
 {
     u_char                                 *p;
-    ngx_str_t                               args[3];
+    ngx_str_t                               args[4];
     ngx_fishchat_conf_t                    *fcf;
     ngx_http_cleanup_t                     *cln;
     ngx_fishchat_redis_t                   *link;
@@ -1231,7 +1256,8 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
 
-    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN);
+    p = ngx_pnalloc(r->pool, NGX_INT_T_LEN + fcf->redis_prefix.len
+                             + sizeof("{files}:stats"));
     if (p == NULL) {
         return NGX_HTTP_INTERNAL_SERVER_ERROR;
     }
@@ -1240,7 +1266,11 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
     args[1] = fcf->load_key;
 
     args[2].data = p;
-    args[2].len = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX)
+    p = ngx_sprintf(p, "%V{files}:stats", &fcf->redis_prefix);
+    args[2].len = p - args[2].data;
+
+    args[3].data = p;
+    args[3].len = ngx_sprintf(p, "%d", NGX_HTTP_FISHCHAT_MONITOR_CLUSTER_MAX)
                   - p;
 
     cln = ngx_http_cleanup_add(r, 0);
@@ -1264,7 +1294,7 @@ ngx_http_fishchat_monitor_cluster(ngx_http_request_t *r)
 
     req = ngx_fishchat_redis_eval(link, mmcf->cluster,
                                   ngx_http_fishchat_monitor_cluster_reply,
-                                  ctx, 2, 3, args);
+                                  ctx, 3, 4, args);
 
     if (req == NULL) {
         r->main->count--;
@@ -1330,6 +1360,7 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     ngx_str_t                           *node, *name, prev;
     ngx_int_t                            total, sessions;
     ngx_uint_t                           i, k, n, first;
+    redisReply                          *head;
     ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_json_t                  out;
     ngx_http_fishchat_monitor_server_t  *servers, *s;
@@ -1348,8 +1379,14 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
                                                        reply->len);
     }
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements % 3 != 1
-        || reply->element[0]->type != REDIS_REPLY_INTEGER)
+    head = (reply->type == REDIS_REPLY_ARRAY && reply->elements % 3 == 1)
+           ? reply->element[0] : NULL;
+
+    if (head == NULL || head->type != REDIS_REPLY_ARRAY
+        || head->elements != 3
+        || head->element[0]->type != REDIS_REPLY_INTEGER
+        || head->element[1]->type != REDIS_REPLY_INTEGER
+        || head->element[2]->type != REDIS_REPLY_INTEGER)
     {
         return ngx_http_fishchat_monitor_cluster_error(r, "error",
                                        "unexpected reply from Redis", 0);
@@ -1357,7 +1394,7 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
 
-    total = (ngx_int_t) reply->element[0]->integer;
+    total = (ngx_int_t) head->element[0]->integer;
     n = reply->elements / 3;
 
     servers = ngx_http_fishchat_monitor_cluster_servers(r, reply, n);
@@ -1374,8 +1411,11 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
     ngx_fishchat_json_fmt(&out,
         "{\"node\":\"%V\",\"time\":%T,\"redis\":\"up\",\"servers\":%i,"
-        "\"truncated\":%s,\"nodes\":[",
-        node, ngx_time(), total, total > (ngx_int_t) n ? "true" : "false");
+        "\"truncated\":%s,\"files\":{\"bytes_stored\":%L,"
+        "\"files_stored\":%L},\"nodes\":[",
+        node, ngx_time(), total, total > (ngx_int_t) n ? "true" : "false",
+        (int64_t) head->element[1]->integer,
+        (int64_t) head->element[2]->integer);
 
     /* one entry per node, its servers in it; servers are sorted by node */
 

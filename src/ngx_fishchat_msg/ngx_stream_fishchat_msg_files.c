@@ -6,8 +6,10 @@
  * of 16 random bytes, its record in Redis (counted against the id's
  * quota), and the answer FILE_SLOT <id> <put url> <get url> <expires>
  * whose PUT URL is signed (ngx_fishchat_files_sig) for that id, size,
- * type and expiry.  The files location takes the upload
- * (ngx_http_fishchat_files_module.c).
+ * type and expiry: the slot is made as the manager's POST /files/slots
+ * makes it (ngx_fishchat_files.c).  The files location takes the upload
+ * (ngx_http_fishchat_files_module.c).  FILE_DELETE <file id> deletes one
+ * of the client's files (NGX_FISHCHAT_LUA_FILE_DELETE).
  */
 
 
@@ -19,24 +21,29 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
-#define NGX_STREAM_FISHCHAT_FILES_NAME_MAX  255
-#define NGX_STREAM_FISHCHAT_FILES_TYPE_MAX  127
-
-
 static ngx_int_t ngx_stream_fishchat_msg_file_args(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
-    off_t *size, u_char *type);
+    ngx_fishchat_files_slot_t *slot);
 static void ngx_stream_fishchat_msg_file_made(redisReply *reply,
     void *data);
+static void ngx_stream_fishchat_msg_file_deleted(redisReply *reply,
+    void *data);
+static void ngx_stream_fishchat_msg_file_answer(
+    ngx_stream_fishchat_msg_call_t *call, char *what);
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_file = ngx_string("FILE_SLOT");
-static ngx_str_t  ngx_stream_fishchat_msg_files_tag = ngx_string("files");
+static ngx_str_t  ngx_stream_fishchat_msg_file_del = ngx_string("FILE_DELETE");
 
 
 /* NGX_FISHCHAT_LUA_FILE_SLOT: 1 made; -1 over the quota; 0 id taken */
 
 char  ngx_stream_fishchat_msg_file_slot_lua[] = NGX_FISHCHAT_LUA_FILE_SLOT;
+
+/* NGX_FISHCHAT_LUA_FILE_DELETE: 1 gone; 0 none; -1 another's; -2 busy */
+
+char  ngx_stream_fishchat_msg_file_delete_lua[] =
+    NGX_FISHCHAT_LUA_FILE_DELETE;
 
 
 /* FILE_SLOT <name> <size> <content-type> */
@@ -46,152 +53,77 @@ ngx_stream_fishchat_msg_file_slot(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
     u_char                            *p;
-    off_t                              size;
     size_t                             len;
-    time_t                             exp;
     ngx_int_t                          rc;
-    ngx_str_t                          args[13], id, sig, type, url[2];
-    ngx_pool_t                        *pool;
+    ngx_str_t                          args[4];
     ngx_fishchat_conf_t               *fcf;
+    ngx_fishchat_files_slot_t          slot;
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
-    u_char                             sbuf[NGX_OFF_T_LEN];
-    u_char                             now[NGX_INT64_LEN];
-    u_char                             expires[NGX_TIME_T_LEN];
-    u_char                             quota[NGX_OFF_T_LEN];
-    u_char                             ttl[NGX_TIME_T_LEN];
-    u_char                             fid[NGX_FISHCHAT_FILE_ID_LEN];
-    u_char                             tbuf[NGX_STREAM_FISHCHAT_FILES_TYPE_MAX];
-    u_char                             sbytes[64];
 
     w = ngx_stream_fishchat_msg_worker;
     fcf = w->fcf;
 
-    size = 0;
-
-    rc = ngx_stream_fishchat_msg_file_args(sess, m, &size, tbuf);
+    rc = ngx_stream_fishchat_msg_file_args(sess, m, &slot);
     if (rc != NGX_DECLINED) {
         return rc;
     }
 
-    type.data = tbuf;
-    type.len = m->args[2].len;
+    /*
+     * the id and the URLs, then the answer, made now and sent once Redis
+     * has the slot: its arguments escaped take 6 times more
+     */
 
-    id.data = fid;
-    id.len = NGX_FISHCHAT_FILE_ID_LEN;
+    len = ngx_fishchat_files_slot_len(fcf);
 
-    exp = ngx_time() + fcf->files_slot_ttl;
-    sig.data = sbytes;
+    call = ngx_stream_fishchat_msg_call(sess, len + 6 * len + 64);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
 
-    if (ngx_fishchat_files_id(fid) != NGX_OK
-        || ngx_fishchat_files_sig(fcf, &id, size, &type, exp, &sig) != NGX_OK)
-    {
+    slot.owner = sess->node.str;
+    p = w->scratch;
+
+    if (ngx_fishchat_files_slot_make(fcf, &slot, call->data, &p) != NGX_OK) {
+        ngx_stream_fishchat_msg_call_done(call);
         return ngx_stream_fishchat_msg_refuse(sess,
                                               NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
                                               0, "FILE_SLOT: no slot could "
                                               "be signed");
     }
 
-    /* the answer is made now, and sent once Redis has the slot */
+    call->to = slot.id;
 
-    pool = ngx_create_pool(512, sess->c->log);
-    if (pool == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
+    args[0] = slot.id;
+    args[1] = slot.put_url;
+    args[2] = slot.get_url;
+    args[3] = slot.exp;
 
-    /* the download URL: signed with fishchat_files_access token */
-
-    if (ngx_fishchat_files_get_url(pool, fcf, &id, "", &url[1]) != NGX_OK) {
-        ngx_destroy_pool(pool);
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              0, "FILE_SLOT: no download URL "
-                                              "could be signed");
-    }
-
-    /* the URLs, then the frame: its arguments escaped take 6 times more */
-
-    len = fcf->files_url.len + id.len + sig.len + NGX_TIME_T_LEN
-          + sizeof("/?exp=&sig=") + url[1].len;
-
-    call = ngx_stream_fishchat_msg_call(sess, id.len + len
-                                        + 6 * (id.len + len + NGX_TIME_T_LEN)
-                                        + 64);
-    if (call == NULL) {
-        ngx_destroy_pool(pool);
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
-    }
-
-    call->to.data = call->data;
-    call->to.len = id.len;
-    p = ngx_cpymem(call->data, fid, id.len);
-
-    url[0].data = p;
-    p = ngx_sprintf(p, "%V/%V?exp=%T&sig=%V", &fcf->files_url, &id, exp,
-                    &sig);
-    url[0].len = p - url[0].data;
-
-    p = ngx_cpymem(p, url[1].data, url[1].len);
-    url[1].data = p - url[1].len;
-
-    ngx_destroy_pool(pool);
-
-    args[0] = call->to;
-    args[1] = url[0];
-    args[2] = url[1];
-    args[3].data = expires;
-    args[3].len = ngx_sprintf(expires, "%T", exp) - expires;
-
-    call->ref.data = p;
-    call->ref.len = ngx_fishchat_frame_write(p, &ngx_stream_fishchat_msg_file,
+    call->ref.data = call->data + len;
+    call->ref.len = ngx_fishchat_frame_write(call->ref.data,
+                                             &ngx_stream_fishchat_msg_file,
                                              args, 4)
-                    - p;
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
-    args[1] = ngx_fishchat_key(&p, "files:", &sess->node.str, "");
-    args[2] = ngx_fishchat_key(&p, "files:", &sess->node.str, ":ids");
-    args[3] = ngx_fishchat_key(&p, "", &ngx_stream_fishchat_msg_files_tag,
-                               ":expiry");
-    args[4] = sess->node.str;
-    args[5] = m->args[0];
-    args[6] = type;
-    args[7].data = sbuf;
-    args[7].len = ngx_sprintf(sbuf, "%O", size) - sbuf;
-    args[8].data = now;
-    args[8].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
-                  - now;
-    args[9].data = expires;
-    args[9].len = ngx_sprintf(expires, "%T", exp) - expires;
-    args[10].data = quota;
-    args[10].len = ngx_sprintf(quota, "%O", fcf->files_quota) - quota;
-    args[11].data = ttl;
-    args[11].len = ngx_sprintf(ttl, "%T", fcf->files_slot_ttl) - ttl;
-    args[12] = call->to;
+                    - call->ref.data;
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->file_slot,
-               ngx_stream_fishchat_msg_file_made,
-               4, 13, args, "no slot made");
+                                             ngx_stream_fishchat_msg_file_made,
+                                             NGX_FISHCHAT_FILES_SLOT_KEYS,
+                                             NGX_FISHCHAT_FILES_SLOT_ARGS,
+                                             slot.args, "no slot made");
 }
 
 
 /*
- * The arguments of FILE_SLOT: a name to show (no control characters, no
- * "/"), a size within fishchat_files_max_size, a type/subtype, lower-cased
- * into "type".  NGX_DECLINED: go on; otherwise the client was answered.
+ * The arguments of FILE_SLOT, checked by ngx_fishchat_files_slot_check()
+ * into "slot".  NGX_DECLINED: go on; otherwise the client was answered.
  */
 
 static ngx_int_t
 ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
-    ngx_fishchat_frame_t *m, off_t *size, u_char *type)
+    ngx_fishchat_frame_t *m, ngx_fishchat_files_slot_t *slot)
 {
-    u_char                c;
-    size_t                i;
-    ngx_str_t            *name, *t;
-    ngx_uint_t            slash;
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
@@ -222,67 +154,21 @@ ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
         goto bad;
     }
 
-    name = &m->args[0];
+    slot->name = m->args[0];
+    slot->size = ngx_atoof(m->args[1].data, m->args[1].len);
+    slot->type = m->args[2];
 
-    if (name->len == 0 || name->len > NGX_STREAM_FISHCHAT_FILES_NAME_MAX) {
-        goto bad;
-    }
+    rc = ngx_fishchat_files_slot_check(fcf, slot);
 
-    for (i = 0; i < name->len; i++) {
-        c = name->data[i];
-
-        if (c < 0x20 || c == 0x7f || c == '/') {
-            goto bad;
-        }
-    }
-
-    *size = ngx_atoof(m->args[1].data, m->args[1].len);
-
-    if (*size <= 0) {
-        goto bad;
-    }
-
-    t = &m->args[2];
-
-    if (t->len == 0 || t->len > NGX_STREAM_FISHCHAT_FILES_TYPE_MAX) {
-        goto bad;
-    }
-
-    slash = 0;
-
-    for (i = 0; i < t->len; i++) {
-        c = ngx_tolower(t->data[i]);
-        type[i] = c;
-
-        if (c == '/') {
-            if (slash++ || i == 0 || i == t->len - 1) {
-                goto bad;
-            }
-
-            continue;
-        }
-
-        if ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9')
-            || ngx_strlchr((u_char *) "!#$&^_.+-",
-                           (u_char *) "!#$&^_.+-" + 9, c))
-        {
-            continue;
-        }
-
-        goto bad;
-    }
-
-    if (!slash) {
-        goto bad;
-    }
-
-    if (*size > fcf->files_max_size) {
+    if (rc == NGX_ABORT) {
         return ngx_stream_fishchat_msg_refuse(sess,
                                               NGX_FISHCHAT_ERR_FILE_TOO_LARGE,
                                               0, "%O", fcf->files_max_size);
     }
 
-    return NGX_DECLINED;
+    if (rc == NGX_OK) {
+        return NGX_DECLINED;
+    }
 
 bad:
 
@@ -304,21 +190,7 @@ ngx_stream_fishchat_msg_file_made(redisReply *reply, void *data)
     sess = call->sess;
 
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 1) {
-        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                      "fishchat msg: \"%V\" has an upload slot for file %V",
-                      &sess->node.str, &call->to);
-
-        /* the call is taken off the session: a write may close the session */
-
-        ngx_queue_remove(&call->queue);
-
-        if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
-            == NGX_OK)
-        {
-            sess->counters->frames_out++;
-        }
-
-        ngx_free(call);
+        ngx_stream_fishchat_msg_file_answer(call, "has an upload slot for");
         return;
     }
 
@@ -333,4 +205,155 @@ ngx_stream_fishchat_msg_file_made(redisReply *reply, void *data)
                                           ? "Redis is unavailable"
                                           : "the files would pass "
                                             "\"fishchat_files_quota\"");
+}
+
+
+/*
+ * FILE_DELETE <file id>: the owner deletes a file (or a slot), answered
+ * with FILE_DELETE <file id>; NO_SUCH_FILE, FORBIDDEN (another's file) or
+ * FILE_BUSY (an upload of it is under way) otherwise, all non-fatal
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_fishchat_frame_t *m)
+{
+    u_char                            *p;
+    ngx_str_t                          args[4];
+    ngx_stream_fishchat_msg_call_t    *call;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command "
+                                              "\"FILE_DELETE\"");
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "FILE_DELETE before login");
+    }
+
+    if (m->nargs != 1 || ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
+        return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
+                                              1, "FILE_DELETE takes a file "
+                                              "id");
+    }
+
+    /* the id, then the answer: its argument escaped takes 6 times more */
+
+    call = ngx_stream_fishchat_msg_call(sess, 7 * m->args[0].len + 64);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    call->to.data = call->data;
+    call->to.len = m->args[0].len;
+    p = ngx_cpymem(call->data, m->args[0].data, m->args[0].len);
+
+    call->ref.data = p;
+    call->ref.len = ngx_fishchat_frame_write(p,
+                                             &ngx_stream_fishchat_msg_file_del,
+                                             &call->to, 1)
+                    - p;
+
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "file:", &call->to, "");
+    args[1] = call->to;
+    args[2] = sess->node.str;
+    args[3] = w->fcf->redis_prefix;
+
+    return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->file_delete,
+                                          ngx_stream_fishchat_msg_file_deleted,
+                                          1, 4, args, "no file deleted");
+}
+
+
+static void
+ngx_stream_fishchat_msg_file_deleted(redisReply *reply, void *data)
+{
+    ngx_stream_fishchat_msg_call_t *call = data;
+
+    ngx_int_t                           n;
+    ngx_str_t                           id;
+    ngx_fishchat_err_e                  err;
+    ngx_stream_fishchat_msg_session_t  *sess;
+    u_char                              fid[NGX_FISHCHAT_ID_MAX];
+
+    sess = call->sess;
+
+    n = (reply && reply->type == REDIS_REPLY_INTEGER) ? reply->integer : -3;
+
+    if (n == 1) {
+        ngx_stream_fishchat_msg_file_answer(call, "deleted");
+        return;
+    }
+
+    switch (n) {
+
+    case 0:
+        err = NGX_FISHCHAT_ERR_NO_SUCH_FILE;
+        break;
+
+    case -1:
+        err = NGX_FISHCHAT_ERR_FORBIDDEN;
+        break;
+
+    case -2:
+        err = NGX_FISHCHAT_ERR_FILE_BUSY;
+        break;
+
+    default:
+        err = NGX_FISHCHAT_ERR_REDIS;
+    }
+
+    /* the call goes first: a refusal may close the session */
+
+    id.data = fid;
+    id.len = ngx_min(call->to.len, NGX_FISHCHAT_ID_MAX);
+    ngx_memcpy(fid, call->to.data, id.len);
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0,
+                                          "FILE_DELETE %V: %s", &id,
+                                          n == 0 ? "no such file"
+                                          : n == -1 ? "not the owner's"
+                                          : n == -2 ? "an upload of it is "
+                                                      "under way"
+                                          : "Redis is unavailable");
+}
+
+
+/* the call's answer (call->ref) goes to its session; "what" is logged */
+
+static void
+ngx_stream_fishchat_msg_file_answer(ngx_stream_fishchat_msg_call_t *call,
+    char *what)
+{
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                  "fishchat msg: \"%V\" %s file %V", &sess->node.str, what,
+                  &call->to);
+
+    /* the call is taken off the session: a write may close the session */
+
+    ngx_queue_remove(&call->queue);
+
+    if (ngx_stream_fishchat_msg_write(sess, call->ref.data, call->ref.len)
+        == NGX_OK)
+    {
+        sess->counters->frames_out++;
+    }
+
+    ngx_free(call);
 }

@@ -330,6 +330,8 @@ static ngx_fishchat_redis_script_slot_t
       offsetof(ngx_stream_fishchat_msg_main_conf_t, file_url) },
     { ngx_stream_fishchat_msg_file_topic_lua,
       offsetof(ngx_stream_fishchat_msg_main_conf_t, file_topic) },
+    { ngx_stream_fishchat_msg_file_delete_lua,
+      offsetof(ngx_stream_fishchat_msg_main_conf_t, file_delete) },
     { NULL, 0 }
 };
 

@@ -93,6 +93,7 @@ typedef struct {
     ngx_fishchat_redis_script_t    *file_ref;
     ngx_fishchat_redis_script_t    *file_url;
     ngx_fishchat_redis_script_t    *file_topic;
+    ngx_fishchat_redis_script_t    *file_delete;
     ngx_stream_fishchat_topic_conf_t  *topic;
 } ngx_stream_fishchat_msg_main_conf_t;
 
@@ -290,7 +291,10 @@ ngx_uint_t ngx_stream_fishchat_msg_media_own(
 /* ngx_stream_fishchat_msg_files.c */
 
 extern char  ngx_stream_fishchat_msg_file_slot_lua[];
+extern char  ngx_stream_fishchat_msg_file_delete_lua[];
 ngx_int_t ngx_stream_fishchat_msg_file_slot(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_stream_fishchat_msg_file_delete(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 
 /* ngx_stream_fishchat_msg_file_msg.c */

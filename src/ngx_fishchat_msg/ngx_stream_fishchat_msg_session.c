@@ -539,6 +539,8 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
 
     } else if (ngx_fishchat_frame_is(&m, "FILE_URL")) {
         rc = ngx_stream_fishchat_msg_file_url(sess, &m);
+    } else if (ngx_fishchat_frame_is(&m, "FILE_DELETE")) {
+        rc = ngx_stream_fishchat_msg_file_delete(sess, &m);
 
     } else if (ngx_fishchat_frame_is(&m, "MEDIA_PUBLISH")) {
         rc = ngx_stream_fishchat_msg_media_publish(sess, &m);
