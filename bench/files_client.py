@@ -41,59 +41,28 @@ import os
 import random
 import socket
 import statistics
-import struct
 import sys
 import threading
 import time
 import urllib.parse
 
+import fc_msg
+
 TIMEOUT = 60.0          # any one request, connect or read
 
 
-# --- the msg server --------------------------------------------------------
+# --- the msg server (bench/fc_msg.py) --------------------------------------
 
-def frame(cmd, *args):
-    body = json.dumps({"CmdName": cmd, "Args": [str(a) for a in args]})
-    body = (body + "\n").encode()
-    return struct.pack(">I", len(body)) + body
+class Msg(fc_msg.Msg):
+    """logged in as ident (opt-in), asks upload slots"""
 
-
-class Msg:
     def __init__(self, hostport, ident):
-        host, port = hostport.rsplit(":", 1)
-        self.s = socket.create_connection((host, int(port)), timeout=TIMEOUT)
-        self.buf = b""
-        self.send("HELLO", 1)
-        self.expect("HELLO")
-        self.send("SEND_CLIENT_ID", ident)
-        self.expect("LOGIN_OK")
-
-    def send(self, cmd, *args):
-        self.s.sendall(frame(cmd, *args))
-
-    def recv(self):
-        while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack(">I", self.buf[:4])[0]
-                if len(self.buf) >= 4 + n:
-                    body = self.buf[4:4 + n]
-                    self.buf = self.buf[4 + n:]
-                    m = json.loads(body)
-                    return m["CmdName"], m.get("Args") or []
-            d = self.s.recv(65536)
-            if not d:
-                raise RuntimeError("the msg server closed the connection")
-            self.buf += d
-
-    def expect(self, cmd):
-        got, args = self.recv()
-        if got != cmd:
-            raise RuntimeError("expected %s, got %s %s" % (cmd, got, args))
-        return args
+        super().__init__(hostport, TIMEOUT)
+        self.login(ident)
 
     def slot(self, name, size, ctype):
         self.send("FILE_SLOT", name, size, ctype)
-        args = self.expect("FILE_SLOT")
+        _, args = self.expect("FILE_SLOT")
         return {"id": args[0], "put": args[1], "get": args[2]}
 
 

@@ -30,67 +30,19 @@ newest at the end, or that missed any), and the worst lag in segments.
 
 import argparse
 import asyncio
-import json
 import random
-import socket
-import struct
 import sys
 import time
 import urllib.parse
 
-
-# --- the msg server: MEDIA_PUBLISH and MEDIA_PLAY --------------------------
-
-def frame(cmd, *args):
-    body = json.dumps({"CmdName": cmd, "Args": [str(a) for a in args]})
-    body = (body + "\n").encode()
-    return struct.pack(">I", len(body)) + body
+from fc_msg import Msg
 
 
-class Msg:
-    def __init__(self, hostport, timeout=10.0):
-        host, port = hostport.rsplit(":", 1)
-        self.s = socket.create_connection((host, int(port)), timeout=timeout)
-        self.buf = b""
-
-    def send(self, cmd, *args):
-        self.s.sendall(frame(cmd, *args))
-
-    def recv(self):
-        while True:
-            if len(self.buf) >= 4:
-                n = struct.unpack(">I", self.buf[:4])[0]
-                if len(self.buf) >= 4 + n:
-                    body = self.buf[4:4 + n]
-                    self.buf = self.buf[4 + n:]
-                    m = json.loads(body)
-                    return m["CmdName"], m.get("Args") or []
-            d = self.s.recv(65536)
-            if not d:
-                raise RuntimeError("the msg server closed the connection")
-            self.buf += d
-
-    def expect(self, *cmds):
-        """the next frame that is one of cmds (others, like MEDIA_LIVE
-        notices, are skipped); an ERROR frame is fatal unless its code is
-        one of cmds"""
-        for _ in range(1000):
-            cmd, args = self.recv()
-            if cmd in cmds:
-                return cmd, args
-            if cmd == "ERROR" and args and args[0] in cmds:
-                return args[0], args[1:]
-            if cmd == "ERROR":
-                raise RuntimeError("ERROR %s" % " ".join(args))
-        raise RuntimeError("no %s in 1000 frames" % "/".join(cmds))
-
+# --- the msg server: MEDIA_PUBLISH and MEDIA_PLAY (bench/fc_msg.py) --------
 
 def urls(a):
     m = Msg(a.server)
-    m.send("HELLO", 1)
-    m.expect("HELLO")
-    m.send("SEND_CLIENT_ID", a.id)
-    m.expect("LOGIN_OK")
+    m.login(a.id)
     m.send("CREATE_TOPIC", a.topic)
     m.expect("TOPIC_CREATED", "TOPIC_EXISTS")
 

@@ -32,6 +32,7 @@
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
+. "$top/bench/lib.sh"
 
 RUNS=${RUNS:-3}
 MODES=${MODES:-"idle p2p offline topic"}
@@ -71,10 +72,6 @@ results="$dir/results.txt"
 log="$dir/bench.log"
 failed=0
 redis_started=
-
-say() {
-    echo "$*" | tee -a "$log"
-}
 
 # --- set-up ----------------------------------------------------------------
 
@@ -150,46 +147,15 @@ stream {
 }
 EOF
 
-nginx_stop() {
-    local pid i
-
-    [ -f "$pidfile" ] || return 0
-    pid=$(cat "$pidfile")
-
-    kill -QUIT "$pid" 2>/dev/null || true
-
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-
-    if kill -0 "$pid" 2>/dev/null; then
-        kill -TERM "$pid" 2>/dev/null || true
-        sleep 1
-    fi
-
-    rm -f "$pidfile"
-}
-
 nginx_start() {
-    local i n
-
     nginx_stop
     # nginx reads NGINX from its environment (inherited sockets): not ours
     env -u NGINX "$NGINX" -p "$dir/" -c "$dir/nginx.conf"
 
-    for i in $(seq 1 100); do
-        if [ -f "$pidfile" ]; then
-            n=$(pgrep -P "$(cat "$pidfile")" | wc -l)
-            if [ "$n" -ge 2 ] \
-               && (exec 3<>"/dev/tcp/127.0.0.1/${ports[1]}") 2>/dev/null
-            then
-                sleep 0.5      # the workers' Redis links
-                return 0
-            fi
-        fi
-        sleep 0.1
-    done
+    if nginx_wait 2 "${ports[1]}"; then
+        sleep 0.5      # the workers' Redis links
+        return 0
+    fi
 
     echo "bench: nginx did not start, see $dir/logs/error.log" >&2
     exit 1
