@@ -171,17 +171,7 @@ send s SEND_CLIENT_ID sam
 send s JOIN_TOPIC room sam
 recv s LOCATE_TOPIC_MSG_ADDR * room
 # eve (opt-in) and erin (seed) are members, offline while it happens
-hello_login e eve
-send e JOIN_TOPIC room eve
-recv e LOCATE_TOPIC_MSG_ADDR * room
-connect se
-send se SEND_CLIENT_ID erin
-send se JOIN_TOPIC room erin
-recv se LOCATE_TOPIC_MSG_ADDR * room
-close e
-close se
-redis_wait 0 EXISTS ${PREFIX}client:{eve}
-redis_wait 0 EXISTS ${PREFIX}client:{erin}
+room_offline
 send a SEND_FILE_TOPIC room $id t1
 recv_any a ACCEPTED t1 * | RESP_FILE_TOPIC room $id alice * notes.txt text/plain 500 $files/$id *
 recv b RESP_FILE_TOPIC room $id alice * notes.txt text/plain 500 $files/$id *

@@ -310,12 +310,7 @@ recv c PONG
 
 === TEST 5: POST /messages to online clients on either worker, opt-in and seed: delivered as over TCP, the uuid in the response
 --- scenario
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 api 201 POST /messages '{"to":"alice","message":"hi alice"}'
 api_json status ROUTED
 api_json to alice
@@ -558,12 +553,7 @@ api_json members 1
 === TEST 12: a member added or removed while online (on either worker) gets the topic's messages, or stops getting them, at once
 --- scenario
 api 201 POST /topics '{"name":"room","creator":"carol"}'
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 connect s
 send s SEND_CLIENT_ID sam
 redis_wait_like "w:n1:" HGET ${PREFIX}client:{sam} ch
@@ -608,12 +598,7 @@ api_json messages.1.from alice
 === TEST 13: a deleted topic: connected members (opt-in and seed) stay connected and get nothing more, its channel is left, the name can be taken again
 --- scenario
 api 201 POST /topics '{"name":"room","creator":"alice"}'
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 connect s
 send s SEND_CLIENT_ID sam
 redis_wait_like "w:n1:" HGET ${PREFIX}client:{sam} ch

@@ -437,12 +437,7 @@ __DATA__
 --- scenario_timeout: 8
 --- scenario
 # alice and bob on different workers: the notices reach both
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 send a CREATE_TOPIC room
 recv a TOPIC_CREATED room
 send b JOIN_TOPIC room bob

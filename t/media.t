@@ -639,17 +639,7 @@ send sd SEND_CLIENT_ID dan
 send sd JOIN_TOPIC room dan
 recv sd LOCATE_TOPIC_MSG_ADDR * room
 # eve (opt-in) and erin (seed) are members, offline while it happens
-hello_login e eve
-send e JOIN_TOPIC room eve
-recv e LOCATE_TOPIC_MSG_ADDR * room
-connect se
-send se SEND_CLIENT_ID erin
-send se JOIN_TOPIC room erin
-recv se LOCATE_TOPIC_MSG_ADDR * room
-close e
-close se
-redis_wait 0 EXISTS ${PREFIX}client:{eve}
-redis_wait 0 EXISTS ${PREFIX}client:{erin}
+room_offline
 send a MEDIA_PUBLISH topic:room
 recv a MEDIA_PUBLISH topic:room * * *
 capture a s 1

@@ -122,12 +122,7 @@ __DATA__
         fishchat_msg;
     }
 --- scenario
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 redis_expect ${PREFIX}w:n1:$pid_a HGET ${PREFIX}client:{alice} ch
 redis_expect ${PREFIX}w:n1:$pid_b HGET ${PREFIX}client:{bob} ch
 send a SEND_MESSAGE_P2P bob "a to b" alice r1
@@ -369,12 +364,7 @@ CORE::join "\n",
 --- scenario
 set fid 00112233445566778899aabbccddeeff
 redis HSET ${PREFIX}file:{$fid} owner alice name a.txt type text/plain size 5 created 1700000000000 expires 1800000000 state ready sha256 2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824 probe ""
-connect_worker a any
-send a SEND_CLIENT_ID alice
-recv a LOGIN_OK alice n1 $pid_a
-connect_worker b other a
-send b SEND_CLIENT_ID bob
-recv b LOGIN_OK bob n1 $pid_b
+workers_login
 send a SEND_FILE_P2P bob $fid alice r1
 recv a ACCEPTED r1 *
 capture a u1 1

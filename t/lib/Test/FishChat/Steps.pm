@@ -22,6 +22,12 @@ package Test::FishChat::Steps;
 #                                        worker pid (in $pid_NAME) differs
 #                                        from / equals $pid_OTHER (OTHER
 #                                        may be a pid or a channel too)
+#   workers_login                        alice (a) on a worker and bob (b)
+#                                        on another log in (SEND_CLIENT_ID,
+#                                        LOGIN_OK): $pid_a, $pid_b
+#   room_offline                         eve (e, opt-in) and erin (se,
+#                                        seed) join the topic "room", then
+#                                        close: two members offline
 #   assert_eq A B / assert_ne A B        two values are equal / differ
 #   node2_start                          a second nginx, "node2" (one
 #                                        worker, msg server on
@@ -374,5 +380,28 @@ Test::FishChat::add_step(latency_bound => sub {
                 . "%.3f ms: %s\n", $during, $bound, $figures)
         if $d{median} > $bound;
 });
+
+add_macro(workers_login => <<'_EOS_');
+connect_worker a any
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice n1 $pid_a
+connect_worker b other a
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob n1 $pid_b
+_EOS_
+
+add_macro(room_offline => <<'_EOS_');
+hello_login e eve
+send e JOIN_TOPIC room eve
+recv e LOCATE_TOPIC_MSG_ADDR * room
+connect se
+send se SEND_CLIENT_ID erin
+send se JOIN_TOPIC room erin
+recv se LOCATE_TOPIC_MSG_ADDR * room
+close e
+close se
+redis_wait 0 EXISTS ${PREFIX}client:{eve}
+redis_wait 0 EXISTS ${PREFIX}client:{erin}
+_EOS_
 
 1;
