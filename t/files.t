@@ -577,7 +577,7 @@ recv a PONG
 
 
 
-=== TEST 11: probing: a PNG, an Opus voice note and an MP4 are described (duration, container, codecs, size, a waveform of 64 values), their thumbnails served as JPEGs of at most 320 px; garbage and an HLS playlist naming /etc/passwd, both labelled video/mp4, are kept as plain files
+=== TEST 11: probing: a PNG, an Opus voice note and an MP4 are described (duration, container, codecs, size, a waveform of 64 values), their thumbnails served as JPEGs of at most 320 px; garbage, an HLS playlist and a concat list naming /etc/passwd, all labelled video/mp4, are kept as plain files
 --- user_files
 >>> store/.keep
 >>> list.m3u8
@@ -586,6 +586,10 @@ recv a PONG
 #EXTINF:1,
 file:///etc/passwd
 #EXT-X-ENDLIST
+>>> list.ffconcat
+ffconcat version 1.0
+file '/etc/passwd'
+file 'file:/etc/passwd'
 --- scenario_timeout: 20
 --- scenario
 files_login
@@ -596,6 +600,7 @@ body_file png img.png
 body_file ogg voice.ogg
 body_file mp4 clip.mp4
 body_file m3u list.m3u8
+body_file cat list.ffconcat
 body junk 3000 binary
 # the image
 files_put id png image/png name=img.png
@@ -640,6 +645,12 @@ resp_json duration -
 resp_json container -
 http GET $id_get 200
 resp_body m3u
+files_put id cat video/mp4 name=cat.mp4
+http GET $id_get/info 200
+resp_like "probe_error":"[^"]+"
+resp_json duration -
+resp_json container -
+http GET $id_get/thumb 404
 files_put id junk video/mp4 name=junk.mp4
 http GET $id_get/info 200
 resp_like "probe_error":"[^"]+"
