@@ -4,24 +4,16 @@
 # role (slots, an id's files, a file, deletion, quarantine) and the
 # monitor's figures of the files location.
 #
-# Blocks get, unless they say otherwise:
-#   main_config            fishchat_node n1; the HS256 test secret (it signs
-#                          the PUT URLs); fishchat_files_url on the HTTP
-#                          port
-#   stream_server_config   fishchat_msg;
-#   config                 location /files/ (the store in
-#                          servroot/html/store), location /api/ (the
-#                          manager), location /mon/ (the monitor)
-#   user_files             store/.keep
+# Blocks get, unless they say otherwise, files_blocks() of
+# Test::FishChat::Files (as t/files.t), and location /api/ (the manager)
+# and location /mon/ (the monitor).
 #
 # The files location does not count contents in blob:{<sha256>} nor the
 # node's stored bytes in {files}:stats yet (another part of issue 15): the
 # blocks set them with the values the contract (docs/keyspace.md) gives
 # after their uploads, so that the delete script's arithmetic is checked.
 #
-# Local macros:
-#   files_login            alice (a) and bob (b) log in (opt-in); $files
-#                          is the files URL
+# files_login and files_put are Test::FishChat::Files' steps.
 
 use Test::FishChat;
 use Test::FishChat::Msg;
@@ -32,37 +24,7 @@ repeat_each(1);
 no_shuffle();
 no_root_location();
 
-my $MAIN = <<'_EOC_';
-    fishchat_node n1;
-    fishchat_auth_secret_file $TEST_NGINX_FC_KEYS/hs.secret;
-    fishchat_files_url http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files;
-_EOC_
-
-add_block_preprocessor(sub {
-    my $block = shift;
-
-    if (!defined $block->main_config) {
-        $block->set_value('main_config', $MAIN);
-    } elsif ($block->main_config !~ /\bfishchat_node\s/) {
-        $block->set_value('main_config', $MAIN . $block->main_config);
-    }
-
-    if (!defined $block->stream_server_config
-        && !defined $block->stream_config)
-    {
-        $block->set_value('stream_server_config', <<'_EOC_');
-    fishchat_msg;
-_EOC_
-    }
-
-    if (!defined $block->config) {
-        $block->set_value('config', <<'_EOC_');
-    location /files/ {
-        fishchat_files;
-        alias $TEST_NGINX_SERVER_ROOT/html/store/;
-        client_body_temp_path $TEST_NGINX_SERVER_ROOT/html/store/.tmp;
-        client_max_body_size 200m;
-    }
+files_blocks(locations => <<'_EOC_');
     location /api/ {
         fishchat_manager;
     }
@@ -70,20 +32,6 @@ _EOC_
         fishchat_monitor;
     }
 _EOC_
-    }
-
-    if (!defined $block->user_files) {
-        $block->set_value('user_files', <<'_EOC_');
->>> store/.keep
-_EOC_
-    }
-});
-
-Test::FishChat::Steps::add_macro(files_login => <<'_EOS_');
-hello_login a alice
-hello_login b bob
-set files http://127.0.0.1:$TEST_NGINX_SERVER_PORT/files
-_EOS_
 
 # sorted VAR WORD...: $VAR is the words sorted, joined by one space
 Test::FishChat::add_step(sorted => sub {
@@ -102,12 +50,7 @@ __DATA__
 --- scenario
 files_login
 body t 5000
-send a FILE_SLOT notes.txt 5000 text/plain
-recv a FILE_SLOT * * * *
-capture a id 0
-capture a put 1
-capture a get 2
-http PUT $put 201 body=t h=Content-Type:text/plain
+files_put id t text/plain name=notes.txt
 redis_wait ready HGET ${PREFIX}file:{$id} state
 redis_expect 5000 HGET ${PREFIX}files:{alice} used
 redis_expect 1 SISMEMBER ${PREFIX}files:{alice}:ids $id
@@ -136,9 +79,9 @@ redis_expect 0 HGET ${PREFIX}files:{alice} used
 redis_expect 0 EXISTS ${PREFIX}blob:{$t_sha256}
 redis_expect $t_sha256 SMEMBERS ${PREFIX}{files}:unlink
 redis_expect "0 0" HMGET ${PREFIX}{files}:stats bytes files
-http GET $get 404
+http GET $id_get 404
 resp_json error.code NO_SUCH_FILE
-http GET $get/info 404
+http GET $id_get/info 404
 # again, and an id that never was: NO_SUCH_FILE, non-fatal
 send a FILE_DELETE $id
 recv a ERROR NO_SUCH_FILE *
@@ -217,18 +160,8 @@ fishchat msg: UNKNOWN_COMMAND: unknown command "FILE_DELETE"
 --- scenario
 files_login
 body t 3000 binary
-send a FILE_SLOT one.bin 3000 application/octet-stream
-recv a FILE_SLOT * * * *
-capture a id1 0
-capture a put1 1
-capture a get1 2
-http PUT $put1 201 body=t h=Content-Type:application/octet-stream
-send b FILE_SLOT two.bin 3000 application/octet-stream
-recv b FILE_SLOT * * * *
-capture b id2 0
-capture b put2 1
-capture b get2 2
-http PUT $put2 201 body=t h=Content-Type:application/octet-stream
+files_put id1 t application/octet-stream name=one.bin
+files_put id2 t application/octet-stream client=b name=two.bin
 redis_wait ready HGET ${PREFIX}file:{$id2} state
 tree_count store 1
 # the counts of the files location (see the top of this file)
@@ -241,8 +174,8 @@ redis_expect 0 EXISTS ${PREFIX}{files}:unlink
 redis_expect "3000 1" HMGET ${PREFIX}{files}:stats bytes files
 redis_expect 0 HGET ${PREFIX}files:{alice} used
 redis_expect 3000 HGET ${PREFIX}files:{bob} used
-http GET $get1 404
-http GET $get2 200
+http GET $id1_get 404
+http GET $id2_get 200
 resp_body t
 send b FILE_DELETE $id2
 recv b FILE_DELETE $id2
@@ -250,7 +183,7 @@ redis_expect 0 EXISTS ${PREFIX}blob:{$t_sha256}
 redis_expect $t_sha256 SMEMBERS ${PREFIX}{files}:unlink
 redis_expect "0 0" HMGET ${PREFIX}{files}:stats bytes files
 redis_expect 0 HGET ${PREFIX}files:{bob} used
-http GET $get2 404
+http GET $id2_get 404
 --- no_error_log
 [error]
 [alert]
@@ -359,12 +292,7 @@ api_json error.code NOT_CONFIGURED
 --- scenario
 files_login
 body t 5000
-send a FILE_SLOT notes.txt 5000 text/plain
-recv a FILE_SLOT * * * *
-capture a id1 0
-capture a put1 1
-capture a get1 2
-http PUT $put1 201 body=t h=Content-Type:text/plain
+files_put id1 t text/plain name=notes.txt
 redis_wait ready HGET ${PREFIX}file:{$id1} state
 api 200 GET /api/clients/alice/files
 api_count files 1
@@ -429,7 +357,7 @@ wait_log fishchat manager: file [0-9a-f]{32} deleted
 redis_expect 0 EXISTS ${PREFIX}file:{$id1}
 redis_expect 0 HGET ${PREFIX}files:{alice} used
 redis_expect $t_sha256 SMEMBERS ${PREFIX}{files}:unlink
-http GET $get1 404
+http GET $id1_get 404
 api 404 GET /api/files/$id1
 api 404 DELETE /api/files/$id1
 api_json error.code NOT_FOUND
@@ -503,23 +431,15 @@ resp_json_var p0 files.probes
 resp_json_var f0 files.probe_failures
 # a text file (no probe), then garbage labelled image/png (probed: fails)
 body t 5000
-send a FILE_SLOT notes.txt 5000 text/plain
-recv a FILE_SLOT * * * *
-capture a put 1
-capture a get 2
-http PUT $put 201 body=t h=Content-Type:text/plain
+files_put id t text/plain name=notes.txt
 body g 700 binary seed=7
-send a FILE_SLOT cat.png 700 image/png
-recv a FILE_SLOT * * * *
-capture a gput 1
-capture a gget 2
-http PUT $gput 201 body=g h=Content-Type:image/png
-http GET $gget/info 200
+files_put gid g image/png name=cat.png
+http GET $gid_get/info 200
 resp_json probe_error *
 # two downloads (a HEAD too), two refusals: a used slot, a wrong size
-http GET $get 200
-http HEAD $gget 200
-http PUT $put 409 body=t h=Content-Type:text/plain
+http GET $id_get 200
+http HEAD $gid_get 200
+http PUT $id_put 409 body=t h=Content-Type:text/plain
 body t2 10
 send a FILE_SLOT other.txt 5000 text/plain
 recv a FILE_SLOT * * * *

@@ -143,7 +143,9 @@ package Test::FishChat::Files;
 #                               temporary files in store/.tmp (the same
 #                               file system), client_max_body_size
 #                               body_max => SIZE (200m), then the block's
-#                               own --- files_location directives }
+#                               own --- files_location directives };
+#                               then locations => TEXT (more locations
+#                               of the server)
 #         user_files            store/.keep (the store exists; nginx makes
 #                               client_body_temp_path itself at start)
 
@@ -182,7 +184,7 @@ my $LOC = <<'_EOC_';
 _EOC_
 
 sub files_blocks {
-    my %o = (body_max => '200m', main => '', @_);
+    my %o = (body_max => '200m', main => '', locations => '', @_);
     my $main = $MAIN . $o{main};
 
     Test::Nginx::Util::add_block_preprocessor(sub {
@@ -203,7 +205,8 @@ sub files_blocks {
         if (!defined $block->config) {
             $block->set_value('config', "    location /files/ {\n$LOC"
                 . "        client_max_body_size $o{body_max};\n"
-                . ($block->files_location // '') . "    }\n");
+                . ($block->files_location // '') . "    }\n"
+                . $o{locations});
         }
 
         $block->set_value('user_files', ">>> store/.keep\n")
