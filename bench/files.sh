@@ -139,14 +139,7 @@ events {
     worker_connections  4096;
 }
 
-stream {
-    fishchat_msg_rate  0;
-
-    server {
-        listen  127.0.0.1:$msg_port;
-        fishchat_msg;
-    }
-}
+$(conf_msg)
 
 http {
     access_log  off;

@@ -24,6 +24,8 @@
 #                                  at LOG_LEVEL, logs/nginx.pid, node
 #                                  "bench", the Redis on $redis_port with
 #                                  PREFIX, the secret $dir/auth.secret
+#   conf_msg                       the stream {} of a msg server on
+#                                  127.0.0.1:$msg_port, no rate limit
 #   nginx_wait N PORT              until nginx ($pidfile) has N children
 #                                  and accepts on 127.0.0.1:PORT (10 s at
 #                                  most; 1 when it did not)
@@ -111,6 +113,19 @@ fishchat_node  bench  advertise=127.0.0.1;
 fishchat_redis  127.0.0.1:$redis_port;
 fishchat_redis_prefix  $1;
 fishchat_auth_secret_file  $dir/auth.secret;
+EOF
+}
+
+conf_msg() {
+    cat <<EOF
+stream {
+    fishchat_msg_rate  0;
+
+    server {
+        listen  127.0.0.1:$msg_port;
+        fishchat_msg;
+    }
+}
 EOF
 }
 
