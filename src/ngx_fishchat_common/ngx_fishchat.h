@@ -174,6 +174,10 @@ typedef struct {
     ngx_atomic_t                recordings_failed;
 } ngx_fishchat_media_stats_t;
 
+/* a figure of the node's media goes up or down by n, as one line */
+#define ngx_fishchat_media_add(field, n)                                     \
+    ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t, field), n)
+
 
 /*
  * The node's files, in the counters zone next to the media: counted by

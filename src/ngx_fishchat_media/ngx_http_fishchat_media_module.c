@@ -32,11 +32,6 @@
 #define NGX_HTTP_FISHCHAT_MEDIA_INBOX_TTL  (7 * 24 * 3600 * 1000)
 
 
-/* a figure of the node's media (ngx_fishchat_media_stats_t) goes up */
-#define ngx_http_fishchat_media_count(field)                                 \
-    ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t, field), 1)
-
-
 typedef struct {
     ngx_flag_t                  hls;
     ngx_fishchat_redis_script_t  *notice;     /* the hooks' location */
@@ -300,8 +295,7 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     } else if (call.len == 12 && ngx_strncmp(call.data, "publish_done", 12)
                                  == 0)
     {
-        ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
-                                          streams), -1);
+        ngx_fishchat_media_add(streams, -1);
 
         if (ngx_http_fishchat_media_field(&body, "name", &name, r->pool)
             == NGX_OK
@@ -316,8 +310,7 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     } else if (call.len == 9 && ngx_strncmp(call.data, "play_done", 9) == 0)
     {
         if (!ngx_http_fishchat_media_relay(r, &body)) {
-            ngx_fishchat_media_count(offsetof(ngx_fishchat_media_stats_t,
-                                              viewers), -1);
+            ngx_fishchat_media_add(viewers, -1);
         }
 
         return ngx_http_fishchat_media_ok(r);
@@ -363,7 +356,7 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
                                    &token, NULL, &t, &reason);
 
     if (rc != NGX_OK) {
-        ngx_http_fishchat_media_count(refused);
+        ngx_fishchat_media_add(refused, 1);
 
         return ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
                                        "FORBIDDEN", "%V of stream %V "
@@ -469,7 +462,7 @@ ngx_http_fishchat_media_verdict(ngx_http_fishchat_media_ctx_t *ctx,
     r = ctx->request;
 
     if (reply && reply->type == REDIS_REPLY_INTEGER && reply->integer == 0) {
-        ngx_http_fishchat_media_count(refused);
+        ngx_fishchat_media_add(refused, 1);
 
         return ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
                                        "FORBIDDEN", "%V of stream %V "
@@ -524,15 +517,15 @@ ngx_http_fishchat_media_allowed(ngx_http_request_t *r, ngx_str_t *call,
                   call, name, exp);
 
     if (call->len == 7 && ngx_strncmp(call->data, "publish", 7) == 0) {
-        ngx_http_fishchat_media_count(streams);
-        ngx_http_fishchat_media_count(publishes);
+        ngx_fishchat_media_add(streams, 1);
+        ngx_fishchat_media_add(publishes, 1);
 
         ngx_http_fishchat_media_notice(r->pool, mlcf->notice, name, "LIVE",
                                        NULL);
 
     } else if (call->len == 4) {
-        ngx_http_fishchat_media_count(viewers);
-        ngx_http_fishchat_media_count(plays);
+        ngx_fishchat_media_add(viewers, 1);
+        ngx_fishchat_media_add(plays, 1);
     }
 
     return ngx_http_fishchat_media_ok(r);
@@ -829,11 +822,11 @@ ngx_http_fishchat_media_remuxed(ngx_event_t *ev)
                       "\"%s\": %.1f s, %O bytes", &rx->stream, rx->out,
                       rx->duration, rx->bytes);
 
-        ngx_http_fishchat_media_count(recordings);
+        ngx_fishchat_media_add(recordings, 1);
         ngx_http_fishchat_media_recorded(rx);
 
     } else {
-        ngx_http_fishchat_media_count(recordings_failed);
+        ngx_fishchat_media_add(recordings_failed, 1);
 
         ngx_log_error(NGX_LOG_WARN, ngx_cycle->log, 0,
                       "fishchat media: the recording of stream %V was not "
@@ -945,7 +938,7 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
                                   &token, NULL, &t, &reason)
         != NGX_OK)
     {
-        ngx_http_fishchat_media_count(hls_denied);
+        ngx_fishchat_media_add(hls_denied, 1);
 
         ngx_http_finalize_request(r,
                    ngx_fishchat_http_error(r, "media", NGX_HTTP_FORBIDDEN,
@@ -969,7 +962,7 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
     r->uri = uri;
     ngx_http_set_exten(r);
 
-    ngx_http_fishchat_media_count(hls);
+    ngx_fishchat_media_add(hls, 1);
 
     /* browser players fetch from other origins; playlists change */
 
@@ -993,7 +986,7 @@ ngx_http_fishchat_media_hls_access(ngx_http_request_t *r)
 
 forbidden:
 
-    ngx_http_fishchat_media_count(hls_denied);
+    ngx_fishchat_media_add(hls_denied, 1);
 
     /* the answer is sent here: the phases stop (NGX_DONE) */
 
