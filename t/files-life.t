@@ -244,6 +244,10 @@ tree_count store 0
 redis_expect 0 HGET ${PREFIX}{files}:stats files
 redis_expect 0 HGET ${PREFIX}{files}:stats bytes
 redis_expect 0 HGET ${PREFIX}files:{alice} used
+# a content listed to unlink that is on no store: forgotten all the same
+set gone 00000000000000000000000000000000000000000000000000000000000000aa
+redis SADD ${PREFIX}{files}:unlink $gone
+redis_wait 0 SISMEMBER ${PREFIX}{files}:unlink $gone
 --- no_error_log
 [error]
 [alert]

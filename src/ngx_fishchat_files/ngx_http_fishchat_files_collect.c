@@ -512,8 +512,9 @@ ngx_http_fishchat_files_taken(redisReply *reply, void *data)
 {
     ngx_http_fishchat_files_pass_t *pass = data;
 
-    u_char     *p;
-    ngx_str_t   args[3], files;
+    u_char               *p;
+    ngx_str_t             args[3], files;
+    ngx_fishchat_conf_t  *fcf;
 
     pass->req = NULL;
 
@@ -522,17 +523,22 @@ ngx_http_fishchat_files_taken(redisReply *reply, void *data)
         return;
     }
 
-    if (reply->integer == 0
-        || ngx_http_fishchat_files_aside(pass, 0, 0) != NGX_OK)
-    {
+    if (reply->integer == 0) {
         ngx_http_fishchat_files_next(pass);
         return;
     }
 
-    p = ngx_pnalloc(pass->pool, 2 * ngx_fishchat_get_conf(
-                                     (ngx_cycle_t *) ngx_cycle)
-                                     ->redis_prefix.len
-                                + pass->sha.len + 64);
+    /*
+     * aside; a content that is not on this store (gone already) is asked
+     * about all the same, so that Redis forgets it
+     */
+
+    (void) ngx_http_fishchat_files_aside(pass, 0, 0);
+
+    fcf = ngx_fishchat_get_conf((ngx_cycle_t *) ngx_cycle);
+
+    p = ngx_pnalloc(pass->pool, 2 * fcf->redis_prefix.len + pass->sha.len
+                                + 64);
     if (p == NULL) {
         (void) ngx_http_fishchat_files_aside(pass, 1, 0);
         ngx_http_fishchat_files_pass_end(pass);
@@ -574,9 +580,7 @@ ngx_http_fishchat_files_rechecked(redisReply *reply, void *data)
             return;
         }
 
-    } else {
-        (void) ngx_http_fishchat_files_aside(pass, 0, 1);
-
+    } else if (ngx_http_fishchat_files_aside(pass, 0, 1) == NGX_OK) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
                       "fishchat files: content %V is named by no file: "
                       "unlinked", &pass->sha);
