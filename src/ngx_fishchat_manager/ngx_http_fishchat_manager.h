@@ -231,6 +231,9 @@ void ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_str_t *keys, char **parts);
 ngx_int_t ngx_http_fishchat_manager_not_found(
     ngx_http_fishchat_manager_ctx_t *ctx, char *what);
+ngx_int_t ngx_http_fishchat_manager_counted(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, ngx_int_t *rc,
+    char *fmt, ngx_str_t *a, ngx_str_t *b);
 ngx_int_t ngx_http_fishchat_manager_store(
     ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_redis_script_t *script,
@@ -240,7 +243,7 @@ void ngx_http_fishchat_manager_cursor(
     ngx_fishchat_json_t *out, redisReply *e, ngx_uint_t more);
 ngx_int_t ngx_http_fishchat_manager_scan(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_scan_t *scan);
+    ngx_http_fishchat_manager_scan_t *scan, ngx_str_t *set);
 ngx_int_t ngx_http_fishchat_manager_scan_page(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 

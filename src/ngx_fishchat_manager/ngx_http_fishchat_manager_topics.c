@@ -146,7 +146,8 @@ ngx_int_t
 ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     return ngx_http_fishchat_manager_scan(ctx, ctx->main->topics,
-                                    &ngx_http_fishchat_manager_topics_scan);
+                                    &ngx_http_fishchat_manager_topics_scan,
+                                    NULL);
 }
 
 
