@@ -246,15 +246,11 @@ ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
 
     /* the id, then the answer: its argument escaped takes 6 times more */
 
-    call = ngx_stream_fishchat_msg_call(sess, 7 * m->args[0].len + 64);
+    call = ngx_stream_fishchat_msg_call_str(sess, &m->args[0], NULL,
+                                            6 * m->args[0].len + 64, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = m->args[0].len;
-    p = ngx_cpymem(call->data, m->args[0].data, m->args[0].len);
 
     call->ref.data = p;
     call->ref.len = ngx_fishchat_frame_write(p,

@@ -88,16 +88,11 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
                                               "topic:<name> or p2p:<id>");
     }
 
-    call = ngx_stream_fishchat_msg_call(sess, target->len
-                                        + NGX_FISHCHAT_MEDIA_STREAM_LEN);
+    call = ngx_stream_fishchat_msg_call_str(sess, target, NULL,
+                                            NGX_FISHCHAT_MEDIA_STREAM_LEN, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = target->len;
-    p = ngx_cpymem(call->data, target->data, target->len);
 
     /* the stream's name is the server's, never client text */
 
@@ -149,15 +144,16 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
                                               "stream");
     }
 
-    call = ngx_stream_fishchat_msg_call(sess, m->args[0].len);
+    call = ngx_stream_fishchat_msg_call_str(sess, &m->args[0], NULL, 0,
+                                            NULL);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
 
-    call->ref.data = call->data;
-    call->ref.len = m->args[0].len;
-    ngx_memcpy(call->data, m->args[0].data, m->args[0].len);
+    /* the stream in call->ref; call->to stays empty: NO_SUCH_STREAM */
+
+    call->ref = call->to;
+    ngx_str_null(&call->to);
 
     w = ngx_stream_fishchat_msg_worker;
     p = w->scratch;

@@ -237,6 +237,9 @@ ngx_int_t ngx_stream_fishchat_msg_writev(
 void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
 ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
     ngx_stream_fishchat_msg_session_t *sess, size_t size);
+ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call_str(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *to, ngx_str_t *ref,
+    size_t more, u_char **last);
 void ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call);
 ngx_int_t ngx_stream_fishchat_msg_call_eval(
     ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_redis_script_t *script,

@@ -1419,6 +1419,45 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * A call of the session that keeps "to" (a topic's name, a recipient, a
+ * file id) in call->to and "ref", if any, in call->ref for its handler,
+ * with "more" bytes of its data free after them, from *last (if "last");
+ * NULL when memory ran out and the session was closed.
+ */
+
+ngx_stream_fishchat_msg_call_t *
+ngx_stream_fishchat_msg_call_str(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *to, ngx_str_t *ref, size_t more, u_char **last)
+{
+    u_char                          *p;
+    ngx_stream_fishchat_msg_call_t  *call;
+
+    call = ngx_stream_fishchat_msg_call(sess, to->len + (ref ? ref->len : 0)
+                                              + more);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NULL;
+    }
+
+    call->to.data = call->data;
+    call->to.len = to->len;
+    p = ngx_cpymem(call->data, to->data, to->len);
+
+    if (ref) {
+        call->ref.data = p;
+        call->ref.len = ref->len;
+        p = ngx_cpymem(p, ref->data, ref->len);
+    }
+
+    if (last) {
+        *last = p;
+    }
+
+    return call;
+}
+
+
 void
 ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call)
 {
