@@ -311,21 +311,14 @@ ngx_stream_fishchat_msg_file_check(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                c;
     size_t                i;
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command \"%s\"",
-                                              cmd);
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "%s before login", cmd);
+    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (fcf->files_url.len == 0) {

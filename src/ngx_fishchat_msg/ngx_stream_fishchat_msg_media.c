@@ -177,21 +177,14 @@ static ngx_int_t
 ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m, char *cmd)
 {
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command \"%s\"",
-                                              cmd);
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "%s before login", cmd);
+    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (m->nargs != 1) {

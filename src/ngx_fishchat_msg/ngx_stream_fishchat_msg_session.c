@@ -1175,6 +1175,32 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
+ * A command of the opt-in protocol: unknown to a seed client, refused
+ * before login.  NGX_DECLINED: go on; otherwise the refusal's result.
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_optin_check(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd)
+{
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command \"%s\"",
+                                              cmd);
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "%s before login", cmd);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * No answer to a message to store (to a client, to a topic): where Redis
  * may have stored it all the same, the client is told so; otherwise the
  * message is not accepted
