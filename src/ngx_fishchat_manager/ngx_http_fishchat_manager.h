@@ -224,6 +224,8 @@ ngx_int_t ngx_http_fishchat_manager_send(
     ngx_fishchat_json_t *out);
 void ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value);
+void ngx_http_fishchat_manager_fields(ngx_fishchat_json_t *out,
+    redisReply **f, char **names, ngx_uint_t n);
 void ngx_http_fishchat_manager_messages(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_json_t *out,
     redisReply *reply, size_t first, char *key, char *count);

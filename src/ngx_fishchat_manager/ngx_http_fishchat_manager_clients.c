@@ -106,6 +106,13 @@ static char  *ngx_http_fishchat_manager_client_keys[] = {
 };
 
 
+/* the fields of a presence after its node: ch, addr, srv, sid, since */
+
+static char  *ngx_http_fishchat_manager_presence_names[] = {
+    "channel", "address", "server", "session", "#since"
+};
+
+
 /* GET /clients: SCAN for "client:" keys, a list of entries of 8 fields */
 
 static ngx_http_fishchat_manager_scan_t
@@ -151,16 +158,9 @@ ngx_http_fishchat_manager_presence(ngx_fishchat_json_t *out,
         ngx_fishchat_json_fmt(out, ",\"worker\":null");
     }
 
-    ngx_fishchat_json_fmt(out, ",\"channel\":");
-    ngx_fishchat_json_rstr(out, p[1]);
-    ngx_fishchat_json_fmt(out, ",\"address\":");
-    ngx_fishchat_json_rstr(out, p[2]);
-    ngx_fishchat_json_fmt(out, ",\"server\":");
-    ngx_fishchat_json_rstr(out, p[3]);
-    ngx_fishchat_json_fmt(out, ",\"session\":");
-    ngx_fishchat_json_rstr(out, p[4]);
-    ngx_fishchat_json_fmt(out, ",\"since\":");
-    ngx_fishchat_json_rnum(out, p[5]);
+    ngx_http_fishchat_manager_fields(out, &p[1],
+                                     ngx_http_fishchat_manager_presence_names,
+                                     5);
 }
 
 

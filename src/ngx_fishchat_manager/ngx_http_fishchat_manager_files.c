@@ -117,6 +117,13 @@ char  ngx_http_fishchat_manager_quarantine_lua[] =
 static ngx_str_t  ngx_http_fishchat_manager_files_tag = ngx_string("files");
 
 
+/* the fields of a record the scripts answer, in their order */
+
+static char  *ngx_http_fishchat_manager_file_names[] = {
+    "name", "type", "#size", "state", "sha256", "#created", "#expires"
+};
+
+
 static ngx_http_fishchat_manager_scan_t  ngx_http_fishchat_manager_files_scan =
 {
     NULL, "files", 8, ngx_http_fishchat_manager_file_item
@@ -291,20 +298,9 @@ static void
 ngx_http_fishchat_manager_file_fields(ngx_fishchat_json_t *out,
     redisReply **f)
 {
-    ngx_fishchat_json_fmt(out, ",\"name\":");
-    ngx_fishchat_json_rstr(out, f[0]);
-    ngx_fishchat_json_fmt(out, ",\"type\":");
-    ngx_fishchat_json_rstr(out, f[1]);
-    ngx_fishchat_json_fmt(out, ",\"size\":");
-    ngx_fishchat_json_rnum(out, f[2]);
-    ngx_fishchat_json_fmt(out, ",\"state\":");
-    ngx_fishchat_json_rstr(out, f[3]);
-    ngx_fishchat_json_fmt(out, ",\"sha256\":");
-    ngx_fishchat_json_rstr(out, f[4]);
-    ngx_fishchat_json_fmt(out, ",\"created\":");
-    ngx_fishchat_json_rnum(out, f[5]);
-    ngx_fishchat_json_fmt(out, ",\"expires\":");
-    ngx_fishchat_json_rnum(out, f[6]);
+    ngx_http_fishchat_manager_fields(out, f,
+                                     ngx_http_fishchat_manager_file_names,
+                                     7);
 }
 
 

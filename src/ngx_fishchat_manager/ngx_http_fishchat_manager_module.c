@@ -1231,6 +1231,30 @@ ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
 
 
 /*
+ * ,"<name>":<value> of "n" consecutive elements of a reply, named by
+ * "names": a string, or a number where the name starts with '#'
+ */
+
+void
+ngx_http_fishchat_manager_fields(ngx_fishchat_json_t *out, redisReply **f,
+    char **names, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (names[i][0] == '#') {
+            ngx_fishchat_json_fmt(out, ",\"%s\":", names[i] + 1);
+            ngx_fishchat_json_rnum(out, f[i]);
+
+        } else {
+            ngx_fishchat_json_fmt(out, ",\"%s\":", names[i]);
+            ngx_fishchat_json_rstr(out, f[i]);
+        }
+    }
+}
+
+
+/*
  * The head of a page of messages: {"<key>":<the first parameter>,
  * "<count>":<the first element>,"messages":[, with room for the elements
  * from "first" on
