@@ -224,6 +224,8 @@ ngx_int_t ngx_http_fishchat_manager_send(
     ngx_fishchat_json_t *out);
 void ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_json_t *out, size_t size, char *key, ngx_str_t *value);
+void ngx_http_fishchat_manager_fields(ngx_fishchat_json_t *out,
+    redisReply **f, char **names, ngx_uint_t n);
 void ngx_http_fishchat_manager_messages(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_json_t *out,
     redisReply *reply, size_t first, char *key, char *count);
@@ -231,6 +233,9 @@ void ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_str_t *keys, char **parts);
 ngx_int_t ngx_http_fishchat_manager_not_found(
     ngx_http_fishchat_manager_ctx_t *ctx, char *what);
+ngx_int_t ngx_http_fishchat_manager_counted(
+    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, ngx_int_t *rc,
+    char *fmt, ngx_str_t *a, ngx_str_t *b);
 ngx_int_t ngx_http_fishchat_manager_store(
     ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_redis_script_t *script,
@@ -240,7 +245,7 @@ void ngx_http_fishchat_manager_cursor(
     ngx_fishchat_json_t *out, redisReply *e, ngx_uint_t more);
 ngx_int_t ngx_http_fishchat_manager_scan(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_scan_t *scan);
+    ngx_http_fishchat_manager_scan_t *scan, ngx_str_t *set);
 ngx_int_t ngx_http_fishchat_manager_scan_page(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 

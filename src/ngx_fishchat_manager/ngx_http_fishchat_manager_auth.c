@@ -95,10 +95,8 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
                   "fishchat manager: a token for \"%V\" until %T",
                   &ctx->id, expires);
 
-    ngx_fishchat_json_init(&out, r->pool, token.len + 64);
-
-    ngx_fishchat_json_fmt(&out, "{\"token\":");
-    ngx_fishchat_json_str(&out, &token);
+    ngx_http_fishchat_manager_open(ctx, &out, token.len + 64, "token",
+                                   &token);
     ngx_fishchat_json_fmt(&out, ",\"expires\":%T}", expires);
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);
@@ -149,10 +147,7 @@ ngx_http_fishchat_manager_revoked(ngx_http_fishchat_manager_ctx_t *ctx,
                   "fishchat manager: the tokens of \"%V\" are revoked",
                   &ctx->param[0]);
 
-    ngx_fishchat_json_init(&out, ctx->request->pool, 512);
-
-    ngx_fishchat_json_fmt(&out, "{\"id\":");
-    ngx_fishchat_json_str(&out, &ctx->param[0]);
+    ngx_http_fishchat_manager_open(ctx, &out, 512, "id", &ctx->param[0]);
     ngx_fishchat_json_fmt(&out, ",\"revoked_before\":%ui,\"kicked\":%s}",
                           ctx->count,
                           reply->integer == 1 ? "true" : "false");

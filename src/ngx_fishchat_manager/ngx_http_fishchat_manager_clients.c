@@ -14,9 +14,6 @@ static ngx_int_t ngx_http_fishchat_manager_client_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static void ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
     redisReply *e);
-static ngx_int_t ngx_http_fishchat_manager_counted(
-    ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply, ngx_int_t *rc,
-    char *fmt, ngx_str_t *a, ngx_str_t *b);
 static ngx_int_t ngx_http_fishchat_manager_kick_done(
     ngx_http_fishchat_manager_ctx_t *ctx, redisReply *reply);
 static ngx_int_t ngx_http_fishchat_manager_inbox_done(
@@ -109,6 +106,13 @@ static char  *ngx_http_fishchat_manager_client_keys[] = {
 };
 
 
+/* the fields of a presence after its node: ch, addr, srv, sid, since */
+
+static char  *ngx_http_fishchat_manager_presence_names[] = {
+    "channel", "address", "server", "session", "#since"
+};
+
+
 /* GET /clients: SCAN for "client:" keys, a list of entries of 8 fields */
 
 static ngx_http_fishchat_manager_scan_t
@@ -154,42 +158,9 @@ ngx_http_fishchat_manager_presence(ngx_fishchat_json_t *out,
         ngx_fishchat_json_fmt(out, ",\"worker\":null");
     }
 
-    ngx_fishchat_json_fmt(out, ",\"channel\":");
-    ngx_fishchat_json_rstr(out, p[1]);
-    ngx_fishchat_json_fmt(out, ",\"address\":");
-    ngx_fishchat_json_rstr(out, p[2]);
-    ngx_fishchat_json_fmt(out, ",\"server\":");
-    ngx_fishchat_json_rstr(out, p[3]);
-    ngx_fishchat_json_fmt(out, ",\"session\":");
-    ngx_fishchat_json_rstr(out, p[4]);
-    ngx_fishchat_json_fmt(out, ",\"since\":");
-    ngx_fishchat_json_rnum(out, p[5]);
-}
-
-
-/*
- * The integer answer of a script that writes: 0 (nothing there) is
- * NOT_FOUND with the message given, of "a" and "b"; NGX_OK to go on,
- * otherwise *rc is the answer to return
- */
-
-static ngx_int_t
-ngx_http_fishchat_manager_counted(ngx_http_fishchat_manager_ctx_t *ctx,
-    redisReply *reply, ngx_int_t *rc, char *fmt, ngx_str_t *a, ngx_str_t *b)
-{
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
-        return NGX_ERROR;
-    }
-
-    if (reply->integer == 0) {
-        *rc = ngx_http_fishchat_manager_error(ctx->request,
-                                              NGX_HTTP_NOT_FOUND,
-                                              "NOT_FOUND", fmt, a, b);
-        return NGX_ERROR;
-    }
-
-    return NGX_OK;
+    ngx_http_fishchat_manager_fields(out, &p[1],
+                                     ngx_http_fishchat_manager_presence_names,
+                                     5);
 }
 
 
@@ -259,7 +230,8 @@ ngx_int_t
 ngx_http_fishchat_manager_clients(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     return ngx_http_fishchat_manager_scan(ctx, ctx->main->clients,
-                                    &ngx_http_fishchat_manager_clients_scan);
+                                    &ngx_http_fishchat_manager_clients_scan,
+                                    NULL);
 }
 
 

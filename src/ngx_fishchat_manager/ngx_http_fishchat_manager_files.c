@@ -62,7 +62,7 @@ char  ngx_http_fishchat_manager_file_delete_lua[] =
 
 
 /*
- * KEYS: the owner's file ids.  ARGV: the prefix, cursor, count.  SSCAN
+ * KEYS: the owner's file ids.  ARGV: cursor, count, the prefix.  SSCAN
  * until about "count" ids or the end (at most 16 calls); an id whose
  * record is gone is dropped from the set.  {cursor, {id, name, type,
  * size, state, sha256, created, expires}...}
@@ -70,15 +70,15 @@ char  ngx_http_fishchat_manager_file_delete_lua[] =
 
 char  ngx_http_fishchat_manager_files_lua[] =
     NGX_HTTP_FISHCHAT_MANAGER_FILE_LUA
-    "local cursor = ARGV[2] "
-    "local want = tonumber(ARGV[3]) "
+    "local cursor = ARGV[1] "
+    "local want = tonumber(ARGV[2]) "
     "local r = {} "
     "local i = 0 "
     "repeat "
         "local s = redis.call('SSCAN', KEYS[1], cursor, 'COUNT', want) "
         "cursor = s[1] "
         "for _, id in ipairs(s[2]) do "
-            "local f = file(ARGV[1] .. 'file:{' .. id .. '}') "
+            "local f = file(ARGV[3] .. 'file:{' .. id .. '}') "
             "if f then "
                 "r[#r + 1] = {id, f[1], f[2], f[3], f[4], f[5], f[6], f[7]} "
             "else "
@@ -115,6 +115,13 @@ char  ngx_http_fishchat_manager_quarantine_lua[] =
 
 
 static ngx_str_t  ngx_http_fishchat_manager_files_tag = ngx_string("files");
+
+
+/* the fields of a record the scripts answer, in their order */
+
+static char  *ngx_http_fishchat_manager_file_names[] = {
+    "name", "type", "#size", "state", "sha256", "#created", "#expires"
+};
 
 
 static ngx_http_fishchat_manager_scan_t  ngx_http_fishchat_manager_files_scan =
@@ -262,24 +269,14 @@ ngx_int_t
 ngx_http_fishchat_manager_files(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char     *p;
-    ngx_int_t   rc;
-    ngx_str_t   args[4];
-
-    if (ngx_http_fishchat_manager_page(ctx, &rc) != NGX_OK) {
-        return rc;
-    }
+    ngx_str_t   set;
 
     p = ctx->scratch;
+    set = ngx_fishchat_key(&p, "files:", &ctx->param[0], ":ids");
 
-    args[0] = ngx_fishchat_key(&p, "files:", &ctx->param[0], ":ids");
-    args[1] = ctx->fcf->redis_prefix;
-    ngx_http_fishchat_manager_page_args(ctx, &args[2]);
-
-    ctx->scan = &ngx_http_fishchat_manager_files_scan;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->files,
-                                        ngx_http_fishchat_manager_scan_page,
-                                        1, 4, args);
+    return ngx_http_fishchat_manager_scan(ctx, ctx->main->files,
+                                          &ngx_http_fishchat_manager_files_scan,
+                                          &set);
 }
 
 
@@ -301,20 +298,9 @@ static void
 ngx_http_fishchat_manager_file_fields(ngx_fishchat_json_t *out,
     redisReply **f)
 {
-    ngx_fishchat_json_fmt(out, ",\"name\":");
-    ngx_fishchat_json_rstr(out, f[0]);
-    ngx_fishchat_json_fmt(out, ",\"type\":");
-    ngx_fishchat_json_rstr(out, f[1]);
-    ngx_fishchat_json_fmt(out, ",\"size\":");
-    ngx_fishchat_json_rnum(out, f[2]);
-    ngx_fishchat_json_fmt(out, ",\"state\":");
-    ngx_fishchat_json_rstr(out, f[3]);
-    ngx_fishchat_json_fmt(out, ",\"sha256\":");
-    ngx_fishchat_json_rstr(out, f[4]);
-    ngx_fishchat_json_fmt(out, ",\"created\":");
-    ngx_fishchat_json_rnum(out, f[5]);
-    ngx_fishchat_json_fmt(out, ",\"expires\":");
-    ngx_fishchat_json_rnum(out, f[6]);
+    ngx_http_fishchat_manager_fields(out, f,
+                                     ngx_http_fishchat_manager_file_names,
+                                     7);
 }
 
 
@@ -404,14 +390,14 @@ static ngx_int_t
 ngx_http_fishchat_manager_file_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     redisReply *reply)
 {
+    ngx_int_t            rc;
     ngx_fishchat_json_t  out;
 
-    if (reply->type != REDIS_REPLY_INTEGER) {
-        return NGX_HTTP_INTERNAL_SERVER_ERROR;
-    }
-
-    if (reply->integer == 0) {
-        return ngx_http_fishchat_manager_not_found(ctx, "file");
+    if (ngx_http_fishchat_manager_counted(ctx, reply, &rc, "no file \"%V\"",
+                                          &ctx->param[0], NULL)
+        != NGX_OK)
+    {
+        return rc;
     }
 
     if (reply->integer == -2) {

@@ -1231,6 +1231,30 @@ ngx_http_fishchat_manager_open(ngx_http_fishchat_manager_ctx_t *ctx,
 
 
 /*
+ * ,"<name>":<value> of "n" consecutive elements of a reply, named by
+ * "names": a string, or a number where the name starts with '#'
+ */
+
+void
+ngx_http_fishchat_manager_fields(ngx_fishchat_json_t *out, redisReply **f,
+    char **names, ngx_uint_t n)
+{
+    ngx_uint_t  i;
+
+    for (i = 0; i < n; i++) {
+        if (names[i][0] == '#') {
+            ngx_fishchat_json_fmt(out, ",\"%s\":", names[i] + 1);
+            ngx_fishchat_json_rnum(out, f[i]);
+
+        } else {
+            ngx_fishchat_json_fmt(out, ",\"%s\":", names[i]);
+            ngx_fishchat_json_rstr(out, f[i]);
+        }
+    }
+}
+
+
+/*
  * The head of a page of messages: {"<key>":<the first parameter>,
  * "<count>":<the first element>,"messages":[, with room for the elements
  * from "first" on
@@ -1289,6 +1313,32 @@ ngx_http_fishchat_manager_not_found(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
+/*
+ * The integer answer of a script that writes: 0 (nothing there) is
+ * NOT_FOUND with the message given, of "a" and "b"; NGX_OK to go on,
+ * otherwise *rc is the answer to return
+ */
+
+ngx_int_t
+ngx_http_fishchat_manager_counted(ngx_http_fishchat_manager_ctx_t *ctx,
+    redisReply *reply, ngx_int_t *rc, char *fmt, ngx_str_t *a, ngx_str_t *b)
+{
+    if (reply->type != REDIS_REPLY_INTEGER) {
+        *rc = NGX_HTTP_INTERNAL_SERVER_ERROR;
+        return NGX_ERROR;
+    }
+
+    if (reply->integer == 0) {
+        *rc = ngx_http_fishchat_manager_error(ctx->request,
+                                              NGX_HTTP_NOT_FOUND,
+                                              "NOT_FOUND", fmt, a, b);
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 /* EVALSHA of a script that writes */
 
 ngx_int_t
@@ -1324,13 +1374,15 @@ ngx_http_fishchat_manager_cursor(ngx_fishchat_json_t *out,
 
 /*
  * A page of a SCAN over the keys of one kind ("client:", "topic:"): the
- * script gets the MATCH pattern, the cursor, the page size and the prefix
+ * script gets the MATCH pattern, the cursor, the page size and the prefix;
+ * or, with "set", a page of the members of that key: KEYS[1] is the set,
+ * the script gets the cursor, the page size and the prefix
  */
 
 ngx_int_t
 ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_fishchat_redis_script_t *script,
-    ngx_http_fishchat_manager_scan_t *scan)
+    ngx_http_fishchat_manager_scan_t *scan, ngx_str_t *set)
 {
     u_char     *p;
     ngx_int_t   rc;
@@ -1342,7 +1394,7 @@ ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key_pattern(&p, scan->kind);
+    args[0] = set ? *set : ngx_fishchat_key_pattern(&p, scan->kind);
     ngx_http_fishchat_manager_page_args(ctx, &args[1]);
     args[3] = ctx->fcf->redis_prefix;
 
@@ -1350,7 +1402,7 @@ ngx_http_fishchat_manager_scan(ngx_http_fishchat_manager_ctx_t *ctx,
 
     return ngx_http_fishchat_manager_eval(ctx, script,
                                         ngx_http_fishchat_manager_scan_page,
-                                        0, 4, args);
+                                        set ? 1 : 0, 4, args);
 }
 
 

@@ -129,6 +129,13 @@ static char  *ngx_http_fishchat_manager_topic_keys[] = {
 };
 
 
+/* the fields of a topic the scripts answer, after its name */
+
+static char  *ngx_http_fishchat_manager_topic_names[] = {
+    "creator", "#created", "#messages", "#members", "#history"
+};
+
+
 /* GET /topics: SCAN for "topic:" keys, a list of entries of 5 fields */
 
 static ngx_http_fishchat_manager_scan_t
@@ -146,7 +153,8 @@ ngx_int_t
 ngx_http_fishchat_manager_topics(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     return ngx_http_fishchat_manager_scan(ctx, ctx->main->topics,
-                                    &ngx_http_fishchat_manager_topics_scan);
+                                    &ngx_http_fishchat_manager_topics_scan,
+                                    NULL);
 }
 
 
@@ -157,14 +165,8 @@ ngx_http_fishchat_manager_topic_item(ngx_fishchat_json_t *out, redisReply *e)
 {
     ngx_fishchat_json_fmt(out, "{\"name\":");
     ngx_fishchat_json_rstr(out, e->element[0]);
-    ngx_fishchat_json_fmt(out, ",\"creator\":");
-    ngx_fishchat_json_rstr(out, e->element[1]);
-    ngx_fishchat_json_fmt(out, ",\"created\":");
-    ngx_fishchat_json_rnum(out, e->element[2]);
-    ngx_fishchat_json_fmt(out, ",\"messages\":");
-    ngx_fishchat_json_rnum(out, e->element[3]);
-    ngx_fishchat_json_fmt(out, ",\"members\":");
-    ngx_fishchat_json_rnum(out, e->element[4]);
+    ngx_http_fishchat_manager_fields(out, &e->element[1],
+                                     ngx_http_fishchat_manager_topic_names, 4);
     ngx_fishchat_json_fmt(out, "}");
 }
 
@@ -349,16 +351,8 @@ ngx_http_fishchat_manager_topic_done(ngx_http_fishchat_manager_ctx_t *ctx,
     }
 
     ngx_http_fishchat_manager_open(ctx, &out, 1024, "name", &ctx->param[0]);
-    ngx_fishchat_json_fmt(&out, ",\"creator\":");
-    ngx_fishchat_json_rstr(&out, reply->element[0]);
-    ngx_fishchat_json_fmt(&out, ",\"created\":");
-    ngx_fishchat_json_rnum(&out, reply->element[1]);
-    ngx_fishchat_json_fmt(&out, ",\"messages\":");
-    ngx_fishchat_json_rnum(&out, reply->element[2]);
-    ngx_fishchat_json_fmt(&out, ",\"members\":");
-    ngx_fishchat_json_rnum(&out, reply->element[3]);
-    ngx_fishchat_json_fmt(&out, ",\"history\":");
-    ngx_fishchat_json_rnum(&out, reply->element[4]);
+    ngx_http_fishchat_manager_fields(&out, reply->element,
+                                     ngx_http_fishchat_manager_topic_names, 5);
     ngx_fishchat_json_fmt(&out, "}");
 
     return ngx_http_fishchat_manager_send(ctx, NGX_HTTP_OK, &out);

@@ -391,17 +391,9 @@ ngx_stream_fishchat_msg_refresh(ngx_stream_fishchat_msg_session_t *sess,
 
     w = ngx_stream_fishchat_msg_worker;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command "
-                                              "\"REFRESH_TOKEN\"");
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "REFRESH_TOKEN before login");
+    rc = ngx_stream_fishchat_msg_optin_check(sess, "REFRESH_TOKEN");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (m->nargs != 1) {

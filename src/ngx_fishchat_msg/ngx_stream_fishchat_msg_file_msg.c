@@ -214,27 +214,15 @@ ngx_stream_fishchat_msg_file_send(ngx_stream_fishchat_msg_session_t *sess,
 
     /* to, ref, the file id, then the reader and the reference to note */
 
-    size = to->len + (ref ? ref->len : 0) + id.len
-           + sizeof("topic:") - 1 + sizeof("topic\n\n") + to->len
+    size = id.len + sizeof("topic:") - 1 + sizeof("topic\n\n") + to->len
            + NGX_FISHCHAT_UUID_LEN;
 
-    call = ngx_stream_fishchat_msg_call(sess, size);
+    call = ngx_stream_fishchat_msg_call_str(sess, to, ref, size, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
 
     call->resync = topic;
-
-    call->to.data = call->data;
-    call->to.len = to->len;
-    p = ngx_cpymem(call->data, to->data, to->len);
-
-    if (ref) {
-        call->ref.data = p;
-        call->ref.len = ref->len;
-        p = ngx_cpymem(p, ref->data, ref->len);
-    }
 
     p = ngx_cpymem(p, id.data, id.len);
 
@@ -292,15 +280,10 @@ ngx_stream_fishchat_msg_file_url(ngx_stream_fishchat_msg_session_t *sess,
 
     w = ngx_stream_fishchat_msg_worker;
 
-    call = ngx_stream_fishchat_msg_call(sess, id.len);
+    call = ngx_stream_fishchat_msg_call_str(sess, &id, NULL, 0, NULL);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = id.len;
-    ngx_memcpy(call->data, id.data, id.len);
 
     p = w->scratch;
 
@@ -328,21 +311,14 @@ ngx_stream_fishchat_msg_file_check(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                c;
     size_t                i;
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command \"%s\"",
-                                              cmd);
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "%s before login", cmd);
+    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (fcf->files_url.len == 0) {

@@ -128,17 +128,9 @@ ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command "
-                                              "\"FILE_SLOT\"");
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "FILE_SLOT before login");
+    rc = ngx_stream_fishchat_msg_optin_check(sess, "FILE_SLOT");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (fcf->files_url.len == 0 || fcf->auth_secret.len == 0) {
@@ -219,23 +211,16 @@ ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
     u_char                            *p;
+    ngx_int_t                          rc;
     ngx_str_t                          args[4];
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
 
     w = ngx_stream_fishchat_msg_worker;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command "
-                                              "\"FILE_DELETE\"");
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "FILE_DELETE before login");
+    rc = ngx_stream_fishchat_msg_optin_check(sess, "FILE_DELETE");
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (m->nargs != 1 || ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
@@ -246,15 +231,11 @@ ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
 
     /* the id, then the answer: its argument escaped takes 6 times more */
 
-    call = ngx_stream_fishchat_msg_call(sess, 7 * m->args[0].len + 64);
+    call = ngx_stream_fishchat_msg_call_str(sess, &m->args[0], NULL,
+                                            6 * m->args[0].len + 64, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = m->args[0].len;
-    p = ngx_cpymem(call->data, m->args[0].data, m->args[0].len);
 
     call->ref.data = p;
     call->ref.len = ngx_fishchat_frame_write(p,

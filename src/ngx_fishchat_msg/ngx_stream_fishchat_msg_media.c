@@ -88,16 +88,11 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
                                               "topic:<name> or p2p:<id>");
     }
 
-    call = ngx_stream_fishchat_msg_call(sess, target->len
-                                        + NGX_FISHCHAT_MEDIA_STREAM_LEN);
+    call = ngx_stream_fishchat_msg_call_str(sess, target, NULL,
+                                            NGX_FISHCHAT_MEDIA_STREAM_LEN, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
-
-    call->to.data = call->data;
-    call->to.len = target->len;
-    p = ngx_cpymem(call->data, target->data, target->len);
 
     /* the stream's name is the server's, never client text */
 
@@ -149,15 +144,16 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
                                               "stream");
     }
 
-    call = ngx_stream_fishchat_msg_call(sess, m->args[0].len);
+    call = ngx_stream_fishchat_msg_call_str(sess, &m->args[0], NULL, 0,
+                                            NULL);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
 
-    call->ref.data = call->data;
-    call->ref.len = m->args[0].len;
-    ngx_memcpy(call->data, m->args[0].data, m->args[0].len);
+    /* the stream in call->ref; call->to stays empty: NO_SUCH_STREAM */
+
+    call->ref = call->to;
+    ngx_str_null(&call->to);
 
     w = ngx_stream_fishchat_msg_worker;
     p = w->scratch;
@@ -181,21 +177,14 @@ static ngx_int_t
 ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m, char *cmd)
 {
+    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    if (!sess->optin) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              1, "unknown command \"%s\"",
-                                              cmd);
-    }
-
-    if (!sess->logged_in) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
-                                              1, "%s before login", cmd);
+    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
+    if (rc != NGX_DECLINED) {
+        return rc;
     }
 
     if (m->nargs != 1) {

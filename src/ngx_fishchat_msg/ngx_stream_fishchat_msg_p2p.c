@@ -16,6 +16,13 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
+/* the text of the inbox limits, the send script's ARGV[3] and ARGV[4] */
+#define NGX_STREAM_FISHCHAT_MSG_SEND_NUM  (NGX_INT_T_LEN + NGX_INT64_LEN)
+
+
+static void ngx_stream_fishchat_msg_send_args(ngx_str_t *args, ngx_str_t *to,
+    ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
+    ngx_stream_fishchat_msg_srv_conf_t *mscf, u_char *num);
 static ngx_int_t ngx_stream_fishchat_msg_p2p_args(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
@@ -125,8 +132,7 @@ ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t                            args[12], dargs[3], frame;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
-    u_char                               max[NGX_INT_T_LEN];
-    u_char                               ttl[NGX_INT64_LEN];
+    u_char                               num[NGX_STREAM_FISHCHAT_MSG_SEND_NUM];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -143,54 +149,65 @@ ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
     size = ngx_fishchat_frame_size(&ngx_stream_fishchat_msg_resp_p2p, dargs,
                                    3);
 
-    call = ngx_stream_fishchat_msg_call(sess, size + to->len
-                                              + (ref ? ref->len : 0));
+    /* to and ref, then the frame */
+
+    call = ngx_stream_fishchat_msg_call_str(sess, to, ref, size, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
     }
 
     ngx_memcpy(call->uuid, uuid, NGX_FISHCHAT_UUID_LEN);
     dargs[2].data = call->uuid;
 
-    frame.data = call->data;
+    frame.data = p;
     p = ngx_fishchat_frame_write(frame.data,
                                  &ngx_stream_fishchat_msg_resp_p2p, dargs, 3);
     frame.len = p - frame.data;
 
     call->frame = frame;
 
-    call->to.data = p;
-    call->to.len = to->len;
-    p = ngx_cpymem(p, to->data, to->len);
-
-    if (ref) {
-        call->ref.data = p;
-        call->ref.len = ref->len;
-        ngx_memcpy(p, ref->data, ref->len);
-    }
-
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
-    args[2] = ngx_fishchat_key(&p, "client:", to, "");
-    args[3] = dargs[2];
-    args[4] = frame;
-    args[5].data = max;
-    args[5].len = ngx_sprintf(max, "%ui", sess->conf->inbox_max) - max;
-    args[6].data = ttl;
-    args[6].len = ngx_sprintf(ttl, "%M", sess->conf->inbox_ttl) - ttl;
-    args[7] = w->channel;
-    args[8] = call->to;
-    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
-    args[10] = sess->node.str;
-    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+    ngx_stream_fishchat_msg_send_args(args, &call->to, &dargs[2], &frame,
+                                      &sess->node.str, sess->conf, num);
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->send,
                                              ngx_stream_fishchat_msg_stored,
                                              3, 12, args,
                                              "message not accepted");
+}
+
+
+/*
+ * The send script's arguments: the delivery "frame" of a message to "to"
+ * under "uuid", sent by "sender", with the inbox limits of "mscf" written
+ * in "num"; the key names go to the worker's scratch
+ */
+
+static void
+ngx_stream_fishchat_msg_send_args(ngx_str_t *args, ngx_str_t *to,
+    ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
+    ngx_stream_fishchat_msg_srv_conf_t *mscf, u_char *num)
+{
+    u_char                            *p;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    w = ngx_stream_fishchat_msg_worker;
+    p = w->scratch;
+
+    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
+    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
+    args[2] = ngx_fishchat_key(&p, "client:", to, "");
+    args[3] = *uuid;
+    args[4] = *frame;
+    args[5].data = num;
+    args[5].len = ngx_sprintf(num, "%ui", mscf->inbox_max) - num;
+    args[6].data = num + args[5].len;
+    args[6].len = ngx_sprintf(args[6].data, "%M", mscf->inbox_ttl)
+                  - args[6].data;
+    args[7] = w->channel;
+    args[8] = *to;
+    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
+    args[10] = *sender;
+    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 }
 
 
@@ -380,8 +397,7 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
     ngx_stream_fishchat_msg_route_t      *r;
     ngx_stream_fishchat_msg_worker_t     *w;
     ngx_stream_fishchat_msg_srv_conf_t  **mscf;
-    u_char                                max[NGX_INT_T_LEN];
-    u_char                                ttl[NGX_INT64_LEN];
+    u_char                                num[NGX_STREAM_FISHCHAT_MSG_SEND_NUM];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -419,22 +435,8 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
     r->to.len = to->len;
     ngx_memcpy(p, to->data, to->len);
 
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
-    args[2] = ngx_fishchat_key(&p, "client:", to, "");
-    args[3] = dargs[2];
-    args[4] = r->frame;
-    args[5].data = max;
-    args[5].len = ngx_sprintf(max, "%ui", mscf[0]->inbox_max) - max;
-    args[6].data = ttl;
-    args[6].len = ngx_sprintf(ttl, "%M", mscf[0]->inbox_ttl) - ttl;
-    args[7] = w->channel;
-    args[8] = r->to;
-    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
-    args[10] = *from;
-    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+    ngx_stream_fishchat_msg_send_args(args, &r->to, &dargs[2], &r->frame,
+                                      from, mscf[0], num);
 
     req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->send,
                                   ngx_stream_fishchat_msg_routed, r, 3, 12,

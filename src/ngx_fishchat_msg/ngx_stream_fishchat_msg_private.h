@@ -224,6 +224,8 @@ extern ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
 ngx_int_t ngx_stream_fishchat_msg_refuse(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
     ngx_uint_t fatal, const char *fmt, ...);
+ngx_int_t ngx_stream_fishchat_msg_optin_check(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd);
 ngx_int_t ngx_stream_fishchat_msg_not_stored(
     ngx_stream_fishchat_msg_session_t *sess, redisReply *reply);
 ngx_int_t ngx_stream_fishchat_msg_reply(
@@ -237,6 +239,9 @@ ngx_int_t ngx_stream_fishchat_msg_writev(
 void ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess);
 ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call(
     ngx_stream_fishchat_msg_session_t *sess, size_t size);
+ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_msg_call_str(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *to, ngx_str_t *ref,
+    size_t more, u_char **last);
 void ngx_stream_fishchat_msg_call_done(ngx_stream_fishchat_msg_call_t *call);
 ngx_int_t ngx_stream_fishchat_msg_call_eval(
     ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_redis_script_t *script,

@@ -1175,6 +1175,32 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
+ * A command of the opt-in protocol: unknown to a seed client, refused
+ * before login.  NGX_DECLINED: go on; otherwise the refusal's result.
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_optin_check(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd)
+{
+    if (!sess->optin) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                              1, "unknown command \"%s\"",
+                                              cmd);
+    }
+
+    if (!sess->logged_in) {
+        return ngx_stream_fishchat_msg_refuse(sess,
+                                              NGX_FISHCHAT_ERR_NOT_LOGGED_IN,
+                                              1, "%s before login", cmd);
+    }
+
+    return NGX_DECLINED;
+}
+
+
+/*
  * No answer to a message to store (to a client, to a topic): where Redis
  * may have stored it all the same, the client is told so; otherwise the
  * message is not accepted
@@ -1414,6 +1440,45 @@ ngx_stream_fishchat_msg_call(ngx_stream_fishchat_msg_session_t *sess,
     call->sess = sess;
     call->counters = sess->counters;
     ngx_queue_insert_tail(&sess->reqs, &call->queue);
+
+    return call;
+}
+
+
+/*
+ * A call of the session that keeps "to" (a topic's name, a recipient, a
+ * file id) in call->to and "ref", if any, in call->ref for its handler,
+ * with "more" bytes of its data free after them, from *last (if "last");
+ * NULL when memory ran out and the session was closed.
+ */
+
+ngx_stream_fishchat_msg_call_t *
+ngx_stream_fishchat_msg_call_str(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *to, ngx_str_t *ref, size_t more, u_char **last)
+{
+    u_char                          *p;
+    ngx_stream_fishchat_msg_call_t  *call;
+
+    call = ngx_stream_fishchat_msg_call(sess, to->len + (ref ? ref->len : 0)
+                                              + more);
+    if (call == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NULL;
+    }
+
+    call->to.data = call->data;
+    call->to.len = to->len;
+    p = ngx_cpymem(call->data, to->data, to->len);
+
+    if (ref) {
+        call->ref.data = p;
+        call->ref.len = ref->len;
+        p = ngx_cpymem(p, ref->data, ref->len);
+    }
+
+    if (last) {
+        *last = p;
+    }
 
     return call;
 }

@@ -76,8 +76,6 @@ static void ngx_stream_fishchat_topic_list(redisReply *reply, void *data);
 static ngx_int_t ngx_stream_fishchat_topic_send(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_topic_sent(redisReply *reply, void *data);
-static ngx_stream_fishchat_msg_call_t *ngx_stream_fishchat_topic_name_call(
-    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *name);
 static ngx_stream_fishchat_msg_session_t *ngx_stream_fishchat_topic_taken(
     ngx_stream_fishchat_msg_call_t *call);
 static void ngx_stream_fishchat_topic_refused(
@@ -294,7 +292,8 @@ ngx_stream_fishchat_topic_start(ngx_stream_fishchat_msg_session_t *sess,
         return rc;
     }
 
-    *call = ngx_stream_fishchat_topic_name_call(sess, &m->args[0]);
+    *call = ngx_stream_fishchat_msg_call_str(sess, &m->args[0], NULL, 0,
+                                             NULL);
     if (*call == NULL) {
         return NGX_ERROR;
     }
@@ -786,22 +785,10 @@ ngx_stream_fishchat_topic_post(ngx_stream_fishchat_msg_session_t *sess,
 
     w = ngx_stream_fishchat_msg_worker;
 
-    call = ngx_stream_fishchat_msg_call(sess, name->len
-                                              + (ref ? ref->len : 0)
-                                              + (file ? file->len : 0));
+    call = ngx_stream_fishchat_msg_call_str(sess, name, ref,
+                                            file ? file->len : 0, &p);
     if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
         return NGX_ERROR;
-    }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    p = ngx_cpymem(call->data, name->data, name->len);
-
-    if (ref) {
-        call->ref.data = p;
-        call->ref.len = ref->len;
-        p = ngx_cpymem(p, ref->data, ref->len);
     }
 
     if (file) {
@@ -910,31 +897,6 @@ ngx_stream_fishchat_topic_sent(redisReply *reply, void *data)
 
 
 /* runs a script for a session's call; NGX_OK while the session goes on */
-
-/*
- * A call of the session that keeps the topic's name (in call->to) for its
- * handler; NULL when memory ran out and the session was closed.
- */
-
-static ngx_stream_fishchat_msg_call_t *
-ngx_stream_fishchat_topic_name_call(ngx_stream_fishchat_msg_session_t *sess,
-    ngx_str_t *name)
-{
-    ngx_stream_fishchat_msg_call_t  *call;
-
-    call = ngx_stream_fishchat_msg_call(sess, name->len);
-    if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NULL;
-    }
-
-    call->to.data = call->data;
-    call->to.len = name->len;
-    ngx_memcpy(call->data, name->data, name->len);
-
-    return call;
-}
-
 
 /*
  * The script of a call; "callp" (if any) gets the call when it is under
