@@ -4,6 +4,9 @@
 #   util/build.sh            static modules: build/nginx/sbin/nginx
 #   util/build.sh dynamic    the suite as dynamic modules against the same
 #                            nginx: build/dynamic/sbin/nginx + modules/*.so
+#   util/build.sh release    static, without --with-debug: what the debug
+#                            build costs is measured against it
+#                            (bench/README.md); build/release/sbin/nginx
 #
 # Sources: NGINX_SRC / RTMP_SRC may name an unpacked tree or a tarball of
 # your own; otherwise the pristine upstream tarballs are downloaded from
@@ -102,6 +105,10 @@ common=(--with-stream --with-stream_ssl_module --with-http_ssl_module
         --with-threads --with-debug
         --add-module="$rtmp_src")
 
+# the same without --with-debug (util/build.sh release)
+release=(--with-stream --with-stream_ssl_module --with-http_ssl_module
+         --with-threads --add-module="$rtmp_src")
+
 case "$mode" in
 static)
     prefix="$build/nginx"
@@ -115,8 +122,14 @@ dynamic)
     args=(--prefix="$prefix" --builddir="$objs" "${common[@]}"
           --add-dynamic-module="$top")
     ;;
+release)
+    prefix="$build/release"
+    objs="$build/objs-release"
+    args=(--prefix="$prefix" --builddir="$objs" "${release[@]}"
+          --add-module="$top")
+    ;;
 *)
-    echo "usage: $0 [static|dynamic]" >&2
+    echo "usage: $0 [static|dynamic|release]" >&2
     exit 2
     ;;
 esac
