@@ -33,7 +33,8 @@ pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libhttp-message-perl libencode-perl libfilter-perl
       libscalar-list-utils-perl libjson-pp-perl procps wrk
       chromium chromium-driver
-      libjwt-dev libio-socket-ssl-perl openssl"
+      libjwt-dev libio-socket-ssl-perl openssl
+      clang libclang-rt-14-dev"
 
 missing=""
 for p in $pkgs; do

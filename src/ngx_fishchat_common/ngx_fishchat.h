@@ -436,9 +436,16 @@ void ngx_fishchat_parser_init(ngx_fishchat_parser_t *p, size_t max);
 ngx_int_t ngx_fishchat_parse_frame(ngx_fishchat_parser_t *p, ngx_buf_t *b,
     ngx_str_t *frame, ngx_log_t *log);
 void ngx_fishchat_parser_free(ngx_fishchat_parser_t *p);
+
+/* ngx_fishchat_frame_decode.c: a frame's JSON */
 ngx_int_t ngx_fishchat_frame_decode(ngx_str_t *frame,
     ngx_fishchat_frame_t *m, u_char *err, size_t errlen);
+ngx_int_t ngx_fishchat_frame_fast(ngx_str_t *frame, ngx_fishchat_frame_t *m);
+ngx_int_t ngx_fishchat_frame_json(ngx_str_t *frame, ngx_fishchat_frame_t *m,
+    u_char *err, size_t errlen);
 void ngx_fishchat_frame_free(ngx_fishchat_frame_t *m);
+size_t ngx_fishchat_utf8_len(u_char *p, u_char *last);
+
 size_t ngx_fishchat_frame_size(ngx_str_t *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
 u_char *ngx_fishchat_frame_write(u_char *p, ngx_str_t *cmd, ngx_str_t *args,

@@ -11,9 +11,7 @@
  * and copies a frame into memory of its own only while the frame is split
  * across reads, so an idle session holds no buffer at all.
  *
- * JSON is decoded with jansson: it is kept up to date in Debian, validates
- * UTF-8, rejects NUL characters in strings and trailing garbage, and decodes
- * from a buffer that is not NUL-terminated (json_loadb).  Replies have one
+ * Frames are decoded in ngx_fishchat_frame_decode.c.  Replies have one
  * fixed shape and are encoded here directly, escaped as Go's json.Encoder
  * of the seed does (HTML characters and U+2028/U+2029 included, invalid
  * UTF-8 replaced).
@@ -22,7 +20,6 @@
 
 #include <ngx_config.h>
 #include <ngx_core.h>
-#include <jansson.h>
 #include "ngx_fishchat.h"
 
 
@@ -175,150 +172,6 @@ ngx_fishchat_parse_frame(ngx_fishchat_parser_t *p, ngx_buf_t *b,
     p->have = 0;
 
     return NGX_OK;
-}
-
-
-/*
- * The seed's shape: an object with a string "CmdName" and an array of
- * strings "Args" (absent or null means none); other fields are ignored.
- */
-
-ngx_int_t
-ngx_fishchat_frame_decode(ngx_str_t *frame, ngx_fishchat_frame_t *m,
-    u_char *err, size_t errlen)
-{
-    size_t        i, n;
-    json_t       *root, *cmd, *args, *arg;
-    json_error_t  jerr;
-
-    m->root = NULL;
-    m->nargs = 0;
-
-    root = json_loadb((const char *) frame->data, frame->len, 0, &jerr);
-
-    if (root == NULL) {
-        ngx_snprintf(err, errlen, "invalid JSON: %s at offset %d%Z",
-                     jerr.text, jerr.position);
-        return NGX_ERROR;
-    }
-
-    if (!json_is_object(root)) {
-        ngx_snprintf(err, errlen, "a JSON object expected%Z");
-        goto failed;
-    }
-
-    cmd = json_object_get(root, "CmdName");
-
-    if (!json_is_string(cmd) || json_string_length(cmd) == 0) {
-        ngx_snprintf(err, errlen, "\"CmdName\" must be a non-empty string%Z");
-        goto failed;
-    }
-
-    m->cmd.data = (u_char *) json_string_value(cmd);
-    m->cmd.len = json_string_length(cmd);
-
-    args = json_object_get(root, "Args");
-
-    if (args != NULL && !json_is_null(args)) {
-
-        if (!json_is_array(args)) {
-            ngx_snprintf(err, errlen, "\"Args\" must be an array%Z");
-            goto failed;
-        }
-
-        n = json_array_size(args);
-
-        if (n > NGX_FISHCHAT_MAX_ARGS) {
-            ngx_snprintf(err, errlen, "more than %d arguments%Z",
-                         NGX_FISHCHAT_MAX_ARGS);
-            goto failed;
-        }
-
-        for (i = 0; i < n; i++) {
-            arg = json_array_get(args, i);
-
-            if (!json_is_string(arg)) {
-                ngx_snprintf(err, errlen, "argument %uz is not a string%Z",
-                             i + 1);
-                goto failed;
-            }
-
-            m->args[i].data = (u_char *) json_string_value(arg);
-            m->args[i].len = json_string_length(arg);
-        }
-
-        m->nargs = n;
-    }
-
-    m->root = root;
-
-    return NGX_OK;
-
-failed:
-
-    json_decref(root);
-
-    return NGX_ERROR;
-}
-
-
-void
-ngx_fishchat_frame_free(ngx_fishchat_frame_t *m)
-{
-    if (m->root) {
-        json_decref(m->root);
-        m->root = NULL;
-    }
-}
-
-
-/*
- * The length of the valid UTF-8 sequence of 2 to 4 bytes at p, or 0: no
- * overlong forms, no surrogates, nothing past U+10FFFF.
- */
-
-static size_t
-ngx_fishchat_utf8_len(u_char *p, u_char *last)
-{
-    size_t    len, i;
-    uint32_t  u, min;
-
-    if (*p >= 0xc2 && *p <= 0xdf) {
-        len = 2;
-        u = *p & 0x1f;
-        min = 0x80;
-
-    } else if (*p >= 0xe0 && *p <= 0xef) {
-        len = 3;
-        u = *p & 0x0f;
-        min = 0x800;
-
-    } else if (*p >= 0xf0 && *p <= 0xf4) {
-        len = 4;
-        u = *p & 0x07;
-        min = 0x10000;
-
-    } else {
-        return 0;
-    }
-
-    if ((size_t) (last - p) < len) {
-        return 0;
-    }
-
-    for (i = 1; i < len; i++) {
-        if ((p[i] & 0xc0) != 0x80) {
-            return 0;
-        }
-
-        u = (u << 6) | (p[i] & 0x3f);
-    }
-
-    if (u < min || u > 0x10ffff || (u >= 0xd800 && u <= 0xdfff)) {
-        return 0;
-    }
-
-    return len;
 }
 
 
