@@ -350,6 +350,7 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
         /* the stored RESP_MESSAGE_P2P frame: <msg> <from> <uuid> */
 
         m.root = NULL;
+        m.nargs = 0;
 
         if (e->type == REDIS_REPLY_STRING && e->len > 4) {
             frame.data = (u_char *) e->str + 4;
@@ -358,11 +359,11 @@ ngx_http_fishchat_manager_inbox_done(ngx_http_fishchat_manager_ctx_t *ctx,
             if (ngx_fishchat_frame_decode(&frame, &m, err, sizeof(err))
                 != NGX_OK)
             {
-                m.root = NULL;
+                m.nargs = 0;
             }
         }
 
-        if (m.root && m.nargs >= 2) {
+        if (m.nargs >= 2) {
             ngx_fishchat_json_fmt(&out, ",\"from\":");
             ngx_fishchat_json_str(&out, &m.args[1]);
             ngx_fishchat_json_fmt(&out, ",\"message\":");
