@@ -8,7 +8,8 @@
 #                                    kept in var/fuzz/corpus
 #
 # Prints libFuzzer's last status line (executions, coverage); exits non-0
-# on any difference or sanitizer report.
+# on any difference or sanitizer report (the input that shows it is kept
+# in var/fuzz/crash-*).
 
 set -euo pipefail
 
@@ -51,6 +52,7 @@ printf '{"CmdName":"X","Args":["\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"]}\r\n' \
 printf '{"CmdName":"X","Args":null}' > "$out/corpus/s5"
 
 "$out/frame_fuzz" -max_total_time="$secs" -max_len=4096 -timeout=10 \
+    -artifact_prefix="$out/" \
     -print_final_stats=1 "$out/corpus" > "$out/last.log" 2>&1 \
     || { tail -40 "$out/last.log"; exit 1; }
 
