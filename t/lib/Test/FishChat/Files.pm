@@ -156,13 +156,12 @@ use Test::FishChat ();
 use Test::FishChat::Steps ();
 
 use Digest::SHA ();
-use Errno qw(EAGAIN EWOULDBLOCK EINTR ECONNREFUSED ECONNRESET EPIPE);
+use Errno qw(EAGAIN EWOULDBLOCK EINTR ECONNRESET EPIPE);
 use File::Find ();
 use IO::Select ();
 use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX ();
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
 use Exporter 'import';
@@ -317,24 +316,6 @@ sub _parse_request {
     return \%r;
 }
 
-sub _connect {
-    my ($sc, $host, $port, $deadline) = @_;
-    my $sock;
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-                                      Proto => 'tcp',
-                                      Timeout => $left > 0.1 ? $left : 0.1);
-        last if $sock;
-        my $err = $!;
-        die "cannot connect to $host:$port: $err\n"
-            if $err != ECONNREFUSED || Time::HiRes::time() >= $deadline;
-        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
-    }
-    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
-    $sock->blocking(0);
-    return $sock;
-}
 
 sub _head_bytes {
     my ($r, $host, $port, $path) = @_;
@@ -465,7 +446,7 @@ sub request {
     my ($sc, $r, $deadline) = @_;
     $deadline //= $sc->deadline;
     my ($host, $port, $path) = _target($r->{url});
-    my $sock = _connect($sc, $host, $port, $deadline);
+    my $sock = Test::FishChat::Steps::tcp_connect($host, $port, $deadline);
     _write($sock, _head_bytes($r, $host, $port, $path) . $r->{body},
            $deadline, $r->{url});
     my $raw = _read_all($sock, $deadline, $r->{url}, $r->{method});
@@ -597,7 +578,7 @@ Test::FishChat::add_step(
         die "http_open needs part=N\n" if !defined $r->{part};
         my $deadline = $sc->deadline;
         my ($host, $port, $path) = _target($url);
-        my $sock = _connect($sc, $host, $port, $deadline);
+        my $sock = Test::FishChat::Steps::tcp_connect($host, $port, $deadline);
         my $data = _head_bytes($r, $host, $port, $path)
                    . substr($r->{body}, 0, $r->{part});
         my $n = _write($sock, $data, $deadline, $url);
@@ -874,7 +855,7 @@ sub _upload_child {
         my $r = { method => 'PUT', url => $url, body => '', length => $size,
                   send_length => 1, part => undef,
                   headers => [['Content-Type', $type]] };
-        my $sock = _connect(undef, $host, $port, $deadline);
+        my $sock = Test::FishChat::Steps::tcp_connect($host, $port, $deadline);
         my $head = _head_bytes($r, $host, $port, $path);
         my $sent = _write($sock, $head, $deadline, $url);
         for (my ($j, $off) = (0, 0);

@@ -71,14 +71,14 @@ use strict;
 use warnings;
 
 use Test::FishChat ();
+use Test::FishChat::Steps ();
 
-use Errno qw(EAGAIN EWOULDBLOCK EINTR ECONNREFUSED);
+use Errno qw(EAGAIN EWOULDBLOCK EINTR);
 use File::Spec ();
 use IO::Select ();
 use IO::Socket::INET ();
 use JSON::PP ();
 use POSIX ();
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
 # --------------------------------------------------------------------------
@@ -289,26 +289,14 @@ sub _http_get {
     $path //= '/';
     $deadline //= $sc->deadline;
 
-    my $sock;
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-                                      Proto => 'tcp',
-                                      Timeout => $left > 0.1 ? $left : 0.1);
-        last if $sock;
-        my $err = $!;
-        die "cannot connect to $host:$port: $err\n"
-            if $err != ECONNREFUSED || Time::HiRes::time() >= $deadline;
-        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
-    }
-    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+    my $sock = Test::FishChat::Steps::tcp_connect($host, $port, $deadline);
 
+    # a fresh socket's buffer takes the few bytes of the request at once
     my $req = "GET $path HTTP/1.1\r\nHost: $host:$port\r\n"
               . "User-Agent: Test::FishChat::Media\r\n"
               . "Connection: close\r\n\r\n";
     syswrite($sock, $req) == length $req or die "write to $url: $!\n";
 
-    $sock->blocking(0);
     my $sel = IO::Select->new($sock);
     my $raw = '';
     while (1) {

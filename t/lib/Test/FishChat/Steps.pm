@@ -53,6 +53,8 @@ package Test::FishChat::Steps;
 #                                        lines in the message, $capture
 #                                        keeps the arguments
 #   drop_client($sc, $c)                 close a client and forget it
+#   tcp_connect(HOST, PORT, DEADLINE)    a non-blocking socket, connecting
+#                                        again while refused, until DEADLINE
 #   ping_once($sc, $c)                   one SEND_PING -> PONG: its ms
 #   ping_figures($sc, NAME, MS...)       $NAME_n, $NAME_median, $NAME_p90,
 #                                        $NAME_max of these round trips
@@ -72,7 +74,10 @@ use warnings;
 # Test::FishChat is loaded by the test file (it reads the blocks there)
 use Test::FishChat ();
 
+use Errno qw(ECONNREFUSED);
 use File::Path ();
+use IO::Socket::INET ();
+use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
 sub run_steps {
@@ -403,5 +408,27 @@ close se
 redis_wait 0 EXISTS ${PREFIX}client:{eve}
 redis_wait 0 EXISTS ${PREFIX}client:{erin}
 _EOS_
+
+# --------------------------------------------------------------------------
+# a non-blocking TCP connection, retried while nginx is not listening yet
+
+sub tcp_connect {
+    my ($host, $port, $deadline) = @_;
+    my $sock;
+    while (1) {
+        my $left = $deadline - Time::HiRes::time();
+        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+                                      Proto => 'tcp',
+                                      Timeout => $left > 0.1 ? $left : 0.1);
+        last if $sock;
+        my $err = $!;
+        die "cannot connect to $host:$port: $err\n"
+            if $err != ECONNREFUSED || Time::HiRes::time() >= $deadline;
+        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
+    }
+    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+    $sock->blocking(0);
+    return $sock;
+}
 
 1;
