@@ -9,10 +9,15 @@
  * have: the connect timeout, the per-command timeout and the queue kept
  * while Redis is down are done here.
  *
- * A command is formatted at once; while the link is not up it waits in a
- * bounded queue and is sent on reconnect.  Every command has a timer: on
- * expiry its handler gets NULL, and a command that was already sent marks
- * the link as stuck, so the link is dropped and made anew.  The handler of
+ * A command is written as RESP at once, straight into hiredis' output
+ * buffer when the link is up; while it is not, it waits in a bounded queue
+ * (a copy on the heap) and is sent on reconnect.  Every command has a
+ * deadline; a link has one timer, for the earliest: all commands get the
+ * same timeout and are answered in order, so the oldest of each queue is
+ * the one to look at.  On expiry the handler of a command that never left
+ * gets NULL; an oldest sent command with no answer from Redis meanwhile
+ * marks the link as stuck, so the link is dropped (every command sent on
+ * it gets NULL) and made anew.  The handler of
  * a command is called exactly once (reply, or NULL on any failure) unless
  * the command was cancelled; hiredis always calls back every command it
  * took, so a request is freed only then.
@@ -36,6 +41,9 @@
 
 #define NGX_FISHCHAT_REDIS_FREE_MAX     256
 
+/* the arguments of ngx_fishchat_redis_command() */
+#define NGX_FISHCHAT_REDIS_MAX_ARGS     64
+
 /* a channel on the subscriber link */
 #define NGX_FISHCHAT_REDIS_SUB_IDLE     0   /* not sent on this connection */
 #define NGX_FISHCHAT_REDIS_SUB_SENT     1   /* SUBSCRIBE sent */
@@ -47,9 +55,9 @@ struct ngx_fishchat_redis_req_s {
     ngx_fishchat_redis_t           *link;
     ngx_fishchat_redis_handler_pt   handler;
     void                           *data;
-    char                           *cmd;
+    u_char                         *cmd;       /* while waiting */
     size_t                          len;
-    ngx_event_t                     timer;
+    ngx_msec_t                      deadline;
     unsigned                        sent:1;
     unsigned                        done:1;
 };
@@ -83,6 +91,7 @@ struct ngx_fishchat_redis_s {
     ngx_log_t                      *log;
 
     ngx_event_t                     retry;
+    ngx_event_t                     timer;     /* the earliest deadline */
     ngx_msec_t                      backoff;
     ngx_msec_t                      connect_start;
     ngx_uint_t                      state;
@@ -127,7 +136,13 @@ static void ngx_fishchat_redis_handshake(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link);
 static ngx_int_t ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
-    ngx_fishchat_redis_req_t *req);
+    ngx_fishchat_redis_req_t *req, u_char *cmd, size_t len);
+static void ngx_fishchat_redis_arm(ngx_fishchat_redis_t *link);
+static void ngx_fishchat_redis_idle(ngx_fishchat_redis_t *link);
+static ngx_fishchat_redis_req_t *ngx_fishchat_redis_request(
+    ngx_fishchat_redis_t *link, ngx_fishchat_redis_handler_pt handler,
+    void *data, ngx_str_t *head, ngx_uint_t nhead, ngx_str_t *args,
+    ngx_uint_t nargs);
 static void ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r,
     void *privdata);
 static void ngx_fishchat_redis_timeout(ngx_event_t *ev);
@@ -425,6 +440,11 @@ ngx_fishchat_redis_create(ngx_cycle_t *cycle, ngx_uint_t subscriber)
     link->retry.log = cycle->log;
     link->retry.cancelable = 1;
 
+    link->timer.handler = ngx_fishchat_redis_timeout;
+    link->timer.data = link;
+    link->timer.log = cycle->log;
+    link->timer.cancelable = 1;
+
     link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
 
     ngx_fishchat_redis_connect(link);
@@ -534,6 +554,10 @@ ngx_fishchat_redis_close(ngx_fishchat_redis_t *link)
 
     if (link->retry.timer_set) {
         ngx_del_timer(&link->retry);
+    }
+
+    if (link->timer.timer_set) {
+        ngx_del_timer(&link->timer);
     }
 
     /* nobody is waiting for the answers any more */
@@ -1184,17 +1208,15 @@ ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link)
         ngx_queue_remove(q);
         link->nwaiting--;
 
-        if (ngx_fishchat_redis_send(link, req) == NGX_OK) {
+        if (ngx_fishchat_redis_send(link, req, req->cmd, req->len) == NGX_OK) {
+            ngx_free(req->cmd);
+            req->cmd = NULL;
             continue;
         }
 
         /* the context is disconnecting */
 
         req->done = 1;
-
-        if (req->timer.timer_set) {
-            ngx_del_timer(&req->timer);
-        }
 
         if (req->handler) {
             req->handler(NULL, req->data);
@@ -1209,17 +1231,17 @@ ngx_fishchat_redis_flush(ngx_fishchat_redis_t *link)
 
 static ngx_int_t
 ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
-    ngx_fishchat_redis_req_t *req)
+    ngx_fishchat_redis_req_t *req, u_char *cmd, size_t len)
 {
+    /* hiredis copies the command into its output buffer */
+
     if (redisAsyncFormattedCommand(link->ac, ngx_fishchat_redis_reply, req,
-                                   req->cmd, req->len)
+                                   (char *) cmd, len)
         != REDIS_OK)
     {
         return NGX_ERROR;
     }
 
-    redisFreeCommand(req->cmd);
-    req->cmd = NULL;
     req->sent = 1;
 
     ngx_queue_insert_tail(&link->sent, &req->queue);
@@ -1241,9 +1263,65 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
-    int                        len;
+    int        i;
+    ngx_str_t  args[NGX_FISHCHAT_REDIS_MAX_ARGS];
+
+    if (argc > NGX_FISHCHAT_REDIS_MAX_ARGS) {
+        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
+                      "fishchat: a command with %d arguments, at most %d "
+                      "are possible", argc, NGX_FISHCHAT_REDIS_MAX_ARGS);
+        return NULL;
+    }
+
+    for (i = 0; i < argc; i++) {
+        args[i].data = (u_char *) argv[i];
+        args[i].len = argvlen[i];
+    }
+
+    return ngx_fishchat_redis_request(link, handler, data, args, argc, NULL,
+                                      0);
+}
+
+
+/* a decimal number, as RESP writes lengths and counts */
+
+static u_char *
+ngx_fishchat_redis_num(u_char *p, size_t n)
+{
+    u_char  *q, digits[NGX_SIZE_T_LEN];
+
+    q = digits + NGX_SIZE_T_LEN;
+
+    do {
+        *--q = (u_char) ('0' + n % 10);
+        n /= 10;
+    } while (n);
+
+    return ngx_cpymem(p, q, digits + NGX_SIZE_T_LEN - q);
+}
+
+
+/*
+ * The RESP of a command is "*<count>\r\n", then "$<length>\r\n<bytes>\r\n"
+ * for each of the "head" arguments and then of "args": written here into
+ * the stack (or the heap, for a large one) and copied by hiredis into its
+ * output buffer, or kept on the heap while the command waits for the link
+ */
+
+#define NGX_FISHCHAT_REDIS_STACK  4096
+
+static ngx_fishchat_redis_req_t *
+ngx_fishchat_redis_request(ngx_fishchat_redis_t *link,
+    ngx_fishchat_redis_handler_pt handler, void *data, ngx_str_t *head,
+    ngx_uint_t nhead, ngx_str_t *args, ngx_uint_t nargs)
+{
+    u_char                    *cmd, *p;
+    size_t                     size;
+    ngx_uint_t                 i;
+    ngx_str_t                 *a;
     ngx_queue_t               *q;
     ngx_fishchat_redis_req_t  *req;
+    u_char                     stack[NGX_FISHCHAT_REDIS_STACK];
 
     if (link == NULL || link->exiting || link->subscriber) {
         return NULL;
@@ -1258,6 +1336,38 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
         return NULL;
     }
 
+    size = 1 + NGX_SIZE_T_LEN + 2;
+
+    for (i = 0; i < nhead + nargs; i++) {
+        a = (i < nhead) ? &head[i] : &args[i - nhead];
+        size += 1 + NGX_SIZE_T_LEN + 2 + a->len + 2;
+    }
+
+    if (size <= NGX_FISHCHAT_REDIS_STACK) {
+        cmd = stack;
+
+    } else {
+        cmd = ngx_alloc(size, link->log);
+        if (cmd == NULL) {
+            return NULL;
+        }
+    }
+
+    p = cmd;
+    *p++ = '*';
+    p = ngx_fishchat_redis_num(p, nhead + nargs);
+    *p++ = CR; *p++ = LF;
+
+    for (i = 0; i < nhead + nargs; i++) {
+        a = (i < nhead) ? &head[i] : &args[i - nhead];
+
+        *p++ = '$';
+        p = ngx_fishchat_redis_num(p, a->len);
+        *p++ = CR; *p++ = LF;
+        p = ngx_cpymem(p, a->data, a->len);
+        *p++ = CR; *p++ = LF;
+    }
+
     if (!ngx_queue_empty(&link->free)) {
         q = ngx_queue_head(&link->free);
         ngx_queue_remove(q);
@@ -1267,36 +1377,29 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     } else {
         req = ngx_alloc(sizeof(ngx_fishchat_redis_req_t), link->log);
         if (req == NULL) {
+            if (cmd != stack) {
+                ngx_free(cmd);
+            }
+
             return NULL;
         }
     }
 
     ngx_memzero(req, sizeof(ngx_fishchat_redis_req_t));
 
-    len = redisFormatCommandArgv(&req->cmd, argc, argv, argvlen);
-    if (len < 0) {
-        ngx_free(req);
-        return NULL;
-    }
-
-    req->len = len;
     req->link = link;
     req->handler = handler;
     req->data = data;
-
-    req->timer.handler = ngx_fishchat_redis_timeout;
-    req->timer.data = req;
-    req->timer.log = link->log;
+    req->deadline = ngx_current_msec + link->conf->redis_timeout;
 
     /*
      * A worker that is shutting down waits (at most the command timeout)
      * for what its closing sessions write last, such as topic positions
      * and the logout, if the link is up; nothing else keeps it
      */
-    req->timer.cancelable = !(ngx_exiting
-                              && link->state == NGX_FISHCHAT_REDIS_UP);
-
-    ngx_add_timer(&req->timer, link->conf->redis_timeout);
+    if (ngx_exiting && link->state == NGX_FISHCHAT_REDIS_UP) {
+        link->timer.cancelable = 0;
+    }
 
     /*
      * A handler that runs while hiredis calls back the commands of a
@@ -1306,15 +1409,100 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
      */
 
     if (link->state == NGX_FISHCHAT_REDIS_UP && link->ac
-        && ngx_fishchat_redis_send(link, req) == NGX_OK)
+        && ngx_fishchat_redis_send(link, req, cmd, p - cmd) == NGX_OK)
     {
+        if (cmd != stack) {
+            ngx_free(cmd);
+        }
+
+        ngx_fishchat_redis_arm(link);
+
         return req;
     }
+
+    req->len = p - cmd;
+
+    if (cmd == stack) {
+        cmd = ngx_alloc(req->len, link->log);
+        if (cmd == NULL) {
+            ngx_fishchat_redis_free_req(req);
+            return NULL;
+        }
+
+        ngx_memcpy(cmd, stack, req->len);
+    }
+
+    req->cmd = cmd;
 
     ngx_queue_insert_tail(&link->waiting, &req->queue);
     link->nwaiting++;
 
+    ngx_fishchat_redis_arm(link);
+
     return req;
+}
+
+
+/*
+ * The link's timer is set for the earliest deadline of its commands, or
+ * earlier: a command answered since leaves it early, and it is set again
+ * then.  With no command left it goes.
+ */
+
+static void
+ngx_fishchat_redis_arm(ngx_fishchat_redis_t *link)
+{
+    ngx_msec_t                 deadline;
+    ngx_queue_t               *q;
+    ngx_fishchat_redis_req_t  *req;
+
+    if (link->timer.timer_set) {
+        return;
+    }
+
+    if (ngx_queue_empty(&link->waiting) && ngx_queue_empty(&link->sent)) {
+        link->timer.cancelable = 1;
+        return;
+    }
+
+    deadline = ngx_current_msec + link->conf->redis_timeout;
+
+    if (!ngx_queue_empty(&link->waiting)) {
+        q = ngx_queue_head(&link->waiting);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+        deadline = req->deadline;
+    }
+
+    if (!ngx_queue_empty(&link->sent)) {
+        q = ngx_queue_head(&link->sent);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+
+        if ((ngx_msec_int_t) (req->deadline - deadline) < 0) {
+            deadline = req->deadline;
+        }
+    }
+
+    if ((ngx_msec_int_t) (deadline - ngx_current_msec) <= 0) {
+        deadline = ngx_current_msec + 1;
+    }
+
+    ngx_add_timer(&link->timer, deadline - ngx_current_msec);
+}
+
+
+/* a link with no command left needs no timer, nor keeps a worker alive */
+
+static void
+ngx_fishchat_redis_idle(ngx_fishchat_redis_t *link)
+{
+    if (ngx_queue_empty(&link->waiting) && ngx_queue_empty(&link->sent)) {
+
+        if (link->timer.timer_set) {
+            ngx_del_timer(&link->timer);
+        }
+
+        link->timer.cancelable = 1;
+    }
 }
 
 
@@ -1328,14 +1516,11 @@ ngx_fishchat_redis_cancel(ngx_fishchat_redis_req_t *req)
     req->handler = NULL;
     req->data = NULL;
 
-    if (req->timer.timer_set) {
-        ngx_del_timer(&req->timer);
-    }
-
     if (!req->sent) {
         ngx_queue_remove(&req->queue);
         link->nwaiting--;
         ngx_fishchat_redis_free_req(req);
+        ngx_fishchat_redis_idle(link);
         return;
     }
 
@@ -1349,14 +1534,14 @@ ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 {
     ngx_fishchat_redis_req_t  *req = privdata;
 
+    ngx_fishchat_redis_t  *link;
+
+    link = req->link;
+
     ngx_queue_remove(&req->queue);
 
     if (!req->done) {
         req->done = 1;
-
-        if (req->timer.timer_set) {
-            ngx_del_timer(&req->timer);
-        }
 
         if (req->handler) {
             /* no reply to a command that was sent: it may have run */
@@ -1367,6 +1552,7 @@ ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
     }
 
     ngx_fishchat_redis_free_req(req);
+    ngx_fishchat_redis_idle(link);
 }
 
 
@@ -1386,66 +1572,104 @@ static void
 ngx_fishchat_redis_timeout(ngx_event_t *ev)
 {
     int                        n;
+    ngx_msec_t                 timeout;
+    ngx_queue_t               *q;
     ngx_fishchat_redis_t      *link;
     redisAsyncContext         *ac;
     ngx_fishchat_redis_req_t  *req;
 
-    req = ev->data;
-    link = req->link;
+    link = ev->data;
+    timeout = link->conf->redis_timeout;
 
-    if (req->sent
-        && ngx_current_msec - link->last_read < link->conf->redis_timeout)
-    {
-        /*
-         * Redis is answering, only slowly (a backlog of commands): a
-         * command that was sent waits for its reply as long as the link
-         * is alive
-         */
-        ngx_add_timer(&req->timer, link->conf->redis_timeout
-                                   - (ngx_current_msec - link->last_read));
-        return;
-    }
+    /* the commands that never left this worker, each one on its own */
 
-    if (req->sent && link->ac
-        && ioctl(link->ac->c.fd, FIONREAD, &n) == 0 && n > 0)
-    {
-        /* answers wait unread: this worker was busy, Redis was not */
-        ngx_add_timer(&req->timer, link->conf->redis_timeout);
-        return;
-    }
+    while (!ngx_queue_empty(&link->waiting)) {
+        q = ngx_queue_head(&link->waiting);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
 
-    ngx_log_error(NGX_LOG_WARN, link->log, 0,
-                  "fishchat: redis command timed out after %M ms%s",
-                  link->conf->redis_timeout,
-                  req->sent ? ", Redis answered nothing meanwhile, "
-                              "reconnecting"
-                            : " in the queue");
+        if ((ngx_msec_int_t) (req->deadline - ngx_current_msec) > 0) {
+            break;
+        }
 
-    req->done = 1;
+        ngx_log_error(NGX_LOG_WARN, link->log, 0,
+                      "fishchat: redis command timed out after %M ms "
+                      "in the queue", timeout);
 
-    if (req->handler) {
-        ngx_fishchat_redis_unknown_outcome = req->sent;
-        req->handler(NULL, req->data);
-        ngx_fishchat_redis_unknown_outcome = 0;
-        req->handler = NULL;
-    }
-
-    if (!req->sent) {
-        ngx_queue_remove(&req->queue);
+        ngx_queue_remove(q);
         link->nwaiting--;
+
+        req->done = 1;
+
+        if (req->handler) {
+            req->handler(NULL, req->data);
+        }
+
         ngx_fishchat_redis_free_req(req);
-        return;
     }
 
-    /* a command was sent and never answered: the link is stuck */
+    /* the oldest command sent: Redis answers it next */
 
-    if (link->ac && link->state == NGX_FISHCHAT_REDIS_UP) {
-        ac = link->ac;
-        link->ac = NULL;
-        ac->onDisconnect = NULL;
-        redisAsyncFree(ac);
-        ngx_fishchat_redis_schedule(link, "command timed out");
+    if (!ngx_queue_empty(&link->sent)) {
+        q = ngx_queue_head(&link->sent);
+        req = ngx_queue_data(q, ngx_fishchat_redis_req_t, queue);
+
+        if ((ngx_msec_int_t) (req->deadline - ngx_current_msec) > 0) {
+            goto done;
+        }
+
+        if (ngx_current_msec - link->last_read < timeout) {
+            /*
+             * Redis is answering, only slowly (a backlog of commands): a
+             * command that was sent waits for its reply as long as the
+             * link is alive
+             */
+            req->deadline = link->last_read + timeout;
+            goto done;
+        }
+
+        if (link->ac && ioctl(link->ac->c.fd, FIONREAD, &n) == 0 && n > 0) {
+            /* answers wait unread: this worker was busy, Redis was not */
+            req->deadline = ngx_current_msec + timeout;
+            goto done;
+        }
+
+        ngx_log_error(NGX_LOG_WARN, link->log, 0,
+                      "fishchat: redis command timed out after %M ms, "
+                      "Redis answered nothing meanwhile, reconnecting",
+                      timeout);
+
+        if (link->ac && link->state == NGX_FISHCHAT_REDIS_UP) {
+
+            /*
+             * the link is stuck: hiredis calls back every command sent on
+             * it with no reply
+             */
+
+            ac = link->ac;
+            link->ac = NULL;
+            ac->onDisconnect = NULL;
+            redisAsyncFree(ac);
+            ngx_fishchat_redis_schedule(link, "command timed out");
+
+        } else if (!req->done) {
+            /* no context to drop: this one is answered now, NULL */
+
+            req->done = 1;
+
+            if (req->handler) {
+                ngx_fishchat_redis_unknown_outcome = 1;
+                req->handler(NULL, req->data);
+                ngx_fishchat_redis_unknown_outcome = 0;
+                req->handler = NULL;
+            }
+
+            req->deadline = ngx_current_msec + timeout;
+        }
     }
+
+done:
+
+    ngx_fishchat_redis_arm(link);
 }
 
 
@@ -1457,12 +1681,8 @@ ngx_fishchat_redis_free_req(ngx_fishchat_redis_req_t *req)
     link = req->link;
 
     if (req->cmd) {
-        redisFreeCommand(req->cmd);
+        ngx_free(req->cmd);
         req->cmd = NULL;
-    }
-
-    if (req->timer.timer_set) {
-        ngx_del_timer(&req->timer);
     }
 
     if (link->exiting || link->nfree >= NGX_FISHCHAT_REDIS_FREE_MAX) {
@@ -1550,37 +1770,20 @@ ngx_fishchat_redis_scripts(ngx_conf_t *cf, void *conf,
 }
 
 
-#define NGX_FISHCHAT_REDIS_MAX_ARGS  32
-
 ngx_fishchat_redis_req_t *
 ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args)
 {
-    u_char       nk[NGX_INT_T_LEN];
-    size_t       argvlen[NGX_FISHCHAT_REDIS_MAX_ARGS + 3];
-    ngx_uint_t   i;
-    const char  *argv[NGX_FISHCHAT_REDIS_MAX_ARGS + 3];
+    u_char     nk[NGX_INT_T_LEN];
+    ngx_str_t  head[3];
 
-    if (nargs > NGX_FISHCHAT_REDIS_MAX_ARGS) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "fishchat: a script call with %ui arguments, at most "
-                      "%d are possible", nargs, NGX_FISHCHAT_REDIS_MAX_ARGS);
-        return NULL;
-    }
+    ngx_str_set(&head[0], "EVALSHA");
+    head[1].data = script->sha;
+    head[1].len = 40;
+    head[2].data = nk;
+    head[2].len = ngx_fishchat_redis_num(nk, nkeys) - nk;
 
-    argv[0] = "EVALSHA";
-    argvlen[0] = sizeof("EVALSHA") - 1;
-    argv[1] = (const char *) script->sha;
-    argvlen[1] = 40;
-    argv[2] = (const char *) nk;
-    argvlen[2] = ngx_sprintf(nk, "%ui", nkeys) - nk;
-
-    for (i = 0; i < nargs; i++) {
-        argv[i + 3] = (const char *) args[i].data;
-        argvlen[i + 3] = args[i].len;
-    }
-
-    return ngx_fishchat_redis_command(link, handler, data, nargs + 3, argv,
-                                      argvlen);
+    return ngx_fishchat_redis_request(link, handler, data, head, 3, args,
+                                      nargs);
 }
