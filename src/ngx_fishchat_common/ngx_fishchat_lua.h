@@ -74,16 +74,21 @@
 
 
 /*
- * A message leaves the inbox (P2P_ACK).
- * KEYS: inbox order, inbox messages; ARGV: uuid.  1, or 0 when it was not
- * there.
+ * Messages leave their inboxes (P2P_ACK), one or several at once: a
+ * worker acknowledges those of a pass of its event loop together.
+ * KEYS: inbox order, inbox messages, of each message in turn; ARGV: the
+ * uuid of each.  The number of messages that were there.
  */
 
 #define NGX_FISHCHAT_LUA_ACK                                                 \
-    "local n = redis.call('ZREM', KEYS[1], ARGV[1]) "                        \
-    "redis.call('HDEL', KEYS[2], ARGV[1]) "                                  \
-    "if redis.call('ZCARD', KEYS[1]) == 0 then "                             \
-        "redis.call('DEL', KEYS[2]) "                                        \
+    "local n = 0 "                                                           \
+    "for i = 1, #ARGV do "                                                   \
+        "local z, h = KEYS[2 * i - 1], KEYS[2 * i] "                         \
+        "n = n + redis.call('ZREM', z, ARGV[i]) "                            \
+        "redis.call('HDEL', h, ARGV[i]) "                                    \
+        "if redis.call('ZCARD', z) == 0 then "                               \
+            "redis.call('DEL', h) "                                          \
+        "end "                                                               \
     "end "                                                                   \
     "return n"
 

@@ -6,6 +6,12 @@
  * outside a session (ngx_stream_fishchat_msg_route(), the router's
  * ROUTE_MESSAGE_P2P): one script stores the message in the recipient's
  * inbox and publishes it to the recipient's worker.
+ *
+ * The P2P_ACKs a worker reads in one pass of its event loop go to Redis
+ * as one script call, at the end of the pass (a posted event), up to
+ * NGX_STREAM_FISHCHAT_MSG_ACKS at a time.  A session's acks go before
+ * any other frame of the session is handled, and before it closes, so
+ * that Redis sees a session's commands in the order the client sent them.
  */
 
 
@@ -19,6 +25,17 @@
 /* the text of the inbox limits, the send script's ARGV[3] and ARGV[4] */
 #define NGX_STREAM_FISHCHAT_MSG_SEND_NUM  (NGX_INT_T_LEN + NGX_INT64_LEN)
 
+/* the acks of a script call at the most */
+#define NGX_STREAM_FISHCHAT_MSG_ACKS  64
+
+
+typedef struct {
+    ngx_stream_fishchat_msg_session_t  *sess;
+    size_t                              len;
+    u_char                              id[NGX_FISHCHAT_ID_MAX];
+    u_char                              uuid[NGX_FISHCHAT_UUID_LEN];
+} ngx_stream_fishchat_msg_ack_t;
+
 
 static void ngx_stream_fishchat_msg_send_args(ngx_str_t *args, ngx_str_t *to,
     ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
@@ -27,7 +44,14 @@ static ngx_int_t ngx_stream_fishchat_msg_p2p_args(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
 static void ngx_stream_fishchat_msg_routed(redisReply *reply, void *data);
+static void ngx_stream_fishchat_msg_acks_handler(ngx_event_t *ev);
 static void ngx_stream_fishchat_msg_acked(redisReply *reply, void *data);
+
+
+static ngx_stream_fishchat_msg_ack_t
+    ngx_stream_fishchat_msg_acks[NGX_STREAM_FISHCHAT_MSG_ACKS];
+static ngx_uint_t   ngx_stream_fishchat_msg_nacks;
+static ngx_event_t  ngx_stream_fishchat_msg_acks_event;
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
@@ -514,12 +538,8 @@ ngx_int_t
 ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    u_char                              *p;
-    ngx_str_t                            args[3];
-    ngx_stream_fishchat_msg_call_t      *call;
-    ngx_stream_fishchat_msg_worker_t    *w;
-
-    w = ngx_stream_fishchat_msg_worker;
+    ngx_event_t                    *ev;
+    ngx_stream_fishchat_msg_ack_t  *ack;
 
     if (!sess->logged_in) {
         return ngx_stream_fishchat_msg_refuse(sess,
@@ -543,27 +563,26 @@ ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
                                               1, "P2P_ACK for another id");
     }
 
-    call = ngx_stream_fishchat_msg_call(sess, 0);
-    if (call == NULL) {
-        ngx_stream_fishchat_msg_close(sess);
-        return NGX_ERROR;
+    ack = &ngx_stream_fishchat_msg_acks[ngx_stream_fishchat_msg_nacks++];
+
+    ack->sess = sess;
+    ack->len = sess->node.str.len;
+    ngx_memcpy(ack->id, sess->node.str.data, ack->len);
+    ngx_memcpy(ack->uuid, m->args[1].data, NGX_FISHCHAT_UUID_LEN);
+
+    sess->acks_queued = 1;
+
+    if (ngx_stream_fishchat_msg_nacks == NGX_STREAM_FISHCHAT_MSG_ACKS) {
+        ngx_stream_fishchat_msg_acks_flush();
+        return NGX_OK;
     }
 
-    p = w->scratch;
+    ev = &ngx_stream_fishchat_msg_acks_event;
 
-    args[0] = ngx_fishchat_key(&p, "inbox:", &sess->node.str, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", &sess->node.str, ":m");
-    args[2] = m->args[1];
-
-    call->req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
-                                        w->mmcf->ack,
-                                        ngx_stream_fishchat_msg_acked,
-                                        call, 2, 3, args);
-    if (call->req == NULL) {
-        /* not lost: the message comes again at the next login */
-        ngx_stream_fishchat_msg_call_done(call);
-        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                      "fishchat msg: ack not recorded: Redis is unavailable");
+    if (!ev->posted) {
+        ev->handler = ngx_stream_fishchat_msg_acks_handler;
+        ev->log = ngx_cycle->log;
+        ngx_post_event(ev, &ngx_posted_events);
     }
 
     return NGX_OK;
@@ -571,19 +590,94 @@ ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
 
 
 static void
+ngx_stream_fishchat_msg_acks_handler(ngx_event_t *ev)
+{
+    ngx_stream_fishchat_msg_acks_flush();
+}
+
+
+/*
+ * The acks read so far go to Redis: not lost if Redis is unavailable, the
+ * messages come again at the next login
+ */
+
+void
+ngx_stream_fishchat_msg_acks_flush(void)
+{
+    u_char                            *keys, *p;
+    ngx_str_t                          id;
+    ngx_uint_t                         i, n;
+    ngx_fishchat_redis_req_t          *req;
+    ngx_stream_fishchat_msg_ack_t     *ack;
+    ngx_stream_fishchat_msg_worker_t  *w;
+
+    static ngx_str_t  args[3 * NGX_STREAM_FISHCHAT_MSG_ACKS];
+
+    n = ngx_stream_fishchat_msg_nacks;
+
+    if (n == 0) {
+        return;
+    }
+
+    ngx_stream_fishchat_msg_nacks = 0;
+
+    if (ngx_stream_fishchat_msg_acks_event.posted) {
+        ngx_delete_posted_event(&ngx_stream_fishchat_msg_acks_event);
+    }
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    for (i = 0; i < n; i++) {
+        ngx_stream_fishchat_msg_acks[i].sess->acks_queued = 0;
+    }
+
+    keys = ngx_alloc(n * 2 * (w->fcf->redis_prefix.len + NGX_FISHCHAT_ID_MAX
+                              + sizeof("inbox:{}:m")), ngx_cycle->log);
+    if (keys == NULL) {
+        req = NULL;
+        goto failed;
+    }
+
+    p = keys;
+
+    for (i = 0; i < n; i++) {
+        ack = &ngx_stream_fishchat_msg_acks[i];
+
+        id.data = ack->id;
+        id.len = ack->len;
+
+        args[2 * i] = ngx_fishchat_key(&p, "inbox:", &id, "");
+        args[2 * i + 1] = ngx_fishchat_key(&p, "inbox:", &id, ":m");
+        args[2 * n + i].data = ack->uuid;
+        args[2 * n + i].len = NGX_FISHCHAT_UUID_LEN;
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_STREAM, ngx_cycle->log, 0,
+                   "fishchat msg: %ui acks to Redis", n);
+
+    req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->ack,
+                                  ngx_stream_fishchat_msg_acked,
+                                  (void *) (uintptr_t) n, 2 * n, 3 * n, args);
+
+    ngx_free(keys);
+
+failed:
+
+    if (req == NULL) {
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "fishchat msg: %ui ack(s) not recorded: Redis is "
+                      "unavailable", n);
+    }
+}
+
+
+static void
 ngx_stream_fishchat_msg_acked(redisReply *reply, void *data)
 {
-    ngx_stream_fishchat_msg_call_t *call = data;
-
-    if (call->sess->eof) {
-        ngx_post_event(call->sess->c->write, &ngx_posted_events);
-    }
-
     if (reply == NULL || reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_INFO, call->sess->c->log, 0,
-                      "fishchat msg: ack not recorded: %s",
+        ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
+                      "fishchat msg: %ui ack(s) not recorded: %s",
+                      (ngx_uint_t) (uintptr_t) data,
                       reply ? "script failed" : "Redis is unavailable");
     }
-
-    ngx_stream_fishchat_msg_call_done(call);
 }

@@ -142,6 +142,7 @@ typedef struct {
     unsigned                        closed:1;
     unsigned                        kicked:1;
     unsigned                        is_stalled:1;
+    unsigned                        acks_queued:1;
 
     u_char                          id[NGX_FISHCHAT_ID_MAX];
 } ngx_stream_fishchat_msg_session_t;
@@ -327,6 +328,7 @@ ngx_int_t ngx_stream_fishchat_msg_p2p(
 ngx_int_t ngx_stream_fishchat_msg_p2p_send(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *to, ngx_str_t *text,
     ngx_str_t *from, ngx_str_t *ref, u_char *uuid);
+void ngx_stream_fishchat_msg_acks_flush(void);
 ngx_int_t ngx_stream_fishchat_msg_ack(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 

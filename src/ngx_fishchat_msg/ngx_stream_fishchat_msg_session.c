@@ -118,6 +118,10 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         sess->is_stalled = 0;
     }
 
+    if (sess->acks_queued) {
+        ngx_stream_fishchat_msg_acks_flush();
+    }
+
     ngx_stream_fishchat_msg_auth_cleanup(sess);
 
     /* before the logout: positions are saved while presence is ours */
@@ -511,11 +515,18 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
                                               1, "%s", err);
     }
 
+    if (ngx_fishchat_frame_is(&m, "P2P_ACK")) {
+        rc = ngx_stream_fishchat_msg_ack(sess, &m);
+        goto done;
+    }
+
+    if (sess->acks_queued) {
+        /* the session's acks reach Redis before what it sent next */
+        ngx_stream_fishchat_msg_acks_flush();
+    }
+
     if (ngx_fishchat_frame_is(&m, "SEND_MESSAGE_P2P")) {
         rc = ngx_stream_fishchat_msg_p2p(sess, &m);
-
-    } else if (ngx_fishchat_frame_is(&m, "P2P_ACK")) {
-        rc = ngx_stream_fishchat_msg_ack(sess, &m);
 
     } else if (ngx_fishchat_frame_is(&m, "SEND_PING")) {
         rc = ngx_stream_fishchat_msg_ping(sess, &m);
@@ -561,6 +572,8 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
                                             m.cmd.data);
         }
     }
+
+done:
 
     ngx_fishchat_frame_free(&m);
 
