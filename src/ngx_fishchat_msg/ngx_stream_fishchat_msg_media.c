@@ -26,12 +26,10 @@
 static ngx_int_t ngx_stream_fishchat_msg_media_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     char *cmd);
-static void ngx_stream_fishchat_msg_media_made(redisReply *reply,
-    void *data);
-static void ngx_stream_fishchat_msg_media_allowed(redisReply *reply,
+static void ngx_stream_fishchat_msg_media_answered(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_msg_media_answer(
-    ngx_stream_fishchat_msg_call_t *call, redisReply *reply, char *what);
+    ngx_stream_fishchat_msg_call_t *call, redisReply *reply);
 static void ngx_stream_fishchat_msg_media_reply(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *target,
     ngx_str_t *stream, char *act);
@@ -116,7 +114,7 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_set(&args[6], NGX_STREAM_FISHCHAT_MEDIA_KEEP);
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_publish,
-               ngx_stream_fishchat_msg_media_made,
+               ngx_stream_fishchat_msg_media_answered,
                3, 7, args, "no stream made");
 }
 
@@ -163,7 +161,7 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = w->fcf->redis_prefix;
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_play,
-               ngx_stream_fishchat_msg_media_allowed,
+               ngx_stream_fishchat_msg_media_answered,
                1, 3, args, "stream not looked up");
 }
 
@@ -205,8 +203,13 @@ ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The script's answer to both commands: MEDIA_PUBLISH keeps its target in
+ * call->to, MEDIA_PLAY none
+ */
+
 static void
-ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
+ngx_stream_fishchat_msg_media_answered(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
 
@@ -214,48 +217,30 @@ ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream made")
-        != NGX_OK)
-    {
+    if (ngx_stream_fishchat_msg_media_answer(call, reply) != NGX_OK) {
         return;
     }
-
-    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                  "fishchat msg: \"%V\" may go live on stream %V for %V",
-                  &sess->node.str, &call->ref, &call->to);
 
     /* the call is taken off the session: a write may close the session */
 
     ngx_queue_remove(&call->queue);
 
-    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PUBLISH", &call->to,
-                                        &call->ref, "publish");
+    if (call->to.len) {
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: \"%V\" may go live on stream %V for %V",
+                      &sess->node.str, &call->ref, &call->to);
 
-    ngx_free(call);
-}
+        ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PUBLISH", &call->to,
+                                            &call->ref, "publish");
 
+    } else {
+        /* the live stream's HLS, or, once it has one, its recording */
 
-static void
-ngx_stream_fishchat_msg_media_allowed(redisReply *reply, void *data)
-{
-    ngx_stream_fishchat_msg_call_t *call = data;
-
-    ngx_stream_fishchat_msg_session_t  *sess;
-
-    sess = call->sess;
-
-    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream to play")
-        != NGX_OK)
-    {
-        return;
+        ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PLAY", NULL,
+                                            &call->ref,
+                                            reply->integer == 2 ? "vod"
+                                                                : "play");
     }
-
-    ngx_queue_remove(&call->queue);
-
-    /* the live stream's HLS, or, once it has one, its recording */
-
-    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PLAY", NULL, &call->ref,
-                                        reply->integer == 2 ? "vod" : "play");
 
     ngx_free(call);
 }
@@ -265,12 +250,14 @@ ngx_stream_fishchat_msg_media_allowed(redisReply *reply, void *data)
 
 static ngx_int_t
 ngx_stream_fishchat_msg_media_answer(ngx_stream_fishchat_msg_call_t *call,
-    redisReply *reply, char *what)
+    redisReply *reply)
 {
+    char                               *what;
     ngx_fishchat_err_e                  err;
     ngx_stream_fishchat_msg_session_t  *sess;
 
     sess = call->sess;
+    what = call->to.len ? "no stream made" : "no stream to play";
 
     if (reply && reply->type == REDIS_REPLY_INTEGER
         && (reply->integer == 1 || reply->integer == 2))
