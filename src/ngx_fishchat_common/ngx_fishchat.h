@@ -452,6 +452,8 @@ u_char *ngx_fishchat_frame_write(u_char *p, ngx_str_t *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
 ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
     ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_fishchat_frame_alloc(ngx_str_t *frame, ngx_str_t *cmd,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_log_t *log);
 ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);

@@ -758,10 +758,9 @@ ngx_uint_t
 ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    u_char                *p;
     ngx_str_t              json, *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MSG_ARGS];
-    ngx_uint_t             n;
+    ngx_uint_t             n, own;
     ngx_pool_t            *pool;
     ngx_fishchat_frame_t   m;
     u_char                 err[80];
@@ -782,7 +781,7 @@ ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
         return 0;
     }
 
-    p = NULL;
+    own = 0;
     pool = NULL;
 
     if (m.nargs != 3 || !ngx_stream_fishchat_msg_file_from(&m.args[1])) {
@@ -795,14 +794,10 @@ ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
         goto done;
     }
 
-    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, n), sess->c->log);
-    if (p == NULL) {
-        /* the message as it was stored is still a frame */
-        goto done;
-    }
+    /* without memory, the message as it was stored is still a frame */
 
-    frame->len = ngx_fishchat_frame_write(p, cmd, args, n) - p;
-    frame->data = p;
+    own = (ngx_fishchat_frame_alloc(frame, cmd, args, n, sess->c->log)
+           == NGX_OK);
 
 done:
 
@@ -812,7 +807,7 @@ done:
 
     ngx_fishchat_frame_free(&m);
 
-    return p != NULL;
+    return own;
 }
 
 

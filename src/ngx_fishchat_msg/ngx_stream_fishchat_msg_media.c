@@ -425,11 +425,10 @@ ngx_uint_t
 ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    u_char                *p;
     ngx_str_t              json, rest, *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_str_t              word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
-    ngx_uint_t             i, n;
+    ngx_uint_t             i, n, own;
     ngx_fishchat_frame_t   m;
     u_char                 err[80];
 
@@ -450,7 +449,7 @@ ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
         return 0;
     }
 
-    p = NULL;
+    own = 0;
 
     if (m.nargs != 3 || !ngx_stream_fishchat_msg_media_from(&m.args[1])) {
         goto done;
@@ -478,18 +477,14 @@ ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
         n = 3;
     }
 
-    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, n), sess->c->log);
-    if (p == NULL) {
-        /* the notice as it was stored is still a frame */
-        goto done;
-    }
+    /* without memory, the notice as it was stored is still a frame */
 
-    frame->len = ngx_fishchat_frame_write(p, cmd, args, n) - p;
-    frame->data = p;
+    own = (ngx_fishchat_frame_alloc(frame, cmd, args, n, sess->c->log)
+           == NGX_OK);
 
 done:
 
     ngx_fishchat_frame_free(&m);
 
-    return p != NULL;
+    return own;
 }
