@@ -443,6 +443,8 @@ ngx_int_t ngx_fishchat_frame_decode(ngx_str_t *frame,
 ngx_int_t ngx_fishchat_frame_fast(ngx_str_t *frame, ngx_fishchat_frame_t *m);
 ngx_int_t ngx_fishchat_frame_json(ngx_str_t *frame, ngx_fishchat_frame_t *m,
     u_char *err, size_t errlen);
+ngx_int_t ngx_fishchat_frame_stored(ngx_str_t *frame, u_char *head,
+    size_t len, ngx_fishchat_frame_t *m);
 void ngx_fishchat_frame_free(ngx_fishchat_frame_t *m);
 size_t ngx_fishchat_utf8_len(u_char *p, u_char *last);
 

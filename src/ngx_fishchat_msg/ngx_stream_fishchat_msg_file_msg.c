@@ -758,26 +758,18 @@ ngx_uint_t
 ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    ngx_str_t              json, *cmd;
+    ngx_str_t             *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MSG_ARGS];
     ngx_uint_t             n, own;
     ngx_pool_t            *pool;
     ngx_fishchat_frame_t   m;
-    u_char                 err[80];
 
     static u_char  head[] = "{\"CmdName\":\"RESP_MESSAGE_P2P\","
                             "\"Args\":[\"FILE\\n";
 
-    if (frame->len < 4 + sizeof(head) - 1
-        || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
+    if (ngx_fishchat_frame_stored(frame, head, sizeof(head) - 1, &m)
+        != NGX_OK)
     {
-        return 0;
-    }
-
-    json.data = frame->data + 4;
-    json.len = frame->len - 4;
-
-    if (ngx_fishchat_frame_decode(&json, &m, err, sizeof(err)) != NGX_OK) {
         return 0;
     }
 

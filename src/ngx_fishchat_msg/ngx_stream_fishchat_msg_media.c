@@ -425,27 +425,24 @@ ngx_uint_t
 ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    ngx_str_t              json, rest, *cmd;
+    ngx_int_t              rc;
+    ngx_str_t              rest, *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_str_t              word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t             i, n, own;
     ngx_fishchat_frame_t   m;
-    u_char                 err[80];
 
     static u_char     head[] = "{\"CmdName\":\"RESP_MESSAGE_P2P\","
                                "\"Args\":[\"MEDIA_";
     static ngx_str_t  resp = ngx_string("RESP_MESSAGE_P2P");
 
-    if (frame->len < 4 + sizeof(head) - 1
-        || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
-    {
+    rc = ngx_fishchat_frame_stored(frame, head, sizeof(head) - 1, &m);
+
+    if (rc == NGX_DECLINED) {
         return ngx_stream_fishchat_msg_file_own(sess, frame);
     }
 
-    json.data = frame->data + 4;
-    json.len = frame->len - 4;
-
-    if (ngx_fishchat_frame_decode(&json, &m, err, sizeof(err)) != NGX_OK) {
+    if (rc != NGX_OK) {
         return 0;
     }
 
