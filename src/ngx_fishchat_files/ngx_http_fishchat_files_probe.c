@@ -736,12 +736,12 @@ static ngx_int_t
 ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
     AVCodecContext *dec, float *peaks)
 {
-    int          err, s;
-    float        v, *chunks;
-    double       t;
-    size_t       c, used, max, lo, hi, b;
-    ngx_int_t    rc;
-    ngx_uint_t   eof, packets;
+    int         err, s;
+    float       v, *chunks;
+    double      t;
+    size_t      c, used, max, lo, hi, b;
+    ngx_int_t   rc;
+    ngx_uint_t  eof, packets;
 
     max = NGX_HTTP_FISHCHAT_FILES_WAVE_WHOLE
           * NGX_HTTP_FISHCHAT_FILES_WAVE_CHUNKS;
@@ -967,9 +967,9 @@ ngx_http_fishchat_files_wave_seek(ngx_http_fishchat_files_ctx_t *ctx,
 static float
 ngx_http_fishchat_files_peak(AVFrame *frame, int s)
 {
-    int                   ch, channels, planar;
-    float                 v, peak;
-    enum AVSampleFormat   fmt;
+    int                  ch, channels, planar;
+    float                v, peak;
+    enum AVSampleFormat  fmt;
 
     channels = frame->ch_layout.nb_channels;
     planar = av_sample_fmt_is_planar(frame->format);
