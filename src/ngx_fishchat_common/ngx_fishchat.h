@@ -443,6 +443,8 @@ ngx_int_t ngx_fishchat_frame_decode(ngx_str_t *frame,
 ngx_int_t ngx_fishchat_frame_fast(ngx_str_t *frame, ngx_fishchat_frame_t *m);
 ngx_int_t ngx_fishchat_frame_json(ngx_str_t *frame, ngx_fishchat_frame_t *m,
     u_char *err, size_t errlen);
+ngx_int_t ngx_fishchat_frame_stored(ngx_str_t *frame, u_char *head,
+    size_t len, ngx_fishchat_frame_t *m);
 void ngx_fishchat_frame_free(ngx_fishchat_frame_t *m);
 size_t ngx_fishchat_utf8_len(u_char *p, u_char *last);
 
@@ -452,6 +454,8 @@ u_char *ngx_fishchat_frame_write(u_char *p, ngx_str_t *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
 ngx_buf_t *ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd,
     ngx_str_t *args, ngx_uint_t nargs);
+ngx_int_t ngx_fishchat_frame_alloc(ngx_str_t *frame, ngx_str_t *cmd,
+    ngx_str_t *args, ngx_uint_t nargs, ngx_log_t *log);
 ngx_buf_t *ngx_fishchat_error_buf(ngx_pool_t *pool, ngx_fishchat_err_e err,
     ngx_str_t *text);
 ngx_str_t *ngx_fishchat_err_code(ngx_fishchat_err_e err);

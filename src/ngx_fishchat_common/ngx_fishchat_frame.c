@@ -379,6 +379,26 @@ ngx_fishchat_frame_buf(ngx_pool_t *pool, ngx_str_t *cmd, ngx_str_t *args,
 }
 
 
+/* the frame in memory of its own (ngx_alloc()): the caller frees it */
+
+ngx_int_t
+ngx_fishchat_frame_alloc(ngx_str_t *frame, ngx_str_t *cmd, ngx_str_t *args,
+    ngx_uint_t nargs, ngx_log_t *log)
+{
+    u_char  *p;
+
+    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, nargs), log);
+    if (p == NULL) {
+        return NGX_ERROR;
+    }
+
+    frame->len = ngx_fishchat_frame_write(p, cmd, args, nargs) - p;
+    frame->data = p;
+
+    return NGX_OK;
+}
+
+
 /*
  * A refusal of a stream role: its text, formatted into "buf", counted in
  * the server block's counters and logged at info ("fishchat <role>:

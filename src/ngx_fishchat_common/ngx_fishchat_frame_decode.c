@@ -262,6 +262,35 @@ failed:
 }
 
 
+/*
+ * A whole frame, its 4 bytes of length included (as an inbox keeps it),
+ * decoded if its JSON starts with the "len" bytes of "head": NGX_OK (then
+ * ngx_fishchat_frame_free()), NGX_DECLINED for another frame, NGX_ERROR
+ * for one that does not decode.
+ */
+
+ngx_int_t
+ngx_fishchat_frame_stored(ngx_str_t *frame, u_char *head, size_t len,
+    ngx_fishchat_frame_t *m)
+{
+    ngx_str_t  json;
+    u_char     err[80];
+
+    if (frame->len < 4 + len || ngx_memcmp(frame->data + 4, head, len) != 0) {
+        return NGX_DECLINED;
+    }
+
+    json.data = frame->data + 4;
+    json.len = frame->len - 4;
+
+    if (ngx_fishchat_frame_decode(&json, m, err, sizeof(err)) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
+    return NGX_OK;
+}
+
+
 void
 ngx_fishchat_frame_free(ngx_fishchat_frame_t *m)
 {

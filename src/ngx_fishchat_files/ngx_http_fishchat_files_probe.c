@@ -76,6 +76,8 @@ static void ngx_http_fishchat_files_display(int w, int h, AVRational sar,
     ngx_uint_t rotation, int64_t *dw, int64_t *dh);
 static ngx_int_t ngx_http_fishchat_files_decoder(
     ngx_http_fishchat_files_ctx_t *ctx, AVStream *st, AVCodecContext **dec);
+static int ngx_http_fishchat_files_feed(ngx_http_fishchat_files_ctx_t *ctx,
+    AVCodecContext *dec, int stream);
 
 static ngx_int_t ngx_http_fishchat_files_waveform(
     ngx_http_fishchat_files_ctx_t *ctx);
@@ -83,6 +85,7 @@ static ngx_int_t ngx_http_fishchat_files_wave_whole(
     ngx_http_fishchat_files_ctx_t *ctx, AVCodecContext *dec, float *peaks);
 static ngx_int_t ngx_http_fishchat_files_wave_seek(
     ngx_http_fishchat_files_ctx_t *ctx, AVCodecContext *dec, float *peaks);
+static float ngx_http_fishchat_files_peak(AVFrame *frame, int s);
 static float ngx_http_fishchat_files_sample(AVFrame *frame,
     enum AVSampleFormat fmt, int planar, int channels, int ch, int s);
 
@@ -640,6 +643,35 @@ ngx_http_fishchat_files_decoder(ngx_http_fishchat_files_ctx_t *ctx,
 
 
 /*
+ * the next packet to the decoder if it is of "stream" (one that does not
+ * decode is skipped): 0; 1 when it is of another stream, dropped; or the
+ * error of av_read_frame(), AVERROR_EOF at the end
+ */
+
+static int
+ngx_http_fishchat_files_feed(ngx_http_fishchat_files_ctx_t *ctx,
+    AVCodecContext *dec, int stream)
+{
+    int  err;
+
+    err = av_read_frame(ctx->fmt, ctx->pkt);
+    if (err < 0) {
+        return err;
+    }
+
+    if (ctx->pkt->stream_index != stream) {
+        av_packet_unref(ctx->pkt);
+        return 1;
+    }
+
+    (void) avcodec_send_packet(dec, ctx->pkt);
+    av_packet_unref(ctx->pkt);
+
+    return 0;
+}
+
+
+/*
  * the waveform: the peak of |sample| of all channels in each 1/64 of the
  * audio, normalised so that the loudest is 1024, amplified 32 times at most
  */
@@ -704,13 +736,12 @@ static ngx_int_t
 ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
     AVCodecContext *dec, float *peaks)
 {
-    int                   err, channels, planar, ch, s;
-    float                 v, *chunks;
-    double                t;
-    size_t                c, used, max, lo, hi, b;
-    ngx_int_t             rc;
-    ngx_uint_t            eof, packets;
-    enum AVSampleFormat   sfmt;
+    int         err, s;
+    float       v, *chunks;
+    double      t;
+    size_t      c, used, max, lo, hi, b;
+    ngx_int_t   rc;
+    ngx_uint_t  eof, packets;
 
     max = NGX_HTTP_FISHCHAT_FILES_WAVE_WHOLE
           * NGX_HTTP_FISHCHAT_FILES_WAVE_CHUNKS;
@@ -739,7 +770,11 @@ ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
             goto done;
         }
 
-        err = av_read_frame(ctx->fmt, ctx->pkt);
+        err = ngx_http_fishchat_files_feed(ctx, dec, ctx->audio);
+
+        if (err == 1) {
+            continue;
+        }
 
         if (err == AVERROR_EOF) {
             eof = 1;
@@ -748,15 +783,6 @@ ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
         } else if (err < 0) {
             (void) ngx_http_fishchat_files_fail(ctx->pr, "reading", err);
             goto done;
-
-        } else if (ctx->pkt->stream_index != ctx->audio) {
-            av_packet_unref(ctx->pkt);
-            continue;
-
-        } else {
-            /* a packet that does not decode is skipped */
-            (void) avcodec_send_packet(dec, ctx->pkt);
-            av_packet_unref(ctx->pkt);
         }
 
         for ( ;; ) {
@@ -765,11 +791,9 @@ ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
                 break;
             }
 
-            channels = ctx->frame->ch_layout.nb_channels;
-            planar = av_sample_fmt_is_planar(ctx->frame->format);
-            sfmt = av_get_packed_sample_fmt(ctx->frame->format);
-
-            if (ctx->frame->sample_rate <= 0 || channels <= 0) {
+            if (ctx->frame->sample_rate <= 0
+                || ctx->frame->ch_layout.nb_channels <= 0)
+            {
                 av_frame_unref(ctx->frame);
                 continue;
             }
@@ -785,12 +809,8 @@ ngx_http_fishchat_files_wave_whole(ngx_http_fishchat_files_ctx_t *ctx,
                     goto done;
                 }
 
-                for (ch = 0; ch < channels; ch++) {
-                    v = ngx_http_fishchat_files_sample(ctx->frame, sfmt,
-                                                       planar, channels,
-                                                       ch, s);
-                    chunks[c] = ngx_max(chunks[c], v);
-                }
+                v = ngx_http_fishchat_files_peak(ctx->frame, s);
+                chunks[c] = ngx_max(chunks[c], v);
 
                 used = c + 1;
             }
@@ -848,12 +868,11 @@ static ngx_int_t
 ngx_http_fishchat_files_wave_seek(ngx_http_fishchat_files_ctx_t *ctx,
     AVCodecContext *dec, float *peaks)
 {
-    int                   err, channels, planar, ch, s, want, got;
-    float                 v;
-    int64_t               start, ts, from, pts, skip;
-    AVStream             *st;
-    ngx_uint_t            b, packets;
-    enum AVSampleFormat   sfmt;
+    int          err, s, want, got;
+    float        v;
+    int64_t      start, ts, from, pts, skip;
+    AVStream    *st;
+    ngx_uint_t   b, packets;
 
     st = ctx->fmt->streams[ctx->audio];
     start = st->start_time != AV_NOPTS_VALUE ? st->start_time : 0;
@@ -890,25 +909,20 @@ ngx_http_fishchat_files_wave_seek(ngx_http_fishchat_files_ctx_t *ctx,
                 return ngx_http_fishchat_files_fail(ctx->pr, "timed out", 0);
             }
 
-            err = av_read_frame(ctx->fmt, ctx->pkt);
+            err = ngx_http_fishchat_files_feed(ctx, dec, ctx->audio);
+
             if (err < 0) {
                 break;
             }
 
-            if (ctx->pkt->stream_index != ctx->audio) {
-                av_packet_unref(ctx->pkt);
+            if (err == 1) {
                 continue;
             }
 
-            (void) avcodec_send_packet(dec, ctx->pkt);
-            av_packet_unref(ctx->pkt);
-
             while (avcodec_receive_frame(dec, ctx->frame) >= 0) {
-                channels = ctx->frame->ch_layout.nb_channels;
-                planar = av_sample_fmt_is_planar(ctx->frame->format);
-                sfmt = av_get_packed_sample_fmt(ctx->frame->format);
-
-                if (ctx->frame->sample_rate <= 0 || channels <= 0) {
+                if (ctx->frame->sample_rate <= 0
+                    || ctx->frame->ch_layout.nb_channels <= 0)
+                {
                     av_frame_unref(ctx->frame);
                     continue;
                 }
@@ -935,12 +949,8 @@ ngx_http_fishchat_files_wave_seek(ngx_http_fishchat_files_ctx_t *ctx,
                 for ( /* void */ ; s < ctx->frame->nb_samples && got < want;
                      s++, got++)
                 {
-                    for (ch = 0; ch < channels; ch++) {
-                        v = ngx_http_fishchat_files_sample(ctx->frame, sfmt,
-                                                           planar, channels,
-                                                           ch, s);
-                        peaks[b] = ngx_max(peaks[b], v);
-                    }
+                    v = ngx_http_fishchat_files_peak(ctx->frame, s);
+                    peaks[b] = ngx_max(peaks[b], v);
                 }
 
                 av_frame_unref(ctx->frame);
@@ -949,6 +959,30 @@ ngx_http_fishchat_files_wave_seek(ngx_http_fishchat_files_ctx_t *ctx,
     }
 
     return NGX_OK;
+}
+
+
+/* the largest |sample| "s" of the frame's channels */
+
+static float
+ngx_http_fishchat_files_peak(AVFrame *frame, int s)
+{
+    int                  ch, channels, planar;
+    float                v, peak;
+    enum AVSampleFormat  fmt;
+
+    channels = frame->ch_layout.nb_channels;
+    planar = av_sample_fmt_is_planar(frame->format);
+    fmt = av_get_packed_sample_fmt(frame->format);
+
+    peak = 0;
+
+    for (ch = 0; ch < channels; ch++) {
+        v = ngx_http_fishchat_files_sample(frame, fmt, planar, channels, ch, s);
+        peak = ngx_max(peak, v);
+    }
+
+    return peak;
 }
 
 
@@ -1113,20 +1147,16 @@ ngx_http_fishchat_files_first_frame(ngx_http_fishchat_files_ctx_t *ctx,
             break;
         }
 
-        err = av_read_frame(ctx->fmt, ctx->pkt);
+        err = ngx_http_fishchat_files_feed(ctx, dec, ctx->video);
+
+        if (err == 1) {
+            continue;
+        }
 
         if (err < 0) {
             /* the end, or an error: what the decoder holds still counts */
             eof = 1;
             (void) avcodec_send_packet(dec, NULL);
-
-        } else if (ctx->pkt->stream_index != ctx->video) {
-            av_packet_unref(ctx->pkt);
-            continue;
-
-        } else {
-            (void) avcodec_send_packet(dec, ctx->pkt);
-            av_packet_unref(ctx->pkt);
         }
 
         while (avcodec_receive_frame(dec, ctx->next) >= 0) {

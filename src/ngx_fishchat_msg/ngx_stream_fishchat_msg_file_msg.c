@@ -758,31 +758,22 @@ ngx_uint_t
 ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    u_char                *p;
-    ngx_str_t              json, *cmd;
+    ngx_str_t             *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MSG_ARGS];
-    ngx_uint_t             n;
+    ngx_uint_t             n, own;
     ngx_pool_t            *pool;
     ngx_fishchat_frame_t   m;
-    u_char                 err[80];
 
     static u_char  head[] = "{\"CmdName\":\"RESP_MESSAGE_P2P\","
                             "\"Args\":[\"FILE\\n";
 
-    if (frame->len < 4 + sizeof(head) - 1
-        || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
+    if (ngx_fishchat_frame_stored(frame, head, sizeof(head) - 1, &m)
+        != NGX_OK)
     {
         return 0;
     }
 
-    json.data = frame->data + 4;
-    json.len = frame->len - 4;
-
-    if (ngx_fishchat_frame_decode(&json, &m, err, sizeof(err)) != NGX_OK) {
-        return 0;
-    }
-
-    p = NULL;
+    own = 0;
     pool = NULL;
 
     if (m.nargs != 3 || !ngx_stream_fishchat_msg_file_from(&m.args[1])) {
@@ -795,14 +786,10 @@ ngx_stream_fishchat_msg_file_own(ngx_stream_fishchat_msg_session_t *sess,
         goto done;
     }
 
-    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, n), sess->c->log);
-    if (p == NULL) {
-        /* the message as it was stored is still a frame */
-        goto done;
-    }
+    /* without memory, the message as it was stored is still a frame */
 
-    frame->len = ngx_fishchat_frame_write(p, cmd, args, n) - p;
-    frame->data = p;
+    own = (ngx_fishchat_frame_alloc(frame, cmd, args, n, sess->c->log)
+           == NGX_OK);
 
 done:
 
@@ -812,7 +799,7 @@ done:
 
     ngx_fishchat_frame_free(&m);
 
-    return p != NULL;
+    return own;
 }
 
 

@@ -26,12 +26,10 @@
 static ngx_int_t ngx_stream_fishchat_msg_media_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     char *cmd);
-static void ngx_stream_fishchat_msg_media_made(redisReply *reply,
-    void *data);
-static void ngx_stream_fishchat_msg_media_allowed(redisReply *reply,
+static void ngx_stream_fishchat_msg_media_answered(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_msg_media_answer(
-    ngx_stream_fishchat_msg_call_t *call, redisReply *reply, char *what);
+    ngx_stream_fishchat_msg_call_t *call, redisReply *reply);
 static void ngx_stream_fishchat_msg_media_reply(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *target,
     ngx_str_t *stream, char *act);
@@ -116,7 +114,7 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_set(&args[6], NGX_STREAM_FISHCHAT_MEDIA_KEEP);
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_publish,
-               ngx_stream_fishchat_msg_media_made,
+               ngx_stream_fishchat_msg_media_answered,
                3, 7, args, "no stream made");
 }
 
@@ -163,7 +161,7 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
     args[2] = w->fcf->redis_prefix;
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_play,
-               ngx_stream_fishchat_msg_media_allowed,
+               ngx_stream_fishchat_msg_media_answered,
                1, 3, args, "stream not looked up");
 }
 
@@ -205,8 +203,13 @@ ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/*
+ * The script's answer to both commands: MEDIA_PUBLISH keeps its target in
+ * call->to, MEDIA_PLAY none
+ */
+
 static void
-ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
+ngx_stream_fishchat_msg_media_answered(redisReply *reply, void *data)
 {
     ngx_stream_fishchat_msg_call_t *call = data;
 
@@ -214,48 +217,30 @@ ngx_stream_fishchat_msg_media_made(redisReply *reply, void *data)
 
     sess = call->sess;
 
-    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream made")
-        != NGX_OK)
-    {
+    if (ngx_stream_fishchat_msg_media_answer(call, reply) != NGX_OK) {
         return;
     }
-
-    ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
-                  "fishchat msg: \"%V\" may go live on stream %V for %V",
-                  &sess->node.str, &call->ref, &call->to);
 
     /* the call is taken off the session: a write may close the session */
 
     ngx_queue_remove(&call->queue);
 
-    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PUBLISH", &call->to,
-                                        &call->ref, "publish");
+    if (call->to.len) {
+        ngx_log_error(NGX_LOG_INFO, sess->c->log, 0,
+                      "fishchat msg: \"%V\" may go live on stream %V for %V",
+                      &sess->node.str, &call->ref, &call->to);
 
-    ngx_free(call);
-}
+        ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PUBLISH", &call->to,
+                                            &call->ref, "publish");
 
+    } else {
+        /* the live stream's HLS, or, once it has one, its recording */
 
-static void
-ngx_stream_fishchat_msg_media_allowed(redisReply *reply, void *data)
-{
-    ngx_stream_fishchat_msg_call_t *call = data;
-
-    ngx_stream_fishchat_msg_session_t  *sess;
-
-    sess = call->sess;
-
-    if (ngx_stream_fishchat_msg_media_answer(call, reply, "no stream to play")
-        != NGX_OK)
-    {
-        return;
+        ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PLAY", NULL,
+                                            &call->ref,
+                                            reply->integer == 2 ? "vod"
+                                                                : "play");
     }
-
-    ngx_queue_remove(&call->queue);
-
-    /* the live stream's HLS, or, once it has one, its recording */
-
-    ngx_stream_fishchat_msg_media_reply(sess, "MEDIA_PLAY", NULL, &call->ref,
-                                        reply->integer == 2 ? "vod" : "play");
 
     ngx_free(call);
 }
@@ -265,12 +250,14 @@ ngx_stream_fishchat_msg_media_allowed(redisReply *reply, void *data)
 
 static ngx_int_t
 ngx_stream_fishchat_msg_media_answer(ngx_stream_fishchat_msg_call_t *call,
-    redisReply *reply, char *what)
+    redisReply *reply)
 {
+    char                               *what;
     ngx_fishchat_err_e                  err;
     ngx_stream_fishchat_msg_session_t  *sess;
 
     sess = call->sess;
+    what = call->to.len ? "no stream made" : "no stream to play";
 
     if (reply && reply->type == REDIS_REPLY_INTEGER
         && (reply->integer == 1 || reply->integer == 2))
@@ -438,32 +425,28 @@ ngx_uint_t
 ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    u_char                *p;
-    ngx_str_t              json, rest, *cmd;
+    ngx_int_t              rc;
+    ngx_str_t              rest, *cmd;
     ngx_str_t              args[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_str_t              word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
-    ngx_uint_t             i, n;
+    ngx_uint_t             i, n, own;
     ngx_fishchat_frame_t   m;
-    u_char                 err[80];
 
     static u_char     head[] = "{\"CmdName\":\"RESP_MESSAGE_P2P\","
                                "\"Args\":[\"MEDIA_";
     static ngx_str_t  resp = ngx_string("RESP_MESSAGE_P2P");
 
-    if (frame->len < 4 + sizeof(head) - 1
-        || ngx_memcmp(frame->data + 4, head, sizeof(head) - 1) != 0)
-    {
+    rc = ngx_fishchat_frame_stored(frame, head, sizeof(head) - 1, &m);
+
+    if (rc == NGX_DECLINED) {
         return ngx_stream_fishchat_msg_file_own(sess, frame);
     }
 
-    json.data = frame->data + 4;
-    json.len = frame->len - 4;
-
-    if (ngx_fishchat_frame_decode(&json, &m, err, sizeof(err)) != NGX_OK) {
+    if (rc != NGX_OK) {
         return 0;
     }
 
-    p = NULL;
+    own = 0;
 
     if (m.nargs != 3 || !ngx_stream_fishchat_msg_media_from(&m.args[1])) {
         goto done;
@@ -491,18 +474,14 @@ ngx_stream_fishchat_msg_media_own(ngx_stream_fishchat_msg_session_t *sess,
         n = 3;
     }
 
-    p = ngx_alloc(ngx_fishchat_frame_size(cmd, args, n), sess->c->log);
-    if (p == NULL) {
-        /* the notice as it was stored is still a frame */
-        goto done;
-    }
+    /* without memory, the notice as it was stored is still a frame */
 
-    frame->len = ngx_fishchat_frame_write(p, cmd, args, n) - p;
-    frame->data = p;
+    own = (ngx_fishchat_frame_alloc(frame, cmd, args, n, sess->c->log)
+           == NGX_OK);
 
 done:
 
     ngx_fishchat_frame_free(&m);
 
-    return p != NULL;
+    return own;
 }

@@ -60,6 +60,9 @@ static ngx_stream_fishchat_topic_msg_t *ngx_stream_fishchat_topic_msg(
 static void ngx_stream_fishchat_topic_msg_release(
     ngx_stream_fishchat_topic_msg_t *msg);
 static void ngx_stream_fishchat_topic_dirty(ngx_stream_fishchat_topic_t *t);
+static ngx_uint_t ngx_stream_fishchat_topic_moved(
+    ngx_stream_fishchat_topic_member_t *mb,
+    ngx_stream_fishchat_topic_member_t *only);
 
 
 static ngx_str_t  ngx_stream_fishchat_topic_resp =
@@ -1496,7 +1499,7 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
         /* what still waits in the session's queue does not count */
         mb->saving = mb->sess->out.head ? mb->sent : mb->pos;
 
-        if (mb->known && mb->saving > mb->saved) {
+        if (ngx_stream_fishchat_topic_moved(mb, only)) {
             n++;
         }
     }
@@ -1536,7 +1539,7 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
     {
         mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t, in_topic);
 
-        if ((only && mb != only) || !mb->known || mb->saving <= mb->saved) {
+        if (!ngx_stream_fishchat_topic_moved(mb, only)) {
             continue;
         }
 
@@ -1568,12 +1571,21 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
     {
         mb = ngx_queue_data(q, ngx_stream_fishchat_topic_member_t, in_topic);
 
-        if ((only && mb != only) || !mb->known || mb->saving <= mb->saved) {
-            continue;
+        if (ngx_stream_fishchat_topic_moved(mb, only)) {
+            mb->saved = mb->saving;
         }
-
-        mb->saved = mb->saving;
     }
+}
+
+
+/* a position to save: of "only" (of any member if NULL), known, moved */
+
+static ngx_uint_t
+ngx_stream_fishchat_topic_moved(ngx_stream_fishchat_topic_member_t *mb,
+    ngx_stream_fishchat_topic_member_t *only)
+{
+    return (only == NULL || mb == only) && mb->known
+           && mb->saving > mb->saved;
 }
 
 

@@ -577,9 +577,8 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
 {
     ngx_stream_fishchat_router_chan_t *ch = data;
 
-    u_char                             *p, *last, *nl, *frame;
-    size_t                              size;
-    ngx_str_t                           args[NGX_FISHCHAT_MAX_ARGS];
+    u_char                             *p, *last, *nl;
+    ngx_str_t                           args[NGX_FISHCHAT_MAX_ARGS], frame;
     ngx_uint_t                          n;
     ngx_queue_t                        *q, *next;
     ngx_stream_fishchat_router_peer_t  *peer;
@@ -608,17 +607,13 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
         p = nl + 1;
     }
 
-    size = ngx_fishchat_frame_size(&ngx_stream_fishchat_router_event_cmd,
-                                   args, n);
-
-    frame = ngx_alloc(size, ngx_cycle->log);
-    if (frame == NULL) {
+    if (ngx_fishchat_frame_alloc(&frame,
+                                 &ngx_stream_fishchat_router_event_cmd,
+                                 args, n, ngx_cycle->log)
+        != NGX_OK)
+    {
         return;
     }
-
-    last = ngx_fishchat_frame_write(frame,
-                                    &ngx_stream_fishchat_router_event_cmd,
-                                    args, n);
 
     for (q = ngx_queue_head(&ch->queue);
          q != ngx_queue_sentinel(&ch->queue);
@@ -632,14 +627,14 @@ ngx_stream_fishchat_router_event(ngx_str_t *payload, void *data)
             continue;
         }
 
-        if (ngx_stream_fishchat_router_write(peer, frame, last - frame)
+        if (ngx_stream_fishchat_router_write(peer, frame.data, frame.len)
             == NGX_OK)
         {
             peer->counters->frames_out++;
         }
     }
 
-    ngx_free(frame);
+    ngx_free(frame.data);
 }
 
 
@@ -791,27 +786,22 @@ static ngx_int_t
 ngx_stream_fishchat_router_reply(ngx_stream_fishchat_router_peer_t *peer,
     char *cmd, ngx_str_t *args, ngx_uint_t nargs)
 {
-    size_t      size;
-    u_char     *buf, *last;
-    ngx_int_t   rc;
-    ngx_str_t   name;
+    ngx_int_t  rc;
+    ngx_str_t  name, frame;
 
     name.data = (u_char *) cmd;
     name.len = ngx_strlen(cmd);
 
-    size = ngx_fishchat_frame_size(&name, args, nargs);
-
-    buf = ngx_alloc(size, peer->c->log);
-    if (buf == NULL) {
+    if (ngx_fishchat_frame_alloc(&frame, &name, args, nargs, peer->c->log)
+        != NGX_OK)
+    {
         ngx_stream_fishchat_router_close(peer);
         return NGX_ERROR;
     }
 
-    last = ngx_fishchat_frame_write(buf, &name, args, nargs);
+    rc = ngx_stream_fishchat_router_write(peer, frame.data, frame.len);
 
-    rc = ngx_stream_fishchat_router_write(peer, buf, last - buf);
-
-    ngx_free(buf);
+    ngx_free(frame.data);
 
     if (rc == NGX_OK) {
         peer->counters->frames_out++;
