@@ -27,7 +27,9 @@
 # TLS_TOPIC (1: MODES=tls also runs topic-max in plain text and TLS;
 # empty: not),
 # TLS_CERT, TLS_KEY (t/lib/Test/FishChat/keys/server.{pem,key}),
-# NGINX (build/nginx/sbin/nginx), KEEP=1 leaves nginx and Redis running.
+# NGINX (build/nginx/sbin/nginx), KEEP=1 leaves nginx and Redis running,
+# REDIS_FLUSH (empty: fishchat_redis_flush_delay left at its default, 0;
+# 1ms: commands held up to 1 ms to go to Redis together).
 
 set -euo pipefail
 
@@ -43,6 +45,7 @@ P2P_N=${P2P_N:-1000}
 P2P_WINDOW=${P2P_WINDOW:-4}
 P2P_SECS=${P2P_SECS:-10}
 P2P_RATE=${P2P_RATE:-}
+REDIS_FLUSH=${REDIS_FLUSH:-}
 OFFLINE_K=${OFFLINE_K:-100000}
 OFFLINE_M=${OFFLINE_M:-1000}
 TOPIC_M=${TOPIC_M:-1000}
@@ -111,6 +114,7 @@ pid        logs/nginx.pid;
 fishchat_node  bench  advertise=127.0.0.1;
 fishchat_redis  127.0.0.1:$redis_port;
 fishchat_redis_prefix  bench$(date +%s):;
+${REDIS_FLUSH:+fishchat_redis_flush_delay  $REDIS_FLUSH;}
 
 events {
     worker_connections  20000;

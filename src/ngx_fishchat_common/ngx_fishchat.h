@@ -337,6 +337,7 @@ typedef struct {
     ngx_str_t                   redis_prefix;
     ngx_msec_t                  redis_timeout;
     ngx_uint_t                  redis_queue;
+    ngx_msec_t                  redis_flush_delay;
 
     size_t                      frame_max;
 

@@ -103,6 +103,13 @@ static ngx_command_t  ngx_fishchat_commands[] = {
       offsetof(ngx_fishchat_conf_t, redis_queue),
       NULL },
 
+    { ngx_string("fishchat_redis_flush_delay"),
+      NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
+      ngx_conf_set_msec_slot,
+      0,
+      offsetof(ngx_fishchat_conf_t, redis_flush_delay),
+      NULL },
+
     { ngx_string("fishchat_auth_secret_file"),
       NGX_MAIN_CONF|NGX_DIRECT_CONF|NGX_CONF_TAKE1,
       ngx_fishchat_auth_key_file,
@@ -313,6 +320,7 @@ ngx_fishchat_create_conf(ngx_cycle_t *cycle)
     fcf->redis_db = NGX_CONF_UNSET;
     fcf->redis_timeout = NGX_CONF_UNSET_MSEC;
     fcf->redis_queue = NGX_CONF_UNSET_UINT;
+    fcf->redis_flush_delay = NGX_CONF_UNSET_MSEC;
     fcf->frame_max = NGX_CONF_UNSET_SIZE;
     fcf->auth_alg = NGX_CONF_UNSET_UINT;
     fcf->auth_leeway = NGX_CONF_UNSET;
@@ -361,6 +369,7 @@ ngx_fishchat_init_conf(ngx_cycle_t *cycle, void *conf)
     ngx_conf_init_value(fcf->redis_db, 0);
     ngx_conf_init_msec_value(fcf->redis_timeout, 3000);
     ngx_conf_init_uint_value(fcf->redis_queue, 1024);
+    ngx_conf_init_msec_value(fcf->redis_flush_delay, 0);
     ngx_conf_init_size_value(fcf->frame_max, 65536);
 
     if (fcf->redis_prefix.data == NULL) {

@@ -29,6 +29,7 @@
 #include <ngx_event.h>
 #include <ngx_sha1.h>
 #include <sys/ioctl.h>
+#include <hiredis/sds.h>
 #include "ngx_fishchat.h"
 
 
@@ -40,6 +41,9 @@
 #define NGX_FISHCHAT_REDIS_BACKOFF_MAX  5000
 
 #define NGX_FISHCHAT_REDIS_FREE_MAX     256
+
+/* commands held back (fishchat_redis_flush_delay) are written at this */
+#define NGX_FISHCHAT_REDIS_FLUSH_SIZE   16384
 
 /* the arguments of ngx_fishchat_redis_command() */
 #define NGX_FISHCHAT_REDIS_MAX_ARGS     64
@@ -92,6 +96,7 @@ struct ngx_fishchat_redis_s {
 
     ngx_event_t                     retry;
     ngx_event_t                     timer;     /* the earliest deadline */
+    ngx_event_t                     flush;     /* fishchat_redis_flush_delay */
     ngx_msec_t                      backoff;
     ngx_msec_t                      connect_start;
     ngx_uint_t                      state;
@@ -112,6 +117,7 @@ struct ngx_fishchat_redis_s {
     ngx_queue_t                     channel_list;
 
     unsigned                        subscriber:1;
+    unsigned                        flushing:1;
     unsigned                        failed:1;
     unsigned                        exiting:1;
 };
@@ -123,6 +129,7 @@ static void ngx_fishchat_redis_schedule(ngx_fishchat_redis_t *link,
     const char *why);
 static void ngx_fishchat_redis_read_handler(ngx_event_t *ev);
 static void ngx_fishchat_redis_write_handler(ngx_event_t *ev);
+static void ngx_fishchat_redis_flush_handler(ngx_event_t *ev);
 static void ngx_fishchat_redis_add_read(void *privdata);
 static void ngx_fishchat_redis_del_read(void *privdata);
 static void ngx_fishchat_redis_add_write(void *privdata);
@@ -445,6 +452,11 @@ ngx_fishchat_redis_create(ngx_cycle_t *cycle, ngx_uint_t subscriber)
     link->timer.log = cycle->log;
     link->timer.cancelable = 1;
 
+    /* not cancelable: what it holds back may be a closing session's last */
+    link->flush.handler = ngx_fishchat_redis_flush_handler;
+    link->flush.data = link;
+    link->flush.log = cycle->log;
+
     link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
 
     ngx_fishchat_redis_connect(link);
@@ -558,6 +570,10 @@ ngx_fishchat_redis_close(ngx_fishchat_redis_t *link)
 
     if (link->timer.timer_set) {
         ngx_del_timer(&link->timer);
+    }
+
+    if (link->flush.timer_set) {
+        ngx_del_timer(&link->flush);
     }
 
     /* nobody is waiting for the answers any more */
@@ -886,6 +902,25 @@ ngx_fishchat_redis_write_handler(ngx_event_t *ev)
 }
 
 
+/* the delay is over: what the socket takes is written now, the rest later */
+
+static void
+ngx_fishchat_redis_flush_handler(ngx_event_t *ev)
+{
+    ngx_fishchat_redis_t  *link;
+
+    link = ev->data;
+
+    if (link->ac == NULL) {
+        return;
+    }
+
+    link->flushing = 1;
+    redisAsyncHandleWrite(link->ac);
+    link->flushing = 0;
+}
+
+
 static void
 ngx_fishchat_redis_add_read(void *privdata)
 {
@@ -911,10 +946,33 @@ ngx_fishchat_redis_del_read(void *privdata)
 }
 
 
+/*
+ * hiredis has commands to write.  With fishchat_redis_flush_delay, the
+ * commands of the command link are held that long first, so that those of
+ * several passes of the event loop go in one write and Redis wakes up
+ * once for them; the first one starts the delay.  Once they fill 16k they
+ * are written without waiting for it.
+ */
+
 static void
 ngx_fishchat_redis_add_write(void *privdata)
 {
     ngx_fishchat_redis_t  *link = privdata;
+
+    if (link->conf->redis_flush_delay
+        && !link->subscriber
+        && !link->flushing
+        && link->state == NGX_FISHCHAT_REDIS_UP
+        && link->conn && !link->conn->write->active
+        && link->ac
+        && sdslen(link->ac->c.obuf) < NGX_FISHCHAT_REDIS_FLUSH_SIZE)
+    {
+        if (!link->flush.timer_set) {
+            ngx_add_timer(&link->flush, link->conf->redis_flush_delay);
+        }
+
+        return;
+    }
 
     if (link->conn && !link->conn->write->active) {
         if (ngx_add_event(link->conn->write, NGX_WRITE_EVENT, 0) != NGX_OK) {
@@ -946,6 +1004,10 @@ ngx_fishchat_redis_cleanup(void *privdata)
     ngx_connection_t  *c;
 
     c = link->conn;
+
+    if (link->flush.timer_set) {
+        ngx_del_timer(&link->flush);
+    }
 
     if (c == NULL) {
         return;
