@@ -319,6 +319,12 @@ fc_mqtt_delivery(fc_conn_t *c, unsigned flags, unsigned char *b, size_t rl,
     colon = memchr(p, ':', len);
     u = NULL;
 
+    if (fc_mqtt_slots == NULL) {
+        /* mqtt-idle: nobody sends, and there is no table */
+        fc.st.unexpected++;
+        colon = NULL;
+    }
+
     if (colon) {
         sender = fc_atou((char *) colon + 1, (size_t) (last - colon - 1));
         colon = memchr(colon + 1, ':', (size_t) (last - colon - 1));
@@ -330,7 +336,7 @@ fc_mqtt_delivery(fc_conn_t *c, unsigned flags, unsigned char *b, size_t rl,
     }
 
     if (u == NULL) {
-        fc.st.unknown++;
+        fc.st.unknown += fc_mqtt_slots != NULL;
 
     } else if (u->seen) {
         fc.st.duplicates++;
