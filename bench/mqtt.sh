@@ -3,7 +3,8 @@
 # 12's mosquitto), in the same run, on the same box, with the same load
 # generator (bench/fc-load: p2p for ours, mqtt for Mosquitto).
 #
-#   bench/mqtt.sh                    ~8 minutes with the defaults
+#   bench/mqtt.sh                    ~5 minutes with the defaults (more
+#                                    when others hold the CPU lock)
 #   RUNS=1 MQTT_SECS=5 bench/mqtt.sh
 #   NGINX=/tmp/nginx-mqtt bench/mqtt.sh
 #
