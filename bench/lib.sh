@@ -1,5 +1,5 @@
 # What the bench scripts share (bench/files.sh, bench/media.sh,
-# bench/run.sh): sourced, not run.
+# bench/mqtt.sh, bench/run.sh): sourced, not run.
 #
 #   bench_lock VAR SCRIPT ARGS...  run the script again under "flock
 #                                  $LOCK" (waiting up to LOCK_WAIT s,
@@ -14,10 +14,12 @@
 #   copy_nginx SRC DST             DST is a copy of SRC (a rebuild may
 #                                  replace SRC while the bench runs)
 #   free_ports N                   N free TCP ports on 127.0.0.1, one line
-#   redis_start PORT DIR           a private redis-server on 127.0.0.1:PORT
-#                                  (no persistence, its log in
-#                                  DIR/logs/redis.log): $redis_pid, once
-#                                  it answers PING
+#   redis_start PORT DIR [ARG...]  a private redis-server on 127.0.0.1:PORT
+#                                  (no persistence, unless ARGs, more
+#                                  redis-server options, say otherwise; its
+#                                  log in DIR/logs/redis.log, its pid in
+#                                  DIR/redis.pid): $redis_pid, once it
+#                                  answers PING
 #   make_secret FILE               FILE (mode 600) is a random HS256 secret
 #   conf_head PREFIX               the top of an nginx.conf: WORKERS
 #                                  workers, 20,000 files, logs/error.log
@@ -32,6 +34,8 @@
 #   nginx_stop                     QUIT the nginx of $pidfile, TERM after
 #                                  10 s; forget $pidfile
 #   stop_pids PID...               TERM them, KILL after 5 s, wait for them
+#   med TAG KEY                    the median of KEY=value over the lines
+#                                  "TAG ..." of $results
 #
 # Only what the calling script started is stopped, by pid.
 
@@ -82,18 +86,20 @@ print(" ".join(str(x.getsockname()[1]) for x in s))' "$1"
 }
 
 redis_start() {
-    local i
+    local i port=$1 rdir=$2
 
-    redis-server --bind 127.0.0.1 --port "$1" --save "" \
-        --appendonly no --dir "$2" --logfile "$2/logs/redis.log" \
-        > /dev/null &
+    shift 2
+    redis-server --bind 127.0.0.1 --port "$port" --save "" \
+        --appendonly no --dir "$rdir" --logfile "$rdir/logs/redis.log" \
+        "$@" > /dev/null &
     redis_pid=$!
+    echo "$redis_pid" > "$rdir/redis.pid"
 
     for i in $(seq 1 50); do
-        redis-cli -p "$1" ping 2>/dev/null | grep -q PONG && return 0
+        redis-cli -p "$port" ping 2>/dev/null | grep -q PONG && return 0
         sleep 0.1
     done
-    die "Redis did not start ($2/logs/redis.log)"
+    die "Redis did not start ($rdir/logs/redis.log)"
 }
 
 make_secret() {
@@ -179,4 +185,9 @@ stop_pids() {
         kill -KILL "$p" 2>/dev/null || true
     done
     wait "$@" 2>/dev/null || true
+}
+
+med() {
+    grep "^$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g \
+        | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
 }

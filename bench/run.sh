@@ -216,12 +216,6 @@ run() {
         >> "$results" || true
 }
 
-# med TAG KEY: the median of KEY over the runs of TAG
-med() {
-    grep "^$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g \
-        | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
-}
-
 say "bench: $(nproc) cores, $(uname -r), nginx $("$NGINX" -v 2>&1 \
     | sed 's/.*nginx\///') ($NGINX), Redis $(redis-server --version \
     | sed 's/.*v=\([^ ]*\).*/\1/') on port $redis_port; in $dir"

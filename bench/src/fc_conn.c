@@ -291,7 +291,10 @@ fc_connected(fc_conn_t *c)
 }
 
 
-/* connected (and the TLS handshake done): HELLO 1, SEND_CLIENT_ID */
+/*
+ * connected (and the TLS handshake done): HELLO 1, SEND_CLIENT_ID, or the
+ * mode's own login
+ */
 
 void
 fc_login_start(fc_conn_t *c)
@@ -303,20 +306,29 @@ fc_login_start(fc_conn_t *c)
 
     c->state = FC_LOGGING_IN;
 
-    len = fc_id(id, c->idx);
+    if (fc_conf.mode->start) {
+        /* a framing of its own (mqtt: CONNECT) */
 
-    args[0] = "1";
-    lens[0] = 1;
+        if (fc_conf.mode->start(c) != 0) {
+            return;
+        }
 
-    if (fc_frame_out(c, "HELLO", 1, args, lens) != 0) {
-        return;
-    }
+    } else {
+        len = fc_id(id, c->idx);
 
-    args[0] = id;
-    lens[0] = len;
+        args[0] = "1";
+        lens[0] = 1;
 
-    if (fc_frame_out(c, "SEND_CLIENT_ID", 1, args, lens) != 0) {
-        return;
+        if (fc_frame_out(c, "HELLO", 1, args, lens) != 0) {
+            return;
+        }
+
+        args[0] = id;
+        lens[0] = len;
+
+        if (fc_frame_out(c, "SEND_CLIENT_ID", 1, args, lens) != 0) {
+            return;
+        }
     }
 
     /* EPOLLOUT is still registered: the flush turns it off */
@@ -398,6 +410,30 @@ fc_delivery(fc_conn_t *c, fc_msg_t *m, int64_t now)
 
     if (fc_frame_out(c, "P2P_ACK", 2, args, lens) == 0) {
         fc.st.acked++;
+    }
+}
+
+
+/* LOGIN_OK (or the mode's own login) came: worker is the pid, or 0 */
+
+void
+fc_logged_in(fc_conn_t *c, long worker, int64_t now)
+{
+    c->state = FC_READY;
+    c->worker = worker;
+    /* the first ping somewhere in the first interval: spread out */
+    c->next_ping = now + (int64_t) (fc_conf.ping * FC_SEC
+                                    * (double) (fc_random() % 1000)
+                                    / 1000.0);
+
+    fc.connecting--;
+    fc.st.logged_in++;
+    fc.st.login_last = (uint64_t) now;
+
+    fc_stats_worker(&fc.st, c->worker, 1);
+
+    if (fc_conf.mode->login) {
+        fc_conf.mode->login(c);
     }
 }
 
@@ -501,23 +537,8 @@ fc_frame_in(fc_conn_t *c, char *p, size_t len)
             return;
         }
 
-        c->state = FC_READY;
-        c->worker = m.nargs >= 3 ? (long) fc_atou(m.arg[2], m.len[2]) : 0;
-        /* the first ping somewhere in the first interval: spread out */
-        c->next_ping = now + (int64_t) (fc_conf.ping * FC_SEC
-                                        * (double) (fc_random() % 1000)
-                                        / 1000.0);
-
-        fc.connecting--;
-        fc.st.logged_in++;
-        fc.st.login_last = (uint64_t) now;
-
-        fc_stats_worker(&fc.st, c->worker, 1);
-
-        if (fc_conf.mode->login) {
-            fc_conf.mode->login(c);
-        }
-
+        fc_logged_in(c, m.nargs >= 3 ? (long) fc_atou(m.arg[2], m.len[2])
+                                     : 0, now);
         return;
     }
 
@@ -645,7 +666,9 @@ fc_sweep(int64_t now)
         if (c->state == FC_READY && fc_conf.ping > 0 && now >= c->next_ping) {
             c->next_ping = now + (int64_t) (fc_conf.ping * FC_SEC);
 
-            if (fc_frame_out(c, "SEND_PING", 1, args, lens) == 0) {
+            if (fc_conf.mode->ping ? fc_conf.mode->ping(c) == 0
+                : fc_frame_out(c, "SEND_PING", 1, args, lens) == 0)
+            {
                 fc.st.pings++;
             }
         }

@@ -28,6 +28,8 @@ static const fc_mode_t  *fc_modes[] = {
     &fc_p2p_mode,
     &fc_offline_mode,
     &fc_topic_mode,
+    &fc_mqtt_mode,
+    &fc_mqtt_idle_mode,
     NULL
 };
 
@@ -897,6 +899,7 @@ fc_usage(void)
         "  -l BYTES     message text size (the time stamp, padded)\n"
         "  -x PREFIX    id prefix (fcl<pid>-)\n"
         "  -p PIDFILE   nginx master pid file: RSS and CPU of its workers\n"
+        "               (mqtt, mqtt-idle: of the process itself)\n"
         "  -k PIDFILE   redis pid file: its CPU (p2p)\n"
         "  -E[1.2]      TLS to every server, 1.3 (or -E1.2), no certificate\n"
         "               check; p2p and topic count the records received\n");

@@ -418,7 +418,35 @@ fc_frame_out(fc_conn_t *c, const char *cmd, unsigned nargs,
 }
 
 
-/* frames in: what recv() gave, cut into frames; the rest waits in c->in */
+/*
+ * len bytes at the end of the output of c, for a mode with a framing of
+ * its own (mqtt) to fill; NULL (the connection closed) when out of memory
+ */
+
+char *
+fc_out_alloc(fc_conn_t *c, size_t len)
+{
+    char  *p;
+
+    if (fc_out_reserve(c, len) != 0) {
+        fc_log("out of memory");
+        fc_conn_lost(c, "out of memory", 0);
+        return NULL;
+    }
+
+    p = c->out + c->out_len;
+    c->out_len += len;
+
+    fc_dirty(c);
+
+    return p;
+}
+
+
+/*
+ * frames in: what recv() gave, cut into frames (or into the packets of the
+ * mode's input hook); the rest waits in c->in
+ */
 
 static int
 fc_in_reserve(fc_conn_t *c, size_t need)
@@ -452,6 +480,7 @@ fc_in_reserve(fc_conn_t *c, size_t need)
 void
 fc_input(fc_conn_t *c, char *data, size_t len)
 {
+    long       n;
     char      *p, *last;
     size_t     left;
     uint32_t   flen;
@@ -472,7 +501,26 @@ fc_input(fc_conn_t *c, char *data, size_t len)
         last = data + len;
     }
 
-    while (last - p >= 4) {
+    for ( ;; ) {
+        if (fc_conf.mode->input) {
+            n = fc_conf.mode->input(c, p, (size_t) (last - p));
+
+            if (n < 0 || c->fd == -1) {
+                return;
+            }
+
+            if (n == 0) {
+                break;
+            }
+
+            p += n;
+            continue;
+        }
+
+        if (last - p < 4) {
+            break;
+        }
+
         flen = ((uint32_t) (unsigned char) p[0] << 24)
                | ((uint32_t) (unsigned char) p[1] << 16)
                | ((uint32_t) (unsigned char) p[2] << 8)

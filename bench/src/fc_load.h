@@ -6,10 +6,14 @@
  *     fc-load p2p     -n N [-r RATE] [-t SECS] [-w WINDOW] ...
  *     fc-load offline -n K [-m M] ...
  *     fc-load topic   -T TOPICS -M MEMBERS [-S SENDERS] [-r RATE] [-t SECS] ...
+ *     fc-load mqtt    -n N [-r RATE] [-t SECS] [-w WINDOW] ...
+ *     fc-load mqtt-idle -n N [-t SECS] [-p PIDFILE] ...
  *
  * Every client speaks the seed protocol (4-byte big-endian length, then
  * {"CmdName":"X","Args":[...]}\n), opts in with HELLO 1 and logs in with
- * SEND_CLIENT_ID <prefix><n>.  One process holds many non-blocking
+ * SEND_CLIENT_ID <prefix><n>; but the mqtt modes speak MQTT 3.1.1 (to
+ * another server, for comparison) through the hooks start, input and
+ * ping of their fc_mode_t.  One process holds many non-blocking
  * connections on an epoll loop; -P forks that many processes, each with
  * its share of the connections, to get past the per-process open-files
  * limit.  The parent only coordinates: it starts and stops the phases
@@ -34,6 +38,7 @@
  *                   and SSL_write, the records received
  *     fc_idle.c, fc_p2p.c, fc_offline.c, fc_topic.c: a mode each, with its
  *                   fc_mode_t (below), listed in fc_modes[] (fc_core.c)
+ *     fc_mqtt.c     mqtt and mqtt-idle: p2p and idle over MQTT 3.1.1
  */
 
 
@@ -142,6 +147,9 @@ typedef struct {
     char                prefix[64];
     int                 quiet;
     int                 tls;          /* -E: 13 (TLS 1.3) or 12; 0: none */
+    int                 server_self;  /* -p names the server process itself
+                                         (mqtt: mosquitto), not a master
+                                         whose children are the workers */
 } fc_conf_t;
 
 
@@ -357,6 +365,21 @@ struct fc_mode_s {
 
     /* a child */
     size_t      (*id)(char *buf, uint32_t idx);   /* NULL: <prefix><idx> */
+
+    /*
+     * A mode with a framing of its own (mqtt): start, connected (and the
+     * TLS handshake done), queues its login in place of HELLO and
+     * SEND_CLIENT_ID (0, or -1 when it closed the connection) and calls
+     * fc_logged_in() when it is done; input takes the bytes received in
+     * place of the frame codec: it handles the packet at p if all of it
+     * is there and returns its length, 0 when it is not (the bytes wait
+     * for more), -1 when it closed the connection; ping queues a ping in
+     * place of SEND_PING (0: queued).
+     */
+    int         (*start)(fc_conn_t *c);
+    long        (*input)(fc_conn_t *c, char *p, size_t len);
+    int         (*ping)(fc_conn_t *c);
+
     int         (*sender)(fc_conn_t *c);  /* 1: it sends; NULL: every one */
     int         (*init)(void);    /* the sessions are set up: its tables,
                                      its share of -r, perhaps its phase */
@@ -383,6 +406,8 @@ extern const fc_mode_t  fc_idle_mode;
 extern const fc_mode_t  fc_p2p_mode;
 extern const fc_mode_t  fc_offline_mode;
 extern const fc_mode_t  fc_topic_mode;
+extern const fc_mode_t  fc_mqtt_mode;
+extern const fc_mode_t  fc_mqtt_idle_mode;
 
 
 extern fc_conf_t    fc_conf;
@@ -426,6 +451,7 @@ size_t fc_id(char *buf, uint32_t idx);
 void fc_conn_close(fc_conn_t *c);
 void fc_conn_lost(fc_conn_t *c, const char *why, int err);
 void fc_login_start(fc_conn_t *c);
+void fc_logged_in(fc_conn_t *c, long worker, int64_t now);
 void fc_connect_more(void);
 int fc_received(int64_t now);
 void fc_frame_in(fc_conn_t *c, char *p, size_t len);
@@ -436,6 +462,7 @@ void fc_sweep(int64_t now);
 
 int fc_frame_out(fc_conn_t *c, const char *cmd, unsigned nargs,
     const char **args, const size_t *lens);
+char *fc_out_alloc(fc_conn_t *c, size_t len);
 int fc_json_msg(char *p, size_t len, fc_msg_t *m);
 void fc_input(fc_conn_t *c, char *data, size_t len);
 
@@ -489,6 +516,7 @@ void fc_tls_result(double secs, uint64_t delivered);
 uint64_t fc_uuid_hash(uint64_t hi, uint64_t lo);
 int fc_uuid_init(uint64_t want);
 fc_uuid_t *fc_uuid_find(const char *s, size_t len, int add);
+fc_uuid_t *fc_uuid_get(uint64_t hi, uint64_t lo, int add);
 void fc_p2p_message(fc_conn_t *c, uint32_t peer, int64_t now);
 
 

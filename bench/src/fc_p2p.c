@@ -145,12 +145,23 @@ fc_uuid_grow(void)
 fc_uuid_t *
 fc_uuid_find(const char *s, size_t len, int add)
 {
-    uint64_t    hi, lo, h;
-    fc_uuid_t  *u;
+    uint64_t  hi, lo;
 
     if (fc_uuid_parse(s, len, &hi, &lo) != 0) {
         return NULL;
     }
+
+    return fc_uuid_get(hi, lo, add);
+}
+
+
+/* by its two halves (mqtt: the sender and its sequence number) */
+
+fc_uuid_t *
+fc_uuid_get(uint64_t hi, uint64_t lo, int add)
+{
+    uint64_t    h;
+    fc_uuid_t  *u;
 
     if (add && 2 * (fc_uuid_count + 1) > fc_uuid_mask + 1
         && fc_uuid_grow() != 0)

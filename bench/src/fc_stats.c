@@ -327,7 +327,10 @@ fc_read_pidfile(const char *path)
 }
 
 
-/* the children of the master named in the pid file */
+/*
+ * the children of the master named in the pid file; or the process itself
+ * (fc_conf.server_self)
+ */
 
 unsigned
 fc_nginx_workers(long *pids, unsigned max)
@@ -346,6 +349,12 @@ fc_nginx_workers(long *pids, unsigned max)
     master = fc_read_pidfile(fc_conf.pidfile);
     if (master <= 0) {
         return 0;
+    }
+
+    if (fc_conf.server_self) {
+        /* the server is that process (mqtt: mosquitto) */
+        pids[0] = master;
+        return max ? 1 : 0;
     }
 
     d = opendir("/proc");
