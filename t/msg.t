@@ -1151,3 +1151,35 @@ sent_bytes tx
 monitor_wait active=2 accepted=3 sessions=2 messages=3 frames_in=9 frames_out=11 bytes_in=$tx bytes_out=$rx errors=1 error.not_logged_in=1
 close b
 monitor_wait active=1 sessions=1 messages=3
+
+
+
+=== TEST 37: fishchat_redis_flush_delay: commands wait for it and go together, 16k waiting go at once
+Messages, acks and the inbox behave as without the delay. The debug log
+shows the writes made when the delay is over, and a message of 20k
+written without waiting for it.
+--- main_config
+    fishchat_redis_flush_delay 20ms;
+--- stream_server_config
+    fishchat_msg;
+    fishchat_msg_rate 0;
+--- scenario
+connect b
+send b HELLO 1
+recv b HELLO 1 * *
+send b SEND_CLIENT_ID bob
+recv b LOGIN_OK bob * *
+connect a
+send a HELLO 1
+recv a HELLO 1 * *
+send a SEND_CLIENT_ID alice
+recv a LOGIN_OK alice * *
+send_repeat a 5 SEND_MESSAGE_P2P bob "m$i" alice r$i
+recv_repeat b 5 RESP_MESSAGE_P2P "m$i" alice *
+ack_all b bob
+redis_wait 0 EXISTS ${PREFIX}inbox:{bob}
+wait_log fishchat: redis: \d+ bytes written after the delay
+set_repeat k x 20000
+send a SEND_MESSAGE_P2P bob "$k" alice big
+recv b RESP_MESSAGE_P2P "$k" alice *
+wait_log fishchat: redis: \d+ bytes waiting, written at once

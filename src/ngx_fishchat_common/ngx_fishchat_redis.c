@@ -915,6 +915,10 @@ ngx_fishchat_redis_flush_handler(ngx_event_t *ev)
         return;
     }
 
+    ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                   "fishchat: redis: %uz bytes written after the delay",
+                   sdslen(link->ac->c.obuf));
+
     link->flushing = 1;
     redisAsyncHandleWrite(link->ac);
     link->flushing = 0;
@@ -964,14 +968,20 @@ ngx_fishchat_redis_add_write(void *privdata)
         && !link->flushing
         && link->state == NGX_FISHCHAT_REDIS_UP
         && link->conn && !link->conn->write->active
-        && link->ac
-        && sdslen(link->ac->c.obuf) < NGX_FISHCHAT_REDIS_FLUSH_SIZE)
+        && link->ac)
     {
-        if (!link->flush.timer_set) {
-            ngx_add_timer(&link->flush, link->conf->redis_flush_delay);
+        if (sdslen(link->ac->c.obuf) < NGX_FISHCHAT_REDIS_FLUSH_SIZE) {
+
+            if (!link->flush.timer_set) {
+                ngx_add_timer(&link->flush, link->conf->redis_flush_delay);
+            }
+
+            return;
         }
 
-        return;
+        ngx_log_debug1(NGX_LOG_DEBUG_EVENT, link->log, 0,
+                       "fishchat: redis: %uz bytes waiting, written at once",
+                       sdslen(link->ac->c.obuf));
     }
 
     if (link->conn && !link->conn->write->active) {
