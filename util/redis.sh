@@ -78,9 +78,16 @@ test)
     echo "$port"
     ;;
 stop)
+    # waits for it to be gone: a Redis that exits removes its pid file,
+    # which would otherwise be the pid file of the next one started here
     pidf="$var/redis-${2:-run}/redis.pid"
     if [ -f "$pidf" ]; then
-        kill "$(cat "$pidf")" 2>/dev/null || true
+        pid=$(cat "$pidf")
+        kill "$pid" 2>/dev/null || true
+        for i in $(seq 1 200); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.05
+        done
         rm -f "$pidf"
     fi
     ;;
