@@ -989,8 +989,10 @@ ngx_stream_fishchat_msg_pool_size(ngx_cycle_t *cycle)
 
 #if (NGX_STREAM_SSL)
             if (addr->ssl) {
+                /* and the server name the client sent (SNI), if short */
                 size += ngx_align(sizeof(ngx_ssl_connection_t),
-                                  NGX_ALIGNMENT);
+                                  NGX_ALIGNMENT)
+                        + NGX_STREAM_FISHCHAT_MSG_SNI_ROOM;
             }
 #endif
 
