@@ -47,6 +47,7 @@ static char *ngx_stream_fishchat_msg(ngx_conf_t *cf, ngx_command_t *cmd,
 static char *ngx_stream_fishchat_msg_rate(ngx_conf_t *cf, ngx_command_t *cmd,
     void *conf);
 static ngx_int_t ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle);
+static void ngx_stream_fishchat_msg_pool_size(ngx_cycle_t *cycle);
 static ngx_int_t ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle);
 static void ngx_stream_fishchat_msg_exit_process(ngx_cycle_t *cycle);
 
@@ -896,7 +897,110 @@ ngx_stream_fishchat_msg_init_module(ngx_cycle_t *cycle)
         return NGX_OK;
     }
 
+    ngx_stream_fishchat_msg_pool_size(cycle);
+
     return ngx_fishchat_redis_needed(cycle, "fishchat_msg");
+}
+
+
+/*
+ * The pool of a connection that a msg server takes is made large enough
+ * for one idle session: the client's address, the log, the stream
+ * session with its arrays, our session and its cleanup in one block.  The
+ * 256 bytes stream's "listen" gives it (ngx_stream_add_listening()) took
+ * three blocks and a fourth allocation for our session; a session lives
+ * long and thousands of them are held, so these are most of what a worker
+ * spends on one (bench/README.md, "Memory a session").  A listen socket
+ * counts when the default server of one of its addresses is a msg server.
+ * Only memory changes: what does not fit goes to a further block, as
+ * before.
+ */
+
+static void
+ngx_stream_fishchat_msg_pool_size(ngx_cycle_t *cycle)
+{
+    size_t                               size;
+    ngx_uint_t                           i, n, naddrs;
+    ngx_listening_t                     *ls;
+    ngx_stream_port_t                   *port;
+    ngx_stream_addr_conf_t              *addr;
+    ngx_stream_core_srv_conf_t          *cscf;
+    ngx_stream_core_main_conf_t         *cmcf;
+    ngx_stream_fishchat_msg_srv_conf_t  *mscf;
+
+    cmcf = ngx_stream_cycle_get_module_main_conf(cycle,
+                                                 ngx_stream_core_module);
+
+    ls = cycle->listening.elts;
+
+    for (i = 0; i < cycle->listening.nelts; i++) {
+
+        if (ls[i].handler != ngx_stream_init_connection) {
+            continue;
+        }
+
+        port = ls[i].servers;
+        naddrs = port->naddrs;
+
+        for (n = 0; n < naddrs; n++) {
+
+            switch (ls[i].sockaddr->sa_family) {
+
+#if (NGX_HAVE_INET6)
+            case AF_INET6:
+                addr = &((ngx_stream_in6_addr_t *) port->addrs)[n].conf;
+                break;
+#endif
+
+            default: /* AF_INET, AF_UNIX */
+                addr = &((ngx_stream_in_addr_t *) port->addrs)[n].conf;
+                break;
+            }
+
+            cscf = addr->default_server;
+            mscf = ngx_stream_conf_get_module_srv_conf(cscf,
+                                               ngx_stream_fishchat_msg_module);
+
+            if (!mscf->enabled) {
+                continue;
+            }
+
+            /*
+             * in the order of ngx_event_accept() and
+             * ngx_stream_init_connection(), each allocation aligned
+             */
+
+            size = sizeof(ngx_pool_t)
+                   + ngx_align(ls[i].socklen, NGX_ALIGNMENT)
+                   + ngx_align(sizeof(ngx_log_t), NGX_ALIGNMENT)
+                   + ngx_align(ls[i].addr_text_max_len, NGX_ALIGNMENT)
+                   + ngx_align(sizeof(ngx_stream_session_t), NGX_ALIGNMENT)
+                   + ngx_stream_max_module * sizeof(void *)
+                   + cmcf->variables.nelts
+                     * sizeof(ngx_stream_variable_value_t)
+                   + ngx_align(sizeof(ngx_stream_fishchat_msg_session_t),
+                               NGX_ALIGNMENT)
+                   + sizeof(ngx_pool_cleanup_t);
+
+            if (mscf->auth == NGX_STREAM_FISHCHAT_MSG_AUTH_TOKEN) {
+                /* the timer of the token's end */
+                size += ngx_align(sizeof(ngx_event_t), NGX_ALIGNMENT);
+            }
+
+#if (NGX_STREAM_SSL)
+            if (addr->ssl) {
+                /* and the server name the client sent (SNI), if short */
+                size += ngx_align(sizeof(ngx_ssl_connection_t),
+                                  NGX_ALIGNMENT)
+                        + NGX_STREAM_FISHCHAT_MSG_SNI_ROOM;
+            }
+#endif
+
+            if (size > ls[i].pool_size) {
+                ls[i].pool_size = size;
+            }
+        }
+    }
 }
 
 

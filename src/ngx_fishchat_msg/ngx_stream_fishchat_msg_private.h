@@ -19,6 +19,7 @@
 
 
 #define NGX_STREAM_FISHCHAT_MSG_READ_SIZE   16384
+#define NGX_STREAM_FISHCHAT_MSG_SNI_ROOM    64
 #define NGX_STREAM_FISHCHAT_MSG_VERSION     "1"
 
 
@@ -100,8 +101,15 @@ typedef struct {
 
 
 
+/*
+ * A session: in its connection's pool, with what nginx allocates for the
+ * connection (see ngx_stream_fishchat_msg_pool_size()); its id is
+ * allocated at login, of its own length.  The fields are ordered to leave
+ * no padding between them: an idle session costs what it holds.
+ */
+
 typedef struct {
-    ngx_str_node_t                  node;       /* node.str is the id */
+    ngx_str_node_t                  node;       /* node.str: the id, or 0 */
     ngx_stream_session_t           *s;
     ngx_connection_t               *c;
     ngx_stream_fishchat_msg_srv_conf_t  *conf;
@@ -122,14 +130,14 @@ typedef struct {
     u_char                         *stash;      /* read during login */
     size_t                          stash_len;
 
+    ngx_msec_t                      rate_last;
+    ngx_uint_t                      rate_tokens;   /* thousandths */
+    ngx_uint_t                      rate_strikes;
+
     u_char                          inbox_after[NGX_INT64_LEN];
     u_char                          inbox_gen[13];
     u_char                          inbox_after_len;
     u_char                          inbox_gen_len;
-
-    ngx_msec_t                      rate_last;
-    ngx_uint_t                      rate_tokens;   /* thousandths */
-    ngx_uint_t                      rate_strikes;
 
     unsigned                        optin:1;
     unsigned                        logging_in:1;
@@ -143,8 +151,6 @@ typedef struct {
     unsigned                        kicked:1;
     unsigned                        is_stalled:1;
     unsigned                        acks_queued:1;
-
-    u_char                          id[NGX_FISHCHAT_ID_MAX];
 } ngx_stream_fishchat_msg_session_t;
 
 

@@ -191,6 +191,11 @@ ngx_stream_fishchat_msg_cleanup(void *data)
         sess->stash = NULL;
     }
 
+    if (sess->node.str.data) {
+        ngx_free(sess->node.str.data);
+        sess->node.str.data = NULL;
+    }
+
     ngx_fishchat_parser_free(&sess->parser);
 }
 
@@ -667,10 +672,17 @@ ngx_stream_fishchat_msg_login(ngx_stream_fishchat_msg_session_t *sess,
                                               "logged in elsewhere");
     }
 
-    ngx_memcpy(sess->id, id->data, id->len);
-    sess->node.str.data = sess->id;
+    /* the id is kept once, of its own length: the tree's key */
+
+    sess->node.str.data = ngx_alloc(id->len, sess->c->log);
+    if (sess->node.str.data == NULL) {
+        ngx_stream_fishchat_msg_close(sess);
+        return NGX_ERROR;
+    }
+
+    ngx_memcpy(sess->node.str.data, id->data, id->len);
     sess->node.str.len = id->len;
-    sess->node.node.key = ngx_crc32_short(sess->id, id->len);
+    sess->node.node.key = ngx_crc32_short(sess->node.str.data, id->len);
 
     ngx_rbtree_insert(&w->sessions, &sess->node.node);
     sess->in_table = 1;
