@@ -571,6 +571,7 @@ ngx_msec_t ngx_fishchat_redis_rtt(ngx_fishchat_redis_t *link);
 void ngx_fishchat_redis_stats(ngx_fishchat_redis_stats_t *st,
     ngx_str_t *prefix);
 ngx_uint_t ngx_fishchat_redis_unknown(void);
+ngx_uint_t ngx_fishchat_redis_replying(void);
 void ngx_fishchat_redis_exit_process(ngx_cycle_t *cycle);
 
 

@@ -171,6 +171,7 @@ static void ngx_fishchat_redis_sub_reset(ngx_fishchat_redis_t *link);
 
 
 static ngx_uint_t             ngx_fishchat_redis_unknown_outcome;
+static ngx_uint_t             ngx_fishchat_redis_reading;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_main;
 static ngx_fishchat_redis_t  *ngx_fishchat_redis_sub;
 static ngx_uint_t             ngx_fishchat_redis_sub_paused;
@@ -840,6 +841,8 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
     link->last_read = ngx_current_msec;
     start = ngx_fishchat_redis_clock();
 
+    ngx_fishchat_redis_reading = 1;
+
     for (i = 0; i < NGX_FISHCHAT_REDIS_READS && link->ac; i++) {
         redisAsyncHandleRead(link->ac);
 
@@ -853,6 +856,8 @@ ngx_fishchat_redis_read_handler(ngx_event_t *ev)
             break;
         }
     }
+
+    ngx_fishchat_redis_reading = 0;
 }
 
 
@@ -1625,6 +1630,18 @@ ngx_fishchat_redis_reply(redisAsyncContext *ac, void *r, void *privdata)
 
     ngx_fishchat_redis_free_req(req);
     ngx_fishchat_redis_idle(link);
+}
+
+
+/*
+ * 1 while the replies and messages of a read of a Redis link are handed
+ * out: many of them in one pass of the event loop
+ */
+
+ngx_uint_t
+ngx_fishchat_redis_replying(void)
+{
+    return ngx_fishchat_redis_reading;
 }
 
 

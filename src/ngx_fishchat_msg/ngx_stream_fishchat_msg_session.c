@@ -1362,6 +1362,30 @@ ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
 {
     ngx_fishchat_out_piece_t  piece;
 
+    if (ngx_fishchat_redis_replying()
+        && !sess->closed
+        && sess->out.bytes + len <= sess->conf->send_buffer)
+    {
+        /*
+         * A frame made from a Redis reply (ACCEPTED, a delivery) waits
+         * for the end of the pass: the replies of one read of the link
+         * are many, and a session's frames among them go in one write
+         */
+
+        if (ngx_fishchat_out_append(&sess->out, data, len, sess->c->log)
+            != NGX_OK)
+        {
+            ngx_stream_fishchat_msg_close(sess);
+            return NGX_ERROR;
+        }
+
+        if (!sess->c->write->posted) {
+            ngx_post_event(sess->c->write, &ngx_posted_events);
+        }
+
+        return NGX_OK;
+    }
+
     piece.data = data;
     piece.len = len;
     piece.chunk = NULL;
