@@ -271,8 +271,9 @@ recv c LOCATE_TOPIC_MSG_ADDR * room
 redis_wait "${PREFIX}t:{room} 2" PUBSUB NUMSUB ${PREFIX}t:{room}
 EOF
 
-# each block: scenario, error_log and no_error_log; TEST 14 has two error_log
-plan tests => repeat_each() * (3 * blocks() + 1);
+# each block: scenario, error_log and no_error_log; TEST 14 has two
+# error_log, TEST 13 two no_error_log
+plan tests => repeat_each() * (3 * blocks() + 2);
 
 run_tests();
 
@@ -795,7 +796,9 @@ SLOW_READER
 
 
 
-=== TEST 13: 150 members on two workers, more than a pass of the delivery event each: a burst reaches all, in order
+=== TEST 13: 150 members on two workers, more than a pass of the delivery event each: a burst reaches all, in order; their positions are saved
+A worker saves the positions of its ~75 members in one command of over
+150 arguments.
 --- stream_config
     server {
         listen 127.0.0.1:$TEST_NGINX_FC_PORT1 reuseport;
@@ -820,10 +823,16 @@ burst a room 40 50
 close m7
 burst_recv a a 40 ACCEPTED
 crowd_recv m 150 a 40
+# saved within a few seconds, all still logged in
+redis_wait 80 HGET ${PREFIX}topic:{room}:members m1
+redis_wait 80 HGET ${PREFIX}topic:{room}:members m2
+redis_wait 80 HGET ${PREFIX}topic:{room}:members m149
+redis_wait 80 HGET ${PREFIX}topic:{room}:members m150
 --- error_log eval
 qr/fishchat msg: topic delivery goes on after the other events/
 --- no_error_log
 [error]
+[alert]
 
 
 

@@ -45,8 +45,8 @@
 /* commands held back (fishchat_redis_flush_delay) are written at this */
 #define NGX_FISHCHAT_REDIS_FLUSH_SIZE   16384
 
-/* the arguments of ngx_fishchat_redis_command() */
-#define NGX_FISHCHAT_REDIS_MAX_ARGS     64
+/* the arguments of ngx_fishchat_redis_command() kept on the stack */
+#define NGX_FISHCHAT_REDIS_STACK_ARGS   64
 
 /* a channel on the subscriber link */
 #define NGX_FISHCHAT_REDIS_SUB_IDLE     0   /* not sent on this connection */
@@ -1340,14 +1340,21 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_handler_pt handler, void *data, int argc,
     const char **argv, const size_t *argvlen)
 {
-    int        i;
-    ngx_str_t  args[NGX_FISHCHAT_REDIS_MAX_ARGS];
+    int                        i;
+    ngx_str_t                 *args;
+    ngx_fishchat_redis_req_t  *req;
+    ngx_str_t                  stack[NGX_FISHCHAT_REDIS_STACK_ARGS];
 
-    if (argc > NGX_FISHCHAT_REDIS_MAX_ARGS) {
-        ngx_log_error(NGX_LOG_ALERT, ngx_cycle->log, 0,
-                      "fishchat: a command with %d arguments, at most %d "
-                      "are possible", argc, NGX_FISHCHAT_REDIS_MAX_ARGS);
-        return NULL;
+    /* as many as a command has: the positions of a topic's members */
+
+    if (argc <= NGX_FISHCHAT_REDIS_STACK_ARGS) {
+        args = stack;
+
+    } else {
+        args = ngx_alloc(argc * sizeof(ngx_str_t), ngx_cycle->log);
+        if (args == NULL) {
+            return NULL;
+        }
     }
 
     for (i = 0; i < argc; i++) {
@@ -1355,8 +1362,14 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
         args[i].len = argvlen[i];
     }
 
-    return ngx_fishchat_redis_request(link, handler, data, args, argc, NULL,
-                                      0);
+    req = ngx_fishchat_redis_request(link, handler, data, args, argc, NULL,
+                                     0);
+
+    if (args != stack) {
+        ngx_free(args);
+    }
+
+    return req;
 }
 
 
