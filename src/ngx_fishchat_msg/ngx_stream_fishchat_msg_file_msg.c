@@ -322,11 +322,8 @@ ngx_stream_fishchat_msg_file_check(ngx_stream_fishchat_msg_session_t *sess,
     }
 
     if (fcf->files_url.len == 0) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              0, "%s needs "
-                                              "\"fishchat_files_url\" on the "
-                                              "server", cmd);
+        return ngx_stream_fishchat_msg_needs(sess, cmd,
+                                             "\"fishchat_files_url\"");
     }
 
     if (m->nargs < min || m->nargs > max) {

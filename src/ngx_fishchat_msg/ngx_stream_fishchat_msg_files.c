@@ -134,12 +134,9 @@ ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
     }
 
     if (fcf->files_url.len == 0 || fcf->auth_secret.len == 0) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              0, "FILE_SLOT needs "
-                                              "\"fishchat_files_url\" and "
-                                              "\"fishchat_auth_secret_file\" "
-                                              "on the server");
+        return ngx_stream_fishchat_msg_needs(sess, "FILE_SLOT",
+                                             "\"fishchat_files_url\" and "
+                                             "\"fishchat_auth_secret_file\"");
     }
 
     if (m->nargs != 3) {

@@ -192,11 +192,8 @@ ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
     }
 
     if (fcf->auth_secret.len == 0) {
-        return ngx_stream_fishchat_msg_refuse(sess,
-                                              NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
-                                              0, "%s needs "
-                                              "\"fishchat_auth_secret_file\" "
-                                              "on the server", cmd);
+        return ngx_stream_fishchat_msg_needs(sess, cmd,
+                                             "\"fishchat_auth_secret_file\"");
     }
 
     return NGX_DECLINED;

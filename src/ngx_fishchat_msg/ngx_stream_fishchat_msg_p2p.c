@@ -362,7 +362,7 @@ ngx_stream_fishchat_msg_stored(redisReply *reply, void *data)
         args[1].data = call->uuid;
         args[1].len = NGX_FISHCHAT_UUID_LEN;
 
-        (void) ngx_stream_fishchat_msg_reply(sess, "ACCEPTED", args, 2);
+        (void) ngx_stream_fishchat_msg_accepted(sess, args);
     }
 
     if (reply->len == 5 && ngx_strncmp(reply->str, "LOCAL", 5) == 0) {

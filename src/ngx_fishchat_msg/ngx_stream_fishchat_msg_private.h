@@ -233,11 +233,15 @@ ngx_int_t ngx_stream_fishchat_msg_refuse(
     ngx_uint_t fatal, const char *fmt, ...);
 ngx_int_t ngx_stream_fishchat_msg_optin_check(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd);
+ngx_int_t ngx_stream_fishchat_msg_needs(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd, char *directives);
 ngx_int_t ngx_stream_fishchat_msg_not_stored(
     ngx_stream_fishchat_msg_session_t *sess, redisReply *reply);
 ngx_int_t ngx_stream_fishchat_msg_reply(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
     ngx_uint_t nargs);
+ngx_int_t ngx_stream_fishchat_msg_accepted(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *args);
 ngx_int_t ngx_stream_fishchat_msg_write(
     ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
 ngx_int_t ngx_stream_fishchat_msg_writev(

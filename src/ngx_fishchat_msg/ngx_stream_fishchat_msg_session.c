@@ -45,6 +45,11 @@ static void ngx_stream_fishchat_msg_inbox_fetched(redisReply *reply,
     void *data);
 static ngx_int_t ngx_stream_fishchat_msg_ping(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+static ngx_int_t ngx_stream_fishchat_msg_frame_out(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd, ngx_str_t *args,
+    ngx_uint_t nargs, ngx_uint_t pass);
+static ngx_int_t ngx_stream_fishchat_msg_write_pass(
+    ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
 
 
@@ -208,6 +213,11 @@ ngx_stream_fishchat_msg_close(ngx_stream_fishchat_msg_session_t *sess)
     }
 
     sess->closed = 1;
+
+    if (sess->out.head && sess->c->write->ready) {
+        /* frames that waited for the end of the pass, if the socket takes */
+        (void) ngx_fishchat_out_flush(sess->c, &sess->out, sess->counters);
+    }
 
     ngx_stream_finalize_session(sess->s, NGX_STREAM_OK);
 }
@@ -1226,6 +1236,22 @@ ngx_stream_fishchat_msg_optin_check(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
+ * A command the server is not set up for (a directive it needs is not
+ * set): UNKNOWN_COMMAND, and the session goes on
+ */
+
+ngx_int_t
+ngx_stream_fishchat_msg_needs(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd, char *directives)
+{
+    return ngx_stream_fishchat_msg_refuse(sess,
+                                          NGX_FISHCHAT_ERR_UNKNOWN_COMMAND,
+                                          0, "%s needs %s on the server",
+                                          cmd, directives);
+}
+
+
+/*
  * No answer to a message to store (to a client, to a topic): where Redis
  * may have stored it all the same, the client is told so; otherwise the
  * message is not accepted
@@ -1254,6 +1280,24 @@ ngx_int_t
 ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
     char *cmd, ngx_str_t *args, ngx_uint_t nargs)
 {
+    return ngx_stream_fishchat_msg_frame_out(sess, cmd, args, nargs, 0);
+}
+
+
+/* ACCEPTED of a 1:1 message: with the other frames of the pass */
+
+ngx_int_t
+ngx_stream_fishchat_msg_accepted(ngx_stream_fishchat_msg_session_t *sess,
+    ngx_str_t *args)
+{
+    return ngx_stream_fishchat_msg_frame_out(sess, "ACCEPTED", args, 2, 1);
+}
+
+
+static ngx_int_t
+ngx_stream_fishchat_msg_frame_out(ngx_stream_fishchat_msg_session_t *sess,
+    char *cmd, ngx_str_t *args, ngx_uint_t nargs, ngx_uint_t pass)
+{
     size_t                             size;
     u_char                            *buf, *last;
     ngx_int_t                          rc;
@@ -1278,7 +1322,8 @@ ngx_stream_fishchat_msg_reply(ngx_stream_fishchat_msg_session_t *sess,
 
     last = ngx_fishchat_frame_write(buf, &name, args, nargs);
 
-    rc = ngx_stream_fishchat_msg_write(sess, buf, last - buf);
+    rc = pass ? ngx_stream_fishchat_msg_write_pass(sess, buf, last - buf)
+              : ngx_stream_fishchat_msg_write(sess, buf, last - buf);
 
     if (buf != small) {
         ngx_free(buf);
@@ -1334,7 +1379,7 @@ ngx_stream_fishchat_msg_deliver(ngx_stream_fishchat_msg_session_t *sess,
         rc = NGX_OK;
 
     } else {
-        rc = ngx_stream_fishchat_msg_write(sess, f.data, f.len);
+        rc = ngx_stream_fishchat_msg_write_pass(sess, f.data, f.len);
 
         if (rc == NGX_OK) {
             sess->counters->frames_out++;
@@ -1362,6 +1407,24 @@ ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
 {
     ngx_fishchat_out_piece_t  piece;
 
+    piece.data = data;
+    piece.len = len;
+    piece.chunk = NULL;
+
+    return ngx_stream_fishchat_msg_writev(sess, &piece, 1);
+}
+
+
+/*
+ * The same for ACCEPTED and the deliveries of 1:1 messages, which a read
+ * of a Redis link makes many of in one pass: those wait for the end of
+ * the pass
+ */
+
+static ngx_int_t
+ngx_stream_fishchat_msg_write_pass(ngx_stream_fishchat_msg_session_t *sess,
+    u_char *data, size_t len)
+{
     if (ngx_fishchat_redis_replying()
         && !sess->closed
         && sess->out.bytes + len <= sess->conf->send_buffer)
@@ -1386,11 +1449,7 @@ ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_OK;
     }
 
-    piece.data = data;
-    piece.len = len;
-    piece.chunk = NULL;
-
-    return ngx_stream_fishchat_msg_writev(sess, &piece, 1);
+    return ngx_stream_fishchat_msg_write(sess, data, len);
 }
 
 
