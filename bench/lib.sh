@@ -36,6 +36,11 @@
 #   stop_pids PID...               TERM them, KILL after 5 s, wait for them
 #   med TAG KEY                    the median of KEY=value over the lines
 #                                  "TAG ..." of $results
+#   fcload_done WHO RC OUT         after a run of fc-load (its exit status
+#                                  RC, its output OUT): OUT shown and
+#                                  appended to $log; unless RC is 0, "WHO:
+#                                  fc-load exited with RC (see
+#                                  $dir/fc-load.stderr)" and failed=1
 #
 # Only what the calling script started is stopped, by pid.
 
@@ -190,4 +195,13 @@ stop_pids() {
 med() {
     grep "^$1 " "$results" | tr ' ' '\n' | sed -n "s/^$2=//p" | sort -g \
         | awk '{ v[NR] = $1 } END { print NR ? v[int((NR + 1) / 2)] : "-" }'
+}
+
+fcload_done() {
+    echo "$3" | tee -a "$log"
+
+    if [ "$2" -ne 0 ]; then
+        say "$1: fc-load exited with $2 (see $dir/fc-load.stderr)"
+        failed=1
+    fi
 }

@@ -266,19 +266,10 @@ run() {
     rm -f "$dir/redis-held"
     [ "$mode" = idle ] && r0=$(redis_mem)
 
-    set +e
     out=$(flock -o -w "$LOCK_WAIT" "$LOCK" "$fcload" "$mode" "$@" \
               2>>"$dir/fc-load.stderr" | watch_idle; \
-          exit "${PIPESTATUS[0]}")
-    rc=$?
-    set -e
-
-    echo "$out" | tee -a "$log"
-
-    if [ $rc -ne 0 ]; then
-        say "mqtt.sh: fc-load exited with $rc (see $dir/fc-load.stderr)"
-        failed=1
-    fi
+          exit "${PIPESTATUS[0]}") && rc=0 || rc=$?
+    fcload_done mqtt.sh "$rc" "$out"
 
     if [ -n "$r0" ] && [ -s "$dir/redis-held" ]; then
         extra="redis_before=$r0 redis_held=$(cat "$dir/redis-held")"

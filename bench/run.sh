@@ -194,18 +194,9 @@ run() {
 
     say "--- $tag: fc-load $* (load average $(cut -d' ' -f1-3 /proc/loadavg))"
 
-    set +e
     out=$("$fcload" "$@" -s "$run_servers" -p "$pidfile" \
-          -k "$redis_pidfile" 2>>"$dir/fc-load.stderr")
-    rc=$?
-    set -e
-
-    echo "$out" | tee -a "$log"
-
-    if [ $rc -ne 0 ]; then
-        say "bench: fc-load exited with $rc (see $dir/fc-load.stderr)"
-        failed=1
-    fi
+          -k "$redis_pidfile" 2>>"$dir/fc-load.stderr") && rc=0 || rc=$?
+    fcload_done bench "$rc" "$out"
 
     echo "$out" | grep '^RESULT ' | sed "s/^RESULT /$tag /" \
         | awk '{ c = 0; d = 0

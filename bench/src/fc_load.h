@@ -33,7 +33,7 @@
  *     fc_stats.c    time, the histogram, CPU and memory from /proc, the
  *                   figures a child reports, the summaries' shared parts
  *     fc_run.c      a measured run (warm-up, window, drain; at a rate or
- *                   flat out), for the modes that send (p2p, topic)
+ *                   flat out), for the modes that send (p2p, mqtt, topic)
  *     fc_tls.c      TLS (-E): the handshake on the epoll loop, SSL_read
  *                   and SSL_write, the records received
  *     fc_idle.c, fc_p2p.c, fc_offline.c, fc_topic.c: a mode each, with its
@@ -490,6 +490,11 @@ void fc_print_cpu(fc_parent_t *p, double secs);
 void fc_result_lat(uint64_t *hist, uint64_t max);
 void fc_result_cpu(fc_parent_t *p, double secs);
 void fc_result_errors(void);
+uint64_t fc_undelivered(uint64_t *extra);
+void fc_print_run(double secs, const char *acked);
+void fc_result_run(double secs);
+void fc_result_lost(uint64_t lost, uint64_t extra);
+int fc_result_end(int rc, uint64_t lost, const char *accepted);
 
 /* fc_run.c */
 
@@ -499,6 +504,8 @@ void fc_answered(fc_conn_t *c, int64_t now, int refused);
 void fc_refill(int64_t now);
 int fc_run_tick(int64_t now);
 int fc_run_parent(fc_parent_t *p);
+int fc_run_check(void);       /* the modes of 1:1 messages (p2p, mqtt) */
+int fc_run_init(void);
 
 /* fc_tls.c */
 
@@ -510,6 +517,12 @@ void fc_tls_read(fc_conn_t *c);
 void fc_tls_free(fc_conn_t *c);
 void fc_tls_print(double secs, uint64_t delivered);
 void fc_tls_result(double secs, uint64_t delivered);
+
+/* fc_idle.c: sessions held, also for mqtt-idle */
+
+int fc_idle_check(void);
+int fc_idle_run(fc_parent_t *p);
+int fc_idle_result(fc_parent_t *p, int rc);
 
 /* fc_p2p.c: 1:1 messages, also for offline */
 

@@ -508,31 +508,9 @@ fc_mqtt_conf(void)
 
 
 static int
-fc_mqtt_check(void)
-{
-    if (fc_conf.n < 2) {
-        fprintf(stderr, "fc-load: mqtt needs at least 2 sessions\n");
-        return -1;
-    }
-
-    if (fc_conf.secs <= 0) {
-        fprintf(stderr, "fc-load: mqtt needs -t > 0\n");
-        return -1;
-    }
-
-    /* the time limit is for everything but the run */
-
-    fc_conf.limit += fc_conf.warmup + fc_conf.secs + fc_conf.drain;
-
-    return 0;
-}
-
-
-static int
 fc_mqtt_init(void)
 {
-    if (fc_uuid_init(65536) != 0) {
-        fprintf(stderr, "fc-load: out of memory\n");
+    if (fc_run_init() != 0) {
         return -1;
     }
 
@@ -543,10 +521,6 @@ fc_mqtt_init(void)
     if (fc_mqtt_slots == NULL || fc_mqtt_pids == NULL) {
         fprintf(stderr, "fc-load: out of memory\n");
         return -1;
-    }
-
-    if (fc_conf.rate > 0) {
-        fc.rate = fc_conf.rate / fc_conf.procs / (double) FC_SEC;
     }
 
     return 0;
@@ -569,32 +543,10 @@ fc_mqtt_result(fc_parent_t *p, int rc)
     double    secs, cpu;
 
     secs = fc_conf.secs;
-    lost = fc_total.accepted > fc_total.unique
-           ? fc_total.accepted - fc_total.unique : 0;
-    extra = fc_total.unique > fc_total.accepted
-            ? fc_total.unique - fc_total.accepted : 0;
+    lost = fc_undelivered(&extra);
     cpu = fc_mqtt_server_cpu(p);
 
-    if (fc_conf.rate > 0) {
-        printf("  %-12s %.0f messages/s, window %u a session, "
-               "%.0f s after %.0f s of warm-up\n", "target",
-               fc_conf.rate, fc_conf.window, secs, fc_conf.warmup);
-
-    } else {
-        printf("  %-12s flat out, window %u a session, "
-               "%.0f s after %.0f s of warm-up\n", "target",
-               fc_conf.window, secs, fc_conf.warmup);
-    }
-
-    printf("  %-12s %.0f/s\n", "sent", (double) fc_total.w_sent / secs);
-    printf("  %-12s %.0f/s (PUBACK)\n", "accepted",
-           (double) fc_total.w_accepted / secs);
-    printf("  %-12s %.0f/s\n", "delivered",
-           (double) fc_total.w_delivered / secs);
-
-    fc_print_behind();
-    fc_print_lat("latency", fc_total.hist, fc_total.lat_max);
-    fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
+    fc_print_run(secs, " (PUBACK)");
 
     if (p->nworkers) {
         printf("  %-12s server %.2f, fc-load %.2f (cores, over the window);"
@@ -619,133 +571,17 @@ fc_mqtt_result(fc_parent_t *p, int rc)
                "PUBACKs\n", "WARNING", extra);
     }
 
-    printf("  %-12s failed logins %" PRIu64 ", closed by the server %"
-           PRIu64 ", bad packets %" PRIu64 ", unexpected packets %" PRIu64
-           ", timeouts %" PRIu64 "\n", "errors", fc_total.login_failed,
-           fc_total.closed, fc_total.bad_frames, fc_total.unexpected,
-           fc_total.timeouts);
+    fc_print_errors();
 
-    printf("RESULT mode=mqtt sessions=%ld procs=%u rate=%.0f window=%u "
-           "secs=%.0f sent_per_s=%.0f accepted_per_s=%.0f "
-           "delivered_per_s=%.0f",
-           fc_conf.n, fc_conf.procs, fc_conf.rate, fc_conf.window,
-           secs, (double) fc_total.w_sent / secs,
-           (double) fc_total.w_accepted / secs,
-           (double) fc_total.w_delivered / secs);
-    fc_result_lat(fc_total.hist, fc_total.lat_max);
-    printf(" acc_p99_us=%" PRIu64,
-           fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max));
+    fc_result_run(secs);
     fc_result_cpu(p, secs);
     printf(" server_us=%.2f", fc_total.w_delivered
            ? cpu * 1e6 / (double) fc_total.w_delivered : 0);
-    printf(" behind=%" PRIu64 " undelivered=%" PRIu64 " refused=0"
-           " duplicates=%" PRIu64 " delivered_unaccepted=%" PRIu64
-           " unknown=%" PRIu64, fc_total.behind, lost,
-           fc_total.duplicates, extra, fc_total.unknown);
-    fc_result_errors();
-    printf("\n");
+    /* refused=0: MQTT has no refusals, fc_total.refused stays 0 */
+    fc_result_lost(lost, extra);
+    printf(" unknown=%" PRIu64, fc_total.unknown);
 
-    if (lost) {
-        fprintf(stderr, "fc-load: %" PRIu64 " PUBACKed messages were "
-                "not delivered\n", lost);
-        rc = FC_EXIT_LOST;
-    }
-
-    return rc;
-}
-
-
-/* mqtt-idle: sessions subscribed and held; the server's RSS */
-
-static int
-fc_mqtt_idle_check(void)
-{
-    /* the time limit is for everything but the hold */
-
-    fc_conf.limit += fc_conf.secs;
-
-    return 0;
-}
-
-
-static int
-fc_mqtt_idle_run(fc_parent_t *p)
-{
-    int  rc;
-
-    rc = fc_login_wait(p);
-
-    if (rc == -1) {
-        return FC_EXIT_ERRORS;
-    }
-
-    fc_cpu_sample(&p->cpu1);
-
-    if (p->nworkers) {
-        p->rss_after = fc_proc_rss(p->cpu0.workers[0]);
-
-        printf("  %-12s server %.2f s, fc-load %.2f s of CPU while "
-               "logging in\n", "cpu",
-               (double) (p->cpu1.wcpu - p->cpu0.wcpu) / FC_SEC,
-               (double) fc_children_cpu() / FC_SEC);
-        printf("  %-12s pid %ld, RSS before %.1f MiB, after %.1f MiB: "
-               "%.0f bytes a session\n", "server", p->cpu0.workers[0],
-               (double) p->rss_before / 1048576,
-               (double) p->rss_after / 1048576,
-               fc_ready_logged
-               ? ((double) p->rss_after - (double) p->rss_before)
-                 / (double) fc_ready_logged
-               : 0);
-    }
-
-    fflush(stdout);
-
-    if (rc == FC_EXIT_OK && fc_ready_logged) {
-        (void) fc_parent_wait(FC_WANT_NOTHING,
-                              fc_now() + (int64_t) (fc_conf.secs * FC_SEC));
-    }
-
-    return rc;
-}
-
-
-static int
-fc_mqtt_idle_result(fc_parent_t *p, int rc)
-{
-    double  login_secs;
-
-    if (fc_ready_logged) {
-        printf("  %-12s %.0f s, %" PRIu64 " pings, %" PRIu64 " pongs\n",
-               "held", fc_conf.secs, fc_total.pings, fc_total.pongs);
-    }
-
-    printf("  %-12s failed logins %" PRIu64 ", closed by the server %"
-           PRIu64 ", bad packets %" PRIu64 ", unexpected packets %" PRIu64
-           ", timeouts %" PRIu64 "\n", "errors", fc_total.login_failed,
-           fc_total.closed, fc_total.bad_frames, fc_total.unexpected,
-           fc_total.timeouts);
-
-    login_secs = fc_login_secs();
-
-    printf("RESULT mode=mqtt-idle sessions=%" PRIu64 " target=%ld "
-           "failed=%" PRIu64 " procs=%u login_s=%.3f login_rate=%.0f "
-           "workers=%u rss_before=%" PRIu64 " rss_after=%" PRIu64
-           " bytes_per_session=%.0f", fc_ready_logged, fc_conf.n,
-           fc_total.login_failed, fc_conf.procs, login_secs,
-           login_secs > 0 ? (double) fc_ready_logged / login_secs : 0,
-           p->nworkers, p->rss_before, p->rss_after,
-           fc_ready_logged && p->nworkers
-           ? ((double) p->rss_after - (double) p->rss_before)
-             / (double) fc_ready_logged
-           : 0);
-    fc_result_errors();
-    printf("\n");
-
-    if (fc_ready_logged < (uint64_t) fc_conf.n) {
-        rc = rc ? rc : FC_EXIT_ERRORS;
-    }
-
-    return rc;
+    return fc_result_end(rc, lost, "PUBACKed");
 }
 
 
@@ -760,7 +596,7 @@ const fc_mode_t  fc_mqtt_mode = {
         "                     -p: the server's pid file (its own CPU)\n",
     .limit = 120,
     .conf = fc_mqtt_conf,
-    .check = fc_mqtt_check,
+    .check = fc_run_check,
     .start = fc_mqtt_start,
     .input = fc_mqtt_input,
     .ping = fc_mqtt_ping,
@@ -780,10 +616,10 @@ const fc_mode_t  fc_mqtt_idle_mode = {
         "                     the server process a session\n",
     .limit = 120,
     .conf = fc_mqtt_conf,
-    .check = fc_mqtt_idle_check,
+    .check = fc_idle_check,
     .start = fc_mqtt_start,
     .input = fc_mqtt_input,
     .ping = fc_mqtt_ping,
-    .run = fc_mqtt_idle_run,
-    .result = fc_mqtt_idle_result,
+    .run = fc_idle_run,
+    .result = fc_idle_result,
 };

@@ -262,74 +262,15 @@ fc_p2p_delivered(fc_msg_t *m, int64_t now)
 
 
 static int
-fc_p2p_check(void)
-{
-    if (fc_conf.n < 2) {
-        fprintf(stderr, "fc-load: p2p needs at least 2 sessions\n");
-        return -1;
-    }
-
-    if (fc_conf.secs <= 0) {
-        fprintf(stderr, "fc-load: p2p needs -t > 0\n");
-        return -1;
-    }
-
-    /* the time limit is for everything but the run */
-
-    fc_conf.limit += fc_conf.warmup + fc_conf.secs + fc_conf.drain;
-
-    return 0;
-}
-
-
-static int
-fc_p2p_init(void)
-{
-    if (fc_uuid_init(65536) != 0) {
-        fprintf(stderr, "fc-load: out of memory\n");
-        return -1;
-    }
-
-    if (fc_conf.rate > 0) {
-        fc.rate = fc_conf.rate / fc_conf.procs / (double) FC_SEC;
-    }
-
-    return 0;
-}
-
-
-static int
 fc_p2p_result(fc_parent_t *p, int rc)
 {
     uint64_t  lost, extra;
     double    secs;
 
     secs = fc_conf.secs;
-    lost = fc_total.accepted > fc_total.unique
-           ? fc_total.accepted - fc_total.unique : 0;
-    extra = fc_total.unique > fc_total.accepted
-            ? fc_total.unique - fc_total.accepted : 0;
+    lost = fc_undelivered(&extra);
 
-    if (fc_conf.rate > 0) {
-        printf("  %-12s %.0f messages/s, window %u a session, "
-               "%.0f s after %.0f s of warm-up\n", "target",
-               fc_conf.rate, fc_conf.window, secs, fc_conf.warmup);
-
-    } else {
-        printf("  %-12s flat out, window %u a session, "
-               "%.0f s after %.0f s of warm-up\n", "target",
-               fc_conf.window, secs, fc_conf.warmup);
-    }
-
-    printf("  %-12s %.0f/s\n", "sent", (double) fc_total.w_sent / secs);
-    printf("  %-12s %.0f/s\n", "accepted",
-           (double) fc_total.w_accepted / secs);
-    printf("  %-12s %.0f/s\n", "delivered",
-           (double) fc_total.w_delivered / secs);
-
-    fc_print_behind();
-    fc_print_lat("latency", fc_total.hist, fc_total.lat_max);
-    fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
+    fc_print_run(secs, "");
     fc_print_cpu(p, secs);
     fc_tls_print(secs, fc_total.w_delivered);
 
@@ -348,32 +289,12 @@ fc_p2p_result(fc_parent_t *p, int rc)
 
     fc_print_errors();
 
-    printf("RESULT mode=p2p sessions=%ld procs=%u rate=%.0f window=%u "
-           "secs=%.0f sent_per_s=%.0f accepted_per_s=%.0f "
-           "delivered_per_s=%.0f",
-           fc_conf.n, fc_conf.procs, fc_conf.rate, fc_conf.window,
-           secs, (double) fc_total.w_sent / secs,
-           (double) fc_total.w_accepted / secs,
-           (double) fc_total.w_delivered / secs);
-    fc_result_lat(fc_total.hist, fc_total.lat_max);
-    printf(" acc_p99_us=%" PRIu64,
-           fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max));
+    fc_result_run(secs);
     fc_result_cpu(p, secs);
     fc_tls_result(secs, fc_total.w_delivered);
-    printf(" behind=%" PRIu64 " undelivered=%" PRIu64 " refused=%" PRIu64
-           " duplicates=%" PRIu64 " delivered_unaccepted=%" PRIu64,
-           fc_total.behind, lost, fc_total.refused, fc_total.duplicates,
-           extra);
-    fc_result_errors();
-    printf("\n");
+    fc_result_lost(lost, extra);
 
-    if (lost) {
-        fprintf(stderr, "fc-load: %" PRIu64 " accepted messages were "
-                "not delivered\n", lost);
-        rc = FC_EXIT_LOST;
-    }
-
-    return rc;
+    return fc_result_end(rc, lost, "accepted");
 }
 
 
@@ -385,8 +306,8 @@ const fc_mode_t  fc_p2p_mode = {
         "                     in all (0: flat out, -w in flight a session);\n"
         "                     throughput, latency, errors\n",
     .limit = 120,
-    .check = fc_p2p_check,
-    .init = fc_p2p_init,
+    .check = fc_run_check,
+    .init = fc_run_init,
     .tick = fc_run_tick,
     .send = fc_p2p_send,
     .delivered = fc_p2p_delivered,

@@ -1,10 +1,10 @@
 
 /*
- * fc-load: a measured run, for the modes that send messages (p2p, topic).
- * The parent starts it with "G <start>" once every session is in; the
- * children send at -r messages/s in all or flat out with -w in flight a
- * sender, count what falls into the window (-W s of warm-up, then -t s)
- * and wait for the answers and deliveries (the drain).
+ * fc-load: a measured run, for the modes that send messages (p2p, mqtt,
+ * topic).  The parent starts it with "G <start>" once every session is
+ * in; the children send at -r messages/s in all or flat out with -w in
+ * flight a sender, count what falls into the window (-W s of warm-up,
+ * then -t s) and wait for the answers and deliveries (the drain).
  */
 
 
@@ -31,6 +31,54 @@ fc_stamp(char *text, fc_conn_t *c, int64_t now, size_t *stamp_len)
     }
 
     return tlen;
+}
+
+
+/*
+ * A mode of 1:1 messages in a measured run (p2p, mqtt): its checks of the
+ * options and the time limit ...
+ */
+
+int
+fc_run_check(void)
+{
+    const char  *name;
+
+    name = fc_conf.mode->name;
+
+    if (fc_conf.n < 2) {
+        fprintf(stderr, "fc-load: %s needs at least 2 sessions\n", name);
+        return -1;
+    }
+
+    if (fc_conf.secs <= 0) {
+        fprintf(stderr, "fc-load: %s needs -t > 0\n", name);
+        return -1;
+    }
+
+    /* the time limit is for everything but the run */
+
+    fc_conf.limit += fc_conf.warmup + fc_conf.secs + fc_conf.drain;
+
+    return 0;
+}
+
+
+/* ... and a child's set-up: the table of the messages, its share of -r */
+
+int
+fc_run_init(void)
+{
+    if (fc_uuid_init(65536) != 0) {
+        fprintf(stderr, "fc-load: out of memory\n");
+        return -1;
+    }
+
+    if (fc_conf.rate > 0) {
+        fc.rate = fc_conf.rate / fc_conf.procs / (double) FC_SEC;
+    }
+
+    return 0;
 }
 
 

@@ -518,26 +518,37 @@ fc_errors_total(void)
 }
 
 
+/* the ERROR frames by code, then the other errors; a mode that speaks
+   another protocol (mqtt: input) has no ERROR frames, and packets */
+
 void
 fc_print_errors(void)
 {
-    unsigned  i, any;
+    unsigned     i, any;
+    const char  *what;
 
     printf("  %-12s", "errors");
 
-    any = 0;
+    what = "packets";
 
-    for (i = 0; i < FC_ERR_N; i++) {
-        if (fc_total.errors[i]) {
-            printf(" %s %" PRIu64, fc_err_codes[i], fc_total.errors[i]);
-            any = 1;
+    if (fc_conf.mode->input == NULL) {
+        what = "frames";
+        any = 0;
+
+        for (i = 0; i < FC_ERR_N; i++) {
+            if (fc_total.errors[i]) {
+                printf(" %s %" PRIu64, fc_err_codes[i], fc_total.errors[i]);
+                any = 1;
+            }
         }
+
+        printf("%s;", any ? "" : " none");
     }
 
-    printf("%s; failed logins %" PRIu64 ", closed by the server %" PRIu64
-           ", bad frames %" PRIu64 ", unexpected frames %" PRIu64
-           ", timeouts %" PRIu64 "\n", any ? "" : " none",
-           fc_total.login_failed, fc_total.closed, fc_total.bad_frames,
+    printf(" failed logins %" PRIu64 ", closed by the server %" PRIu64
+           ", bad %s %" PRIu64 ", unexpected %s %" PRIu64
+           ", timeouts %" PRIu64 "\n", fc_total.login_failed,
+           fc_total.closed, what, fc_total.bad_frames, what,
            fc_total.unexpected, fc_total.timeouts);
 }
 
@@ -559,12 +570,15 @@ fc_result_errors(void)
 }
 
 
+/* the nginx workers of the sessions, from LOGIN_OK: none in a mode that
+   speaks another protocol (mqtt: input) */
+
 void
 fc_print_workers(void)
 {
     unsigned  i;
 
-    if (fc_total.nworkers == 0) {
+    if (fc_total.nworkers == 0 || fc_conf.mode->input) {
         return;
     }
 
@@ -644,4 +658,99 @@ fc_result_cpu(fc_parent_t *p, double secs)
            (double) (cpu1->wwait - cpu0->wwait) / FC_MS / secs,
            (double) (cpu1->rwait - cpu0->rwait) / FC_MS / secs,
            (double) fc_total.wait_ns / FC_MS / secs);
+}
+
+
+/*
+ * A measured run of 1:1 messages (p2p, mqtt): the accepted messages that
+ * were never delivered; in *extra, the messages delivered beyond those
+ * accepted
+ */
+
+uint64_t
+fc_undelivered(uint64_t *extra)
+{
+    *extra = fc_total.unique > fc_total.accepted
+             ? fc_total.unique - fc_total.accepted : 0;
+
+    return fc_total.accepted > fc_total.unique
+           ? fc_total.accepted - fc_total.unique : 0;
+}
+
+
+/* its first lines: the target, the rates and the latencies; acked: what
+   acknowledges a message, after "accepted" ("" or " (PUBACK)") */
+
+void
+fc_print_run(double secs, const char *acked)
+{
+    if (fc_conf.rate > 0) {
+        printf("  %-12s %.0f messages/s, window %u a session, "
+               "%.0f s after %.0f s of warm-up\n", "target",
+               fc_conf.rate, fc_conf.window, secs, fc_conf.warmup);
+
+    } else {
+        printf("  %-12s flat out, window %u a session, "
+               "%.0f s after %.0f s of warm-up\n", "target",
+               fc_conf.window, secs, fc_conf.warmup);
+    }
+
+    printf("  %-12s %.0f/s\n", "sent", (double) fc_total.w_sent / secs);
+    printf("  %-12s %.0f/s%s\n", "accepted",
+           (double) fc_total.w_accepted / secs, acked);
+    printf("  %-12s %.0f/s\n", "delivered",
+           (double) fc_total.w_delivered / secs);
+
+    fc_print_behind();
+    fc_print_lat("latency", fc_total.hist, fc_total.lat_max);
+    fc_print_lat("accepted in", fc_total.acc_hist, fc_total.acc_max);
+}
+
+
+/* the start of its RESULT line: the mode, the load, rates and latencies */
+
+void
+fc_result_run(double secs)
+{
+    printf("RESULT mode=%s sessions=%ld procs=%u rate=%.0f window=%u "
+           "secs=%.0f sent_per_s=%.0f accepted_per_s=%.0f "
+           "delivered_per_s=%.0f", fc_conf.mode->name,
+           fc_conf.n, fc_conf.procs, fc_conf.rate, fc_conf.window,
+           secs, (double) fc_total.w_sent / secs,
+           (double) fc_total.w_accepted / secs,
+           (double) fc_total.w_delivered / secs);
+    fc_result_lat(fc_total.hist, fc_total.lat_max);
+    printf(" acc_p99_us=%" PRIu64,
+           fc_hist_pct(fc_total.acc_hist, 0.99, fc_total.acc_max));
+}
+
+
+/* its fields of the messages lost (fc_undelivered()) */
+
+void
+fc_result_lost(uint64_t lost, uint64_t extra)
+{
+    printf(" behind=%" PRIu64 " undelivered=%" PRIu64 " refused=%" PRIu64
+           " duplicates=%" PRIu64 " delivered_unaccepted=%" PRIu64,
+           fc_total.behind, lost, fc_total.refused, fc_total.duplicates,
+           extra);
+}
+
+
+/* the end of its RESULT line; rc, or FC_EXIT_LOST when lost (the accepted
+   messages, "accepted" or "PUBACKed", never delivered) */
+
+int
+fc_result_end(int rc, uint64_t lost, const char *accepted)
+{
+    fc_result_errors();
+    printf("\n");
+
+    if (lost) {
+        fprintf(stderr, "fc-load: %" PRIu64 " %s messages were "
+                "not delivered\n", lost, accepted);
+        rc = FC_EXIT_LOST;
+    }
+
+    return rc;
 }
