@@ -112,6 +112,13 @@ typedef struct {
 } ngx_fishchat_frame_t;
 
 
+/* an event's handler, its data and its log */
+#define ngx_fishchat_event_init(ev, h, d, l)                                 \
+    (ev)->handler = h;                                                       \
+    (ev)->data = d;                                                          \
+    (ev)->log = l
+
+
 /* the command of a decoded frame is "name" */
 #define ngx_fishchat_frame_is(m, name)                                       \
     ((m)->cmd.len == sizeof(name) - 1                                        \

@@ -443,20 +443,17 @@ ngx_fishchat_redis_create(ngx_cycle_t *cycle, ngx_uint_t subscriber)
     ngx_queue_init(&link->sent);
     ngx_queue_init(&link->free);
 
-    link->retry.handler = ngx_fishchat_redis_retry_handler;
-    link->retry.data = link;
-    link->retry.log = cycle->log;
+    ngx_fishchat_event_init(&link->retry, ngx_fishchat_redis_retry_handler,
+                            link, cycle->log);
     link->retry.cancelable = 1;
 
-    link->timer.handler = ngx_fishchat_redis_timeout;
-    link->timer.data = link;
-    link->timer.log = cycle->log;
+    ngx_fishchat_event_init(&link->timer, ngx_fishchat_redis_timeout,
+                            link, cycle->log);
     link->timer.cancelable = 1;
 
     /* not cancelable: what it holds back may be a closing session's last */
-    link->flush.handler = ngx_fishchat_redis_flush_handler;
-    link->flush.data = link;
-    link->flush.log = cycle->log;
+    ngx_fishchat_event_init(&link->flush, ngx_fishchat_redis_flush_handler,
+                            link, cycle->log);
 
     link->backoff = NGX_FISHCHAT_REDIS_BACKOFF_MIN;
 

@@ -634,9 +634,8 @@ ngx_http_fishchat_files_body(ngx_http_request_t *r)
     }
 
     task->handler = ngx_http_fishchat_files_sha256;
-    task->event.handler = ngx_http_fishchat_files_hashed;
-    task->event.data = h;
-    task->event.log = ngx_cycle->log;
+    ngx_fishchat_event_init(&task->event, ngx_http_fishchat_files_hashed,
+                            h, ngx_cycle->log);
 
     if (ngx_thread_task_post(flcf->pool, task) != NGX_OK) {
         ngx_destroy_pool(pool);
@@ -1198,9 +1197,8 @@ ngx_http_fishchat_files_probe_post(ngx_http_request_t *r,
     job->probe = pr;
 
     task->handler = ngx_http_fishchat_files_probe;
-    task->event.handler = ngx_http_fishchat_files_probed;
-    task->event.data = job;
-    task->event.log = ngx_cycle->log;
+    ngx_fishchat_event_init(&task->event, ngx_http_fishchat_files_probed,
+                            job, ngx_cycle->log);
 
     if (ngx_thread_task_post(flcf->pool, task) != NGX_OK) {
         ngx_destroy_pool(pool);

@@ -704,9 +704,8 @@ ngx_http_fishchat_media_record(ngx_http_request_t *r, ngx_str_t *body)
     }
 
     task->handler = ngx_http_fishchat_media_remux;
-    task->event.handler = ngx_http_fishchat_media_remuxed;
-    task->event.data = rx;
-    task->event.log = ngx_cycle->log;
+    ngx_fishchat_event_init(&task->event, ngx_http_fishchat_media_remuxed,
+                            rx, ngx_cycle->log);
 
     if (ngx_thread_task_post(mlcf->pool, task) != NGX_OK) {
         ngx_destroy_pool(pool);

@@ -1946,9 +1946,8 @@ ngx_http_fishchat_monitor_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    w->timer.handler = ngx_http_fishchat_monitor_publish;
-    w->timer.data = w;
-    w->timer.log = cycle->log;
+    ngx_fishchat_event_init(&w->timer, ngx_http_fishchat_monitor_publish,
+                            w, cycle->log);
     w->timer.cancelable = 1;
 
     ngx_http_fishchat_monitor_publish(&w->timer);

@@ -1081,9 +1081,8 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
-    w->beat.handler = ngx_stream_fishchat_msg_beat;
-    w->beat.data = w;
-    w->beat.log = cycle->log;
+    ngx_fishchat_event_init(&w->beat, ngx_stream_fishchat_msg_beat,
+                            w, cycle->log);
     w->beat.cancelable = 1;
 
     ngx_stream_fishchat_msg_beat(&w->beat);

@@ -1203,14 +1203,13 @@ ngx_stream_fishchat_topic_init_worker(ngx_cycle_t *cycle,
     tw->cycle = cycle;
     tw->conf = w->mmcf->topic;
 
-    tw->save.handler = ngx_stream_fishchat_topic_save_handler;
-    tw->save.data = tw;
-    tw->save.log = cycle->log;
+    ngx_fishchat_event_init(&tw->save, ngx_stream_fishchat_topic_save_handler,
+                            tw, cycle->log);
     tw->save.cancelable = 1;
 
-    tw->deliver.handler = ngx_stream_fishchat_topic_deliver_handler;
-    tw->deliver.data = tw;
-    tw->deliver.log = cycle->log;
+    ngx_fishchat_event_init(&tw->deliver,
+                            ngx_stream_fishchat_topic_deliver_handler, tw,
+                            cycle->log);
 
     w->topics = tw;
 
