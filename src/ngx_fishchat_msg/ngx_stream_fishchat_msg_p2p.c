@@ -625,10 +625,15 @@ ngx_stream_fishchat_msg_acks_flush(void)
         ngx_delete_posted_event(&ngx_stream_fishchat_msg_acks_event);
     }
 
-    w = ngx_stream_fishchat_msg_worker;
-
     for (i = 0; i < n; i++) {
         ngx_stream_fishchat_msg_acks[i].sess->acks_queued = 0;
+    }
+
+    w = ngx_stream_fishchat_msg_worker;
+
+    if (w == NULL) {
+        /* the worker is exiting: the messages come again at the next login */
+        return;
     }
 
     keys = ngx_alloc(n * 2 * (w->fcf->redis_prefix.len + NGX_FISHCHAT_ID_MAX
