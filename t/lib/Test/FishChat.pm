@@ -1103,6 +1103,31 @@ sub client {
     return $c;
 }
 
+# a blocking TCP socket to HOST:PORT (TCP_NODELAY), connecting again while
+# nginx is not listening yet, until DEADLINE
+
+sub tcp_socket {
+    my ($host, $port, $deadline) = @_;
+    my $sock;
+
+    while (1) {
+        my $left = $deadline - Time::HiRes::time();
+        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
+                                      Proto => 'tcp',
+                                      Timeout => $left > 0.1 ? $left : 0.1);
+        last if $sock;
+        my $err = $!;
+        if ($err != ECONNREFUSED || Time::HiRes::time() >= $deadline) {
+            die "cannot connect to $host:$port: $err\n";
+        }
+        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
+    }
+
+    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+
+    return $sock;
+}
+
 # split "NAME rest" and return (client, rest)
 sub client_arg {
     my ($sc, $text) = @_;
@@ -1126,22 +1151,7 @@ sub connect {
     }
 
     my $deadline = $sc->deadline;
-    my $sock;
-
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-                                      Proto => 'tcp',
-                                      Timeout => $left > 0.1 ? $left : 0.1);
-        last if $sock;
-        my $err = $!;
-        if ($err != ECONNREFUSED || Time::HiRes::time() >= $deadline) {
-            die "cannot connect to $host:$port: $err\n";
-        }
-        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
-    }
-
-    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+    my $sock = tcp_socket($host, $port, $deadline);
 
     my $tls;
     if (%tls) {

@@ -74,10 +74,7 @@ use warnings;
 # Test::FishChat is loaded by the test file (it reads the blocks there)
 use Test::FishChat ();
 
-use Errno qw(ECONNREFUSED);
 use File::Path ();
-use IO::Socket::INET ();
-use Socket qw(IPPROTO_TCP TCP_NODELAY);
 use Time::HiRes ();
 
 sub run_steps {
@@ -413,20 +410,7 @@ _EOS_
 # a non-blocking TCP connection, retried while nginx is not listening yet
 
 sub tcp_connect {
-    my ($host, $port, $deadline) = @_;
-    my $sock;
-    while (1) {
-        my $left = $deadline - Time::HiRes::time();
-        $sock = IO::Socket::INET->new(PeerAddr => $host, PeerPort => $port,
-                                      Proto => 'tcp',
-                                      Timeout => $left > 0.1 ? $left : 0.1);
-        last if $sock;
-        my $err = $!;
-        die "cannot connect to $host:$port: $err\n"
-            if $err != ECONNREFUSED || Time::HiRes::time() >= $deadline;
-        Time::HiRes::sleep(0.02);   # nginx not listening yet: retry
-    }
-    setsockopt($sock, IPPROTO_TCP, TCP_NODELAY, 1);
+    my $sock = Test::FishChat::Scenario::tcp_socket(@_);
     $sock->blocking(0);
     return $sock;
 }
