@@ -23,25 +23,49 @@ no_root_location();
 
 files_blocks();
 
-# make_media PATH png|opus|mp4: ffmpeg makes a 640x480 PNG, 3 s of an
-# Opus voice note (a sine) or 2 s of a 640x360 H.264 + AAC MP4 at PATH
-# (relative to servroot/html), under a time limit
+# make_media PATH KIND: ffmpeg makes at PATH (relative to servroot/html),
+# under a time limit: png a 640x480 PNG, opus 3 s of an Opus voice note (a
+# sine), mp4 2 s of a 640x360 H.264 + AAC MP4; from those, mp4rot the MP4
+# turned 90 degrees by its display matrix, mp3cover 2 s of MP3 with the
+# PNG as its cover picture; pnga a 64x48 PNG, half transparent red
+my %media_args = (
+    png  => '-f lavfi -i testsrc=size=640x480:rate=1 -frames:v 1',
+    opus => '-f lavfi -i sine=frequency=440:duration=3 -c:a libopus',
+    mp4  => '-f lavfi -i testsrc=size=640x360:rate=25:duration=2 '
+            . '-f lavfi -i sine=duration=2 -c:v libx264 -preset '
+            . 'ultrafast -pix_fmt yuv420p -c:a aac -shortest',
+    pnga => '-f lavfi -i color=c=red\@0.5:size=64x48,format=rgba '
+            . '-frames:v 1',
+);
+
+# the kinds made from another one (SRC)
+my %media_from = (
+    mp4rot   => ['mp4', '-i SRC -c copy -metadata:s:v:0 rotate=90'],
+    mp3cover => ['png', '-f lavfi -i sine=duration=2 -i SRC -map 0:a '
+                        . '-map 1:v -c:a libmp3lame -c:v png '
+                        . '-disposition:v:0 attached_pic'],
+);
+
+sub make_media {
+    my ($path, $kind) = @_;
+    my $args = $media_args{$kind};
+    if (my $from = $media_from{$kind}) {
+        my $src = "$path-src.$from->[0]";
+        make_media($src, $from->[0]);
+        ($args = $from->[1]) =~ s/SRC/'$src'/;
+    }
+    die "usage: make_media PATH png|opus|mp4|mp4rot|mp3cover|pnga\n"
+        if !defined $args;
+    my $rc = system("timeout 30 ffmpeg -nostdin -hide_banner -loglevel error "
+                    . "-y $args '$path'");
+    die "ffmpeg could not make $path ($rc)\n" if $rc != 0 || !-s $path;
+}
+
 Test::FishChat::add_step(make_media => sub {
     my ($sc, $rest) = @_;
     my ($path, $kind) = $sc->tokens($rest);
-    my %args = (
-        png  => '-f lavfi -i testsrc=size=640x480:rate=1 -frames:v 1',
-        opus => '-f lavfi -i sine=frequency=440:duration=3 -c:a libopus',
-        mp4  => '-f lavfi -i testsrc=size=640x360:rate=25:duration=2 '
-                . '-f lavfi -i sine=duration=2 -c:v libx264 -preset '
-                . 'ultrafast -pix_fmt yuv420p -c:a aac -shortest',
-    );
-    die "usage: make_media PATH png|opus|mp4\n"
-        if !defined $kind || !$args{$kind};
-    $path = "$Test::Nginx::Util::ServRoot/html/$path";
-    my $rc = system("timeout 30 ffmpeg -nostdin -hide_banner -loglevel error "
-                    . "-y $args{$kind} '$path'");
-    die "ffmpeg could not make $path ($rc)\n" if $rc != 0 || !-s $path;
+    die "usage: make_media PATH KIND\n" if !defined $kind;
+    make_media("$Test::Nginx::Util::ServRoot/html/$path", $kind);
 });
 
 # resp_jpeg W H: the last response is a JPEG of W x H pixels (its frame
@@ -655,6 +679,51 @@ files_put id junk video/mp4 name=junk.mp4
 http GET $id_get/info 200
 resp_like "probe_error":"[^"]+"
 http GET $id_get/thumb 404
+send b SEND_PING
+recv b PONG
+--- no_error_log
+[error]
+[alert]
+[emerg]
+
+
+
+=== TEST 12: probing: a video turned by its display matrix is described and thumbnailed as displayed (360 x 640, a 180 x 320 JPEG); an MP3's cover picture is its thumbnail, and the MP3 has a waveform and no size; a PNG with transparency is thumbnailed
+--- user_files
+>>> store/.keep
+--- scenario_timeout: 20
+--- scenario
+files_login
+make_media rot.mp4 mp4rot
+make_media song.mp3 mp3cover
+make_media alpha.png pnga
+body_file rot rot.mp4
+body_file mp3 song.mp3
+body_file pnga alpha.png
+# the turned video
+files_put id rot video/mp4 name=rot.mp4
+http GET $id_get/info 200
+resp_like "codecs":\["h264","aac"\]
+resp_json width 360
+resp_json height 640
+http GET $id_get/thumb 200
+resp_jpeg 180 320
+# the song and its cover
+files_put id mp3 audio/mpeg name=song.mp3
+http GET $id_get/info 200
+resp_json container mp3
+resp_like "codecs":\["mp3","png"\]
+resp_like "waveform":\[(?:\d+,){63}\d+\]
+resp_json width -
+http GET $id_get/thumb 200
+resp_jpeg 320 240
+# the picture with an alpha channel
+files_put id pnga image/png name=alpha.png
+http GET $id_get/info 200
+resp_json width 64
+resp_json height 48
+http GET $id_get/thumb 200
+resp_jpeg 64 48
 send b SEND_PING
 recv b PONG
 --- no_error_log

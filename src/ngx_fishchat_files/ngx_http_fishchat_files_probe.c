@@ -71,6 +71,12 @@ static char *ngx_http_fishchat_files_whitelist(void);
 static ngx_uint_t ngx_http_fishchat_files_allowed(enum AVCodecID id);
 static ngx_int_t ngx_http_fishchat_files_describe(
     ngx_http_fishchat_files_ctx_t *ctx);
+static int ngx_http_fishchat_files_streams(
+    ngx_http_fishchat_files_ctx_t *ctx);
+static void ngx_http_fishchat_files_codec(ngx_http_fishchat_files_probe_t *pr,
+    const char *name);
+static void ngx_http_fishchat_files_geometry(
+    ngx_http_fishchat_files_ctx_t *ctx);
 static ngx_uint_t ngx_http_fishchat_files_rotation(const int32_t *matrix);
 static void ngx_http_fishchat_files_display(int w, int h, AVRational sar,
     ngx_uint_t rotation, int64_t *dw, int64_t *dh);
@@ -95,6 +101,11 @@ static ngx_int_t ngx_http_fishchat_files_first_frame(
     ngx_http_fishchat_files_ctx_t *ctx, AVCodecContext *dec, AVStream *st);
 static ngx_int_t ngx_http_fishchat_files_picture(
     ngx_http_fishchat_files_ctx_t *ctx, AVStream *st);
+static ngx_uint_t ngx_http_fishchat_files_frame_rotation(
+    ngx_http_fishchat_files_ctx_t *ctx);
+static void ngx_http_fishchat_files_thumb_size(int64_t dw, int64_t dh,
+    int64_t *tw, int64_t *th);
+static void ngx_http_fishchat_files_over_white(AVFrame *rgba);
 static ngx_int_t ngx_http_fishchat_files_scale(
     ngx_http_fishchat_files_ctx_t *ctx, AVFrame *src, AVFrame *dst);
 static void ngx_http_fishchat_files_rotate(AVFrame *src, AVFrame *dst,
@@ -423,20 +434,8 @@ static ngx_int_t
 ngx_http_fishchat_files_describe(ngx_http_fishchat_files_ctx_t *ctx)
 {
     int                               cover;
-    int64_t                           dw, dh;
-    unsigned                          i;
-    AVStream                         *st;
-    ngx_uint_t                        k;
-    const char                       *name;
-    const int32_t                    *matrix;
     AVFormatContext                  *fmt;
-    AVCodecParameters                *par;
     ngx_http_fishchat_files_probe_t  *pr;
-#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
-    const AVPacketSideData           *sd;
-#else
-    size_t                            size;
-#endif
 
     pr = ctx->pr;
     fmt = ctx->fmt;
@@ -450,50 +449,7 @@ ngx_http_fishchat_files_describe(ngx_http_fishchat_files_ctx_t *ctx)
 
     pr->bitrate = fmt->bit_rate > 0 ? fmt->bit_rate : 0;
 
-    cover = -1;
-
-    for (i = 0; i < fmt->nb_streams; i++) {
-        st = fmt->streams[i];
-        par = st->codecpar;
-
-        if (par->codec_type != AVMEDIA_TYPE_AUDIO
-            && par->codec_type != AVMEDIA_TYPE_VIDEO
-            && par->codec_type != AVMEDIA_TYPE_SUBTITLE)
-        {
-            continue;
-        }
-
-        if (par->codec_id == AV_CODEC_ID_NONE) {
-            continue;
-        }
-
-        name = avcodec_get_name(par->codec_id);
-
-        for (k = 0; k < pr->ncodecs; k++) {
-            if (ngx_strcmp(pr->codecs[k], name) == 0) {
-                break;
-            }
-        }
-
-        if (k == pr->ncodecs && k < NGX_HTTP_FISHCHAT_FILES_CODECS) {
-            (void) ngx_cpystrn((u_char *) pr->codecs[k], (u_char *) name,
-                               sizeof(pr->codecs[k]));
-            pr->ncodecs++;
-        }
-
-        if (par->codec_type != AVMEDIA_TYPE_VIDEO) {
-            continue;
-        }
-
-        if (st->disposition & AV_DISPOSITION_ATTACHED_PIC) {
-            if (cover < 0) {
-                cover = i;
-            }
-
-        } else if (ctx->video < 0) {
-            ctx->video = i;
-        }
-    }
+    cover = ngx_http_fishchat_files_streams(ctx);
 
     ctx->audio = av_find_best_stream(fmt, AVMEDIA_TYPE_AUDIO, -1, -1, NULL,
                                      0);
@@ -512,13 +468,104 @@ ngx_http_fishchat_files_describe(ngx_http_fishchat_files_ctx_t *ctx)
         return ngx_http_fishchat_files_fail(pr, "no audio or video", 0);
     }
 
-    if (!ctx->moving) {
-        return NGX_OK;
+    if (ctx->moving) {
+        ngx_http_fishchat_files_geometry(ctx);
     }
 
-    /* the video or the image as displayed */
+    return NGX_OK;
+}
 
-    st = fmt->streams[ctx->video];
+
+/*
+ * The codecs of the audio, video and subtitle streams; the first video
+ * stream that is not a cover picture (ctx->video).  Returns the first cover
+ * picture, or -1.
+ */
+
+static int
+ngx_http_fishchat_files_streams(ngx_http_fishchat_files_ctx_t *ctx)
+{
+    int                 cover;
+    unsigned            i;
+    AVStream           *st;
+    AVCodecParameters  *par;
+
+    cover = -1;
+
+    for (i = 0; i < ctx->fmt->nb_streams; i++) {
+        st = ctx->fmt->streams[i];
+        par = st->codecpar;
+
+        if (par->codec_type != AVMEDIA_TYPE_AUDIO
+            && par->codec_type != AVMEDIA_TYPE_VIDEO
+            && par->codec_type != AVMEDIA_TYPE_SUBTITLE)
+        {
+            continue;
+        }
+
+        if (par->codec_id == AV_CODEC_ID_NONE) {
+            continue;
+        }
+
+        ngx_http_fishchat_files_codec(ctx->pr,
+                                      avcodec_get_name(par->codec_id));
+
+        if (par->codec_type != AVMEDIA_TYPE_VIDEO) {
+            continue;
+        }
+
+        if (st->disposition & AV_DISPOSITION_ATTACHED_PIC) {
+            if (cover < 0) {
+                cover = i;
+            }
+
+        } else if (ctx->video < 0) {
+            ctx->video = i;
+        }
+    }
+
+    return cover;
+}
+
+
+/* a codec's name in the list, once, while there is room */
+
+static void
+ngx_http_fishchat_files_codec(ngx_http_fishchat_files_probe_t *pr,
+    const char *name)
+{
+    ngx_uint_t  k;
+
+    for (k = 0; k < pr->ncodecs; k++) {
+        if (ngx_strcmp(pr->codecs[k], name) == 0) {
+            return;
+        }
+    }
+
+    if (k < NGX_HTTP_FISHCHAT_FILES_CODECS) {
+        (void) ngx_cpystrn((u_char *) pr->codecs[k], (u_char *) name,
+                           sizeof(pr->codecs[k]));
+        pr->ncodecs++;
+    }
+}
+
+
+/* the video's rotation, and its size as displayed */
+
+static void
+ngx_http_fishchat_files_geometry(ngx_http_fishchat_files_ctx_t *ctx)
+{
+    int64_t                           dw, dh;
+    AVStream                         *st;
+    const int32_t                    *matrix;
+    AVCodecParameters                *par;
+#if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
+    const AVPacketSideData           *sd;
+#else
+    size_t                            size;
+#endif
+
+    st = ctx->fmt->streams[ctx->video];
     par = st->codecpar;
 
 #if LIBAVCODEC_VERSION_INT >= AV_VERSION_INT(60, 29, 100)
@@ -545,11 +592,9 @@ ngx_http_fishchat_files_describe(ngx_http_fishchat_files_ctx_t *ctx)
                                         ? st->sample_aspect_ratio
                                         : par->sample_aspect_ratio,
                                         ctx->rotation, &dw, &dh);
-        pr->width = dw;
-        pr->height = dh;
+        ctx->pr->width = dw;
+        ctx->pr->height = dh;
     }
-
-    return NGX_OK;
 }
 
 
@@ -1197,13 +1242,11 @@ static ngx_int_t
 ngx_http_fishchat_files_picture(ngx_http_fishchat_files_ctx_t *ctx,
     AVStream *st)
 {
-    int64_t                           dw, dh, tw, th, side;
-    u_char                           *p;
+    int64_t                           dw, dh, tw, th;
     AVFrame                          *rgba, *turned, *yuv;
-    ngx_int_t                         rc, x, y;
+    ngx_int_t                         rc;
     AVRational                        sar;
-    ngx_uint_t                        rotation, a;
-    AVFrameSideData                  *sd;
+    ngx_uint_t                        rotation;
     const AVPixFmtDescriptor         *desc;
     ngx_http_fishchat_files_probe_t  *pr;
 
@@ -1219,23 +1262,10 @@ ngx_http_fishchat_files_picture(ngx_http_fishchat_files_ctx_t *ctx,
         return ngx_http_fishchat_files_fail(pr, "no picture", 0);
     }
 
-    /* a picture's own display matrix (a JPEG's EXIF) if the stream has none */
-
     rotation = ctx->rotation;
 
     if (rotation == 0) {
-        sd = av_frame_get_side_data(ctx->frame, AV_FRAME_DATA_DISPLAYMATRIX);
-
-        if (sd && sd->size >= 9 * sizeof(int32_t)) {
-            rotation = ngx_http_fishchat_files_rotation(
-                           (const int32_t *) sd->data);
-
-            if (ctx->moving && (rotation == 90 || rotation == 270)) {
-                side = pr->width;
-                pr->width = pr->height;
-                pr->height = side;
-            }
-        }
+        rotation = ngx_http_fishchat_files_frame_rotation(ctx);
     }
 
     sar = st->sample_aspect_ratio.num ? st->sample_aspect_ratio
@@ -1244,18 +1274,7 @@ ngx_http_fishchat_files_picture(ngx_http_fishchat_files_ctx_t *ctx,
     ngx_http_fishchat_files_display(ctx->frame->width, ctx->frame->height,
                                     sar, rotation, &dw, &dh);
 
-    side = ngx_max(dw, dh);
-
-    if (side > NGX_HTTP_FISHCHAT_FILES_THUMB) {
-        tw = (dw * NGX_HTTP_FISHCHAT_FILES_THUMB + side / 2) / side;
-        th = (dh * NGX_HTTP_FISHCHAT_FILES_THUMB + side / 2) / side;
-        tw = ngx_max(tw, 1);
-        th = ngx_max(th, 1);
-
-    } else {
-        tw = dw;
-        th = dh;
-    }
+    ngx_http_fishchat_files_thumb_size(dw, dh, &tw, &th);
 
     rgba = av_frame_alloc();
     turned = av_frame_alloc();
@@ -1282,17 +1301,7 @@ ngx_http_fishchat_files_picture(ngx_http_fishchat_files_ctx_t *ctx,
     }
 
     if (desc->flags & AV_PIX_FMT_FLAG_ALPHA) {
-        for (y = 0; y < rgba->height; y++) {
-            p = rgba->data[0] + y * rgba->linesize[0];
-
-            for (x = 0; x < rgba->width; x++, p += 4) {
-                a = p[3];
-                p[0] = (p[0] * a + 255 * (255 - a) + 127) / 255;
-                p[1] = (p[1] * a + 255 * (255 - a) + 127) / 255;
-                p[2] = (p[2] * a + 255 * (255 - a) + 127) / 255;
-                p[3] = 255;
-            }
-        }
+        ngx_http_fishchat_files_over_white(rgba);
     }
 
     if (rotation) {
@@ -1339,6 +1348,82 @@ done:
     av_frame_free(&rgba);
 
     return rc;
+}
+
+
+/*
+ * A picture's own display matrix (a JPEG's EXIF), for a stream that has
+ * none; a video's size as displayed turns with it.
+ */
+
+static ngx_uint_t
+ngx_http_fishchat_files_frame_rotation(ngx_http_fishchat_files_ctx_t *ctx)
+{
+    int64_t                           side;
+    ngx_uint_t                        rotation;
+    AVFrameSideData                  *sd;
+    ngx_http_fishchat_files_probe_t  *pr;
+
+    sd = av_frame_get_side_data(ctx->frame, AV_FRAME_DATA_DISPLAYMATRIX);
+
+    if (sd == NULL || sd->size < 9 * sizeof(int32_t)) {
+        return 0;
+    }
+
+    rotation = ngx_http_fishchat_files_rotation((const int32_t *) sd->data);
+
+    if (ctx->moving && (rotation == 90 || rotation == 270)) {
+        pr = ctx->pr;
+        side = pr->width;
+        pr->width = pr->height;
+        pr->height = side;
+    }
+
+    return rotation;
+}
+
+
+/* the thumbnail's size: the longer side at most THUMB, at least 1 pixel */
+
+static void
+ngx_http_fishchat_files_thumb_size(int64_t dw, int64_t dh, int64_t *tw,
+    int64_t *th)
+{
+    int64_t  side;
+
+    side = ngx_max(dw, dh);
+
+    if (side <= NGX_HTTP_FISHCHAT_FILES_THUMB) {
+        *tw = dw;
+        *th = dh;
+        return;
+    }
+
+    *tw = ngx_max((dw * NGX_HTTP_FISHCHAT_FILES_THUMB + side / 2) / side, 1);
+    *th = ngx_max((dh * NGX_HTTP_FISHCHAT_FILES_THUMB + side / 2) / side, 1);
+}
+
+
+/* a picture with transparency laid over white: a JPEG has no alpha */
+
+static void
+ngx_http_fishchat_files_over_white(AVFrame *rgba)
+{
+    u_char      *p;
+    ngx_int_t    x, y;
+    ngx_uint_t   a;
+
+    for (y = 0; y < rgba->height; y++) {
+        p = rgba->data[0] + y * rgba->linesize[0];
+
+        for (x = 0; x < rgba->width; x++, p += 4) {
+            a = p[3];
+            p[0] = (p[0] * a + 255 * (255 - a) + 127) / 255;
+            p[1] = (p[1] * a + 255 * (255 - a) + 127) / 255;
+            p[2] = (p[2] * a + 255 * (255 - a) + 127) / 255;
+            p[3] = 255;
+        }
+    }
 }
 
 
