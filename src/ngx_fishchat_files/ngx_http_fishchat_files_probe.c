@@ -67,6 +67,8 @@ typedef struct {
 
 static ngx_int_t ngx_http_fishchat_files_open(
     ngx_http_fishchat_files_ctx_t *ctx);
+static ngx_int_t ngx_http_fishchat_files_stream_info(
+    ngx_http_fishchat_files_ctx_t *ctx);
 static char *ngx_http_fishchat_files_whitelist(void);
 static ngx_uint_t ngx_http_fishchat_files_allowed(enum AVCodecID id);
 static ngx_int_t ngx_http_fishchat_files_describe(
@@ -238,8 +240,7 @@ ngx_http_fishchat_files_open(ngx_http_fishchat_files_ctx_t *ctx)
 {
     int                               err;
     u_char                           *p;
-    unsigned                          i, n;
-    AVDictionary                     *opts, **sopts;
+    AVDictionary                     *opts;
     const AVInputFormat              *ifmt;
     AVFormatContext                  *fmt;
     AVIOInterruptCB                   int_cb;
@@ -319,7 +320,23 @@ ngx_http_fishchat_files_open(ngx_http_fishchat_files_ctx_t *ctx)
 
     ctx->fmt = fmt;
 
-    /* the decoders opened to find the parameters: capped as ours */
+    return ngx_http_fishchat_files_stream_info(ctx);
+}
+
+
+/* the decoders opened to find the parameters: capped as ours */
+
+static ngx_int_t
+ngx_http_fishchat_files_stream_info(ngx_http_fishchat_files_ctx_t *ctx)
+{
+    int                               err;
+    unsigned                          i, n;
+    AVDictionary                    **sopts;
+    AVFormatContext                  *fmt;
+    ngx_http_fishchat_files_probe_t  *pr;
+
+    pr = ctx->pr;
+    fmt = ctx->fmt;
 
     n = fmt->nb_streams;
     sopts = NULL;
