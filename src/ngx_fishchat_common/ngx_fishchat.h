@@ -566,6 +566,7 @@ ngx_int_t ngx_fishchat_redis_scripts(ngx_conf_t *cf, void *conf,
 ngx_fishchat_redis_req_t *ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_script_t *script, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_uint_t nkeys, ngx_uint_t nargs, ngx_str_t *args);
+ngx_int_t ngx_fishchat_redis_str(redisReply *e, ngx_str_t *s);
 ngx_int_t ngx_fishchat_redis_subscribe(ngx_cycle_t *cycle,
     ngx_str_t *channel, ngx_fishchat_redis_message_pt handler,
     ngx_fishchat_redis_resync_pt resync, void *data);

@@ -171,13 +171,10 @@ ngx_fishchat_json_rstr(ngx_fishchat_json_t *j, redisReply *e)
 {
     ngx_str_t  s;
 
-    if (e == NULL || e->type != REDIS_REPLY_STRING) {
+    if (e == NULL || ngx_fishchat_redis_str(e, &s) != NGX_OK) {
         ngx_fishchat_json_fmt(j, "null");
         return;
     }
-
-    s.data = (u_char *) e->str;
-    s.len = e->len;
 
     ngx_fishchat_json_str(j, &s);
 }

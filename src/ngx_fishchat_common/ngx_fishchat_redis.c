@@ -1214,14 +1214,11 @@ ngx_fishchat_redis_message(redisAsyncContext *ac, void *r, void *privdata)
     if (ngx_fishchat_redis_is(type, "message")) {
 
         if (ch->handler == NULL
-            || reply->element[2]->type != REDIS_REPLY_STRING)
+            || ngx_fishchat_redis_str(reply->element[2], &payload) != NGX_OK)
         {
             /* left, or leaving */
             return;
         }
-
-        payload.data = (u_char *) reply->element[2]->str;
-        payload.len = reply->element[2]->len;
 
         ch->handler(&payload, ch->data);
         return;
@@ -1885,4 +1882,24 @@ ngx_fishchat_redis_eval(ngx_fishchat_redis_t *link,
 
     return ngx_fishchat_redis_request(link, handler, data, head, 3, args,
                                       nargs);
+}
+
+
+/*
+ * An element of a reply as an ngx_str_t: NGX_OK for a string; otherwise
+ * NGX_DECLINED, and "s" is empty
+ */
+
+ngx_int_t
+ngx_fishchat_redis_str(redisReply *e, ngx_str_t *s)
+{
+    if (e->type != REDIS_REPLY_STRING) {
+        ngx_str_null(s);
+        return NGX_DECLINED;
+    }
+
+    s->data = (u_char *) e->str;
+    s->len = e->len;
+
+    return NGX_OK;
 }

@@ -389,7 +389,6 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     size_t               i;
     ngx_str_t            args[6], id, *name;
     ngx_uint_t           failed;
-    redisReply          *e;
     ngx_fishchat_json_t  out;
 
     name = &ctx->param[0];
@@ -411,16 +410,9 @@ ngx_http_fishchat_manager_topic_deleted(ngx_http_fishchat_manager_ctx_t *ctx,
     failed = 0;
 
     for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        id.data = (u_char *) e->str;
-        id.len = e->len;
-
-        if (ngx_fishchat_valid_id(&id) != NGX_OK) {
+        if (ngx_fishchat_redis_str(reply->element[i], &id) != NGX_OK
+            || ngx_fishchat_valid_id(&id) != NGX_OK)
+        {
             continue;
         }
 

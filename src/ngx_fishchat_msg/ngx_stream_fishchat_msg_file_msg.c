@@ -427,21 +427,12 @@ static ngx_int_t
 ngx_stream_fishchat_msg_file_text(ngx_str_t *id, ngx_str_t *sender,
     redisReply *reply, ngx_str_t *text, ngx_log_t *log)
 {
-    u_char      *p;
-    size_t       size, i;
-    ngx_str_t    v[NGX_STREAM_FISHCHAT_FILE_RECORD];
-    redisReply  *e;
+    u_char     *p;
+    size_t      size, i;
+    ngx_str_t   v[NGX_STREAM_FISHCHAT_FILE_RECORD];
 
     for (i = 0; i < NGX_STREAM_FISHCHAT_FILE_RECORD; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
-            ngx_str_null(&v[i]);
-            continue;
-        }
-
-        v[i].data = (u_char *) e->str;
-        v[i].len = e->len;
+        (void) ngx_fishchat_redis_str(reply->element[i], &v[i]);
     }
 
     /* name, type, size, sha256, created (ms), expires, the probe's fields */

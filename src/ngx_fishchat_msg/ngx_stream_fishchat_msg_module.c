@@ -510,16 +510,11 @@ ngx_stream_fishchat_msg_config(ngx_stream_fishchat_msg_worker_t *w,
 
     w->persistence = NGX_STREAM_FISHCHAT_MSG_PERSISTENCE_KNOWN;
 
-    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2
-        || reply->element[1]->type != REDIS_REPLY_STRING)
-    {
+    if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2) {
         return NGX_DECLINED;
     }
 
-    value->data = (u_char *) reply->element[1]->str;
-    value->len = reply->element[1]->len;
-
-    return NGX_OK;
+    return ngx_fishchat_redis_str(reply->element[1], value);
 }
 
 

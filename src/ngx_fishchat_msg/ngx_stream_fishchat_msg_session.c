@@ -1013,11 +1013,10 @@ static ngx_int_t
 ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
     redisReply *reply)
 {
-    size_t       i;
-    ngx_int_t    rc;
-    ngx_str_t    f;
-    ngx_uint_t   own;
-    redisReply  *e;
+    size_t      i;
+    ngx_int_t   rc;
+    ngx_str_t   f;
+    ngx_uint_t  own;
 
     if (reply->elements < 3
         || reply->element[0]->type != REDIS_REPLY_INTEGER
@@ -1047,14 +1046,10 @@ ngx_stream_fishchat_msg_inbox_page(ngx_stream_fishchat_msg_session_t *sess,
     sess->inbox_missed = 0;
 
     for (i = 3; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
+        if (ngx_fishchat_redis_str(reply->element[i], &f) != NGX_OK) {
             continue;
         }
 
-        f.data = (u_char *) e->str;
-        f.len = e->len;
         own = ngx_stream_fishchat_msg_media_own(sess, &f);
 
         rc = ngx_stream_fishchat_msg_write(sess, f.data, f.len);

@@ -681,7 +681,6 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
 
     size_t                               i, n;
     ngx_str_t                           *args;
-    redisReply                          *e;
     ngx_stream_fishchat_msg_session_t   *sess;
 
     sess = ngx_stream_fishchat_topic_taken(call);
@@ -719,11 +718,7 @@ ngx_stream_fishchat_topic_list(redisReply *reply, void *data)
     }
 
     for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type == REDIS_REPLY_STRING) {
-            args[n].data = (u_char *) e->str;
-            args[n].len = e->len;
+        if (ngx_fishchat_redis_str(reply->element[i], &args[n]) == NGX_OK) {
             n++;
         }
     }
@@ -1035,7 +1030,6 @@ ngx_stream_fishchat_topic_logged_in(redisReply *reply, void *data)
 
     size_t                               i;
     ngx_str_t                            name;
-    redisReply                          *e;
     ngx_stream_fishchat_msg_session_t   *sess;
 
     sess = call->sess;
@@ -1051,16 +1045,9 @@ ngx_stream_fishchat_topic_logged_in(redisReply *reply, void *data)
     }
 
     for (i = 0; i < reply->elements; i++) {
-        e = reply->element[i];
-
-        if (e->type != REDIS_REPLY_STRING) {
-            continue;
-        }
-
-        name.data = (u_char *) e->str;
-        name.len = e->len;
-
-        if (ngx_fishchat_valid_id(&name) != NGX_OK) {
+        if (ngx_fishchat_redis_str(reply->element[i], &name) != NGX_OK
+            || ngx_fishchat_valid_id(&name) != NGX_OK)
+        {
             continue;
         }
 

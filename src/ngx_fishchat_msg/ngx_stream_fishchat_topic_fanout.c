@@ -994,7 +994,6 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
     ngx_str_t                            word[NGX_STREAM_FISHCHAT_MEDIA_WORDS];
     ngx_uint_t                           nargs, pass;
     ngx_pool_t                          *pool;
-    redisReply                          *e;
     ngx_stream_fishchat_topic_worker_t  *tw;
     ngx_stream_fishchat_msg_session_t   *sess;
 
@@ -1011,14 +1010,9 @@ ngx_stream_fishchat_topic_render(ngx_stream_fishchat_topic_member_t *mb,
         s = from;
 
         for (i = 3; i < reply->elements; i++) {
-            e = reply->element[i];
-
-            if (e->type != REDIS_REPLY_STRING) {
+            if (ngx_fishchat_redis_str(reply->element[i], &payload) != NGX_OK) {
                 continue;
             }
-
-            payload.data = (u_char *) e->str;
-            payload.len = e->len;
 
             if (ngx_stream_fishchat_topic_parse(&payload, &s, &uuid, &sender,
                                                 &text)
