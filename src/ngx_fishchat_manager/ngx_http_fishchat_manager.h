@@ -229,6 +229,8 @@ void ngx_http_fishchat_manager_fields(ngx_fishchat_json_t *out,
 void ngx_http_fishchat_manager_messages(
     ngx_http_fishchat_manager_ctx_t *ctx, ngx_fishchat_json_t *out,
     redisReply *reply, size_t first, char *key, char *count);
+ngx_str_t ngx_http_fishchat_manager_key(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *prefix, char *suffix);
 void ngx_http_fishchat_manager_keys(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_str_t *keys, char **parts);
 ngx_int_t ngx_http_fishchat_manager_not_found(

@@ -108,17 +108,15 @@ ngx_http_fishchat_manager_token(ngx_http_fishchat_manager_ctx_t *ctx)
 ngx_int_t
 ngx_http_fishchat_manager_revoke(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[5];
+    ngx_str_t  args[5];
 
-    p = ctx->scratch;
+    static char  *keys[] = { "client:", "", "revoked:", "", NULL };
 
     /* tokens issued in this second or before it are refused */
 
     ctx->count = (ngx_uint_t) ngx_time() + 1;
 
-    args[0] = ngx_fishchat_key(&p, "client:", &ctx->param[0], "");
-    args[1] = ngx_fishchat_key(&p, "revoked:", &ctx->param[0], "");
+    ngx_http_fishchat_manager_keys(ctx, args, keys);
     args[2] = ctx->param[0];
     args[3] = ctx->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
     args[4].data = ctx->count_text;

@@ -256,12 +256,9 @@ ngx_http_fishchat_manager_client_item(ngx_fishchat_json_t *out,
 ngx_int_t
 ngx_http_fishchat_manager_kick(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[3];
+    ngx_str_t  args[3];
 
-    p = ctx->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "client:", &ctx->param[0], "");
+    args[0] = ngx_http_fishchat_manager_key(ctx, "client:", "");
     args[1] = ctx->param[0];
     args[2] = ctx->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 

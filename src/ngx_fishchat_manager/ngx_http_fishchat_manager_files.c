@@ -268,11 +268,9 @@ ngx_http_fishchat_manager_slot_made(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_files(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   set;
+    ngx_str_t  set;
 
-    p = ctx->scratch;
-    set = ngx_fishchat_key(&p, "files:", &ctx->param[0], ":ids");
+    set = ngx_http_fishchat_manager_key(ctx, "files:", ":ids");
 
     return ngx_http_fishchat_manager_scan(ctx, ctx->main->files,
                                           &ngx_http_fishchat_manager_files_scan,
@@ -309,11 +307,9 @@ ngx_http_fishchat_manager_file_fields(ngx_fishchat_json_t *out,
 ngx_int_t
 ngx_http_fishchat_manager_file(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   key;
+    ngx_str_t  key;
 
-    p = ctx->scratch;
-    key = ngx_fishchat_key(&p, "file:", &ctx->param[0], "");
+    key = ngx_http_fishchat_manager_key(ctx, "file:", "");
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->file,
                                           ngx_http_fishchat_manager_file_done,
@@ -370,12 +366,9 @@ ngx_http_fishchat_manager_file_done(ngx_http_fishchat_manager_ctx_t *ctx,
 ngx_int_t
 ngx_http_fishchat_manager_file_delete(ngx_http_fishchat_manager_ctx_t *ctx)
 {
-    u_char     *p;
-    ngx_str_t   args[4];
+    ngx_str_t  args[4];
 
-    p = ctx->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "file:", &ctx->param[0], "");
+    args[0] = ngx_http_fishchat_manager_key(ctx, "file:", "");
     args[1] = ctx->param[0];
     ngx_str_set(&args[2], "");
     args[3] = ctx->fcf->redis_prefix;

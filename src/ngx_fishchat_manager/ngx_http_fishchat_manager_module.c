@@ -1281,6 +1281,20 @@ ngx_http_fishchat_manager_messages(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
+/* a key of the path's first parameter (a client, a file), in ctx->scratch */
+
+ngx_str_t
+ngx_http_fishchat_manager_key(ngx_http_fishchat_manager_ctx_t *ctx,
+    char *prefix, char *suffix)
+{
+    u_char  *p;
+
+    p = ctx->scratch;
+
+    return ngx_fishchat_key(&p, prefix, &ctx->param[0], suffix);
+}
+
+
 /*
  * The keys of the path's first parameter (a client, a topic): one of
  * each prefix and suffix in "parts", up to a NULL, in ctx->scratch
