@@ -594,35 +594,17 @@ static void
 ngx_stream_fishchat_msg_file_refused(ngx_stream_fishchat_msg_call_t *call,
     redisReply *reply, char *what)
 {
-    ngx_fishchat_err_e                  err;
-    ngx_stream_fishchat_msg_session_t  *sess;
-
-    sess = call->sess;
-
     if (reply && reply->type == REDIS_REPLY_ERROR) {
-        ngx_log_error(NGX_LOG_ERR, sess->c->log, 0,
+        ngx_log_error(NGX_LOG_ERR, call->sess->c->log, 0,
                       "fishchat msg: file script failed: %*s",
                       (size_t) reply->len, reply->str);
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        err = NGX_FISHCHAT_ERR_REDIS;
-
-    } else if (reply->integer == -2) {
-        err = NGX_FISHCHAT_ERR_FORBIDDEN;
-
-    } else {
-        err = NGX_FISHCHAT_ERR_NO_SUCH_FILE;
-    }
-
-    ngx_stream_fishchat_msg_call_done(call);
-
-    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0, "%s: %s", what,
-                                  err == NGX_FISHCHAT_ERR_REDIS
-                                  ? "Redis is unavailable"
-                                  : err == NGX_FISHCHAT_ERR_FORBIDDEN
-                                  ? "the file is not the client's to share"
-                                  : "no such file, or not uploaded");
+    ngx_stream_fishchat_msg_call_refused(call, reply, what,
+                                         NGX_FISHCHAT_ERR_NO_SUCH_FILE,
+                                         "the file is not the client's to "
+                                         "share",
+                                         "no such file, or not uploaded");
 }
 
 

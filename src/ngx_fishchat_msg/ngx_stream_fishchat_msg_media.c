@@ -249,12 +249,8 @@ static ngx_int_t
 ngx_stream_fishchat_msg_media_answer(ngx_stream_fishchat_msg_call_t *call,
     redisReply *reply)
 {
-    char                               *what;
-    ngx_fishchat_err_e                  err;
-    ngx_stream_fishchat_msg_session_t  *sess;
-
-    sess = call->sess;
-    what = call->to.len ? "no stream made" : "no stream to play";
+    char                *what;
+    ngx_fishchat_err_e   none;
 
     if (reply && reply->type == REDIS_REPLY_INTEGER
         && (reply->integer == 1 || reply->integer == 2))
@@ -262,27 +258,18 @@ ngx_stream_fishchat_msg_media_answer(ngx_stream_fishchat_msg_call_t *call,
         return NGX_OK;
     }
 
-    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
-        err = NGX_FISHCHAT_ERR_REDIS;
-
-    } else if (reply->integer == -2) {
-        err = NGX_FISHCHAT_ERR_FORBIDDEN;
-
-    } else if (call->to.len) {
-        err = NGX_FISHCHAT_ERR_NO_SUCH_TOPIC;
+    if (call->to.len) {
+        what = "no stream made";
+        none = NGX_FISHCHAT_ERR_NO_SUCH_TOPIC;
 
     } else {
-        err = NGX_FISHCHAT_ERR_NO_SUCH_STREAM;
+        what = "no stream to play";
+        none = NGX_FISHCHAT_ERR_NO_SUCH_STREAM;
     }
 
-    ngx_stream_fishchat_msg_call_done(call);
-
-    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0, "%s: %s", what,
-                                  err == NGX_FISHCHAT_ERR_REDIS
-                                  ? "Redis is unavailable"
-                                  : err == NGX_FISHCHAT_ERR_FORBIDDEN
-                                  ? "not a member of the conversation"
-                                  : "it does not exist");
+    ngx_stream_fishchat_msg_call_refused(call, reply, what, none,
+                                         "not a member of the conversation",
+                                         "it does not exist");
     return NGX_ERROR;
 }
 

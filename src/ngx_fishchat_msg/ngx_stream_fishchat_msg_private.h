@@ -258,6 +258,9 @@ ngx_int_t ngx_stream_fishchat_msg_call_eval(
     ngx_stream_fishchat_msg_call_t *call, ngx_fishchat_redis_script_t *script,
     ngx_fishchat_redis_handler_pt handler, ngx_uint_t nkeys, ngx_uint_t nargs,
     ngx_str_t *args, char *what);
+void ngx_stream_fishchat_msg_call_refused(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply, char *what, ngx_fishchat_err_e none, char *forbidden,
+    char *missing);
 ngx_int_t ngx_stream_fishchat_msg_send_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *ref);
 

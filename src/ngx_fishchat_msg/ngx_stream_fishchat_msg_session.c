@@ -1633,6 +1633,43 @@ ngx_stream_fishchat_msg_call_eval(ngx_stream_fishchat_msg_call_t *call,
 }
 
 
+/*
+ * A script's refusal of a call, or no answer: the call is gone and the
+ * client is told "<what>: <why>" (non-fatal).  -2 is FORBIDDEN, why
+ * "forbidden"; another integer "none", why "missing"; anything else
+ * REDIS_UNAVAILABLE.
+ */
+
+void
+ngx_stream_fishchat_msg_call_refused(ngx_stream_fishchat_msg_call_t *call,
+    redisReply *reply, char *what, ngx_fishchat_err_e none, char *forbidden,
+    char *missing)
+{
+    char                               *why;
+    ngx_fishchat_err_e                  err;
+    ngx_stream_fishchat_msg_session_t  *sess;
+
+    sess = call->sess;
+
+    if (reply == NULL || reply->type != REDIS_REPLY_INTEGER) {
+        err = NGX_FISHCHAT_ERR_REDIS;
+        why = "Redis is unavailable";
+
+    } else if (reply->integer == -2) {
+        err = NGX_FISHCHAT_ERR_FORBIDDEN;
+        why = forbidden;
+
+    } else {
+        err = none;
+        why = missing;
+    }
+
+    ngx_stream_fishchat_msg_call_done(call);
+
+    (void) ngx_stream_fishchat_msg_refuse(sess, err, 0, "%s: %s", what, why);
+}
+
+
 ngx_stream_fishchat_msg_session_t *
 ngx_stream_fishchat_msg_find(ngx_str_t *id)
 {
