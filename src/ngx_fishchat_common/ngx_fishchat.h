@@ -40,6 +40,13 @@
 /* a stream of the media role: 16 hex digits made by the server */
 #define NGX_FISHCHAT_MEDIA_STREAM_LEN  16
 
+/* the keys and arguments of NGX_FISHCHAT_LUA_MEDIA_PUBLISH */
+#define NGX_FISHCHAT_MEDIA_PUBLISH_KEYS  3
+#define NGX_FISHCHAT_MEDIA_PUBLISH_ARGS  7
+
+/* how long a stream's record is kept (s) */
+#define NGX_FISHCHAT_MEDIA_KEEP  "86400"
+
 
 /* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
 
@@ -503,6 +510,9 @@ ngx_int_t ngx_fishchat_nodes_entry(redisReply *reply, ngx_uint_t i,
     ngx_pool_t *pool, ngx_fishchat_beat_t *beat);
 ngx_int_t ngx_fishchat_media_target(ngx_str_t *target, ngx_str_t *topic);
 void ngx_fishchat_media_stream(u_char *p);
+void ngx_fishchat_media_publish_args(ngx_str_t *args, u_char **p,
+    ngx_str_t *topic, ngx_str_t *stream, ngx_str_t *from, ngx_str_t *target,
+    u_char *now);
 
 /* ngx_fishchat_auth.c: login tokens */
 char *ngx_fishchat_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -451,3 +451,27 @@ ngx_fishchat_media_stream(u_char *p)
 
     ngx_hex_dump(p, (u_char *) &r, sizeof(uint64_t));
 }
+
+
+/*
+ * The keys and arguments of NGX_FISHCHAT_LUA_MEDIA_PUBLISH for a new
+ * stream of "from" to "target" ("topic" as ngx_fishchat_media_target()
+ * has it): the keys are written at *p, the creation time in "now"
+ * (NGX_INT64_LEN bytes)
+ */
+
+void
+ngx_fishchat_media_publish_args(ngx_str_t *args, u_char **p,
+    ngx_str_t *topic, ngx_str_t *stream, ngx_str_t *from, ngx_str_t *target,
+    u_char *now)
+{
+    args[0] = ngx_fishchat_key(p, "topic:", topic, "");
+    args[1] = ngx_fishchat_key(p, "topic:", topic, ":members");
+    args[2] = ngx_fishchat_key(p, "media:", stream, "");
+    args[3] = *from;
+    args[4] = *target;
+    args[5].data = now;
+    args[5].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
+                  - now;
+    ngx_str_set(&args[6], NGX_FISHCHAT_MEDIA_KEEP);
+}

@@ -25,7 +25,8 @@ ngx_int_t
 ngx_http_fishchat_manager_stream(ngx_http_fishchat_manager_ctx_t *ctx)
 {
     u_char              *p;
-    ngx_str_t            args[7], target;
+    ngx_str_t            target;
+    ngx_str_t            args[NGX_FISHCHAT_MEDIA_PUBLISH_ARGS];
     ngx_http_request_t  *r;
     u_char               now[NGX_INT64_LEN];
 
@@ -72,19 +73,13 @@ ngx_http_fishchat_manager_stream(ngx_http_fishchat_manager_ctx_t *ctx)
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key(&p, "topic:", &ctx->name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", &ctx->name, ":members");
-    args[2] = ngx_fishchat_key(&p, "media:", &ctx->param[0], "");
-    args[3] = ctx->id;
-    args[4] = ctx->param[1];
-    args[5].data = now;
-    args[5].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
-                  - now;
-    ngx_str_set(&args[6], "86400");
+    ngx_fishchat_media_publish_args(args, &p, &ctx->name, &ctx->param[0],
+                                    &ctx->id, &ctx->param[1], now);
 
     return ngx_http_fishchat_manager_store(ctx, ctx->main->media_publish,
                                      ngx_http_fishchat_manager_stream_made,
-                                     3, 7, args);
+                                     NGX_FISHCHAT_MEDIA_PUBLISH_KEYS,
+                                     NGX_FISHCHAT_MEDIA_PUBLISH_ARGS, args);
 }
 
 

@@ -20,9 +20,6 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
-#define NGX_STREAM_FISHCHAT_MEDIA_KEEP        "86400"
-
-
 static ngx_int_t ngx_stream_fishchat_msg_media_check(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m,
     char *cmd);
@@ -68,7 +65,8 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                            *p;
     ngx_int_t                          rc;
-    ngx_str_t                          args[7], name, *target, stream;
+    ngx_str_t                          name, *target, stream;
+    ngx_str_t                          args[NGX_FISHCHAT_MEDIA_PUBLISH_ARGS];
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
     u_char                             now[NGX_INT64_LEN];
@@ -103,19 +101,13 @@ ngx_stream_fishchat_msg_media_publish(ngx_stream_fishchat_msg_session_t *sess,
     w = ngx_stream_fishchat_msg_worker;
     p = w->scratch;
 
-    args[0] = ngx_fishchat_key(&p, "topic:", &name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", &name, ":members");
-    args[2] = ngx_fishchat_key(&p, "media:", &stream, "");
-    args[3] = sess->node.str;
-    args[4] = call->to;
-    args[5].data = now;
-    args[5].len = ngx_sprintf(now, "%M", (ngx_msec_t) (ngx_time() * 1000))
-                  - now;
-    ngx_str_set(&args[6], NGX_STREAM_FISHCHAT_MEDIA_KEEP);
+    ngx_fishchat_media_publish_args(args, &p, &name, &stream, &sess->node.str,
+                                    &call->to, now);
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->media_publish,
                ngx_stream_fishchat_msg_media_answered,
-               3, 7, args, "no stream made");
+               NGX_FISHCHAT_MEDIA_PUBLISH_KEYS,
+               NGX_FISHCHAT_MEDIA_PUBLISH_ARGS, args, "no stream made");
 }
 
 
