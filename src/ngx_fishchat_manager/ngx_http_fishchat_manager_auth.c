@@ -123,9 +123,7 @@ ngx_http_fishchat_manager_revoke(ngx_http_fishchat_manager_ctx_t *ctx)
     args[4].len = ngx_sprintf(ctx->count_text, "%ui", ctx->count)
                   - ctx->count_text;
 
-    ctx->stores = 1;
-
-    return ngx_http_fishchat_manager_eval(ctx, ctx->main->revoke,
+    return ngx_http_fishchat_manager_store(ctx, ctx->main->revoke,
                                         ngx_http_fishchat_manager_revoked,
                                         2, 5, args);
 }
