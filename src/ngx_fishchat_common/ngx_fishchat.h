@@ -47,6 +47,23 @@
 /* how long a stream's record is kept (s) */
 #define NGX_FISHCHAT_MEDIA_KEEP  "86400"
 
+/*
+ * the keys and arguments of NGX_FISHCHAT_LUA_SEND, and the room for the
+ * text of its inbox limits
+ */
+#define NGX_FISHCHAT_SEND_KEYS  3
+#define NGX_FISHCHAT_SEND_ARGS  12
+#define NGX_FISHCHAT_SEND_NUM   (NGX_INT_T_LEN + NGX_INT64_LEN)
+
+/*
+ * the keys and arguments of NGX_FISHCHAT_LUA_TOPIC_SEND that every sender
+ * gives (ARGV[8], "1" for a sender that need not be a member, is one more,
+ * the caller's), and the room for the text of the history cap
+ */
+#define NGX_FISHCHAT_TOPIC_SEND_KEYS  3
+#define NGX_FISHCHAT_TOPIC_SEND_ARGS  10
+#define NGX_FISHCHAT_TOPIC_SEND_NUM   NGX_INT_T_LEN
+
 
 /* the system channels, "<prefix>sys:<name>" (see docs/keyspace.md) */
 
@@ -513,6 +530,13 @@ void ngx_fishchat_media_stream(u_char *p);
 void ngx_fishchat_media_publish_args(ngx_str_t *args, u_char **p,
     ngx_str_t *topic, ngx_str_t *stream, ngx_str_t *from, ngx_str_t *target,
     u_char *now);
+void ngx_fishchat_send_args(ngx_str_t *args, u_char **p,
+    ngx_fishchat_conf_t *fcf, ngx_str_t *to, ngx_str_t *uuid,
+    ngx_str_t *frame, ngx_str_t *sender, ngx_str_t *channel,
+    ngx_uint_t inbox_max, ngx_msec_t inbox_ttl, u_char *num);
+void ngx_fishchat_topic_send_args(ngx_str_t *args, u_char **p,
+    ngx_fishchat_conf_t *fcf, ngx_str_t *name, ngx_str_t *from,
+    ngx_str_t *uuid, ngx_str_t *text, ngx_uint_t history, u_char *num);
 
 /* ngx_fishchat_auth.c: login tokens */
 char *ngx_fishchat_auth_key_file(ngx_conf_t *cf, ngx_command_t *cmd,

@@ -475,3 +475,59 @@ ngx_fishchat_media_publish_args(ngx_str_t *args, u_char **p,
                   - now;
     ngx_str_set(&args[6], NGX_FISHCHAT_MEDIA_KEEP);
 }
+
+
+/*
+ * The keys and arguments of NGX_FISHCHAT_LUA_SEND: the delivery "frame"
+ * of a message to "to" under "uuid" from "sender", sent by the worker of
+ * "channel" (empty from outside a worker), with the inbox limits written
+ * in "num" (NGX_FISHCHAT_SEND_NUM bytes); the keys are written at *p
+ */
+
+void
+ngx_fishchat_send_args(ngx_str_t *args, u_char **p, ngx_fishchat_conf_t *fcf,
+    ngx_str_t *to, ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
+    ngx_str_t *channel, ngx_uint_t inbox_max, ngx_msec_t inbox_ttl,
+    u_char *num)
+{
+    args[0] = ngx_fishchat_key(p, "inbox:", to, "");
+    args[1] = ngx_fishchat_key(p, "inbox:", to, ":m");
+    args[2] = ngx_fishchat_key(p, "client:", to, "");
+    args[3] = *uuid;
+    args[4] = *frame;
+    args[5].data = num;
+    args[5].len = ngx_sprintf(num, "%ui", inbox_max) - num;
+    args[6].data = num + args[5].len;
+    args[6].len = ngx_sprintf(args[6].data, "%M", inbox_ttl) - args[6].data;
+    args[7] = *channel;
+    args[8] = *to;
+    args[9] = fcf->sys[NGX_FISHCHAT_SYS_SEND];
+    args[10] = *sender;
+    args[11] = fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+}
+
+
+/*
+ * The keys and arguments of NGX_FISHCHAT_LUA_TOPIC_SEND but the last: a
+ * message "text" from "from" to the topic "name" under "uuid", with the
+ * history cap written in "num" (NGX_FISHCHAT_TOPIC_SEND_NUM bytes); the
+ * keys are written at *p
+ */
+
+void
+ngx_fishchat_topic_send_args(ngx_str_t *args, u_char **p,
+    ngx_fishchat_conf_t *fcf, ngx_str_t *name, ngx_str_t *from,
+    ngx_str_t *uuid, ngx_str_t *text, ngx_uint_t history, u_char *num)
+{
+    args[0] = ngx_fishchat_key(p, "topic:", name, "");
+    args[1] = ngx_fishchat_key(p, "topic:", name, ":members");
+    args[2] = ngx_fishchat_key(p, "topic:", name, ":h");
+    args[3] = *from;
+    args[4] = *uuid;
+    args[5] = *text;
+    args[6].data = num;
+    args[6].len = ngx_sprintf(num, "%ui", history) - num;
+    args[7] = ngx_fishchat_key(p, "t:", name, "");
+    args[8] = fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
+    args[9] = *name;
+}

@@ -140,27 +140,21 @@ ngx_http_fishchat_manager_to_topic(ngx_http_fishchat_manager_ctx_t *ctx,
     ngx_str_t *from, ngx_str_t *msg, ngx_str_t *uuid)
 {
     u_char     *p;
-    ngx_str_t   args[11];
-    u_char      max[NGX_INT_T_LEN];
+    ngx_str_t   args[NGX_FISHCHAT_TOPIC_SEND_ARGS + 1];
+    u_char      num[NGX_FISHCHAT_TOPIC_SEND_NUM];
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key(&p, "topic:", &ctx->name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", &ctx->name, ":members");
-    args[2] = ngx_fishchat_key(&p, "topic:", &ctx->name, ":h");
-    args[3] = *from;
-    args[4] = *uuid;
-    args[5] = *msg;
-    args[6].data = max;
-    args[6].len = ngx_sprintf(max, "%ui", ctx->conf->topic_history) - max;
-    args[7] = ngx_fishchat_key(&p, "t:", &ctx->name, "");
-    args[8] = ctx->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
-    args[9] = ctx->name;
-    ngx_str_set(&args[10], "1");
+    ngx_fishchat_topic_send_args(args, &p, ctx->fcf, &ctx->name, from, uuid,
+                                 msg, ctx->conf->topic_history, num);
+
+    /* the sender need not be a member */
+    ngx_str_set(&args[NGX_FISHCHAT_TOPIC_SEND_ARGS], "1");
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->topic_send,
                                 ngx_http_fishchat_manager_topic_message_sent,
-                                3, 11, args);
+                                NGX_FISHCHAT_TOPIC_SEND_KEYS,
+                                NGX_FISHCHAT_TOPIC_SEND_ARGS + 1, args);
 }
 
 
@@ -172,9 +166,8 @@ ngx_http_fishchat_manager_to_client(ngx_http_fishchat_manager_ctx_t *ctx,
 {
     u_char     *p;
     size_t      size;
-    ngx_str_t   args[12], dargs[3], frame;
-    u_char      max[NGX_INT_T_LEN];
-    u_char      ttl[NGX_INT64_LEN];
+    ngx_str_t   args[NGX_FISHCHAT_SEND_ARGS], dargs[3], frame, channel;
+    u_char      num[NGX_FISHCHAT_SEND_NUM];
 
     dargs[0] = *msg;
     dargs[1] = *from;
@@ -195,24 +188,17 @@ ngx_http_fishchat_manager_to_client(ngx_http_fishchat_manager_ctx_t *ctx,
 
     p = ctx->scratch;
 
-    args[0] = ngx_fishchat_key(&p, "inbox:", &ctx->id, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", &ctx->id, ":m");
-    args[2] = ngx_fishchat_key(&p, "client:", &ctx->id, "");
-    args[3] = *uuid;
-    args[4] = frame;
-    args[5].data = max;
-    args[5].len = ngx_sprintf(max, "%ui", ctx->conf->inbox_max) - max;
-    args[6].data = ttl;
-    args[6].len = ngx_sprintf(ttl, "%M", ctx->conf->inbox_ttl) - ttl;
-    ngx_str_set(&args[7], "");
-    args[8] = ctx->id;
-    args[9] = ctx->fcf->sys[NGX_FISHCHAT_SYS_SEND];
-    args[10] = *from;
-    args[11] = ctx->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
+    /* no worker channel: from outside a worker */
+    ngx_str_null(&channel);
+
+    ngx_fishchat_send_args(args, &p, ctx->fcf, &ctx->id, uuid, &frame, from,
+                           &channel, ctx->conf->inbox_max,
+                           ctx->conf->inbox_ttl, num);
 
     return ngx_http_fishchat_manager_eval(ctx, ctx->main->send,
                                      ngx_http_fishchat_manager_message_sent,
-                                     3, 12, args);
+                                     NGX_FISHCHAT_SEND_KEYS,
+                                     NGX_FISHCHAT_SEND_ARGS, args);
 }
 
 

@@ -22,9 +22,6 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
-/* the text of the inbox limits, the send script's ARGV[3] and ARGV[4] */
-#define NGX_STREAM_FISHCHAT_MSG_SEND_NUM  (NGX_INT_T_LEN + NGX_INT64_LEN)
-
 /* the acks of a script call at the most */
 #define NGX_STREAM_FISHCHAT_MSG_ACKS  64
 
@@ -37,9 +34,6 @@ typedef struct {
 } ngx_stream_fishchat_msg_ack_t;
 
 
-static void ngx_stream_fishchat_msg_send_args(ngx_str_t *args, ngx_str_t *to,
-    ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
-    ngx_stream_fishchat_msg_srv_conf_t *mscf, u_char *num);
 static ngx_int_t ngx_stream_fishchat_msg_p2p_args(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
 static void ngx_stream_fishchat_msg_stored(redisReply *reply, void *data);
@@ -153,10 +147,11 @@ ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                              *p;
     size_t                               size;
-    ngx_str_t                            args[12], dargs[3], frame;
+    ngx_str_t                            args[NGX_FISHCHAT_SEND_ARGS];
+    ngx_str_t                            dargs[3], frame;
     ngx_stream_fishchat_msg_call_t      *call;
     ngx_stream_fishchat_msg_worker_t    *w;
-    u_char                               num[NGX_STREAM_FISHCHAT_MSG_SEND_NUM];
+    u_char                               num[NGX_FISHCHAT_SEND_NUM];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -190,48 +185,17 @@ ngx_stream_fishchat_msg_p2p_send(ngx_stream_fishchat_msg_session_t *sess,
 
     call->frame = frame;
 
-    ngx_stream_fishchat_msg_send_args(args, &call->to, &dargs[2], &frame,
-                                      &sess->node.str, sess->conf, num);
+    p = w->scratch;
+
+    ngx_fishchat_send_args(args, &p, w->fcf, &call->to, &dargs[2], &frame,
+                           &sess->node.str, &w->channel,
+                           sess->conf->inbox_max, sess->conf->inbox_ttl, num);
 
     return ngx_stream_fishchat_msg_call_eval(call, w->mmcf->send,
                                              ngx_stream_fishchat_msg_stored,
-                                             3, 12, args,
+                                             NGX_FISHCHAT_SEND_KEYS,
+                                             NGX_FISHCHAT_SEND_ARGS, args,
                                              "message not accepted");
-}
-
-
-/*
- * The send script's arguments: the delivery "frame" of a message to "to"
- * under "uuid", sent by "sender", with the inbox limits of "mscf" written
- * in "num"; the key names go to the worker's scratch
- */
-
-static void
-ngx_stream_fishchat_msg_send_args(ngx_str_t *args, ngx_str_t *to,
-    ngx_str_t *uuid, ngx_str_t *frame, ngx_str_t *sender,
-    ngx_stream_fishchat_msg_srv_conf_t *mscf, u_char *num)
-{
-    u_char                            *p;
-    ngx_stream_fishchat_msg_worker_t  *w;
-
-    w = ngx_stream_fishchat_msg_worker;
-    p = w->scratch;
-
-    args[0] = ngx_fishchat_key(&p, "inbox:", to, "");
-    args[1] = ngx_fishchat_key(&p, "inbox:", to, ":m");
-    args[2] = ngx_fishchat_key(&p, "client:", to, "");
-    args[3] = *uuid;
-    args[4] = *frame;
-    args[5].data = num;
-    args[5].len = ngx_sprintf(num, "%ui", mscf->inbox_max) - num;
-    args[6].data = num + args[5].len;
-    args[6].len = ngx_sprintf(args[6].data, "%M", mscf->inbox_ttl)
-                  - args[6].data;
-    args[7] = w->channel;
-    args[8] = *to;
-    args[9] = w->fcf->sys[NGX_FISHCHAT_SYS_SEND];
-    args[10] = *sender;
-    args[11] = w->fcf->sys[NGX_FISHCHAT_SYS_CLIENT_STATUS];
 }
 
 
@@ -416,12 +380,13 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
 {
     u_char                               *p;
     size_t                                size;
-    ngx_str_t                             args[12], dargs[3];
+    ngx_str_t                             args[NGX_FISHCHAT_SEND_ARGS];
+    ngx_str_t                             dargs[3];
     ngx_fishchat_redis_req_t             *req;
     ngx_stream_fishchat_msg_route_t      *r;
     ngx_stream_fishchat_msg_worker_t     *w;
     ngx_stream_fishchat_msg_srv_conf_t  **mscf;
-    u_char                                num[NGX_STREAM_FISHCHAT_MSG_SEND_NUM];
+    u_char                                num[NGX_FISHCHAT_SEND_NUM];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -459,12 +424,16 @@ ngx_stream_fishchat_msg_route(ngx_str_t *to, ngx_str_t *msg, ngx_str_t *from,
     r->to.len = to->len;
     ngx_memcpy(p, to->data, to->len);
 
-    ngx_stream_fishchat_msg_send_args(args, &r->to, &dargs[2], &r->frame,
-                                      from, mscf[0], num);
+    p = w->scratch;
+
+    ngx_fishchat_send_args(args, &p, w->fcf, &r->to, &dargs[2], &r->frame,
+                           from, &w->channel, mscf[0]->inbox_max,
+                           mscf[0]->inbox_ttl, num);
 
     req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->send,
-                                  ngx_stream_fishchat_msg_routed, r, 3, 12,
-                                  args);
+                                  ngx_stream_fishchat_msg_routed, r,
+                                  NGX_FISHCHAT_SEND_KEYS,
+                                  NGX_FISHCHAT_SEND_ARGS, args);
     if (req == NULL) {
         ngx_free(r);
         return NGX_DECLINED;

@@ -771,12 +771,13 @@ ngx_stream_fishchat_topic_post(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *name, ngx_str_t *text, ngx_str_t *ref, ngx_str_t *file)
 {
     u_char                             *p;
-    ngx_str_t                           args[12], uuid;
+    ngx_str_t                           args[NGX_FISHCHAT_TOPIC_SEND_ARGS + 2];
+    ngx_str_t                           uuid;
     ngx_uint_t                          nargs;
     ngx_stream_fishchat_msg_call_t     *call;
     ngx_stream_fishchat_msg_worker_t   *w;
     ngx_fishchat_redis_script_t        *script;
-    u_char                              max[NGX_INT_T_LEN];
+    u_char                              num[NGX_FISHCHAT_TOPIC_SEND_NUM];
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -798,33 +799,26 @@ ngx_stream_fishchat_topic_post(ngx_stream_fishchat_msg_session_t *sess,
 
     p = w->scratch;
 
-    args[0] = ngx_fishchat_key(&p, "topic:", name, "");
-    args[1] = ngx_fishchat_key(&p, "topic:", name, ":members");
-    args[2] = ngx_fishchat_key(&p, "topic:", name, ":h");
-    args[3] = sess->node.str;
-    args[4] = uuid;
-    args[5] = *text;
-    args[6].data = max;
-    args[6].len = ngx_sprintf(max, "%ui", sess->conf->topic_history) - max;
-    args[7] = ngx_fishchat_key(&p, "t:", name, "");
-    args[8] = w->fcf->sys[NGX_FISHCHAT_SYS_TOPIC_SYNC];
-    args[9] = call->to;
+    ngx_fishchat_topic_send_args(args, &p, w->fcf, &call->to,
+                                 &sess->node.str, &uuid, text,
+                                 sess->conf->topic_history, num);
 
     script = w->topics->conf->send;
-    nargs = 10;
+    nargs = NGX_FISHCHAT_TOPIC_SEND_ARGS;
 
     if (file) {
         ngx_str_set(&args[3], NGX_STREAM_FISHCHAT_MSG_FILE_FROM);
-        ngx_str_set(&args[10], "1");
-        args[11] = sess->node.str;
+        ngx_str_set(&args[NGX_FISHCHAT_TOPIC_SEND_ARGS], "1");
+        args[NGX_FISHCHAT_TOPIC_SEND_ARGS + 1] = sess->node.str;
 
         script = w->mmcf->file_topic;
-        nargs = 12;
+        nargs = NGX_FISHCHAT_TOPIC_SEND_ARGS + 2;
     }
 
     return ngx_stream_fishchat_topic_call(call, script,
                                           ngx_stream_fishchat_topic_sent,
-                                          3, nargs, args, NULL);
+                                          NGX_FISHCHAT_TOPIC_SEND_KEYS, nargs,
+                                          args, NULL);
 }
 
 
