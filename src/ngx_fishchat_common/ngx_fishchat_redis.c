@@ -1420,7 +1420,9 @@ ngx_fishchat_redis_request(ngx_fishchat_redis_t *link,
         return NULL;
     }
 
-    size = 1 + NGX_SIZE_T_LEN + 2;
+    /* the count, the arguments, and a null byte after them */
+
+    size = 1 + NGX_SIZE_T_LEN + 2 + 1;
 
     for (i = 0; i < nhead + nargs; i++) {
         a = (i < nhead) ? &head[i] : &args[i - nhead];
@@ -1451,6 +1453,14 @@ ngx_fishchat_redis_request(ngx_fishchat_redis_t *link,
         p = ngx_cpymem(p, a->data, a->len);
         *p++ = CR; *p++ = LF;
     }
+
+    /*
+     * hiredis looks at the byte after a command's name to tell whether it
+     * has arguments: a command of its name alone (PING) is followed by a
+     * null byte, not by whatever the buffer held there
+     */
+
+    *p = '\0';
 
     if (!ngx_queue_empty(&link->free)) {
         q = ngx_queue_head(&link->free);
@@ -1507,13 +1517,13 @@ ngx_fishchat_redis_request(ngx_fishchat_redis_t *link,
     req->len = p - cmd;
 
     if (cmd == stack) {
-        cmd = ngx_alloc(req->len, link->log);
+        cmd = ngx_alloc(req->len + 1, link->log);
         if (cmd == NULL) {
             ngx_fishchat_redis_free_req(req);
             return NULL;
         }
 
-        ngx_memcpy(cmd, stack, req->len);
+        ngx_memcpy(cmd, stack, req->len + 1);
     }
 
     req->cmd = cmd;
