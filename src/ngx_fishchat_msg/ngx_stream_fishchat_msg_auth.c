@@ -391,11 +391,6 @@ ngx_stream_fishchat_msg_refresh(ngx_stream_fishchat_msg_session_t *sess,
 
     w = ngx_stream_fishchat_msg_worker;
 
-    rc = ngx_stream_fishchat_msg_optin_check(sess, "REFRESH_TOKEN");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
     if (m->nargs != 1) {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,
                                               1, "REFRESH_TOKEN takes a "

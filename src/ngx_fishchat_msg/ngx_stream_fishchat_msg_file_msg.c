@@ -299,9 +299,10 @@ ngx_stream_fishchat_msg_file_url(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
- * What the three commands need: an opt-in client, logged in, "min" to
- * "max" arguments, a files location, and a file id (32 hex digits) in the
- * second argument (the first for FILE_URL), in "id".  NGX_DECLINED: go on.
+ * What the three commands need besides an opt-in client logged in (the
+ * session's dispatcher checked that): "min" to "max" arguments, a files
+ * location, and a file id (32 hex digits) in the second argument (the
+ * first for FILE_URL), in "id".  NGX_DECLINED: go on.
  */
 
 static ngx_int_t
@@ -311,15 +312,9 @@ ngx_stream_fishchat_msg_file_check(ngx_stream_fishchat_msg_session_t *sess,
 {
     u_char                c;
     size_t                i;
-    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
-
-    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
 
     if (fcf->files_url.len == 0) {
         return ngx_stream_fishchat_msg_needs(sess, cmd,

@@ -128,11 +128,6 @@ ngx_stream_fishchat_msg_file_args(ngx_stream_fishchat_msg_session_t *sess,
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
 
-    rc = ngx_stream_fishchat_msg_optin_check(sess, "FILE_SLOT");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
-
     if (fcf->files_url.len == 0 || fcf->auth_secret.len == 0) {
         return ngx_stream_fishchat_msg_needs(sess, "FILE_SLOT",
                                              "\"fishchat_files_url\" and "
@@ -208,17 +203,11 @@ ngx_stream_fishchat_msg_file_delete(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
     u_char                            *p;
-    ngx_int_t                          rc;
     ngx_str_t                          args[4];
     ngx_stream_fishchat_msg_call_t    *call;
     ngx_stream_fishchat_msg_worker_t  *w;
 
     w = ngx_stream_fishchat_msg_worker;
-
-    rc = ngx_stream_fishchat_msg_optin_check(sess, "FILE_DELETE");
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
 
     if (m->nargs != 1 || ngx_fishchat_valid_id(&m->args[0]) != NGX_OK) {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,

@@ -159,23 +159,18 @@ ngx_stream_fishchat_msg_media_play(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
- * What both commands need: an opt-in client, logged in, one argument, and
- * a secret to sign tokens with.  NGX_DECLINED: go on.
+ * What both commands need besides an opt-in client logged in (the
+ * session's dispatcher checked that): one argument, and a secret to sign
+ * tokens with.  NGX_DECLINED: go on.
  */
 
 static ngx_int_t
 ngx_stream_fishchat_msg_media_check(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m, char *cmd)
 {
-    ngx_int_t             rc;
     ngx_fishchat_conf_t  *fcf;
 
     fcf = ngx_stream_fishchat_msg_worker->fcf;
-
-    rc = ngx_stream_fishchat_msg_optin_check(sess, cmd);
-    if (rc != NGX_DECLINED) {
-        return rc;
-    }
 
     if (m->nargs != 1) {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_ARGS,

@@ -231,8 +231,6 @@ extern ngx_stream_fishchat_msg_worker_t  *ngx_stream_fishchat_msg_worker;
 ngx_int_t ngx_stream_fishchat_msg_refuse(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_err_e err,
     ngx_uint_t fatal, const char *fmt, ...);
-ngx_int_t ngx_stream_fishchat_msg_optin_check(
-    ngx_stream_fishchat_msg_session_t *sess, char *cmd);
 ngx_int_t ngx_stream_fishchat_msg_needs(
     ngx_stream_fishchat_msg_session_t *sess, char *cmd, char *directives);
 ngx_int_t ngx_stream_fishchat_msg_not_stored(

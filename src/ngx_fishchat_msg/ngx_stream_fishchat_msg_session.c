@@ -18,6 +18,15 @@
 #include "ngx_stream_fishchat_msg_private.h"
 
 
+typedef ngx_int_t (*ngx_stream_fishchat_msg_command_pt)(
+    ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);
+
+typedef struct {
+    ngx_str_t                            name;
+    ngx_stream_fishchat_msg_command_pt   handler;
+} ngx_stream_fishchat_msg_optin_t;
+
+
 static void ngx_stream_fishchat_msg_cleanup(void *data);
 static void ngx_stream_fishchat_msg_read_handler(ngx_event_t *rev);
 static ngx_int_t ngx_stream_fishchat_msg_may_read(
@@ -51,6 +60,28 @@ static ngx_int_t ngx_stream_fishchat_msg_frame_out(
 static ngx_int_t ngx_stream_fishchat_msg_write_pass(
     ngx_stream_fishchat_msg_session_t *sess, u_char *data, size_t len);
 static void ngx_stream_fishchat_msg_write_handler(ngx_event_t *wev);
+static ngx_stream_fishchat_msg_optin_t *ngx_stream_fishchat_msg_optin_cmd(
+    ngx_fishchat_frame_t *m);
+static ngx_int_t ngx_stream_fishchat_msg_optin_check(
+    ngx_stream_fishchat_msg_session_t *sess, char *cmd);
+
+
+/*
+ * The commands of the opt-in protocol (after HELLO): unknown to a seed
+ * client, refused before login; checked here, before their handlers run
+ */
+
+static ngx_stream_fishchat_msg_optin_t  ngx_stream_fishchat_msg_optins[] = {
+    { ngx_string("REFRESH_TOKEN"), ngx_stream_fishchat_msg_refresh },
+    { ngx_string("FILE_SLOT"), ngx_stream_fishchat_msg_file_slot },
+    { ngx_string("SEND_FILE_P2P"), ngx_stream_fishchat_msg_file_send },
+    { ngx_string("SEND_FILE_TOPIC"), ngx_stream_fishchat_msg_file_send },
+    { ngx_string("FILE_URL"), ngx_stream_fishchat_msg_file_url },
+    { ngx_string("FILE_DELETE"), ngx_stream_fishchat_msg_file_delete },
+    { ngx_string("MEDIA_PUBLISH"), ngx_stream_fishchat_msg_media_publish },
+    { ngx_string("MEDIA_PLAY"), ngx_stream_fishchat_msg_media_play },
+    { ngx_null_string, NULL }
+};
 
 
 /* sessions */
@@ -521,9 +552,10 @@ static ngx_int_t
 ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
     ngx_str_t *frame)
 {
-    ngx_int_t             rc;
-    ngx_fishchat_frame_t  m;
-    u_char                err[128];
+    ngx_int_t                         rc;
+    ngx_fishchat_frame_t              m;
+    ngx_stream_fishchat_msg_optin_t  *cmd;
+    u_char                            err[128];
 
     if (ngx_fishchat_frame_decode(frame, &m, err, sizeof(err)) != NGX_OK) {
         return ngx_stream_fishchat_msg_refuse(sess, NGX_FISHCHAT_ERR_BAD_FRAME,
@@ -552,27 +584,13 @@ ngx_stream_fishchat_msg_frame(ngx_stream_fishchat_msg_session_t *sess,
     } else if (ngx_fishchat_frame_is(&m, "HELLO")) {
         rc = ngx_stream_fishchat_msg_hello(sess, &m);
 
-    } else if (ngx_fishchat_frame_is(&m, "REFRESH_TOKEN")) {
-        rc = ngx_stream_fishchat_msg_refresh(sess, &m);
+    } else if ((cmd = ngx_stream_fishchat_msg_optin_cmd(&m)) != NULL) {
+        rc = ngx_stream_fishchat_msg_optin_check(sess,
+                                                 (char *) cmd->name.data);
 
-    } else if (ngx_fishchat_frame_is(&m, "FILE_SLOT")) {
-        rc = ngx_stream_fishchat_msg_file_slot(sess, &m);
-
-    } else if (ngx_fishchat_frame_is(&m, "SEND_FILE_P2P")
-               || ngx_fishchat_frame_is(&m, "SEND_FILE_TOPIC"))
-    {
-        rc = ngx_stream_fishchat_msg_file_send(sess, &m);
-
-    } else if (ngx_fishchat_frame_is(&m, "FILE_URL")) {
-        rc = ngx_stream_fishchat_msg_file_url(sess, &m);
-    } else if (ngx_fishchat_frame_is(&m, "FILE_DELETE")) {
-        rc = ngx_stream_fishchat_msg_file_delete(sess, &m);
-
-    } else if (ngx_fishchat_frame_is(&m, "MEDIA_PUBLISH")) {
-        rc = ngx_stream_fishchat_msg_media_publish(sess, &m);
-
-    } else if (ngx_fishchat_frame_is(&m, "MEDIA_PLAY")) {
-        rc = ngx_stream_fishchat_msg_media_play(sess, &m);
+        if (rc == NGX_DECLINED) {
+            rc = cmd->handler(sess, &m);
+        }
 
     } else {
         rc = ngx_stream_fishchat_topic_command(sess, &m);
@@ -1204,12 +1222,31 @@ ngx_stream_fishchat_msg_refuse(ngx_stream_fishchat_msg_session_t *sess,
 }
 
 
+/* the command of the frame if it is one of the opt-in protocol, or NULL */
+
+static ngx_stream_fishchat_msg_optin_t *
+ngx_stream_fishchat_msg_optin_cmd(ngx_fishchat_frame_t *m)
+{
+    ngx_stream_fishchat_msg_optin_t  *cmd;
+
+    for (cmd = ngx_stream_fishchat_msg_optins; cmd->name.len; cmd++) {
+        if (m->cmd.len == cmd->name.len
+            && ngx_strncmp(m->cmd.data, cmd->name.data, cmd->name.len) == 0)
+        {
+            return cmd;
+        }
+    }
+
+    return NULL;
+}
+
+
 /*
  * A command of the opt-in protocol: unknown to a seed client, refused
  * before login.  NGX_DECLINED: go on; otherwise the refusal's result.
  */
 
-ngx_int_t
+static ngx_int_t
 ngx_stream_fishchat_msg_optin_check(ngx_stream_fishchat_msg_session_t *sess,
     char *cmd)
 {
