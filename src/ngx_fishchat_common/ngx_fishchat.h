@@ -143,7 +143,7 @@ typedef struct {
     (ev)->log = l
 
 
-/* the command of a decoded frame is "name" */
+/* the command of a decoded frame is "name", a string literal (sizeof) */
 #define ngx_fishchat_frame_is(m, name)                                       \
     ((m)->cmd.len == sizeof(name) - 1                                        \
      && ngx_strncmp((m)->cmd.data, name, sizeof(name) - 1) == 0)

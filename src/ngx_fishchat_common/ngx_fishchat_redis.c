@@ -146,6 +146,8 @@ static ngx_int_t ngx_fishchat_redis_send(ngx_fishchat_redis_t *link,
     ngx_fishchat_redis_req_t *req, u_char *cmd, size_t len);
 static void ngx_fishchat_redis_arm(ngx_fishchat_redis_t *link);
 static void ngx_fishchat_redis_idle(ngx_fishchat_redis_t *link);
+static u_char *ngx_fishchat_redis_resp(u_char *cmd, ngx_str_t *head,
+    ngx_uint_t nhead, ngx_str_t *args, ngx_uint_t nargs);
 static ngx_fishchat_redis_req_t *ngx_fishchat_redis_request(
     ngx_fishchat_redis_t *link, ngx_fishchat_redis_handler_pt handler,
     void *data, ngx_str_t *head, ngx_uint_t nhead, ngx_str_t *args,
@@ -1386,6 +1388,43 @@ ngx_fishchat_redis_num(u_char *p, size_t n)
 
 
 /*
+ * The command as RESP at "cmd": the count, then each argument, the "head"
+ * ones first; returns its end, where a null byte follows.  hiredis looks
+ * at the byte after a command's name to tell whether it has arguments:
+ * that of a command of its name alone (PING) must not be whatever the
+ * buffer held there.
+ */
+
+static u_char *
+ngx_fishchat_redis_resp(u_char *cmd, ngx_str_t *head, ngx_uint_t nhead,
+    ngx_str_t *args, ngx_uint_t nargs)
+{
+    u_char      *p;
+    ngx_str_t   *a;
+    ngx_uint_t   i;
+
+    p = cmd;
+    *p++ = '*';
+    p = ngx_fishchat_redis_num(p, nhead + nargs);
+    *p++ = CR; *p++ = LF;
+
+    for (i = 0; i < nhead + nargs; i++) {
+        a = (i < nhead) ? &head[i] : &args[i - nhead];
+
+        *p++ = '$';
+        p = ngx_fishchat_redis_num(p, a->len);
+        *p++ = CR; *p++ = LF;
+        p = ngx_cpymem(p, a->data, a->len);
+        *p++ = CR; *p++ = LF;
+    }
+
+    *p = '\0';
+
+    return p;
+}
+
+
+/*
  * The RESP of a command is "*<count>\r\n", then "$<length>\r\n<bytes>\r\n"
  * for each of the "head" arguments and then of "args": written here into
  * the stack (or the heap, for a large one) and copied by hiredis into its
@@ -1439,28 +1478,7 @@ ngx_fishchat_redis_request(ngx_fishchat_redis_t *link,
         }
     }
 
-    p = cmd;
-    *p++ = '*';
-    p = ngx_fishchat_redis_num(p, nhead + nargs);
-    *p++ = CR; *p++ = LF;
-
-    for (i = 0; i < nhead + nargs; i++) {
-        a = (i < nhead) ? &head[i] : &args[i - nhead];
-
-        *p++ = '$';
-        p = ngx_fishchat_redis_num(p, a->len);
-        *p++ = CR; *p++ = LF;
-        p = ngx_cpymem(p, a->data, a->len);
-        *p++ = CR; *p++ = LF;
-    }
-
-    /*
-     * hiredis looks at the byte after a command's name to tell whether it
-     * has arguments: a command of its name alone (PING) is followed by a
-     * null byte, not by whatever the buffer held there
-     */
-
-    *p = '\0';
+    p = ngx_fishchat_redis_resp(cmd, head, nhead, args, nargs);
 
     if (!ngx_queue_empty(&link->free)) {
         q = ngx_queue_head(&link->free);
