@@ -64,6 +64,9 @@ typedef struct {
 static ngx_int_t ngx_http_fishchat_media_hook_handler(ngx_http_request_t *r);
 static void ngx_http_fishchat_media_hook_body(ngx_http_request_t *r);
 static ngx_int_t ngx_http_fishchat_media_hook(ngx_http_request_t *r);
+static ngx_int_t ngx_http_fishchat_media_done(ngx_http_request_t *r,
+    ngx_http_fishchat_media_loc_conf_t *mlcf, ngx_str_t *call,
+    ngx_str_t *body);
 static ngx_int_t ngx_http_fishchat_media_field(ngx_str_t *body, char *name,
     ngx_str_t *value, ngx_pool_t *pool);
 static ngx_uint_t ngx_http_fishchat_media_relay(ngx_http_request_t *r,
@@ -287,39 +290,8 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     {
         t.act = "play";
 
-    } else if (call.len == 11 && ngx_strncmp(call.data, "record_done", 11)
-                                 == 0)
-    {
-        return ngx_http_fishchat_media_record(r, &body);
-
-    } else if (call.len == 12 && ngx_strncmp(call.data, "publish_done", 12)
-                                 == 0)
-    {
-        ngx_fishchat_media_add(streams, -1);
-
-        if (ngx_http_fishchat_media_field(&body, "name", &name, r->pool)
-            == NGX_OK
-            && ngx_fishchat_valid_id(&name) == NGX_OK)
-        {
-            ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name,
-                                           "ENDED", NULL);
-        }
-
-        return ngx_http_fishchat_media_ok(r);
-
-    } else if (call.len == 9 && ngx_strncmp(call.data, "play_done", 9) == 0)
-    {
-        if (!ngx_http_fishchat_media_relay(r, &body)) {
-            ngx_fishchat_media_add(viewers, -1);
-        }
-
-        return ngx_http_fishchat_media_ok(r);
-
     } else {
-        ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
-                       "fishchat media: \"%V\" noted", &call);
-
-        return ngx_http_fishchat_media_ok(r);
+        return ngx_http_fishchat_media_done(r, mlcf, &call, &body);
     }
 
     if (ngx_http_fishchat_media_field(&body, "name", &name, r->pool) != NGX_OK
@@ -364,6 +336,48 @@ ngx_http_fishchat_media_hook(ngx_http_request_t *r)
     }
 
     return ngx_http_fishchat_media_revocation(r, mlcf, &call, &name, &t);
+}
+
+
+/* the notifications that need no token: what ended, and the others */
+
+static ngx_int_t
+ngx_http_fishchat_media_done(ngx_http_request_t *r,
+    ngx_http_fishchat_media_loc_conf_t *mlcf, ngx_str_t *call,
+    ngx_str_t *body)
+{
+    ngx_str_t  name;
+
+    if (call->len == 11 && ngx_strncmp(call->data, "record_done", 11) == 0) {
+        return ngx_http_fishchat_media_record(r, body);
+    }
+
+    if (call->len == 12 && ngx_strncmp(call->data, "publish_done", 12) == 0) {
+        ngx_fishchat_media_add(streams, -1);
+
+        if (ngx_http_fishchat_media_field(body, "name", &name, r->pool)
+            == NGX_OK
+            && ngx_fishchat_valid_id(&name) == NGX_OK)
+        {
+            ngx_http_fishchat_media_notice(r->pool, mlcf->notice, &name,
+                                           "ENDED", NULL);
+        }
+
+        return ngx_http_fishchat_media_ok(r);
+    }
+
+    if (call->len == 9 && ngx_strncmp(call->data, "play_done", 9) == 0) {
+        if (!ngx_http_fishchat_media_relay(r, body)) {
+            ngx_fishchat_media_add(viewers, -1);
+        }
+
+        return ngx_http_fishchat_media_ok(r);
+    }
+
+    ngx_log_debug1(NGX_LOG_DEBUG_HTTP, r->connection->log, 0,
+                   "fishchat media: \"%V\" noted", call);
+
+    return ngx_http_fishchat_media_ok(r);
 }
 
 

@@ -137,6 +137,10 @@ static void ngx_http_fishchat_monitor_cluster_cleanup(void *data);
 static ngx_http_fishchat_monitor_server_t *
     ngx_http_fishchat_monitor_cluster_servers(ngx_http_request_t *r,
     redisReply *reply, ngx_uint_t n);
+static ngx_int_t ngx_http_fishchat_monitor_cluster_nodes(
+    ngx_http_request_t *r, ngx_fishchat_json_t *out,
+    ngx_http_fishchat_monitor_server_t *servers, ngx_uint_t n,
+    ngx_fishchat_conf_t *fcf);
 static ngx_int_t ngx_http_fishchat_monitor_cluster_node(
     ngx_http_request_t *r, ngx_fishchat_json_t *out,
     ngx_http_fishchat_monitor_server_t *servers, ngx_uint_t i, ngx_uint_t n);
@@ -1357,13 +1361,13 @@ static ngx_int_t
 ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
     redisReply *reply)
 {
-    ngx_str_t                           *node, *name, prev;
-    ngx_int_t                            total, sessions;
-    ngx_uint_t                           i, k, n, first;
+    ngx_str_t                           *node;
+    ngx_int_t                            total;
+    ngx_uint_t                           n;
     redisReply                          *head;
     ngx_fishchat_conf_t                 *fcf;
     ngx_fishchat_json_t                  out;
-    ngx_http_fishchat_monitor_server_t  *servers, *s;
+    ngx_http_fishchat_monitor_server_t  *servers;
 
     if (reply == NULL) {
         return ngx_http_fishchat_monitor_cluster_error(r, "down",
@@ -1417,7 +1421,30 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
         (int64_t) head->element[1]->integer,
         (int64_t) head->element[2]->integer);
 
-    /* one entry per node, its servers in it; servers are sorted by node */
+    if (ngx_http_fishchat_monitor_cluster_nodes(r, &out, servers, n, fcf)
+        != NGX_OK)
+    {
+        return NGX_HTTP_INTERNAL_SERVER_ERROR;
+    }
+
+    ngx_fishchat_json_fmt(&out, "]}" CRLF);
+
+    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
+                                          &out);
+}
+
+
+/* one entry per node, its servers in it; servers are sorted by node */
+
+static ngx_int_t
+ngx_http_fishchat_monitor_cluster_nodes(ngx_http_request_t *r,
+    ngx_fishchat_json_t *out, ngx_http_fishchat_monitor_server_t *servers,
+    ngx_uint_t n, ngx_fishchat_conf_t *fcf)
+{
+    ngx_str_t                           *name, prev;
+    ngx_int_t                            sessions;
+    ngx_uint_t                           i, k, first;
+    ngx_http_fishchat_monitor_server_t  *s;
 
     ngx_str_null(&prev);
     first = 1;
@@ -1453,10 +1480,10 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
         name = ngx_http_fishchat_monitor_json_str(r->pool, &s->node);
         if (name == NULL) {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
-        ngx_fishchat_json_fmt(&out,
+        ngx_fishchat_json_fmt(out,
             "%s{\"node\":\"%V\",\"self\":%s,\"sessions\":%i,\"servers\":[",
             first ? "" : ",", name,
             (s->node.len == fcf->name.len
@@ -1466,19 +1493,16 @@ ngx_http_fishchat_monitor_cluster_send(ngx_http_request_t *r,
 
         first = 0;
 
-        if (ngx_http_fishchat_monitor_cluster_node(r, &out, servers, i, n)
+        if (ngx_http_fishchat_monitor_cluster_node(r, out, servers, i, n)
             != NGX_OK)
         {
-            return NGX_HTTP_INTERNAL_SERVER_ERROR;
+            return NGX_ERROR;
         }
 
-        ngx_fishchat_json_fmt(&out, "]}");
+        ngx_fishchat_json_fmt(out, "]}");
     }
 
-    ngx_fishchat_json_fmt(&out, "]}" CRLF);
-
-    return ngx_http_fishchat_monitor_send(r, NGX_HTTP_OK, "application/json",
-                                          &out);
+    return NGX_OK;
 }
 
 
