@@ -45,8 +45,12 @@
 /* commands held back (fishchat_redis_flush_delay) are written at this */
 #define NGX_FISHCHAT_REDIS_FLUSH_SIZE   16384
 
-/* the arguments of ngx_fishchat_redis_command() kept on the stack */
-#define NGX_FISHCHAT_REDIS_STACK_ARGS   64
+/*
+ * the arguments of ngx_fishchat_redis_command() kept on the stack (its
+ * callers send a handful; a script with many goes through
+ * ngx_fishchat_redis_eval())
+ */
+#define NGX_FISHCHAT_REDIS_STACK_ARGS   16
 
 /* a channel on the subscriber link */
 #define NGX_FISHCHAT_REDIS_SUB_IDLE     0   /* not sent on this connection */
@@ -1340,8 +1344,6 @@ ngx_fishchat_redis_command(ngx_fishchat_redis_t *link,
     ngx_str_t                 *args;
     ngx_fishchat_redis_req_t  *req;
     ngx_str_t                  stack[NGX_FISHCHAT_REDIS_STACK_ARGS];
-
-    /* as many as a command has: the positions of a topic's members */
 
     if (argc <= NGX_FISHCHAT_REDIS_STACK_ARGS) {
         args = stack;

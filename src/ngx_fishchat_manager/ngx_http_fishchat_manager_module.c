@@ -1281,17 +1281,22 @@ ngx_http_fishchat_manager_messages(ngx_http_fishchat_manager_ctx_t *ctx,
 }
 
 
-/* a key of the path's first parameter (a client, a file), in ctx->scratch */
+/* one key of the path's first parameter (a client, a file) */
 
 ngx_str_t
 ngx_http_fishchat_manager_key(ngx_http_fishchat_manager_ctx_t *ctx,
     char *prefix, char *suffix)
 {
-    u_char  *p;
+    char       *parts[3];
+    ngx_str_t   key;
 
-    p = ctx->scratch;
+    parts[0] = prefix;
+    parts[1] = suffix;
+    parts[2] = NULL;
 
-    return ngx_fishchat_key(&p, prefix, &ctx->param[0], suffix);
+    ngx_http_fishchat_manager_keys(ctx, &key, parts);
+
+    return key;
 }
 
 

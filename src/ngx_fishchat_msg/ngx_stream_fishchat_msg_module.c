@@ -1037,6 +1037,10 @@ ngx_stream_fishchat_msg_init_process(ngx_cycle_t *cycle)
         return NGX_ERROR;
     }
 
+    if (ngx_stream_fishchat_msg_acks_init(cycle, fcf) != NGX_OK) {
+        return NGX_ERROR;
+    }
+
     if (ngx_fishchat_worker_channel(cycle->pool, &w->channel) != NGX_OK) {
         return NGX_ERROR;
     }

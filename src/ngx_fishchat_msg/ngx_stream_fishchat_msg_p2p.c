@@ -25,6 +25,10 @@
 /* the acks of a script call at the most */
 #define NGX_STREAM_FISHCHAT_MSG_ACKS  64
 
+/* the room for the two inbox keys of an ack, less the prefix */
+#define NGX_STREAM_FISHCHAT_MSG_ACK_KEYS                                      \
+    (2 * (NGX_FISHCHAT_ID_MAX + sizeof("inbox:{}:m")))
+
 
 typedef struct {
     ngx_stream_fishchat_msg_session_t  *sess;
@@ -46,6 +50,7 @@ static ngx_stream_fishchat_msg_ack_t
     ngx_stream_fishchat_msg_acks[NGX_STREAM_FISHCHAT_MSG_ACKS];
 static ngx_uint_t   ngx_stream_fishchat_msg_nacks;
 static ngx_event_t  ngx_stream_fishchat_msg_acks_event;
+static u_char      *ngx_stream_fishchat_msg_acks_keys;
 
 
 static ngx_str_t  ngx_stream_fishchat_msg_resp_p2p =
@@ -507,7 +512,6 @@ ngx_int_t
 ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
     ngx_fishchat_frame_t *m)
 {
-    ngx_event_t                    *ev;
     ngx_stream_fishchat_msg_ack_t  *ack;
 
     if (!sess->logged_in) {
@@ -546,13 +550,31 @@ ngx_stream_fishchat_msg_ack(ngx_stream_fishchat_msg_session_t *sess,
         return NGX_OK;
     }
 
-    ev = &ngx_stream_fishchat_msg_acks_event;
+    ngx_post_event(&ngx_stream_fishchat_msg_acks_event, &ngx_posted_events);
 
-    if (!ev->posted) {
-        ev->handler = ngx_stream_fishchat_msg_acks_handler;
-        ev->log = ngx_cycle->log;
-        ngx_post_event(ev, &ngx_posted_events);
+    return NGX_OK;
+}
+
+
+/* the acks' event and the room for their keys, once a worker */
+
+ngx_int_t
+ngx_stream_fishchat_msg_acks_init(ngx_cycle_t *cycle,
+    ngx_fishchat_conf_t *fcf)
+{
+    size_t  size;
+
+    size = NGX_STREAM_FISHCHAT_MSG_ACKS
+           * (2 * fcf->redis_prefix.len + NGX_STREAM_FISHCHAT_MSG_ACK_KEYS);
+
+    ngx_stream_fishchat_msg_acks_keys = ngx_palloc(cycle->pool, size);
+    if (ngx_stream_fishchat_msg_acks_keys == NULL) {
+        return NGX_ERROR;
     }
+
+    ngx_fishchat_event_init(&ngx_stream_fishchat_msg_acks_event,
+                            ngx_stream_fishchat_msg_acks_handler, NULL,
+                            cycle->log);
 
     return NGX_OK;
 }
@@ -573,7 +595,7 @@ ngx_stream_fishchat_msg_acks_handler(ngx_event_t *ev)
 void
 ngx_stream_fishchat_msg_acks_flush(void)
 {
-    u_char                            *keys, *p;
+    u_char                            *p;
     ngx_str_t                          id;
     ngx_uint_t                         i, n;
     ngx_fishchat_redis_req_t          *req;
@@ -605,14 +627,7 @@ ngx_stream_fishchat_msg_acks_flush(void)
         return;
     }
 
-    keys = ngx_alloc(n * 2 * (w->fcf->redis_prefix.len + NGX_FISHCHAT_ID_MAX
-                              + sizeof("inbox:{}:m")), ngx_cycle->log);
-    if (keys == NULL) {
-        req = NULL;
-        goto failed;
-    }
-
-    p = keys;
+    p = ngx_stream_fishchat_msg_acks_keys;
 
     for (i = 0; i < n; i++) {
         ack = &ngx_stream_fishchat_msg_acks[i];
@@ -632,10 +647,6 @@ ngx_stream_fishchat_msg_acks_flush(void)
     req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(), w->mmcf->ack,
                                   ngx_stream_fishchat_msg_acked,
                                   (void *) (uintptr_t) n, 2 * n, 3 * n, args);
-
-    ngx_free(keys);
-
-failed:
 
     if (req == NULL) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,

@@ -339,6 +339,8 @@ ngx_int_t ngx_stream_fishchat_msg_p2p(
 ngx_int_t ngx_stream_fishchat_msg_p2p_send(
     ngx_stream_fishchat_msg_session_t *sess, ngx_str_t *to, ngx_str_t *text,
     ngx_str_t *from, ngx_str_t *ref, u_char *uuid);
+ngx_int_t ngx_stream_fishchat_msg_acks_init(ngx_cycle_t *cycle,
+    ngx_fishchat_conf_t *fcf);
 void ngx_stream_fishchat_msg_acks_flush(void);
 ngx_int_t ngx_stream_fishchat_msg_ack(
     ngx_stream_fishchat_msg_session_t *sess, ngx_fishchat_frame_t *m);

@@ -1448,9 +1448,9 @@ ngx_stream_fishchat_msg_write(ngx_stream_fishchat_msg_session_t *sess,
 
 
 /*
- * The same for ACCEPTED and the deliveries of 1:1 messages, which a read
- * of a Redis link makes many of in one pass: those wait for the end of
- * the pass
+ * The same for ACCEPTED and the deliveries of 1:1 messages: made from the
+ * replies of a read of a Redis link, which are many, they wait for the
+ * end of the pass, so that a session's frames among them go in one write
  */
 
 static ngx_int_t
@@ -1461,12 +1461,6 @@ ngx_stream_fishchat_msg_write_pass(ngx_stream_fishchat_msg_session_t *sess,
         && !sess->closed
         && sess->out.bytes + len <= sess->conf->send_buffer)
     {
-        /*
-         * A frame made from a Redis reply (ACCEPTED, a delivery) waits
-         * for the end of the pass: the replies of one read of the link
-         * are many, and a session's frames among them go in one write
-         */
-
         if (ngx_fishchat_out_append(&sess->out, data, len, sess->c->log)
             != NGX_OK)
         {

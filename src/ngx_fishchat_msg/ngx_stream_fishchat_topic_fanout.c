@@ -1466,15 +1466,12 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
     ngx_stream_fishchat_topic_member_t *only)
 {
     u_char                              *p, *nums;
-    size_t                              *argvlen;
-    ngx_str_t                            key;
-    ngx_uint_t                           n, argc;
-    const char                         **argv;
+    ngx_str_t                           *args;
+    ngx_uint_t                           n, nargs;
     ngx_queue_t                         *q;
     ngx_fishchat_redis_req_t            *req;
     ngx_stream_fishchat_msg_worker_t    *w;
     ngx_stream_fishchat_topic_member_t  *mb;
-    u_char                               nk[] = "1";
 
     w = ngx_stream_fishchat_msg_worker;
 
@@ -1502,30 +1499,22 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
         return;
     }
 
-    argc = 4 + 2 * n;
+    /* the members' key, then each member and its position */
 
-    argv = ngx_alloc(argc * (sizeof(char *) + sizeof(size_t))
-                     + n * NGX_INT64_LEN, ngx_cycle->log);
-    if (argv == NULL) {
+    nargs = 1 + 2 * n;
+
+    args = ngx_alloc(nargs * sizeof(ngx_str_t) + n * NGX_INT64_LEN,
+                     ngx_cycle->log);
+    if (args == NULL) {
         return;
     }
 
-    argvlen = (size_t *) (argv + argc);
-    nums = (u_char *) (argvlen + argc);
+    nums = (u_char *) (args + nargs);
 
     p = w->scratch;
-    key = ngx_fishchat_key(&p, "topic:", &t->node.str, ":members");
+    args[0] = ngx_fishchat_key(&p, "topic:", &t->node.str, ":members");
 
-    argv[0] = "EVALSHA";
-    argvlen[0] = sizeof("EVALSHA") - 1;
-    argv[1] = (const char *) w->topics->conf->save->sha;
-    argvlen[1] = 40;
-    argv[2] = (const char *) nk;
-    argvlen[2] = 1;
-    argv[3] = (const char *) key.data;
-    argvlen[3] = key.len;
-
-    argc = 4;
+    nargs = 1;
 
     for (q = ngx_queue_head(&t->members);
          q != ngx_queue_sentinel(&t->members);
@@ -1537,20 +1526,19 @@ ngx_stream_fishchat_topic_save(ngx_stream_fishchat_topic_t *t,
             continue;
         }
 
-        argv[argc] = (const char *) mb->sess->node.str.data;
-        argvlen[argc] = mb->sess->node.str.len;
-        argc++;
+        args[nargs++] = mb->sess->node.str;
 
-        argv[argc] = (const char *) nums;
-        argvlen[argc] = ngx_sprintf(nums, "%uL", mb->saving) - nums;
-        nums += argvlen[argc];
-        argc++;
+        args[nargs].data = nums;
+        args[nargs].len = ngx_sprintf(nums, "%uL", mb->saving) - nums;
+        nums += args[nargs].len;
+        nargs++;
     }
 
-    req = ngx_fishchat_redis_command(ngx_fishchat_redis_link(), NULL, NULL,
-                                     argc, argv, argvlen);
+    req = ngx_fishchat_redis_eval(ngx_fishchat_redis_link(),
+                                  w->topics->conf->save, NULL, NULL, 1, nargs,
+                                  args);
 
-    ngx_free(argv);
+    ngx_free(args);
 
     if (req == NULL) {
         ngx_log_error(NGX_LOG_INFO, ngx_cycle->log, 0,
