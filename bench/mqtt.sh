@@ -8,8 +8,9 @@
 #   RUNS=1 MQTT_SECS=5 bench/mqtt.sh
 #   NGINX=/tmp/nginx-mqtt bench/mqtt.sh
 #
-# Installs mosquitto with apt-get when it is missing (its service is not
-# used: the package's own one is left alone).  Starts, in the background,
+# Installs mosquitto with util/deps.sh when it is missing (its service is
+# not used: the package's own one is left alone).  MOSQUITTO names the
+# binary (/usr/sbin/mosquitto: not on a user's PATH).  Starts, in the background,
 # and stops on exit (Ctrl-C included), only what it started, by pid:
 #
 #   - a private Redis on a free port with the append-only file as ours
@@ -76,22 +77,17 @@ failed=0
 redis_pid=
 mosq_pid=
 
-need redis-server redis-cli flock python3 make
-[ -x "$NGINX_SRC" ] || die "$NGINX_SRC is missing: make build"
+MOSQUITTO=${MOSQUITTO:-/usr/sbin/mosquitto}
 
-# --- Mosquitto: installed when missing (as util/deps.sh installs) ---------
+# --- Mosquitto (and python3, for free ports): installed when missing ------
 
-if ! command -v mosquitto >/dev/null; then
-    echo "mqtt.sh: installing mosquitto"
-    as_root() {
-        if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
-    }
-    as_root apt-get update -qq
-    as_root env DEBIAN_FRONTEND=noninteractive \
-        apt-get install -y -qq --no-install-recommends mosquitto
+if [ ! -x "$MOSQUITTO" ] || ! command -v python3 >/dev/null; then
+    "$top/util/deps.sh" mosquitto python3
 fi
 
-need mosquitto
+need redis-server redis-cli flock python3 make
+[ -x "$NGINX_SRC" ] || die "$NGINX_SRC is missing: make build"
+[ -x "$MOSQUITTO" ] || die "$MOSQUITTO is missing"
 
 make -s -C "$top/bench" fc-load
 
@@ -217,7 +213,7 @@ mosq_start() {
         mosq_pid=
     fi
 
-    mosquitto -c "$dir/mosquitto.conf" 2>>"$dir/logs/mosquitto.log" &
+    "$MOSQUITTO" -c "$dir/mosquitto.conf" 2>>"$dir/logs/mosquitto.log" &
     mosq_pid=$!
     echo "$mosq_pid" > "$mosq_pidfile"
 
@@ -303,11 +299,11 @@ run() {
                 print line }' >> "$results" || true
 }
 
-ours="-s $servers -p $pidfile -k $dir/redis.pid"
+ours=(-s "$servers" -p "$pidfile" -k "$dir/redis.pid")
 # mosquitto listens with a backlog of 100: connects under way beyond that
 # are dropped and retried by the kernel a second later, so fc-load keeps
 # 64 under way (-c) instead of 256
-theirs="-s 127.0.0.1:$mqtt_port -p $mosq_pidfile -c 64"
+theirs=(-s "127.0.0.1:$mqtt_port" -p "$mosq_pidfile" -c 64)
 
 nginx_start
 mosq_start
@@ -316,24 +312,25 @@ commit=$(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo "?")
 say "mqtt.sh: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg)" \
     "at the start; at $commit; nginx $("$nginx" -v 2>&1 \
     | sed 's/.*nginx\///') ($NGINX_SRC), Redis $(redis-server --version \
-    | sed 's/.*v=\([^ ]*\).*/\1/'), $(mosquitto -h 2>&1 | head -1); in $dir"
+    | sed 's/.*v=\([^ ]*\).*/\1/'), $("$MOSQUITTO" -h 2>&1 | head -1); in $dir"
 
 for i in $(seq 1 "$RUNS"); do
-    # shellcheck disable=SC2086
     {
-        run ours-max p2p -n "$P2P_N" -w "$P2P_WINDOW" -t "$MQTT_SECS" $ours
+        run ours-max p2p -n "$P2P_N" -w "$P2P_WINDOW" -t "$MQTT_SECS" \
+            "${ours[@]}"
         run mosq-max mqtt -n "$P2P_N" -w "$P2P_WINDOW" -t "$MQTT_SECS" \
-            $theirs
-        run ours-rate p2p -n "$P2P_N" -r "$MQTT_RATE" -t "$MQTT_SECS" $ours
+            "${theirs[@]}"
+        run ours-rate p2p -n "$P2P_N" -r "$MQTT_RATE" -t "$MQTT_SECS" \
+            "${ours[@]}"
         run mosq-rate mqtt -n "$P2P_N" -r "$MQTT_RATE" -t "$MQTT_SECS" \
-            $theirs
+            "${theirs[@]}"
 
         # memory: each server fresh, so that "RSS before" is a process
         # that never held sessions
         nginx_start
-        run ours-idle idle -n "$IDLE_N" -t "$IDLE_HOLD" $ours
+        run ours-idle idle -n "$IDLE_N" -t "$IDLE_HOLD" "${ours[@]}"
         mosq_start
-        run mosq-idle mqtt-idle -n "$IDLE_N" -t "$IDLE_HOLD" $theirs
+        run mosq-idle mqtt-idle -n "$IDLE_N" -t "$IDLE_HOLD" "${theirs[@]}"
     }
 done
 
@@ -378,9 +375,11 @@ say "| memory a session ($IDLE_N idle sessions, bytes) |" \
 say "| lost / duplicates |" \
     "$(sum ours undelivered) / $(sum ours duplicates) |" \
     "$(sum mosq undelivered) / $(sum mosq duplicates) |"
-say "| errors, closed sessions, timeouts |" \
-    "$(sum ours errors) / $(sum ours closed) / $(sum ours timeouts) |" \
-    "$(sum mosq errors) / $(sum mosq closed) / $(sum mosq timeouts) |"
+say "| errors, bad frames, closed sessions, timeouts |" \
+    "$(sum ours errors) / $(sum ours bad_frames) / $(sum ours closed) /" \
+    "$(sum ours timeouts) |" \
+    "$(sum mosq errors) / $(sum mosq bad_frames) / $(sum mosq closed) /" \
+    "$(sum mosq timeouts) |"
 say ""
 say "nginx [alert]/[crit]/[emerg] lines: $crashes; runs that failed:" \
     "$(grep -c 'fc-load exited' "$log" || true)"

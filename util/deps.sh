@@ -19,6 +19,9 @@
 # configuration (the system's apt sources are never touched) and installed
 # with dpkg after its dependencies from Debian 12.
 
+#
+# util/deps.sh PKG...: those too (the benches' own, such as mosquitto).
+
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +37,8 @@ pkgs="build-essential pkg-config libpcre2-dev zlib1g-dev libssl-dev
       libscalar-list-utils-perl libjson-pp-perl procps wrk
       chromium chromium-driver
       libjwt-dev libio-socket-ssl-perl openssl
-      clang libclang-rt-14-dev"
+      clang libclang-rt-14-dev
+      $*"
 
 missing=""
 for p in $pkgs; do

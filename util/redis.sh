@@ -88,6 +88,14 @@ stop)
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.05
         done
+        if kill -0 "$pid" 2>/dev/null; then
+            # not gone in 10 s: killed, and waited for again
+            kill -KILL "$pid" 2>/dev/null || true
+            for i in $(seq 1 100); do
+                kill -0 "$pid" 2>/dev/null || break
+                sleep 0.05
+            done
+        fi
         rm -f "$pidf"
     fi
     ;;

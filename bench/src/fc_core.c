@@ -1156,7 +1156,8 @@ main(int argc, char **argv)
     }
 
     if (fc_conf.n > 10000000 || fc_conf.m <= 0 || fc_conf.m > 1000000
-        || fc_conf.window == 0 || fc_conf.procs == 0
+        || fc_conf.window == 0 || fc_conf.window > 65535
+        || fc_conf.procs == 0
         || fc_conf.procs > FC_MAX_PROCS || fc_conf.conc == 0
         || fc_conf.secs < 0 || fc_conf.warmup < 0 || fc_conf.rate < 0
         || fc_conf.conn_timeout <= 0 || fc_conf.msg_size > 4000)

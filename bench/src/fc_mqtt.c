@@ -198,10 +198,15 @@ fc_mqtt_send(fc_conn_t *c, int64_t now)
 
     ci = (uint32_t) (c - fc.conns);
 
-    pid = (uint16_t) (fc_mqtt_pids[ci] == 65535 ? 1 : fc_mqtt_pids[ci] + 1);
-    fc_mqtt_pids[ci] = pid;
+    /*
+     * packet ids go from 1 to a multiple of -w, so that they take the
+     * slots in turn across the wrap too: in flight are at most -w,
+     * answered in order, so the slot is free
+     */
 
-    /* in flight are at most -w, answered in order: the slot is free */
+    pid = (uint16_t) (fc_mqtt_pids[ci] >= 65535 - 65535 % fc_conf.window
+                      ? 1 : fc_mqtt_pids[ci] + 1);
+    fc_mqtt_pids[ci] = pid;
 
     s = &fc_mqtt_slots[(size_t) ci * fc_conf.window + pid % fc_conf.window];
     s->sent = now;
